@@ -1,0 +1,45 @@
+// The record log's contract: what the agent needs from its store-and-forward buffer.
+// Readings, events and gaps share one per-device sequence (WIRE.md "Records and acks").
+
+import type { CborValue } from '../cbor.js';
+
+/** Record kinds; the numbers are the WIRE.md uplink body types that carry them. */
+export const RecordKind = { reading: 1, event: 2, gap: 7 } as const;
+
+export type LogEntry =
+  | { kind: 1; seq: number; t: number; channel: number; value: number }
+  | { kind: 2; seq: number; t: number; event: string; data?: { [key: string]: CborValue } }
+  /** seqs `seq`..`last` were lost before any ack covered them (`reason` "full" when dropped for space). */
+  | { kind: 7; seq: number; last: number; reason: string };
+
+export interface LogStats {
+  /** Bytes the log can hold. */
+  capacityBytes: number;
+  /** Bytes in use by records not yet trimmed. */
+  usedBytes: number;
+  /** Records stored and not yet covered by an ack. */
+  buffered: number;
+  /** Oldest seq still stored (0 if none). */
+  oldestSeq: number;
+  /** Newest seq assigned (0 if none). */
+  newestSeq: number;
+  /** Highest seq covered by an ack. */
+  ackedSeq: number;
+  /** Readings dropped because the log was full, ever. */
+  dropped: number;
+}
+
+export interface RecordLog {
+  /** Appends a reading durably; returns its seq. `t` is unix seconds (0 = no valid clock). */
+  appendReading(t: number, channel: number, value: number): number;
+  /** Appends an event durably; returns its seq. Events are never dropped to make room. */
+  appendEvent(t: number, event: string, data?: { [key: string]: CborValue }): number;
+  /**
+   * Entries with seq > `after`, oldest first, at most `max` of them. A range of seqs the log dropped
+   * comes back as one gap entry, so the reader can tell the gateway they are gone.
+   */
+  read(after: number, max: number): LogEntry[];
+  /** The gateway holds everything up to `seq` (or it was declared lost): those records may be trimmed. */
+  ack(seq: number): void;
+  stats(): LogStats;
+}

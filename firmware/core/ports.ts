@@ -1,0 +1,128 @@
+// The ports: everything the firmware core needs from the world, in one file.
+// The Moddable layer (firmware/moddable) and the host layer (host/) each implement them.
+// The core never imports a platform module; it receives these objects from its entry point.
+
+/** A flash partition, in the shape of ECMA-419 `embedded:storage/flash`. */
+export interface Flash {
+  /** Bytes in one erase block. */
+  readonly blockSize: number;
+  /** Number of erase blocks in the partition. */
+  readonly blocks: number;
+  /** Writes must start at a multiple of this and be a multiple of it long (1 = byte writable). */
+  readonly writeAlign: number;
+  /** Value of an erased byte (0xff on NOR flash). */
+  readonly erasedValue: number;
+  /** Reads `length` bytes at absolute `offset` into a fresh buffer. */
+  read(offset: number, length: number): Uint8Array;
+  /** Programs bytes at absolute `offset`. Like NOR flash it may only clear bits; erase to set them again. */
+  write(offset: number, bytes: Uint8Array): void;
+  /** Erases one block (all bytes become `erasedValue`). */
+  eraseBlock(block: number): void;
+}
+
+/** Wall clock and monotonic time. */
+export interface Clock {
+  /** Unix time in milliseconds, or NaN while the device has no valid clock. */
+  now(): number;
+  /** Milliseconds since boot; never goes backwards. */
+  monotonic(): number;
+  /** Sets the wall clock (from SNTP, a telegram or a `time` body). */
+  set?(unixMs: number): void;
+}
+
+/** Timers, so the core can schedule work without a platform's setTimeout. */
+export interface Timers {
+  set(callback: () => void, ms: number): number;
+  repeat(callback: () => void, ms: number): number;
+  clear(id: number): void;
+}
+
+/** Link states, numbers rather than strings (STYLE.md). */
+export const LinkState = { down: 0, connecting: 1, up: 2 } as const;
+export type LinkStateValue = (typeof LinkState)[keyof typeof LinkState];
+
+export interface TransportHandlers {
+  onConnect(): void;
+  onDisconnect(reason: string): void;
+  onMessage(topic: string, payload: Uint8Array): void;
+}
+
+export interface TransportOptions {
+  clientId: string;
+  username?: string;
+  password?: string;
+  will?: { topic: string; payload: Uint8Array; qos: 0 | 1 };
+  subscriptions: string[];
+}
+
+/** One MQTT uplink. Implementations reconnect and resubscribe by themselves. */
+export interface Transport {
+  readonly name: string;
+  readonly state: LinkStateValue;
+  /** Last error text, or "" */
+  readonly lastError: string;
+  start(options: TransportOptions, handlers: TransportHandlers): void;
+  /** Changes the credentials and reconnects (after pairing or unpairing). */
+  restart(options: TransportOptions): void;
+  /** QoS 1 publish. Returns false when the link is down (nothing queued). */
+  publish(topic: string, payload: Uint8Array): boolean;
+  stop(): void;
+}
+
+/** Bytes in and out of a serial line (the technician's console, the P1 port). */
+export interface SerialPort {
+  onReadable(callback: (bytes: Uint8Array) => void): void;
+  write(bytes: Uint8Array): void;
+}
+
+/** A load switch the agent controls. */
+export interface Relay {
+  readonly id: number;
+  get(): boolean;
+  set(on: boolean): void;
+}
+
+/** A meter: something that hands the core channel values (WIRE.md channels, integer units). */
+export interface MeterSource {
+  /** Starts delivering readings; `onReading` receives [channel, value] pairs taken at unix ms `t` (NaN = no clock). */
+  start(onReading: (t: number, values: ReadonlyArray<readonly [number, number]>) => void): void;
+  stop(): void;
+}
+
+/** Cryptographically secure random bytes. */
+export interface Random {
+  fill(bytes: Uint8Array): void;
+}
+
+/** Small persistent values (identity, pairing, counters). Writes are durable when `set` returns. */
+export interface KeyValue {
+  get(key: string): Uint8Array | undefined;
+  set(key: string, value: Uint8Array): void;
+  delete(key: string): void;
+}
+
+export type GuestImport = (...args: number[]) => number | void;
+
+export interface GuestInstance {
+  /** Calls an export with a fuel budget; throws a GuestTrap on trap, fuel exhaustion or memory breach. */
+  call(name: string, args: number[], fuel: number): number | undefined;
+  hasExport(name: string): boolean;
+  /** Fuel used by the last call. */
+  readonly fuelUsed: number;
+  readMemory(ptr: number, len: number): Uint8Array;
+  dispose(): void;
+}
+
+/** A WebAssembly engine (wasm3 on the meter, Node's WebAssembly on a host). */
+export interface GuestEngine {
+  instantiate(
+    wasm: Uint8Array,
+    imports: Record<string, GuestImport>,
+    limits: { memoryBytes: number },
+  ): GuestInstance;
+}
+
+/** Where the core writes human-readable log lines (console `log`, host stdout). */
+export interface Logger {
+  log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
+}
