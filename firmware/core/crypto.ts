@@ -4,6 +4,7 @@
 import nacl from 'tweetnacl';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
+import { pbkdf2 as noblePbkdf2 } from '@noble/hashes/pbkdf2.js';
 import type { Random } from './ports.js';
 import { concat, utf8Encode } from './bytes.js';
 
@@ -32,6 +33,11 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
 
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   return nobleHmac(nobleSha256, key, parts.length === 1 ? parts[0] : concat(...parts));
+}
+
+/** PBKDF2-HMAC-SHA256 (RFC 8018), pure JS: the console's PIN hash (console/pin.ts). */
+export function pbkdf2Sha256(password: Uint8Array, salt: Uint8Array, iterations: number, dkLen = 32): Uint8Array {
+  return noblePbkdf2(nobleSha256, password, salt, { c: iterations, dkLen });
 }
 
 export function text(s: string): Uint8Array {

@@ -103,22 +103,42 @@ export interface KeyValue {
 
 export type GuestImport = (...args: number[]) => number | void;
 
+/** What stopped a guest call (GuestTrap.kind); the supervisor reports each differently. */
+export const TrapKind = { none: 0, trap: 1, fuel: 2, memory: 3 } as const;
+
+/** Thrown by GuestInstance.call and GuestEngine.instantiate: a trap, fuel exhaustion or a memory-cap breach. */
+export class GuestTrap extends Error {
+  readonly kind: number;
+  constructor(kind: number, message: string) {
+    super(message);
+    this.name = 'GuestTrap';
+    this.kind = kind;
+  }
+}
+
 export interface GuestInstance {
   /** Calls an export with a fuel budget; throws a GuestTrap on trap, fuel exhaustion or memory breach. */
   call(name: string, args: number[], fuel: number): number | undefined;
   hasExport(name: string): boolean;
-  /** Fuel used by the last call. */
+  /** Fuel used by the last call (also when it trapped). */
   readonly fuelUsed: number;
+  /** Guest memory [ptr, ptr+len); throws a GuestTrap (memory) when that is not within the memory cap. */
   readMemory(ptr: number, len: number): Uint8Array;
   dispose(): void;
 }
 
 /** A WebAssembly engine (wasm3 on the meter, Node's WebAssembly on a host). */
 export interface GuestEngine {
+  /**
+   * Loads a module that validate.ts accepted, linking `imports` as module `gridlet` and metering as
+   * `metering.usegas`. `memoryBytes` caps the memory the guest may touch, exactly; `fuel` bounds a
+   * start function, if the module has one (an engine picks a default budget when it is absent).
+   * Throws a GuestTrap when the module cannot be loaded or its start function traps.
+   */
   instantiate(
     wasm: Uint8Array,
     imports: Record<string, GuestImport>,
-    limits: { memoryBytes: number },
+    limits: { memoryBytes: number; fuel?: number },
   ): GuestInstance;
 }
 

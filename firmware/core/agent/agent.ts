@@ -1,0 +1,455 @@
+// The agent: one meter's life. It pairs with a gateway (WIRE.md "Pairing"), logs every reading
+// in its record log, sends the backlog oldest first in sealed frames, trims on ack, and acts on
+// downlink bodies. It touches the world only through ports.
+
+import { equal, utf8Decode, utf8Encode } from '../bytes.js';
+import type { CborValue } from '../cbor.js';
+import { randomBytes, sha256, useRandom } from '../crypto.js';
+import type { LogEntry, RecordLog } from '../log/record-log.js';
+import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, TransportOptions } from '../ports.js';
+import { Links, UNHEALTHY_AFTER_MS } from './links.js';
+import { Body, BodyError, decodeBody, DOWNLINK_TYPES, encodeBody, type DownBody, type ReadingRecord, type UpBody } from '../wire/bodies.js';
+import { Direction, openBox, parseFrame, ReplayWindow, sealFrame } from '../wire/frame.js';
+import {
+  decodePairAccept, encodeHello, mqttPassword, PairCheck, PROTOCOL_VERSION, sessionKey, verifyPairAccept,
+} from '../wire/pairing.js';
+import { DEFAULT_PREFIX, topics } from '../wire/topics.js';
+import {
+  forgetSession, loadDownWindow, loadIdentity, loadSession, saveDownWindow, saveSession, UpCounter,
+  type Identity, type Session,
+} from './identity.js';
+
+export const AgentState = { unpaired: 0, paired: 1 } as const;
+
+export interface AgentOptions {
+  kv: KeyValue;
+  random: Random;
+  clock: Clock;
+  timers: Timers;
+  log: RecordLog;
+  /** Uplinks in order of preference (links.ts decides which one carries frames). */
+  uplinks: Transport[];
+  meter?: MeterSource;
+  logger?: Logger;
+  model: string;
+  firmware: string;
+  capabilities?: string[];
+  topicPrefix?: string;
+  /** Heap bytes in use, for `status` (the platform knows; 0 if it does not). */
+  heapUsed?: () => number;
+  /** Called on things a host UI shows: 'paired', 'unpaired', 'ack', 'reading', 'link'. */
+  onEvent?: (name: string, detail?: unknown) => void;
+}
+
+/** Seconds without an ack after which unacked records are sent again (WIRE.md). */
+export const RESEND_AFTER_MS = 30_000;
+export const HELLO_EVERY_MS = 60_000;
+const PAIR_FAILURE_LIMIT = 5;
+const PAIR_LOCKOUT_MS = 10 * 60_000;
+/** Body bytes per frame: 2048 minus the frame's own overhead (array, counter, salt, MAC) with margin. */
+const MAX_BODY_BYTES = 1900;
+const RECORDS_PER_FRAME = 120;
+/** Frames sent per pacing tick, so a day of backlog does not starve live readings or the link. */
+const FRAMES_PER_TICK = 8;
+const TICK_MS = 250;
+const STATUS_EVERY_MS = 5 * 60_000;
+
+export class Agent {
+  readonly identity: Identity;
+  readonly bootNonce: Uint8Array;
+  state: number = AgentState.unpaired;
+  #o: AgentOptions;
+  #prefix: string;
+  #links: Links;
+  #session: Session | undefined;
+  #upCounter: UpCounter | undefined;
+  #downWindow = new ReplayWindow();
+  #helloHashes: Uint8Array[] = [];
+  #rejectedNonce: Uint8Array | undefined;
+  #pairFailures = 0;
+  #pairLockedUntil = 0;
+  #announcePaired = false;
+  #helloTimer = -1;
+  #tickTimer = -1;
+  #statusTimer = -1;
+  /** Highest seq handed to the link; everything above `ackedSeq` up to it is in flight. */
+  #sentSeq = 0;
+  #ackedSeq = 0;
+  #lastProgress = 0;
+  #started = false;
+  #startedAt = 0;
+  #clockValid: boolean;
+  readonly counters = { framesSent: 0, framesDropped: 0, acks: 0, resends: 0, pairFailures: 0, downlinks: 0 };
+
+  constructor(options: AgentOptions) {
+    this.#o = options;
+    useRandom(options.random);
+    this.#prefix = options.topicPrefix ?? DEFAULT_PREFIX;
+    if (!options.uplinks.length) throw new Error('the agent needs at least one uplink');
+    this.#links = new Links(options.uplinks, options.timers, options.clock, options.logger);
+    this.#links.onFailover = (from, to) => this.recordEvent('link-failover', { from, to });
+    this.identity = loadIdentity(options.kv);
+    this.bootNonce = randomBytes(16);
+    this.#session = loadSession(options.kv);
+    if (this.#session) this.#enterPaired(this.#session, false);
+    this.#clockValid = !Number.isNaN(options.clock.now());
+    const stats = options.log.stats();
+    this.#ackedSeq = stats.ackedSeq;
+    this.#sentSeq = stats.ackedSeq;
+  }
+
+  get deviceId(): string {
+    return this.identity.deviceId;
+  }
+  get gatewayId(): string | undefined {
+    return this.#session?.gatewayId;
+  }
+  get ackedSeq(): number {
+    return this.#ackedSeq;
+  }
+  get links(): Links {
+    return this.#links;
+  }
+  /** True when some uplink is up and carrying frames. */
+  get online(): boolean {
+    return this.#links.active !== undefined;
+  }
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#startedAt = this.#o.clock.monotonic();
+    this.#o.log.appendEvent(this.#unixSeconds(), 'power-up');
+    this.#links.start(this.#transportOptions(), {
+      onConnect: () => this.#onConnect(),
+      onDisconnect: (reason) => this.#emit('link', { state: 'down', reason }),
+      onMessage: (topic, payload) => this.#onMessage(topic, payload),
+    });
+    this.#o.meter?.start((t, values) => this.recordReadings(t, values));
+    this.#tickTimer = this.#o.timers.repeat(() => this.#tick(), TICK_MS);
+    this.#statusTimer = this.#o.timers.repeat(() => this.#sendStatus(), STATUS_EVERY_MS);
+  }
+
+  stop(): void {
+    this.#o.meter?.stop();
+    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer]) if (id >= 0) this.#o.timers.clear(id);
+    this.#helloTimer = this.#tickTimer = this.#statusTimer = -1;
+    this.#links.stop();
+    this.#started = false;
+  }
+
+  /** Appends one reading per channel at unix ms `t` (NaN: use the device clock, or 0 without one). */
+  recordReadings(t: number, values: ReadonlyArray<readonly [number, number]>): void {
+    const ts = Number.isNaN(t) ? this.#unixSeconds() : Math.floor(t / 1000);
+    let last = 0;
+    for (const [channel, value] of values) last = this.#o.log.appendReading(ts, channel, value);
+    this.#emit('reading', { seq: last, t: ts, values });
+    this.#pump();
+  }
+
+  /** Appends an event record (WIRE.md event kinds). */
+  recordEvent(kind: string, data?: { [key: string]: CborValue }): number {
+    const seq = this.#o.log.appendEvent(this.#unixSeconds(), kind, data);
+    this.#pump();
+    return seq;
+  }
+
+  #unixSeconds(): number {
+    const now = this.#o.clock.now();
+    return this.#clockValid && !Number.isNaN(now) ? Math.floor(now / 1000) : 0;
+  }
+
+  #emit(name: string, detail?: unknown): void {
+    this.#o.onEvent?.(name, detail);
+  }
+
+  #transportOptions(): TransportOptions {
+    const id = this.identity.deviceId;
+    const o: TransportOptions = {
+      clientId: id,
+      will: { topic: topics.lwt(this.#prefix, id), payload: new Uint8Array(0), qos: 1 },
+      subscriptions: [topics.pair(this.#prefix, id), topics.down(this.#prefix, id)],
+    };
+    if (this.#session) {
+      o.username = id;
+      o.password = mqttPassword(this.#session.ks);
+    }
+    return o;
+  }
+
+  // ------------------------------------------------------------ link events
+
+  #onConnect(): void {
+    this.#emit('link', { state: 'up', name: this.#links.active?.name });
+    if (this.state === AgentState.unpaired) {
+      this.#sendHello();
+      return;
+    }
+    if (this.#announcePaired) this.#sendBody({ type: Body.paired, firmware: this.#o.firmware, model: this.#o.model });
+    // Everything not acked is sent again on a new connection: the old one may have lost it.
+    this.#sentSeq = this.#ackedSeq;
+    this.#sendStatus();
+    this.#pump();
+  }
+
+  #onMessage(topic: string, payload: Uint8Array): void {
+    const id = this.identity.deviceId;
+    if (topic === topics.pair(this.#prefix, id)) this.#onPairAccept(payload);
+    else if (topic === topics.down(this.#prefix, id)) this.#onDownFrame(payload);
+  }
+
+  // ------------------------------------------------------------ pairing
+
+  #sendHello(): void {
+    if (this.state !== AgentState.unpaired) return;
+    const hello = encodeHello({
+      version: PROTOCOL_VERSION,
+      publicKey: this.identity.keys.publicKey,
+      model: this.#o.model,
+      firmware: this.#o.firmware,
+      capabilities: this.#o.capabilities ?? [],
+      bootNonce: this.bootNonce,
+      rejected: this.#rejectedNonce,
+    });
+    const h = sha256(hello);
+    if (!this.#helloHashes.some((x) => equal(x, h))) {
+      this.#helloHashes.push(h);
+      if (this.#helloHashes.length > 8) this.#helloHashes.shift();
+    }
+    this.#links.publish(topics.hello(this.#prefix, this.identity.deviceId), hello);
+    if (this.#helloTimer < 0) this.#helloTimer = this.#o.timers.repeat(() => this.#sendHello(), HELLO_EVERY_MS);
+  }
+
+  #onPairAccept(payload: Uint8Array): void {
+    if (this.state !== AgentState.unpaired) return; // ignored until unpaired (WIRE.md step 5)
+    if (this.#o.clock.monotonic() < this.#pairLockedUntil) return;
+    let accept;
+    try {
+      accept = decodePairAccept(payload);
+    } catch (e) {
+      this.#o.logger?.log('warn', `ignored a malformed PairAccept: ${(e as Error).message}`);
+      return;
+    }
+    const pinned = this.#o.kv.get('pair.pin');
+    const result = verifyPairAccept({
+      accept,
+      helloHashes: this.#helloHashes,
+      deviceId: this.identity.deviceId,
+      deviceSecretKey: this.identity.keys.secretKey,
+      pairKey: this.identity.pairKey,
+      pinnedGatewayId: pinned ? utf8Decode(pinned) : undefined,
+    });
+    if (!result.ok) {
+      this.counters.pairFailures++;
+      this.#pairFailures++;
+      this.#rejectedNonce = accept.nonce;
+      const why = result.why === PairCheck.badMac ? 'pair code does not match' :
+        result.why === PairCheck.pinned ? `gateway ${accept.gatewayId} is not the pinned one` : 'PairAccept does not verify';
+      this.#o.logger?.log('warn', `pairing with gateway ${accept.gatewayId} refused: ${why}`);
+      if (this.#pairFailures >= PAIR_FAILURE_LIMIT) {
+        this.#pairLockedUntil = this.#o.clock.monotonic() + PAIR_LOCKOUT_MS;
+        this.#pairFailures = 0;
+      }
+      this.#sendHello(); // tells the gateway at once (field 7)
+      return;
+    }
+    const ks = sessionKey(result.k, this.bootNonce, accept.nonce);
+    const session: Session = { gatewayPublicKey: accept.gatewayPublicKey, gatewayId: accept.gatewayId, ks };
+    saveSession(this.#o.kv, session);
+    this.#enterPaired(session, true);
+    this.#o.logger?.log('info', `paired with gateway ${accept.gatewayId}`);
+    this.#emit('paired', { gatewayId: accept.gatewayId });
+    // Reconnect with the session's MQTT credentials; #onConnect then sends the `paired` body.
+    this.#links.restart(this.#transportOptions());
+  }
+
+  #enterPaired(session: Session, fresh: boolean): void {
+    this.#session = session;
+    this.state = AgentState.paired;
+    this.#upCounter = new UpCounter(this.#o.kv);
+    const [highest, bits] = loadDownWindow(this.#o.kv);
+    this.#downWindow = ReplayWindow.from(highest, bits);
+    this.#announcePaired = fresh;
+    if (this.#helloTimer >= 0) this.#o.timers.clear(this.#helloTimer);
+    this.#helloTimer = -1;
+    this.#helloHashes = [];
+    this.#rejectedNonce = undefined;
+    this.#pairFailures = 0;
+  }
+
+  #unpair(): void {
+    forgetSession(this.#o.kv);
+    this.#session = undefined;
+    this.#upCounter = undefined;
+    this.state = AgentState.unpaired;
+    this.#announcePaired = false;
+    this.#o.logger?.log('warn', 'unpaired by the gateway; returning to Hello');
+    this.#emit('unpaired');
+    this.#links.restart(this.#transportOptions());
+  }
+
+  // ------------------------------------------------------------ frames
+
+  #sendBody(body: UpBody): boolean {
+    if (!this.#session || !this.#upCounter) return false;
+    if (!this.#links.active) return false;
+    const bytes = encodeBody(body, MAX_BODY_BYTES + 100);
+    const frame = sealFrame(bytes, this.#upCounter.take(), randomBytes(8), this.#session.ks, Direction.up);
+    const ok = this.#links.publish(topics.up(this.#prefix, this.identity.deviceId), frame);
+    if (ok) this.counters.framesSent++;
+    return ok;
+  }
+
+  #onDownFrame(payload: Uint8Array): void {
+    const s = this.#session;
+    if (!s) return;
+    const f = parseFrame(payload);
+    if (typeof f === 'string' || !this.#downWindow.check(f.counter)) {
+      this.counters.framesDropped++;
+      return;
+    }
+    const plain = openBox(f, s.ks, Direction.down);
+    if (!plain) {
+      this.counters.framesDropped++;
+      return;
+    }
+    let body: DownBody;
+    try {
+      body = decodeBody(plain, DOWNLINK_TYPES) as DownBody;
+    } catch (e) {
+      if (!(e instanceof BodyError)) throw e;
+      this.counters.framesDropped++;
+      this.#o.logger?.log('warn', `dropped a downlink frame: ${e.message}`);
+      return;
+    }
+    this.#downWindow.accept(f.counter);
+    saveDownWindow(this.#o.kv, this.#downWindow.highest, this.#downWindow.bits);
+    this.counters.downlinks++;
+    this.#announcePaired = false; // the gateway has heard us
+    this.#onDownBody(body, f.counter);
+    this.#pump();
+  }
+
+  #onDownBody(body: DownBody, counter: number): void {
+    switch (body.type) {
+      case Body.ack:
+        this.#onAck(body.seq);
+        return;
+      case Body.time:
+        this.#setClock(body.time);
+        return;
+      case Body.unpair:
+        this.#unpair();
+        return;
+      case Body.config:
+        for (const key of Object.keys(body.values)) {
+          const v = body.values[key];
+          if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+            this.#o.kv.set('cfg.' + key, utf8Encode(String(v)));
+        }
+        this.#downAck(counter);
+        return;
+      default:
+        // guest-*, dr-event, tariff and job-result are handled by their modules as they land;
+        // until then they are logged and acknowledged as stored so the gateway does not resend forever.
+        this.#o.logger?.log('info', `downlink body type ${body.type} received`);
+        if (body.type !== Body.jobResult) this.#downAck(counter);
+    }
+  }
+
+  #downAck(counter: number): void {
+    this.#sendBody({ type: Body.downAck, counter });
+  }
+
+  #setClock(unixSeconds: number): void {
+    const was = this.#clockValid;
+    this.#o.clock.set?.(unixSeconds * 1000);
+    this.#clockValid = true;
+    if (!was) this.recordEvent('clock-set');
+  }
+
+  #onAck(seq: number): void {
+    if (seq <= this.#ackedSeq) return;
+    const stats = this.#o.log.stats();
+    if (seq > stats.newestSeq) {
+      // An ack beyond anything we have written would trim unsent records: never trust it.
+      this.#o.logger?.log('error', `gateway acked seq ${seq} beyond newest ${stats.newestSeq}; ignored`);
+      return;
+    }
+    this.#o.log.ack(seq);
+    this.#ackedSeq = seq;
+    if (this.#sentSeq < seq) this.#sentSeq = seq;
+    this.#lastProgress = this.#o.clock.monotonic();
+    this.counters.acks++;
+    this.#emit('ack', { seq });
+  }
+
+  // ------------------------------------------------------------ sending the backlog
+
+  /** Sends what is ready now, within this tick's budget. */
+  #pump(): void {
+    if (this.state !== AgentState.paired || !this.#links.active || this.#announcePaired) return;
+    for (let frames = 0; frames < FRAMES_PER_TICK; frames++) {
+      const entries = this.#o.log.read(this.#sentSeq, RECORDS_PER_FRAME);
+      if (!entries.length) return;
+      const [body, last] = this.#nextBody(entries);
+      if (!this.#sendBody(body)) return;
+      if (this.#sentSeq === this.#ackedSeq) this.#lastProgress = this.#o.clock.monotonic();
+      this.#sentSeq = last;
+    }
+  }
+
+  /** The body for the first entries: a run of consecutive readings, or one event, or one gap. */
+  #nextBody(entries: LogEntry[]): [UpBody, number] {
+    const e = entries[0];
+    if (e.kind === 2) {
+      const b: UpBody = { type: Body.event, seq: e.seq, t: e.t, kind: e.event };
+      if (e.data) b.data = e.data;
+      return [b, e.seq];
+    }
+    if (e.kind === 7) return [{ type: Body.gap, first: e.seq, last: e.last, reason: e.reason }, e.last];
+    const records: ReadingRecord[] = [];
+    let last = e.seq;
+    let bytes = 8;
+    for (const r of entries) {
+      if (r.kind !== 1 || r.seq !== e.seq + records.length) break;
+      const size = 3 + 9 + 2 + 9; // worst case per record
+      if (bytes + size > MAX_BODY_BYTES) break;
+      bytes += size;
+      records.push([r.t, r.channel, r.value]);
+      last = r.seq;
+    }
+    return [{ type: Body.readings, first: e.seq, records }, last];
+  }
+
+  #tick(): void {
+    if (this.state !== AgentState.paired) return;
+    const now = this.#o.clock.monotonic();
+    if (this.#sentSeq > this.#ackedSeq && now - this.#lastProgress > UNHEALTHY_AFTER_MS) {
+      this.#links.reportUnhealthy(`no ack for ${Math.round((now - this.#lastProgress) / 1000)} s`);
+    }
+    if (this.#sentSeq > this.#ackedSeq && now - this.#lastProgress > RESEND_AFTER_MS) {
+      // No ack covered what we sent: send it again from the oldest unacked record.
+      this.counters.resends++;
+      this.#sentSeq = this.#ackedSeq;
+      this.#lastProgress = now;
+    }
+    this.#pump();
+  }
+
+  #sendStatus(): void {
+    if (this.state !== AgentState.paired) return;
+    const s = this.#o.log.stats();
+    this.#sendBody({
+      type: Body.status,
+      t: this.#unixSeconds(),
+      uptime: Math.floor((this.#o.clock.monotonic() - this.#startedAt) / 1000),
+      buffered: s.buffered,
+      dropped: s.dropped,
+      heap: this.#o.heapUsed?.() ?? 0,
+      guests: [],
+      link: this.#links.active?.name ?? '',
+    });
+  }
+}
+

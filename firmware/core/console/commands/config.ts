@@ -1,0 +1,54 @@
+// `config get <key>` / `config set <key> <value>` (set needs a technician). Values are the text form
+// of what WIRE.md config bodies carry. The PIN hash is never shown and only the gateway sets it.
+
+import { PIN_CONFIG_KEY } from '../pin.js';
+import { stripControl } from '../text.js';
+import { type Command } from './command.js';
+
+const KEY = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+export const MAX_CONFIG_VALUE = 200;
+
+export const config: Command = {
+  name: 'config',
+  help: [
+    ['config get <key>', 'a configuration value', false],
+    ['config set <key> <value>', 'sets a configuration value', true],
+  ],
+  tech: (args) => args[0] === 'set',
+  run(s, args, rest, r) {
+    const op = args[0];
+    const key = args[1];
+    if ((op !== 'get' && op !== 'set') || key === undefined || (op === 'get' && args.length !== 2)) {
+      r.err('usage', 'config get <key> | config set <key> <value>');
+      return;
+    }
+    if (!KEY.test(key)) {
+      r.err('usage', 'a config key is 1-64 of a-z 0-9 _ . - (for example tz)');
+      return;
+    }
+    if (op === 'get') {
+      const v = s.host.configGet(key);
+      if (v === undefined) {
+        r.err('notfound', `config ${key} is not set`);
+        return;
+      }
+      const shown = key === PIN_CONFIG_KEY ? '(set, hidden)' : stripControl(v);
+      r.data(`${key} = ${shown}`, { key, value: shown });
+      r.ok();
+      return;
+    }
+    // The value is the rest of the line after the key, spaces kept.
+    const value = rest.replace(/^\s*set\s+\S+\s?/, '');
+    if (!value.trim() || value.length > MAX_CONFIG_VALUE) {
+      r.err('usage', `config set <key> <value>, a value of 1 to ${MAX_CONFIG_VALUE} characters`);
+      return;
+    }
+    if (key === PIN_CONFIG_KEY) {
+      r.err('usage', `${PIN_CONFIG_KEY} is set by the gateway, not on the console`);
+      return;
+    }
+    s.host.configSet(key, value);
+    r.data(`${key} = ${value}`, { key, value });
+    r.ok();
+  },
+};

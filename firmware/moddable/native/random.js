@@ -1,0 +1,5 @@
+/*
+ * Module "gridlet/random" (see random.c).
+ */
+
+export function fill(buffer) @ "xs_gridlet_random_fill";

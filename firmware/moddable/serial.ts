@@ -1,0 +1,100 @@
+// The SerialPort port over ECMA-419 `embedded:io/serial`: the technician's console on one UART, the
+// meter's P1 port on another. Bytes are read into one buffer allocated up front; writes that the
+// UART cannot take yet wait in a bounded queue (console output is dropped, and counted, beyond it).
+
+import Serial from 'embedded:io/serial';
+import type { SerialPort } from '../core/ports.js';
+
+export interface SerialOptions {
+  /** UART number (the ESP32 has 0–2; 0 carries the xsbug debugger and the boot log). */
+  port: number;
+  receive?: number;
+  transmit?: number;
+  baud: number;
+  /** Bytes held for the UART when it is busy. */
+  queueBytes?: number;
+  /** Clears bit 7 of every byte received: DSMR 2.2/3 meters send 7E1, read here as 8N1. */
+  sevenBit?: boolean;
+}
+
+export class UartPort implements SerialPort {
+  /** Bytes dropped because the transmit queue was full. */
+  dropped = 0;
+  #io: Serial;
+  #rx = new Uint8Array(256);
+  #onBytes: ((bytes: Uint8Array) => void) | undefined;
+  #queue: Uint8Array;
+  #head = 0;
+  #len = 0;
+  #writable = 0;
+  #sevenBit: boolean;
+
+  constructor(o: SerialOptions) {
+    this.#queue = new Uint8Array(o.queueBytes ?? 2048);
+    this.#sevenBit = o.sevenBit ?? false;
+    const self = this;
+    const common = {
+      port: o.port,
+      baud: o.baud,
+      format: 'buffer' as const,
+      onReadable(this: Serial, count: number) {
+        self.#readable(count);
+      },
+      onWritable(this: Serial, count: number) {
+        self.#writable = count;
+        self.#drain();
+      },
+    };
+    if (o.receive !== undefined) this.#io = new Serial({ ...common, receive: o.receive, transmit: o.transmit });
+    else if (o.transmit !== undefined) this.#io = new Serial({ ...common, transmit: o.transmit });
+    else throw new RangeError(`serial port ${o.port} needs a receive or a transmit pin`);
+  }
+
+  onReadable(callback: (bytes: Uint8Array) => void): void {
+    this.#onBytes = callback;
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.#len === 0 && bytes.length <= this.#writable) {
+      this.#io.write(bytes);
+      this.#writable -= bytes.length;
+      return;
+    }
+    const q = this.#queue;
+    for (let i = 0; i < bytes.length; i++) {
+      if (this.#len === q.length) {
+        this.dropped += bytes.length - i;
+        break;
+      }
+      q[(this.#head + this.#len) % q.length] = bytes[i];
+      this.#len++;
+    }
+    this.#drain();
+  }
+
+  close(): void {
+    this.#io.close();
+  }
+
+  #readable(count: number): void {
+    const rx = this.#rx;
+    while (count > 0) {
+      const n = this.#io.read(count < rx.length ? rx.subarray(0, count) : rx) ?? 0;
+      if (n <= 0) return;
+      count -= n;
+      if (this.#sevenBit) for (let i = 0; i < n; i++) rx[i] &= 0x7f;
+      this.#onBytes?.(rx.subarray(0, n));
+    }
+  }
+
+  #drain(): void {
+    const q = this.#queue;
+    while (this.#len > 0 && this.#writable > 0) {
+      const contiguous = Math.min(this.#len, q.length - this.#head, this.#writable);
+      this.#io.write(q.subarray(this.#head, this.#head + contiguous));
+      this.#head = (this.#head + contiguous) % q.length;
+      this.#len -= contiguous;
+      this.#writable -= contiguous;
+    }
+  }
+}

@@ -1,0 +1,18 @@
+/*
+ * Module "gridlet/wasm3": the host class over guest-engine.c (XS syntax: methods bound to C
+ * functions with @). engine.ts wraps it into the core's GuestEngine port.
+ */
+
+class Wasm3Module @ "xs_wasm3_destructor" {
+	constructor(wasm, memoryBytes, stackBytes) @ "xs_wasm3_create";
+	link(module, name, signature, fn) @ "xs_wasm3_link";
+	linkMetering(module, name) @ "xs_wasm3_link_metering";
+	call(name, args, fuel) @ "xs_wasm3_call";
+	hasExport(name) @ "xs_wasm3_has_export";
+	get fuelUsed() @ "xs_wasm3_get_fuel_used";
+	get trapKind() @ "xs_wasm3_get_trap_kind";
+	readMemory(ptr, len) @ "xs_wasm3_read_memory";
+	close() @ "xs_wasm3_close";
+}
+
+export default Wasm3Module;

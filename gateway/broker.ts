@@ -1,0 +1,235 @@
+// The embedded MQTT broker (aedes) with WIRE.md "Topics" rules:
+// - a client is admitted only under a well-formed device id, or as the gateway's own client
+//   (authenticated by a secret chosen afresh by each gateway process);
+// - a device publishes only its own hello/up topics, subscribes only to its own pair/down topics,
+//   and may set a will only on its own lwt topic;
+// - once paired (or while a pairing with a known session key is pending) its client id requires
+//   user name = id and password = b32(hmac(Ks, "mqtt")); revoked and unpaired devices connect without
+//   credentials and may only Hello;
+// - Hellos are rate-limited per client (excess dropped and counted); MQTT packets are bounded in size.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { Aedes, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { constantTimeEqual, utf8Encode } from '../firmware/core/bytes.js';
+import { mqttPassword } from '../firmware/core/wire/pairing.js';
+import { isDeviceId, topics } from '../firmware/core/wire/topics.js';
+import type { Tuning } from './context.js';
+import type { GatewayMetrics } from './metrics.js';
+import { TokenBuckets } from './rate.js';
+
+/** Largest MQTT packet accepted: a frame is at most 2048 bytes, a Hello 1024, plus topic and header. */
+export const MAX_PACKET_BYTES = 4096;
+
+/** Where a published Hello over the rate limit goes: a topic nobody can subscribe to. */
+const DROPPED_TOPIC = '$gridlet/dropped';
+
+export type BrokerSession =
+  | { state: 'paired' | 'pending'; ks: Uint8Array }
+  | { state: 'revoked' | 'none' };
+
+export interface BrokerOptions {
+  host: string;
+  port: number;
+  prefix: string;
+  /** The gateway's own client: its id, user name and per-process secret. */
+  internal: { clientId: string; username: string; password: string };
+  session(id: string): Promise<BrokerSession>;
+  metrics: GatewayMetrics;
+  log: Logger;
+  tuning: Tuning;
+  now(): number;
+}
+
+/** MQTT 3.1.1 CONNACK return codes. */
+const Refuse = { identifier: 2, credentials: 4, notAuthorized: 5 } as const;
+
+function refusal(returnCode: number, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode });
+}
+
+export class EmbeddedBroker {
+  readonly url: string;
+  readonly #aedes: Aedes;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  /** Connected device clients by id (a takeover replaces the entry before the old one leaves). */
+  readonly #connected = new Map<string, Client>();
+
+  private constructor(aedes: Aedes, server: Server, url: string) {
+    this.#aedes = aedes;
+    this.#server = server;
+    this.url = url;
+  }
+
+  static async start(o: BrokerOptions): Promise<EmbeddedBroker> {
+    const wills = new WeakMap<Client, { topic: string } | undefined>();
+    const internalSecret = utf8Encode(o.internal.password);
+    const internalClients = new WeakSet<Client>();
+    const isInternal = (c: Client | null) => c !== null && c.id === o.internal.clientId && internalClients.has(c);
+    // Per client id, kept across reconnects (reconnecting must not refill a bucket).
+    const hellos = new TokenBuckets(o.tuning.helloBurst, o.tuning.helloIntervalMs, o.now);
+
+    const aedes = await Aedes.createBroker({
+      // Our own rules say who may connect; keep the broker's timeouts tight for devices.
+      connectTimeout: 10_000,
+      drainTimeout: 30_000,
+      maxTopicLevels: 16,
+      preConnect(client, packet, done) {
+        wills.set(client, packet.will ? { topic: packet.will.topic } : undefined);
+        done(null, true);
+      },
+      authenticate(client, username, password, done) {
+        const id = client.id;
+        const refuse = (code: number, reason: string, message: string) => {
+          o.metrics.brokerRefusal('connect', reason);
+          o.log.debug({ client: id, reason }, 'MQTT connect refused');
+          done(refusal(code, message) as never, false);
+        };
+        if (id === o.internal.clientId) {
+          const ok = username === o.internal.username && password !== undefined &&
+            constantTimeEqual(new Uint8Array(password), internalSecret);
+          if (!ok) return refuse(Refuse.credentials, 'internal', 'not the gateway');
+          internalClients.add(client);
+          return done(null, true);
+        }
+        if (!isDeviceId(id)) return refuse(Refuse.identifier, 'bad-id', 'client id must be a device id');
+        const will = wills.get(client);
+        if (will && will.topic !== topics.lwt(o.prefix, id)) return refuse(Refuse.notAuthorized, 'will', 'will topic must be the device\'s own lwt');
+        const gaveCredentials = username !== undefined || password !== undefined;
+        o.session(id).then((s) => {
+          if (s.state === 'paired' || s.state === 'pending') {
+            const expected = utf8Encode(mqttPassword(s.ks));
+            const ok = username === id && password !== undefined && constantTimeEqual(new Uint8Array(password), expected);
+            if (!ok) return refuse(Refuse.credentials, 'credentials', 'bad user name or password');
+            return done(null, true);
+          }
+          // Revoked and unpaired devices may only Hello; credentials for a session we do not
+          // know (revoked, or never made here) are refused so the device learns they are void.
+          if (gaveCredentials) return refuse(Refuse.credentials, s.state === 'revoked' ? 'revoked' : 'unknown-credentials', 'bad user name or password');
+          done(null, true);
+        }, (e: Error) => {
+          o.log.error({ err: e.message }, 'session lookup failed');
+          refuse(3, 'error', 'server unavailable');
+        });
+      },
+      authorizePublish(client, packet, done) {
+        if (client === null) {
+          // A will published after its client left: it was checked when the client connected.
+          return done(null);
+        }
+        if (isInternal(client)) return done(null);
+        const id = client.id;
+        const t = packet.topic;
+        // Nothing a device sends is kept for later subscribers.
+        packet.retain = false;
+        if (t === topics.up(o.prefix, id) || t === topics.lwt(o.prefix, id)) return done(null);
+        if (t === topics.hello(o.prefix, id)) {
+          if (!hellos.take(id)) {
+            o.metrics.dropMessage('hello', 'rate');
+            packet.topic = DROPPED_TOPIC;
+          }
+          return done(null);
+        }
+        o.metrics.brokerRefusal('publish', 'topic');
+        o.log.debug({ client: id, topic: t.slice(0, 100) }, 'MQTT publish refused');
+        done(new Error(`client ${id} may not publish to ${t.slice(0, 100)}`));
+      },
+      authorizeSubscribe(client, sub, done) {
+        if (isInternal(client)) return done(null, sub);
+        const id = client.id;
+        if (sub.topic === topics.pair(o.prefix, id) || sub.topic === topics.down(o.prefix, id)) return done(null, sub);
+        o.metrics.brokerRefusal('subscribe', 'topic');
+        o.log.debug({ client: id, topic: sub.topic.slice(0, 100) }, 'MQTT subscribe refused');
+        done(null, null);
+      },
+    });
+
+    const server = createServer();
+    const url = await new Promise<string>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port, o.host, () => {
+        server.removeListener('error', reject);
+        const a = server.address();
+        const port = typeof a === 'object' && a ? a.port : o.port;
+        resolve(`mqtt://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`);
+      });
+    });
+    const broker = new EmbeddedBroker(aedes, server, url);
+    server.on('connection', (socket) => {
+      broker.#sockets.add(socket);
+      socket.on('close', () => broker.#sockets.delete(socket));
+      socket.on('error', () => {});
+      aedes.handle(socket);
+      // Attached after aedes' 'readable' listener, this sees each chunk as aedes reads it (it does not
+      // make the socket flow), early enough to refuse a huge packet from its header.
+      guardPacketSize(socket, MAX_PACKET_BYTES, () => o.metrics.dropMessage('broker', 'oversized-packet'));
+    });
+    aedes.on('clientReady', (c) => {
+      if (!isInternal(c) && isDeviceId(c.id)) broker.#connected.set(c.id, c);
+    });
+    aedes.on('clientDisconnect', (c) => {
+      if (broker.#connected.get(c.id) === c) broker.#connected.delete(c.id);
+    });
+    aedes.on('clientError', (c, e) => o.log.debug({ client: c?.id, err: e.message }, 'MQTT client error'));
+    aedes.on('connectionError', (_c, e) => o.log.debug({ err: e.message }, 'MQTT connection error'));
+    return broker;
+  }
+
+  connectedDevices(): number {
+    return this.#connected.size;
+  }
+
+  isConnected(id: string): boolean {
+    return this.#connected.has(id);
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+}
+
+
+/** Watches MQTT fixed headers on a socket and destroys it when a packet declares more than `max` bytes. */
+function guardPacketSize(socket: Socket, max: number, onOversized: () => void): void {
+  let state = 0; // 0: first header byte, 1: remaining length, 2: skipping the packet's bytes
+  let length = 0;
+  let multiplier = 1;
+  let lengthBytes = 0;
+  let skip = 0;
+  socket.on('data', (chunk: Buffer) => {
+    let i = 0;
+    while (i < chunk.length) {
+      if (state === 0) {
+        i++;
+        state = 1;
+        length = 0;
+        multiplier = 1;
+        lengthBytes = 0;
+      } else if (state === 1) {
+        const b = chunk[i++];
+        length += (b & 0x7f) * multiplier;
+        multiplier *= 128;
+        lengthBytes++;
+        if (b & 0x80) {
+          if (lengthBytes === 4) return socket.destroy();
+          continue;
+        }
+        if (length > max) {
+          onOversized();
+          return socket.destroy();
+        }
+        skip = length;
+        state = skip > 0 ? 2 : 0;
+      } else {
+        const n = Math.min(skip, chunk.length - i);
+        i += n;
+        skip -= n;
+        if (skip === 0) state = 0;
+      }
+    }
+  });
+}

@@ -1,0 +1,47 @@
+// What the gateway's parts share: identity, store, metrics, log, the clock, and the way out to MQTT.
+
+import type { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { GatewayIdentity } from './identity.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { Store } from './store/store.js';
+
+export interface Tuning {
+  /** How long POST /api/pairings waits for the device (WIRE.md: 15 s). */
+  pairTimeoutMs: number;
+  /** Hello table bound and lifetime (WIRE.md: bounded, each forgotten after an hour). */
+  helloTableSize: number;
+  helloTtlMs: number;
+  /** Hellos per client: a bucket of `helloBurst`, refilled one per `helloIntervalMs`. */
+  helloBurst: number;
+  helloIntervalMs: number;
+  /** Kept downlinks are resent when the device is heard, at most this often. */
+  resendIntervalMs: number;
+  /** A `time` body goes to a device sending t = 0 at most this often. */
+  timeIntervalMs: number;
+}
+
+export const DEFAULT_TUNING: Tuning = {
+  pairTimeoutMs: 15_000,
+  helloTableSize: 10_000,
+  helloTtlMs: 3_600_000,
+  helloBurst: 3,
+  helloIntervalMs: 2_000,
+  resendIntervalMs: 30_000,
+  timeIntervalMs: 3_600_000,
+};
+
+export interface GatewayContext {
+  identity: GatewayIdentity;
+  prefix: string;
+  store: Store;
+  metrics: GatewayMetrics;
+  log: Logger;
+  /** 'records', 'paired', 'revoked', 'hello', 'ack', 'status', 'drop', … (see gateway.ts). */
+  events: EventEmitter;
+  tuning: Tuning;
+  /** Unix ms. */
+  now(): number;
+  /** QoS 1 publish through the gateway's own MQTT client. Never awaited: see ingress.ts. */
+  publish(topic: string, payload: Uint8Array): void;
+}

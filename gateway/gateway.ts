@@ -1,0 +1,298 @@
+// A gateway: identity, store, MQTT (embedded broker or an external one) and the operator HTTP API.
+// Restarting on the same data directory keeps its identity, registry, records, counters, replay
+// windows and pending downlinks.
+
+import { randomFillSync } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { isAbsolute, join, resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { toHex } from '../firmware/core/bytes.js';
+import { randomBytes, useRandom } from '../firmware/core/crypto.js';
+import { Body, type DownBody } from '../firmware/core/wire/bodies.js';
+import { DEFAULT_PREFIX, parseTopic, TopicKind } from '../firmware/core/wire/topics.js';
+import { EmbeddedBroker, type BrokerSession } from './broker.js';
+import { DEFAULT_TUNING, type GatewayContext, type Tuning } from './context.js';
+import { Downlink } from './downlink.js';
+import { Frames } from './frames.js';
+import type { HandlerContext } from './handlers/handler.js';
+import { routes } from './http/routes.js';
+import { isLoopback, parseListen } from './http/security.js';
+import { HttpServer } from './http/server.js';
+import { loadOrCreateIdentity } from './identity.js';
+import { Ingress } from './ingress.js';
+import { GatewayMetrics } from './metrics.js';
+import { Pairing } from './pairing.js';
+import { TokenBuckets } from './rate.js';
+import { Registry } from './registry.js';
+import { SqliteStore } from './store/sqlite.js';
+import type { DeviceRow, Store } from './store/store.js';
+import type { Logger as CoreLogger } from '../firmware/core/ports.js';
+
+export interface GatewayOptions {
+  dataDir: string;
+  /** Embedded broker address, HOST:PORT (default 127.0.0.1:1883; port 0 picks a free port). */
+  mqttListen?: string;
+  /** External broker URL (mqtt://user:pass@host:port): no embedded broker. */
+  broker?: string;
+  /** Default 127.0.0.1:8080. */
+  httpListen?: string;
+  /** Required for any non-loopback HTTP bind. */
+  apiToken?: string;
+  /** `sqlite:PATH` (default `sqlite:<dataDir>/gridlet.sqlite`). */
+  store?: string;
+  topicPrefix?: string;
+  /** Operator name for the mesh (MESH.md), default `local`. */
+  operator?: string;
+  /** A pino logger, or the core's Logger port (`log(level, message)`), which gets info and above. */
+  logger?: Logger | CoreLogger;
+  /** Timings and bounds; tests shorten them. */
+  tuning?: Partial<Tuning>;
+  /** Unix ms; tests move it. */
+  clock?: () => number;
+}
+
+export interface Gateway {
+  id: string;
+  mqttUrl: string;
+  httpUrl: string;
+  operator: string;
+  /**
+   * 'hello' {deviceId, model, firmware, state}, 'paired' {deviceId, device}, 'revoked' {deviceId},
+   * 'records' {deviceId, records: RecordJson[]}, 'ack' {deviceId, seq}, 'status' {deviceId, status},
+   * 'guest-ack' {deviceId, cid, state, reason?}, 'drop' {deviceId, reason}, 'lwt' {deviceId}.
+   */
+  events: EventEmitter;
+  stats(): GatewayStats;
+  /** Sends a downlink body to a paired device (state-changing ones are kept until acknowledged). */
+  sendDownlink(deviceId: string, body: DownBody): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface GatewayStats {
+  id: string;
+  devices: { paired: number; revoked: number; seen: number };
+  connected: number;
+  framesReceived: number;
+  framesAccepted: number;
+  framesDropped: { [reason: string]: number };
+  messagesDropped: { [topicAndReason: string]: number };
+  hellos: number;
+  records: { [kind: string]: number };
+  pairings: { [result: string]: number };
+  downlinksSent: number;
+}
+
+const PREFIX = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+
+/** Parses `--store`: `sqlite:PATH`; PostgreSQL comes with issue 10. */
+export function storePath(spec: string | undefined, dataDir: string): string {
+  if (spec === undefined) return join(dataDir, 'gridlet.sqlite');
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    throw new Error('--store postgres://… is not supported yet (PostgreSQL arrives with issue 10); use --store sqlite:PATH');
+  }
+  const m = /^sqlite:(.+)$/.exec(spec);
+  if (!m) throw new Error(`--store "${spec}" must be sqlite:PATH`);
+  return isAbsolute(m[1]) ? m[1] : resolve(m[1]);
+}
+
+/** The gateway logs through pino; a core Logger port gets each line as `message key=value …`. */
+function toPino(logger: Logger | CoreLogger | undefined): Logger {
+  if (!logger) return pino({ level: 'silent' });
+  if (typeof (logger as Logger).child === 'function') return logger as Logger;
+  const core = logger as CoreLogger;
+  const names: { [n: number]: 'debug' | 'info' | 'warn' | 'error' } = { 10: 'debug', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'error' };
+  return pino({ level: 'info', base: undefined, timestamp: false }, {
+    write(line: string) {
+      const { level, msg, ...fields } = JSON.parse(line) as { level: number; msg?: string; [k: string]: unknown };
+      const extra = Object.entries(fields).filter(([k]) => k !== 'stack').map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+      core.log(names[level] ?? 'info', [msg ?? '', ...extra].join(' ').trim());
+    },
+  });
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  useRandom({ fill: (b) => randomFillSync(b) });
+  const log = toPino(opts.logger);
+  const tuning: Tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+  const now = opts.clock ?? Date.now;
+  const prefix = opts.topicPrefix ?? DEFAULT_PREFIX;
+  if (!PREFIX.test(prefix)) throw new Error(`topic prefix "${prefix}" must be letters, digits, _ and - (levels separated by /)`);
+  if (opts.broker !== undefined && opts.mqttListen !== undefined) {
+    throw new Error('give either --mqtt-listen (embedded broker) or --broker URL (external broker), not both');
+  }
+  if (opts.broker !== undefined && !/^(mqtts?|wss?|tcp|tls):\/\//.test(opts.broker)) {
+    throw new Error(`--broker "${opts.broker}" must be a URL such as mqtt://host:1883`);
+  }
+  const mqttListen = parseListen(opts.mqttListen ?? '127.0.0.1:1883', '--mqtt-listen');
+  const httpListen = parseListen(opts.httpListen ?? '127.0.0.1:8080', '--http-listen');
+  if (!isLoopback(httpListen.host) && !opts.apiToken) {
+    throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token TOKEN so that only holders of the token can use the API`);
+  }
+  const dbPath = storePath(opts.store, opts.dataDir);
+
+  const identity = loadOrCreateIdentity(opts.dataDir);
+  const store: Store = new SqliteStore(dbPath);
+  const events = new EventEmitter();
+  let ingress: Ingress | undefined;
+  let broker: EmbeddedBroker | undefined;
+  let http: HttpServer | undefined;
+  /** Devices heard and not since gone (their lwt), for an external broker. */
+  const heard = new Set<string>();
+  const connected = (id: string) => (broker ? broker.isConnected(id) : heard.has(id));
+  const deviceCounts = { paired: 0, revoked: 0, seen: 0 };
+
+  let registry: Registry;
+  const metrics = new GatewayMetrics({
+    devicesByState: async () => registry.countByState(),
+    connectedDevices: () => (broker ? broker.connectedDevices() : heard.size),
+    pendingDownlinks: () => store.countPendingDownlinks(),
+  });
+  const ctx: GatewayContext = {
+    identity, prefix, store, metrics, log, events, tuning, now,
+    publish(topic, payload) {
+      if (!ingress) throw new Error('the gateway is not connected to its broker');
+      ingress.publish(topic, payload);
+    },
+  };
+  const downlink = new Downlink(ctx);
+  const lastTime = new Map<string, number>();
+  const gw: HandlerContext = {
+    ...ctx,
+    downlink,
+    async timeSync(device) {
+      const last = lastTime.get(device.id);
+      const t = now();
+      if (last !== undefined && t - last < tuning.timeIntervalMs) return;
+      lastTime.set(device.id, t);
+      await downlink.send(device, { type: Body.time, time: Math.floor(t / 1000) });
+    },
+  };
+  const pairing = new Pairing(ctx);
+  registry = new Registry(ctx, pairing, downlink, connected);
+  const frames = new Frames(gw, pairing);
+  const refreshCounts = async () => Object.assign(deviceCounts, await registry.countByState());
+
+  pairing.onPaired = async (device: DeviceRow) => {
+    // Not counted against the hourly limit: a device reconnecting with its new credentials may miss it.
+    await downlink.send(device, { type: Body.time, time: Math.floor(now() / 1000) });
+    events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });
+    await refreshCounts();
+  };
+  frames.onHeard = (device) => {
+    if (!broker) heard.add(device.id);
+  };
+  events.on('revoked', () => void refreshCounts());
+
+  const helloRate = new TokenBuckets(tuning.helloBurst, tuning.helloIntervalMs, now);
+  async function onHello(id: string, payload: Uint8Array): Promise<void> {
+    // The embedded broker rate-limits Hellos per client; an external broker is trusted for nothing.
+    if (!broker && !helloRate.take(id)) return metrics.dropMessage('hello', 'rate');
+    const result = pairing.onHello(id, payload);
+    if (result !== 'accepted') return metrics.dropMessage('hello', result);
+    metrics.hello();
+    if (!broker) heard.add(id);
+    const entry = pairing.hello(id)!;
+    const device = await store.getDevice(id);
+    if (device) {
+      await store.touch(id, now());
+      // A Hello means the device has left its session (WIRE.md "Pairing" 5): an unpair is done.
+      if (device.state === 'revoked') await store.dropDownlinks(id);
+      else await downlink.heard(device);
+    } else if (entry.firstSeen === entry.receivedAt) await refreshCounts();
+    events.emit('hello', { deviceId: id, model: entry.hello.model, firmware: entry.hello.firmware, state: device?.state ?? 'seen' });
+  }
+
+  async function onMessage(topic: string, payload: Uint8Array, receivedAt: number): Promise<void> {
+    const t = parseTopic(prefix, topic);
+    switch (t?.kind) {
+      case TopicKind.hello:
+        return onHello(t.id, payload);
+      case TopicKind.up:
+        return frames.onUp(t.id, payload, receivedAt);
+      case TopicKind.lwt:
+        if (payload.length !== 0) metrics.dropMessage('lwt', 'not-empty');
+        heard.delete(t.id);
+        events.emit('lwt', { deviceId: t.id });
+        return;
+      default:
+        metrics.dropMessage('unknown', 'topic');
+    }
+  }
+
+  try {
+    const subscriptions = [`${prefix}/v1/hello/+`, `${prefix}/v1/d/+/up`, `${prefix}/v1/d/+/lwt`];
+    if (opts.broker === undefined) {
+      const internal = { clientId: `gridlet-gateway-${toHex(randomBytes(4))}`, username: 'gridlet-gateway', password: toHex(randomBytes(32)) };
+      broker = await EmbeddedBroker.start({
+        host: mqttListen.host, port: mqttListen.port, prefix, internal, metrics, log, tuning, now,
+        async session(id): Promise<BrokerSession> {
+          const p = pairing.pending(id);
+          if (p) return { state: 'pending', ks: p.ks };
+          const d = await store.getDevice(id);
+          if (!d) return { state: 'none' };
+          return d.state === 'paired' ? { state: 'paired', ks: d.ks } : { state: 'revoked' };
+        },
+      }).catch((e: Error & { code?: string }) => {
+        throw new Error(`cannot listen for MQTT on ${opts.mqttListen ?? '127.0.0.1:1883'}: ${e.code ?? e.message}` +
+          (e.code === 'EADDRINUSE' ? '; another broker runs there: use --mqtt-listen HOST:PORT or --broker URL' : ''));
+      });
+      ingress = new Ingress({ url: broker.url, ...internal, protocolVersion: 4, subscriptions, log, now, onMessage });
+    } else {
+      // In external-broker mode the broker's own rules apply: frames are still authenticated here.
+      ingress = new Ingress({
+        url: opts.broker, clientId: `gridlet-gateway-${identity.id}`, protocolVersion: 5, subscriptions, log, now, onMessage,
+      });
+    }
+    await ingress.start();
+    http = await HttpServer.start({
+      listen: httpListen, apiToken: opts.apiToken, log,
+      routes: routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry }),
+    }).catch((e: Error & { code?: string }) => {
+      throw new Error(`cannot listen for HTTP on ${opts.httpListen ?? '127.0.0.1:8080'}: ${e.code ?? e.message}` +
+        (e.code === 'EADDRINUSE' ? '; use --http-listen HOST:PORT' : ''));
+    });
+    await refreshCounts();
+  } catch (e) {
+    pairing.close();
+    await ingress?.close().catch(() => {});
+    await broker?.close().catch(() => {});
+    await store.close();
+    throw e;
+  }
+
+  const mqttUrl = broker ? broker.url : opts.broker!;
+  log.info({ id: identity.id, mqtt: mqttUrl, http: http.url }, 'gateway ready');
+  let closing: Promise<void> | undefined;
+  return {
+    id: identity.id,
+    mqttUrl,
+    httpUrl: http.url,
+    operator: opts.operator ?? 'local',
+    events,
+    stats(): GatewayStats {
+      const c = metrics.counts;
+      return {
+        id: identity.id, devices: { ...deviceCounts }, connected: broker ? broker.connectedDevices() : heard.size,
+        framesReceived: c.framesReceived, framesAccepted: c.framesAccepted, framesDropped: { ...c.framesDropped },
+        messagesDropped: { ...c.messagesDropped }, hellos: c.hellos, records: { ...c.records },
+        pairings: { ...c.pairings }, downlinksSent: c.downlinksSent,
+      };
+    },
+    async sendDownlink(deviceId, body) {
+      const d = await store.getDevice(deviceId);
+      if (!d || d.state !== 'paired') throw new Error(`device ${deviceId} is not paired on this gateway`);
+      await downlink.send(d, body);
+    },
+    close() {
+      closing ??= (async () => {
+        pairing.close();
+        await http!.close();
+        await ingress!.close();
+        await broker?.close();
+        await store.close();
+        events.removeAllListeners();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,46 @@
+// The gateway's identity (WIRE.md "Identity"): an X25519 key pair for devices and, separately, an
+// Ed25519 key pair for the mesh. Kept in the data directory, readable by the owner only.
+
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nacl from 'tweetnacl';
+import { fromHex, toHex } from '../firmware/core/bytes.js';
+import { boxKeyPair, boxKeyPairFromSecret, type BoxKeyPair } from '../firmware/core/crypto.js';
+import { idFromPublicKey } from '../firmware/core/wire/pairing.js';
+
+export interface GatewayIdentity {
+  id: string;
+  box: BoxKeyPair;
+  /** Ed25519, for signing grid messages (MESH.md). */
+  sign: { publicKey: Uint8Array; secretKey: Uint8Array };
+}
+
+const FILE = 'identity.json';
+
+export function loadOrCreateIdentity(dataDir: string): GatewayIdentity {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const path = join(dataDir, FILE);
+  if (existsSync(path)) {
+    let j: { x25519SecretKey?: string; ed25519Seed?: string };
+    try {
+      j = JSON.parse(readFileSync(path, 'utf8'));
+      const box = boxKeyPairFromSecret(fromHex(j.x25519SecretKey ?? ''));
+      const sign = nacl.sign.keyPair.fromSeed(fromHex(j.ed25519Seed ?? ''));
+      return { id: idFromPublicKey(box.publicKey), box, sign };
+    } catch (e) {
+      throw new Error(`gateway identity ${path} is unreadable (${(e as Error).message}); restore it from a backup, ` +
+        'or move it away to make this gateway a new one (its devices must then be paired again)');
+    }
+  }
+  const box = boxKeyPair();
+  const seed = nacl.randomBytes(32);
+  const sign = nacl.sign.keyPair.fromSeed(seed);
+  const tmp = path + '.tmp';
+  writeFileSync(tmp, JSON.stringify({
+    x25519SecretKey: toHex(box.secretKey),
+    ed25519Seed: toHex(seed),
+  }, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+  return { id: idFromPublicKey(box.publicKey), box, sign };
+}

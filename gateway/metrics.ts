@@ -1,0 +1,161 @@
+// Prometheus metrics of one gateway, in its own Registry (several gateways may share a process).
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FrameDrop } from '../firmware/core/wire/frame.js';
+
+/** Why a frame on an up topic was dropped: the core's reasons (WIRE.md "Frames") plus the registry's. */
+export const FrameDropReason = {
+  ...FrameDrop,
+  unknownDevice: 'unknown-device',
+  revoked: 'revoked',
+  /** A frame that opened but whose body did not decode or cannot be acted on. */
+  body: 'body',
+} as const;
+export type FrameDropReasonValue = (typeof FrameDropReason)[keyof typeof FrameDropReason];
+
+export const RecordKindName: { [kind: number]: string } = { 1: 'reading', 2: 'event', 7: 'gap' };
+
+export interface MetricSources {
+  devicesByState(): Promise<{ [state: string]: number }>;
+  connectedDevices(): number;
+  pendingDownlinks(): Promise<number>;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly framesReceived = new Counter({
+    name: 'gridlet_frames_received_total', help: 'Frames received on device up topics.', registers: [this.registry],
+  });
+  readonly framesAccepted = new Counter({
+    name: 'gridlet_frames_accepted_total', help: 'Frames accepted, by body type name.', labelNames: ['body'], registers: [this.registry],
+  });
+  readonly framesDropped = new Counter({
+    name: 'gridlet_frames_dropped_total', help: 'Frames dropped without acting on them, by reason.',
+    labelNames: ['reason'], registers: [this.registry],
+  });
+  readonly messagesDropped = new Counter({
+    name: 'gridlet_messages_dropped_total',
+    help: 'MQTT messages dropped outside frame acceptance, by topic kind (hello, lwt, unknown, broker) and reason.',
+    labelNames: ['topic', 'reason'], registers: [this.registry],
+  });
+  readonly hellos = new Counter({
+    name: 'gridlet_hellos_received_total', help: 'Well-formed Hellos accepted into the Hello table.', registers: [this.registry],
+  });
+  readonly recordsStored = new Counter({
+    name: 'gridlet_records_stored_total', help: 'Records newly stored (resends not counted), by kind.',
+    labelNames: ['kind'], registers: [this.registry],
+  });
+  readonly pairings = new Counter({
+    name: 'gridlet_pairings_total',
+    help: 'Pairing requests by result (paired, refused, timeout, no-hello, conflict, invalid).',
+    labelNames: ['result'], registers: [this.registry],
+  });
+  readonly downlinksSent = new Counter({
+    name: 'gridlet_downlinks_sent_total', help: 'Downlink frames published, by body type name (resends included).',
+    labelNames: ['body'], registers: [this.registry],
+  });
+  readonly ackLatency = new Histogram({
+    name: 'gridlet_ack_latency_seconds', help: 'Time from receiving a records frame to publishing its ack.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry],
+  });
+  readonly brokerRefusals = new Counter({
+    name: 'gridlet_broker_refusals_total',
+    help: 'Embedded broker refusals: connect (bad id, bad credentials, foreign will), publish, subscribe.',
+    labelNames: ['action', 'reason'], registers: [this.registry],
+  });
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'gridlet_devices', help: 'Devices by registry state (seen = Hello received, not paired).',
+      labelNames: ['state'], registers,
+      async collect() {
+        const by = await sources.devicesByState();
+        for (const state of Object.keys(by)) this.set({ state }, by[state]);
+      },
+    });
+    new Gauge({
+      name: 'gridlet_devices_connected', help: 'Devices connected to the broker (embedded) or heard since their last will (external).',
+      registers,
+      collect() {
+        this.set(sources.connectedDevices());
+      },
+    });
+    new Gauge({
+      name: 'gridlet_downlinks_pending', help: 'State-changing downlinks kept until the device acknowledges them.',
+      registers,
+      async collect() {
+        this.set(await sources.pendingDownlinks());
+      },
+    });
+  }
+
+  /** The same counts as plain numbers, for stats() and the demo's live view. */
+  readonly counts = {
+    framesReceived: 0,
+    framesAccepted: 0,
+    framesDropped: {} as { [reason: string]: number },
+    messagesDropped: {} as { [topicAndReason: string]: number },
+    hellos: 0,
+    records: {} as { [kind: string]: number },
+    pairings: {} as { [result: string]: number },
+    downlinksSent: 0,
+    brokerRefusals: 0,
+  };
+
+  frameReceived(): void {
+    this.framesReceived.inc();
+    this.counts.framesReceived++;
+  }
+
+  frameAccepted(bodyType: number): void {
+    this.framesAccepted.inc({ body: BodyName[bodyType] ?? String(bodyType) });
+    this.counts.framesAccepted++;
+  }
+
+  dropFrame(reason: FrameDropReasonValue): void {
+    this.framesDropped.inc({ reason });
+    bump(this.counts.framesDropped, reason);
+  }
+
+  dropMessage(topic: string, reason: string): void {
+    this.messagesDropped.inc({ topic, reason });
+    bump(this.counts.messagesDropped, `${topic}/${reason}`);
+  }
+
+  hello(): void {
+    this.hellos.inc();
+    this.counts.hellos++;
+  }
+
+  recordsAdded(kind: number, n = 1): void {
+    const name = RecordKindName[kind] ?? String(kind);
+    this.recordsStored.inc({ kind: name }, n);
+    bump(this.counts.records, name, n);
+  }
+
+  pairing(result: string): void {
+    this.pairings.inc({ result });
+    bump(this.counts.pairings, result);
+  }
+
+  downlinkSent(bodyType: number): void {
+    this.downlinksSent.inc({ body: BodyName[bodyType] ?? String(bodyType) });
+    this.counts.downlinksSent++;
+  }
+
+  brokerRefusal(action: string, reason: string): void {
+    this.brokerRefusals.inc({ action, reason });
+    this.counts.brokerRefusals++;
+  }
+}
+
+function bump(o: { [k: string]: number }, k: string, n = 1): void {
+  o[k] = (o[k] ?? 0) + n;
+}
+
+export const BodyName: { [type: number]: string } = {
+  1: 'readings', 2: 'event', 3: 'status', 4: 'job', 5: 'paired', 6: 'guest-ack', 7: 'gap', 8: 'down-ack',
+  16: 'ack', 17: 'config', 18: 'guest-offer', 19: 'guest-chunk', 20: 'guest-remove', 21: 'dr-event', 22: 'job-result',
+  23: 'time', 24: 'unpair', 25: 'tariff',
+};

@@ -1,0 +1,60 @@
+// Records (WIRE.md "Records and acks"): storing the records a frame carries together with its
+// counter, acking the contiguous prefix, and the JSON shape operators read them in.
+
+import { base64 } from './json.js';
+import type { AcceptedFrame, HandlerContext } from './handlers/handler.js';
+import type { StoredRecord } from './store/store.js';
+import { Body } from '../firmware/core/wire/bodies.js';
+import { Tagged, type CborValue } from '../firmware/core/cbor.js';
+
+/** `[seq, t, channel, value] | [seq, t, "event", kind, data] | [seq, t, "gap", last, reason]` (ARCHITECTURE.md). */
+export type RecordJson =
+  | [seq: number, t: number, channel: number, value: number]
+  | [seq: number, t: number, 'event', kind: string, data: unknown]
+  | [seq: number, t: number, 'gap', last: number, reason: string];
+
+export function recordJson(r: StoredRecord): RecordJson {
+  switch (r.kind) {
+    case 1:
+      return [r.seq, r.t, r.channel, r.value];
+    case 2:
+      return [r.seq, r.t, 'event', r.event, cborToJson(r.data ?? {})];
+    default:
+      return [r.seq, r.t, 'gap', r.last, r.reason];
+  }
+}
+
+/** Event data is a CBOR map; JSON cannot carry every CBOR value, so bytes become base64 text. */
+export function cborToJson(v: CborValue): unknown {
+  if (v instanceof Uint8Array) return base64(v);
+  if (typeof v === 'bigint') return v.toString();
+  if (v === undefined) return null;
+  if (v instanceof Tagged) return { tag: v.tag, value: cborToJson(v.value) };
+  if (Array.isArray(v)) return v.map(cborToJson);
+  if (v instanceof Map) {
+    const o: { [k: string]: unknown } = {};
+    for (const [k, x] of v) o[String(k)] = cborToJson(x);
+    return o;
+  }
+  if (v !== null && typeof v === 'object') {
+    const o: { [k: string]: unknown } = {};
+    for (const k of Object.keys(v)) o[k] = cborToJson(v[k]);
+    return o;
+  }
+  return v;
+}
+
+/**
+ * Stores a frame's records in the same transaction as its counter, then acks the contiguous prefix
+ * (the ack's downlink counter is reserved in that transaction too).
+ */
+export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[], gw: HandlerContext): Promise<void> {
+  const r = await frame.commit({ records, allocateDown: true });
+  const device = frame.device;
+  for (const rec of r.added) gw.metrics.recordsAdded(rec.kind);
+  gw.downlink.sendWithCounter(device, r.downCounter!, { type: Body.ack, seq: r.ackedSeq });
+  gw.metrics.ackLatency.observe(Math.max(0, gw.now() - frame.receivedAt) / 1000);
+  if (r.added.length > 0) gw.events.emit('records', { deviceId: device.id, records: r.added.map(recordJson) });
+  gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
+  if (records.some((x) => x.kind !== 7 && x.gatewayTimed)) await gw.timeSync(device);
+}

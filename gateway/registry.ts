@@ -1,0 +1,141 @@
+// The device registry as operators see it: paired and revoked devices from the store, and devices
+// `seen` (Hello received, not paired) from this gateway's Hello table (ARCHITECTURE.md).
+
+import { Body } from '../firmware/core/wire/bodies.js';
+import { isDeviceId } from '../firmware/core/wire/topics.js';
+import type { GatewayContext } from './context.js';
+import type { Downlink } from './downlink.js';
+import { isoTime } from './json.js';
+import type { HelloEntry, Pairing } from './pairing.js';
+import type { DeviceRow, Labels } from './store/store.js';
+
+export interface DeviceJson {
+  id: string;
+  state: 'paired' | 'revoked' | 'seen';
+  gateway: string | null;
+  labels: Labels;
+  model: string;
+  firmware: string;
+  capabilities: string[];
+  firstSeen: string | null;
+  lastSeen: string | null;
+  pairedAt: string | null;
+  revokedAt: string | null;
+  ackedSeq: number;
+  connected: boolean;
+  status: DeviceRow['status'];
+  guests: DeviceRow['guests'];
+}
+
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+const MAX_LABELS = 64;
+const MAX_LABEL_VALUE = 256;
+
+/** Parses a label selector: `key=value` or `key`, several joined by commas (all must match). */
+export function parseSelector(text: string): { key: string; value?: string }[] | string {
+  const out: { key: string; value?: string }[] = [];
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (!p) continue;
+    const eq = p.indexOf('=');
+    const key = eq < 0 ? p : p.slice(0, eq);
+    if (!LABEL_KEY.test(key)) return `label selector "${p.slice(0, 80)}" is not key or key=value`;
+    out.push(eq < 0 ? { key } : { key, value: p.slice(eq + 1) });
+  }
+  return out;
+}
+
+/** Validates a labels object; returns it or the reason it is refused. */
+export function checkLabels(v: unknown): Labels | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'labels must be an object of "key": "value" text pairs';
+  const keys = Object.keys(v);
+  if (keys.length > MAX_LABELS) return `at most ${MAX_LABELS} labels per device`;
+  const out: Labels = {};
+  for (const k of keys) {
+    const val = (v as { [k: string]: unknown })[k];
+    if (!LABEL_KEY.test(k)) return `label key "${k.slice(0, 80)}" must be 1-63 characters A-Z a-z 0-9 . _ / - starting with a letter or digit`;
+    if (typeof val !== 'string' || val.length > MAX_LABEL_VALUE) return `label "${k}" must have a text value of at most ${MAX_LABEL_VALUE} characters`;
+    out[k] = val;
+  }
+  return out;
+}
+
+export class Registry {
+  readonly #ctx: GatewayContext;
+  readonly #pairing: Pairing;
+  readonly #downlink: Downlink;
+  readonly #connected: (id: string) => boolean;
+
+  constructor(ctx: GatewayContext, pairing: Pairing, downlink: Downlink, connected: (id: string) => boolean) {
+    this.#ctx = ctx;
+    this.#pairing = pairing;
+    this.#downlink = downlink;
+    this.#connected = connected;
+  }
+
+  deviceJson(d: DeviceRow): DeviceJson {
+    return {
+      id: d.id, state: d.state, gateway: d.gatewayId, labels: d.labels, model: d.model, firmware: d.firmware,
+      capabilities: d.capabilities, firstSeen: isoTime(d.firstSeen), lastSeen: isoTime(d.lastSeen),
+      pairedAt: isoTime(d.pairedAt), revokedAt: isoTime(d.revokedAt), ackedSeq: d.ackedSeq,
+      connected: this.#connected(d.id), status: d.status, guests: d.guests,
+    };
+  }
+
+  seenJson(e: HelloEntry): DeviceJson {
+    return {
+      id: e.id, state: 'seen', gateway: this.#ctx.identity.id, labels: {}, model: e.hello.model,
+      firmware: e.hello.firmware, capabilities: e.hello.capabilities, firstSeen: isoTime(e.firstSeen),
+      lastSeen: isoTime(e.receivedAt), pairedAt: null, revokedAt: null, ackedSeq: 0,
+      connected: this.#connected(e.id), status: null, guests: {},
+    };
+  }
+
+  async list(selector: { key: string; value?: string }[] = []): Promise<DeviceJson[]> {
+    const rows = await this.#ctx.store.listDevices();
+    const known = new Set(rows.map((r) => r.id));
+    const all = rows.map((r) => this.deviceJson(r));
+    for (const e of this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
+    all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return all.filter((d) => selector.every((s) => s.key in d.labels && (s.value === undefined || d.labels[s.key] === s.value)));
+  }
+
+  async get(id: string): Promise<DeviceJson | undefined> {
+    if (!isDeviceId(id)) return undefined;
+    const row = await this.#ctx.store.getDevice(id);
+    if (row) return this.deviceJson(row);
+    const e = this.#pairing.hello(id);
+    return e && this.seenJson(e);
+  }
+
+  async countByState(): Promise<{ paired: number; revoked: number; seen: number }> {
+    const c = await this.#ctx.store.countDevices();
+    let seen = 0;
+    for (const e of this.#pairing.seen()) if (!(await this.#ctx.store.getDevice(e.id))) seen++;
+    return { ...c, seen };
+  }
+
+  /**
+   * Revokes a device: it is refused from now on, and an `unpair` sealed with its last session key
+   * is kept and resent while the device still speaks that session (until it Hellos again).
+   */
+  async revoke(id: string): Promise<DeviceJson | undefined> {
+    if (!isDeviceId(id)) return undefined;
+    const before = await this.#ctx.store.getDevice(id);
+    if (!before) return undefined;
+    const row = (await this.#ctx.store.revoke(id, this.#ctx.now()))!;
+    if (before.state === 'paired') {
+      await this.#downlink.send(row, { type: Body.unpair });
+      this.#ctx.events.emit('revoked', { deviceId: id });
+      this.#ctx.log.info({ device: id }, 'device revoked');
+    }
+    return this.deviceJson(row);
+  }
+
+  async setLabels(id: string, labels: Labels): Promise<DeviceJson | 'not-paired' | undefined> {
+    if (!isDeviceId(id)) return undefined;
+    const row = await this.#ctx.store.setLabels(id, labels);
+    if (row) return this.deviceJson(row);
+    return this.#pairing.hello(id) ? 'not-paired' : undefined;
+  }
+}

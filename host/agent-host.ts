@@ -1,0 +1,135 @@
+// A host agent: the firmware core's Agent on Node ports. Used by `gridlet agent`, the demo and tests.
+
+import { join } from 'node:path';
+import { Agent, AgentState, type AgentOptions } from '../firmware/core/agent/agent.js';
+import type { RecordLog } from '../firmware/core/log/record-log.js';
+import { RamLog } from '../firmware/core/log/ram-log.js';
+import { loadIdentity } from '../firmware/core/agent/identity.js';
+import { useRandom } from '../firmware/core/crypto.js';
+import type { KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
+import { FileKeyValue, MemoryKeyValue } from './ports/file-kv.js';
+import { MqttTransport } from './ports/mqtt-transport.js';
+import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
+import { ReplayMeter } from './meter/replay-meter.js';
+import { SimMeter } from './meter/sim-meter.js';
+// --- technician console (issue 7) ---
+import { AgentBridge, PAIRED_ONCE_KEY } from '../firmware/core/console/agent-bridge.js';
+import { Console } from '../firmware/core/console/console.js';
+import { LogRing } from '../firmware/core/console/log-ring.js';
+import { ReadingsRing } from '../firmware/core/console/readings-ring.js';
+import { provisionFactoryPin } from '../firmware/core/console/pin.js';
+import { utf8Decode, utf8Encode } from '../firmware/core/bytes.js';
+import { openPty, type Pty } from './console/pty.js';
+import { PtySerialPort } from './ports/pty-serial.js';
+
+export const FIRMWARE_VERSION = '0.1.0';
+
+export interface HostAgentOptions {
+  /** Directory for the agent's persistent state; omitted = in memory (lost on exit). */
+  dataDir?: string;
+  brokers: string[];
+  /** `sim`, `sim:SEED`, `replay:FILE`, or `none`. */
+  meter?: string;
+  /** Milliseconds between readings for sim/replay meters. */
+  intervalMs?: number;
+  model?: string;
+  topicPrefix?: string;
+  logger?: Logger;
+  onEvent?: AgentOptions['onEvent'];
+  /** A log to use instead of the default one (tests). */
+  log?: RecordLog;
+  // --- technician console (issue 7) ---
+  /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
+  consolePty?: boolean | Pty;
+  /** What the console's `reboot` does; without it the console answers that this host cannot reboot. */
+  onReboot?: () => void;
+}
+
+export interface HostAgent {
+  agent: Agent;
+  kv: KeyValue;
+  log: RecordLog;
+  meter?: MeterSource;
+  // --- technician console (issue 7) ---
+  console?: Console;
+  /** The console's pseudo-terminal; `consolePty.path` is what a technician opens. */
+  consolePty?: Pty;
+  /** The factory PIN "on the label" (on a host: kept in its KeyValue), until the meter's first pairing. */
+  factoryPin?: string;
+  stop(): void;
+}
+
+export function parseMeterSpec(spec: string, kv: KeyValue, intervalMs?: number, seed = 1): MeterSource | undefined {
+  if (spec === 'none') return undefined;
+  if (spec === 'sim') return new SimMeter({ seed, intervalMs });
+  if (spec.startsWith('sim:')) return new SimMeter({ seed: Number(spec.slice(4)) || seed, intervalMs });
+  if (spec.startsWith('replay:')) return new ReplayMeter(spec.slice(7), kv, intervalMs);
+  if (spec.startsWith('dsmr:')) throw new Error('--meter dsmr:PATH is not available in this build yet');
+  throw new Error(`unknown meter "${spec}"; use sim, replay:FILE or dsmr:SERIALPATH`);
+}
+
+export function createHostAgent(o: HostAgentOptions): HostAgent {
+  const kv = o.dataDir ? new FileKeyValue(join(o.dataDir, 'kv')) : new MemoryKeyValue();
+  const timers = new NodeTimers();
+  const log = o.log ?? new RamLog();
+  useRandom(nodeRandom);
+  loadIdentity(kv); // created now so the simulated meter's seed can come from it
+  const seed = seedFrom(kv);
+  const meter = parseMeterSpec(o.meter ?? 'sim', kv, o.intervalMs, seed);
+  const c = o.consolePty ? consoleParts(kv, o) : undefined;
+  const uplinks = o.brokers.map((url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary'));
+  const agent = new Agent({
+    kv, random: nodeRandom, clock: new NodeClock(), timers, log, uplinks, meter,
+    logger: c?.logRing ?? o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
+    capabilities: ['relay:1', 'guests'], topicPrefix: o.topicPrefix, onEvent: c?.onEvent ?? o.onEvent,
+    heapUsed: () => process.memoryUsage().heapUsed,
+  });
+  const con = c ? startConsole(c, agent, kv, log, timers, o) : undefined;
+  return {
+    agent, kv, log, meter, ...con,
+    stop() {
+      agent.stop();
+      timers.clearAll();
+      if (o.consolePty === true) con?.consolePty.close();
+    },
+  };
+}
+
+// --- technician console (issue 7) ---
+/** KeyValue key where a host keeps its factory PIN in clear: the host's stand-in for a label. */
+const LABEL_PIN_KEY = 'host.label.factory_pin';
+
+function consoleParts(kv: KeyValue, o: HostAgentOptions) {
+  const clock = new NodeClock();
+  const readings = new ReadingsRing();
+  const logRing = new LogRing(clock, o.logger);
+  const onEvent: AgentOptions['onEvent'] = (name, detail) => {
+    readings.onAgentEvent(name, detail);
+    o.onEvent?.(name, detail);
+  };
+  // At first boot a host makes its factory PIN, as a factory would print one on the label.
+  const fresh = provisionFactoryPin(kv);
+  if (fresh) kv.set(LABEL_PIN_KEY, utf8Encode(fresh));
+  const label = kv.get(LABEL_PIN_KEY);
+  return { clock, readings, logRing, onEvent, factoryPin: label ? utf8Decode(label) : undefined };
+}
+
+function startConsole(c: NonNullable<ReturnType<typeof consoleParts>>, agent: Agent, kv: KeyValue, log: RecordLog,
+  timers: NodeTimers, o: HostAgentOptions) {
+  const consolePty = o.consolePty === true ? openPty() : (o.consolePty as Pty);
+  const bridge = new AgentBridge({
+    agent, kv, log, clock: c.clock, timers, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
+    heapUsed: () => process.memoryUsage().heapUsed, readings: c.readings, logRing: c.logRing, reboot: o.onReboot,
+  });
+  const console = new Console({ port: new PtySerialPort(consolePty), host: bridge, kv, clock: c.clock, timers });
+  console.start();
+  const pairedOnce = agent.state === AgentState.paired || !!kv.get(PAIRED_ONCE_KEY);
+  return { console, consolePty, factoryPin: pairedOnce ? undefined : c.factoryPin };
+}
+
+/** A per-device seed for the simulated meter, so two meters differ but one meter is stable. */
+function seedFrom(kv: KeyValue): number {
+  const sk = kv.get('id.sk');
+  if (!sk) return Math.floor(Math.random() * 2 ** 31);
+  return ((sk[0] << 24) | (sk[1] << 16) | (sk[2] << 8) | sk[3]) >>> 0;
+}

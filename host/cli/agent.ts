@@ -1,0 +1,70 @@
+// `gridlet agent`: one host agent.
+
+import { createHostAgent, type HostAgent, type HostAgentOptions } from '../agent-host.js';
+import { openPty } from '../console/pty.js';
+import { streamLogger } from '../ports/node-platform.js';
+import { parse, run, UsageError } from './args.js';
+
+const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|dsmr:SERIALPATH]
+                     [--interval MS] [--console-pty] [--prefix gl] [--verbose]
+
+Runs one meter agent on this machine. It prints
+  agent ready id=<deviceId> code=<pair code> console=<pty path or ->
+then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>).
+
+  --data DIR        keep identity, pairing, counters and the record log here (default: in memory)
+  --broker URL      MQTT broker, e.g. mqtt://127.0.0.1:1883; repeat for fallbacks in order of preference
+  --meter SPEC      sim (default: a real household day, shifted and scaled), replay:FILE (JSON lines
+                    {"t": unix s, "values": [[channel, value], …]}), dsmr:/dev/ttyUSB0 (P1 port)
+  --interval MS     milliseconds between readings (sim default 10000, replay default 1000)
+  --console-pty     open the technician console on a pseudo-terminal
+  --prefix P        topic prefix (default gl)
+  --verbose         log debug lines to stderr`;
+
+export async function agentMain(argv: string[]): Promise<number> {
+  return run(async () => {
+    const r = parse(argv, {
+      data: { type: 'string' },
+      broker: { type: 'string', multiple: true },
+      meter: { type: 'string' },
+      interval: { type: 'string' },
+      'console-pty': { type: 'boolean' },
+      prefix: { type: 'string' },
+      verbose: { type: 'boolean' },
+    }, HELP);
+    if (!r) return 0;
+    const v = r.values;
+    const brokers = (v.broker as string[] | undefined) ?? [];
+    if (!brokers.length) throw new UsageError(`--broker URL is required\n\n${HELP}`);
+    for (const b of brokers) if (!/^(mqtts?|wss?|tcp):\/\//.test(b)) throw new UsageError(`--broker ${b}: expected mqtt://HOST:PORT`);
+    const interval = v.interval === undefined ? undefined : Number(v.interval);
+    if (interval !== undefined && !(interval >= 10)) throw new UsageError('--interval must be at least 10 ms');
+    const logger = streamLogger('agent', v.verbose ? 'debug' : 'info');
+    // --- technician console (issue 7): the pty outlives the agent across a console `reboot`.
+    const pty = v['console-pty'] ? openPty() : undefined;
+    const options: HostAgentOptions = {
+      dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim',
+      intervalMs: interval, topicPrefix: v.prefix as string | undefined, logger,
+      consolePty: pty, onReboot: () => reboot(),
+    };
+    let host: HostAgent = createHostAgent(options);
+    const reboot = () => {
+      logger.log('warn', 'rebooting (console `reboot`)');
+      host.stop();
+      host = createHostAgent(options);
+      host.agent.start();
+    };
+    const a = host.agent;
+    console.log(`agent ready id=${a.deviceId} code=${a.identity.pairCode} console=${pty?.path ?? '-'}`);
+    if (host.factoryPin) console.error(`console factory PIN ${host.factoryPin} (until the first pairing)`);
+    a.start();
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    host.stop();
+    pty?.close();
+    return 0;
+  });
+}

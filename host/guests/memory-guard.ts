@@ -1,0 +1,116 @@
+// The host engine's exact memory cap (GUESTS.md "Module rules"): before Node compiles a guest, every
+// load and store is rewritten into a call to a small helper that checks the effective address against
+// the manifest's `memory_bytes` and only then performs the original access, and `memory.grow` into a
+// helper that refuses growth past the cap. A breach records the address in an added i64 global and
+// executes `unreachable`, which the engine turns into a memory GuestTrap. Bulk memory is refused by the
+// validator, so loads, stores and grow are every way a guest can touch its memory.
+//
+// Exact: an access of n bytes at effective address ea = addr + offset (computed in 64 bits, so it cannot
+// wrap) is allowed iff ea + n ≤ memory_bytes. Helpers are appended after the guest's own functions, so
+// no index moves; the metering pairs stay where they were.
+
+import {
+  ACCESS_BYTES, ACCESS_TYPE, copyInstr, decodeInstr, ExternKind, Instr, isLoad, isStore, PAGE_BYTES, parseModule,
+  rewriteModule, WasmReader, WasmWriter, writeLocals, type FuncType,
+} from '../../firmware/core/guests/wasm.js';
+
+/** Export name of the breach global: -1 no breach, ≥ 0 the offending address, -2 a refused memory.grow. */
+export const BREACH_EXPORT = '__gridlet_breach';
+export const BREACH_GROW = -2;
+
+const I32 = 0x7f;
+const I64 = 0x7e;
+
+interface Helper { key: string; type: FuncType; body: Uint8Array }
+
+export interface Guarded {
+  wasm: Uint8Array;
+  /** Memory accesses rewritten. */
+  accesses: number;
+}
+
+/** Rewrites `bytes` so that it cannot touch memory at or past `memoryBytes`. */
+export function guardMemory(bytes: Uint8Array, memoryBytes: number): Guarded {
+  const m = parseModule(bytes);
+  if (m.memories.length === 0) return { wasm: bytes, accesses: 0 };
+  const importedGlobals = m.imports.filter((i) => i.kind === ExternKind.global).length;
+  const breachGlobal = importedGlobals + m.globals.length;
+  const firstHelper = m.funcImportCount + m.funcs.length;
+  const helpers: Helper[] = [];
+  const index = new Map<string, number>();
+  const pagesAllowed = Math.ceil(memoryBytes / PAGE_BYTES);
+
+  const helperFor = (op: number, align: number, offset: number): number => {
+    const key = op === 0x40 ? 'grow' : `${op}:${align}:${offset}`;
+    const known = index.get(key);
+    if (known !== undefined) return known;
+    const w = new WasmWriter(64);
+    w.u8(0); // no locals
+    let type: FuncType;
+    if (op === 0x40) {
+      type = { params: [I32], results: [I32] };
+      // if (memory.size + delta > pagesAllowed) { breach = -2; unreachable }
+      w.u8(0x3f).u8(0).u8(0xad).u8(0x20).u8(0).u8(0xad).u8(0x7c).u8(0x42).sleb(pagesAllowed).u8(0x56);
+      w.u8(0x04).u8(0x40).u8(0x42).sleb(BREACH_GROW).u8(0x24).u32(breachGlobal).u8(0x00).u8(0x0b);
+      w.u8(0x20).u8(0).u8(0x40).u8(0);
+    } else {
+      const size = ACCESS_BYTES[op - 0x28];
+      const vt = ACCESS_TYPE[op - 0x28];
+      type = isLoad(op) ? { params: [I32], results: [vt] } : { params: [I32, vt], results: [] };
+      // if (u64(addr) + offset + size > cap) { breach = u64(addr) + offset; unreachable }
+      w.u8(0x20).u8(0).u8(0xad).u8(0x42).sleb(offset + size).u8(0x7c).u8(0x42).sleb(memoryBytes).u8(0x56);
+      w.u8(0x04).u8(0x40);
+      w.u8(0x20).u8(0).u8(0xad).u8(0x42).sleb(offset).u8(0x7c).u8(0x24).u32(breachGlobal).u8(0x00);
+      w.u8(0x0b);
+      w.u8(0x20).u8(0);
+      if (isStore(op)) w.u8(0x20).u8(1);
+      w.u8(op).u32(align).u32(offset);
+    }
+    w.u8(0x0b);
+    const i = firstHelper + helpers.length;
+    helpers.push({ key, type, body: w.result() });
+    index.set(key, i);
+    return i;
+  };
+
+  let accesses = 0;
+  const bodies: Uint8Array[] = [];
+  const ins = new Instr();
+  for (const b of m.bodies) {
+    const out = new WasmWriter(b.end - b.entryStart + 32);
+    writeLocals(b, out);
+    const r = new WasmReader(m.bytes, b.codeStart, b.end);
+    while (r.pos < r.end) {
+      decodeInstr(r, ins);
+      if ((ins.op >= 0x28 && ins.op <= 0x3e) || ins.op === 0x40) {
+        out.u8(0x10).u32(helperFor(ins.op, ins.a, ins.b));
+        accesses++;
+      } else {
+        copyInstr(m, ins, out, (f) => f);
+      }
+    }
+    bodies.push(out.result());
+  }
+
+  // Helper types are appended after the module's own.
+  const addTypes: FuncType[] = [];
+  const typeOf = (t: FuncType): number => {
+    for (let i = 0; i < addTypes.length; i++) {
+      const a = addTypes[i];
+      if (a.params.join() === t.params.join() && a.results.join() === t.results.join()) return m.types.length + i;
+    }
+    addTypes.push(t);
+    return m.types.length + addTypes.length - 1;
+  };
+  const addFuncs = helpers.map((h) => ({ type: typeOf(h.type), body: h.body }));
+  const wasm = rewriteModule(m, {
+    addTypes,
+    addFuncs,
+    addGlobals: [new Uint8Array([I64, 0x01, 0x42, 0x7f, 0x0b])], // (mut i64) (i64.const -1)
+    addExports: [{ name: BREACH_EXPORT, kind: ExternKind.global, index: breachGlobal }],
+    rewriteBody: (i, _b, out) => {
+      out.bytes(bodies[i]);
+    },
+  });
+  return { wasm, accesses };
+}

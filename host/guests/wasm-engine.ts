@@ -1,0 +1,161 @@
+// The GuestEngine port on Node's WebAssembly: the same .wasm bytes and limits as wasm3 on the meter.
+//  - Fuel: `metering.usegas(i64)` is linked to a counter; when a call's budget is spent it throws a
+//    fuel GuestTrap, which unwinds the guest.
+//  - Memory: the cap is exact: memory-guard.ts rewrites every load/store/grow to check `memory_bytes`
+//    before Node compiles the module; `readMemory` (the `log` import) checks it too.
+//  - Traps: anything that stops a call becomes a GuestTrap with its kind (trap, fuel, memory) and reason.
+
+import type { GuestEngine, GuestImport, GuestInstance } from '../../firmware/core/ports.js';
+import { GuestTrap, TrapKind } from '../../firmware/core/ports.js';
+import { BREACH_EXPORT, BREACH_GROW, guardMemory } from './memory-guard.js';
+import { WA, type WasmGlobal, type WasmImports, type WasmInstance, type WasmMemory, type WasmModule } from './webassembly.js';
+
+/** Budget for a start function when the caller gives none. */
+const DEFAULT_START_FUEL = 1_000_000;
+
+type Export = (...args: number[]) => number | undefined;
+
+class NodeGuestInstance implements GuestInstance {
+  #instance: WasmInstance | undefined;
+  #exports = new Map<string, Export>();
+  #memory: WasmMemory | undefined;
+  #breach: WasmGlobal | undefined;
+  #budget: number;
+  #used = 0;
+  #calling = '';
+
+  constructor(readonly memoryBytes: number, startFuel: number) {
+    this.#budget = startFuel;
+    this.#calling = 'start';
+  }
+
+  /** The `metering.usegas` import. */
+  readonly usegas = (n: bigint): void => {
+    this.#used += Number(n);
+    if (this.#used > this.#budget) {
+      throw new GuestTrap(TrapKind.fuel, `${this.#calling} spent its fuel budget of ${this.#budget}`);
+    }
+  };
+
+  attach(instance: WasmInstance): void {
+    this.#instance = instance;
+    for (const [name, value] of Object.entries(instance.exports)) {
+      if (typeof value === 'function') this.#exports.set(name, value as Export);
+      else if (value instanceof WA.Memory && name === 'memory') this.#memory = value;
+      else if (value instanceof WA.Global && name === BREACH_EXPORT) this.#breach = value;
+    }
+  }
+
+  get fuelUsed(): number {
+    return this.#used;
+  }
+
+  call(name: string, args: number[], fuel: number): number | undefined {
+    const fn = this.#exports.get(name);
+    if (!this.#instance) throw new GuestTrap(TrapKind.trap, `guest is disposed; cannot call ${name}`);
+    if (!fn) throw new GuestTrap(TrapKind.trap, `the guest has no export "${name}"`);
+    this.#budget = fuel;
+    this.#used = 0;
+    this.#calling = name;
+    try {
+      switch (args.length) {
+        case 0: return fn();
+        case 1: return fn(args[0]);
+        case 2: return fn(args[0], args[1]);
+        default: return fn(...args);
+      }
+    } catch (e) {
+      throw this.mapError(e, name);
+    }
+  }
+
+  /** Turns whatever stopped a call into a GuestTrap with a reason. */
+  mapError(e: unknown, name: string): GuestTrap {
+    if (e instanceof GuestTrap) return e;
+    const breach = this.#breach ? Number(this.#breach.value as bigint) : -1;
+    if (breach !== -1 && this.#breach) {
+      this.#breach.value = -1n;
+      if (breach === BREACH_GROW) {
+        return new GuestTrap(TrapKind.memory, `${name}: memory.grow past memory_bytes ${this.memoryBytes}`);
+      }
+      return new GuestTrap(TrapKind.memory, `${name}: access at byte ${breach} is outside memory_bytes ${this.memoryBytes}`);
+    }
+    if (e instanceof WA.RuntimeError) {
+      const message = (e as Error).message;
+      if (/out of bounds memory|memory access out of bounds/i.test(message)) {
+        return new GuestTrap(TrapKind.memory, `${name}: ${message}`);
+      }
+      return new GuestTrap(TrapKind.trap, `${name}: ${message}`);
+    }
+    if (e instanceof RangeError) return new GuestTrap(TrapKind.trap, `${name}: call stack exhausted (${e.message})`);
+    return new GuestTrap(TrapKind.trap, `${name}: host import failed: ${(e as Error)?.message ?? String(e)}`);
+  }
+
+  hasExport(name: string): boolean {
+    return this.#exports.has(name);
+  }
+
+  readMemory(ptr: number, len: number): Uint8Array {
+    const mem = this.#memory;
+    if (!mem) throw new GuestTrap(TrapKind.memory, 'the guest has no memory');
+    if (ptr < 0 || len < 0 || ptr + len > this.memoryBytes || ptr + len > mem.buffer.byteLength) {
+      throw new GuestTrap(TrapKind.memory, `reading bytes ${ptr}..${ptr + len} is outside memory_bytes ${this.memoryBytes}`);
+    }
+    return new Uint8Array(mem.buffer, ptr, len).slice();
+  }
+
+  dispose(): void {
+    this.#instance = undefined;
+    this.#exports.clear();
+    this.#memory = undefined;
+    this.#breach = undefined;
+  }
+}
+
+export interface NodeGuestEngineOptions {
+  /** Skip the memory-cap rewrite (the benchmark measures its cost; never for real guests). */
+  unguarded?: boolean;
+}
+
+export class NodeGuestEngine implements GuestEngine {
+  #cache = new WeakMap<Uint8Array, Map<number, WasmModule>>();
+  #unguarded: boolean;
+
+  constructor(options: NodeGuestEngineOptions = {}) {
+    this.#unguarded = options.unguarded ?? false;
+  }
+
+  /** Compiles (once per bytes and cap) the guarded module. */
+  compile(wasm: Uint8Array, memoryBytes: number): WasmModule {
+    let byCap = this.#cache.get(wasm);
+    const hit = byCap?.get(memoryBytes);
+    if (hit) return hit;
+    let module: WasmModule;
+    try {
+      const bytes = this.#unguarded ? wasm : guardMemory(wasm, memoryBytes).wasm;
+      module = new WA.Module(bytes);
+    } catch (e) {
+      throw new GuestTrap(TrapKind.trap, `cannot load the module: ${(e as Error).message}`);
+    }
+    if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
+    byCap.set(memoryBytes, module);
+    return module;
+  }
+
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
+    const module = this.compile(wasm, limits.memoryBytes);
+    const guest = new NodeGuestInstance(limits.memoryBytes, limits.fuel ?? DEFAULT_START_FUEL);
+    let instance: WasmInstance;
+    try {
+      instance = new WA.Instance(module, {
+        gridlet: imports as WasmImports[string],
+        metering: { usegas: guest.usegas },
+      });
+    } catch (e) {
+      if (e instanceof WA.LinkError) throw new GuestTrap(TrapKind.trap, `cannot link the module: ${(e as Error).message}`);
+      throw guest.mapError(e, 'start');
+    }
+    guest.attach(instance);
+    return guest;
+  }
+}

@@ -1,0 +1,349 @@
+// The XS side of `npm run test:xs`: bundled first into every test bundle, it runs inside the
+// xsnap worker. The worker has no console, no timers, no crypto.getRandomValues and no module
+// loader; this file supplies what tests (not the core) lean on, and answers the Node runner's
+// commands (`plan`, `run`) through the worker's `handleCommand` channel.
+//
+// What it adds is deliberately for the tests' sake only. The core is kept honest elsewhere:
+// `npm run build:firmware` type-checks firmware/ without Node or DOM types, so a core file using
+// `console`, `setTimeout`, `TextEncoder` or `Error.captureStackTrace` fails there.
+
+const G = globalThis;
+const nativeSetImmediate = G.setImmediate;
+const nativeDateNow = Date.now;
+const Encoder = G.TextEncoder;
+const Decoder = G.TextDecoder;
+
+// ---------------------------------------------------------------------------------------------
+// Output: everything a test prints is kept (bounded) and returned with its result.
+
+const MAX_LINES = 200;
+let lines = [];
+let linesDropped = 0;
+
+export function say(text) {
+  if (lines.length >= MAX_LINES) {
+    linesDropped++;
+    return;
+  }
+  lines.push(String(text).slice(0, 2000));
+}
+
+function takeLines() {
+  const out = lines;
+  if (linesDropped) out.push(`… ${linesDropped} more lines dropped`);
+  lines = [];
+  linesDropped = 0;
+  return out;
+}
+
+/** A compact, cycle-safe rendering that shows bytes as hex and Maps as maps. */
+export function format(v, depth = 0, seen = []) {
+  if (typeof v === 'string') return depth ? JSON.stringify(v) : v;
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol') return v.toString();
+  if (typeof v === 'function') return `[Function ${v.name || 'anonymous'}]`;
+  if (v === null || typeof v !== 'object') return Object.is(v, -0) ? '-0' : String(v);
+  if (seen.indexOf(v) >= 0) return '[Circular]';
+  if (depth > 6) return '[…]';
+  seen = seen.concat([v]);
+  const f = (x) => format(x, depth + 1, seen);
+  if (v instanceof Error) return `${v.name}: ${v.message}`;
+  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
+    const name = v.constructor && v.constructor.name;
+    if (v instanceof Uint8Array) {
+      let hex = '';
+      const n = Math.min(v.length, 64);
+      for (let i = 0; i < n; i++) hex += (v[i] < 16 ? '0' : '') + v[i].toString(16);
+      return `${name}(${v.length})[${hex}${v.length > n ? '…' : ''}]`;
+    }
+    return `${name}(${v.length})[${Array.prototype.slice.call(v, 0, 32).join(', ')}${v.length > 32 ? ', …' : ''}]`;
+  }
+  if (v instanceof ArrayBuffer) return `ArrayBuffer(${v.byteLength})`;
+  if (v instanceof Map) return `Map(${v.size}) {${Array.from(v, ([k, x]) => `${f(k)} => ${f(x)}`).join(', ')}}`;
+  if (v instanceof Set) return `Set(${v.size}) {${Array.from(v, f).join(', ')}}`;
+  if (v instanceof Date) return `Date(${isNaN(v.getTime()) ? 'Invalid' : v.toISOString()})`;
+  if (v instanceof RegExp) return String(v);
+  if (Array.isArray(v)) return `[${v.map(f).join(', ')}]`;
+  const proto = Object.getPrototypeOf(v);
+  const name = proto && proto !== Object.prototype && proto.constructor ? proto.constructor.name + ' ' : '';
+  return `${name}{${Object.keys(v).map((k) => `${/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k)}: ${f(v[k])}`).join(', ')}}`;
+}
+
+function consoleMethod(level) {
+  return (...args) => say((level ? level + ': ' : '') + args.map((a) => format(a)).join(' '));
+}
+
+if (typeof G.console === 'undefined') {
+  G.console = {
+    log: consoleMethod(''), info: consoleMethod(''), debug: consoleMethod(''),
+    warn: consoleMethod('warn'), error: consoleMethod('error'), trace: consoleMethod('trace'),
+  };
+}
+if (typeof G.print === 'function' && typeof G.trace === 'undefined') G.trace = (s) => say(s); // Moddable's trace()
+
+// ---------------------------------------------------------------------------------------------
+// Timers on a virtual clock. Callbacks run in due order, each one only after the promise jobs
+// have drained (the worker runs setImmediate jobs then), and Date.now() jumps forward to the due
+// time, so `await sleep(60_000)` costs nothing. Timers only run while a test or hook is running.
+
+const timers = [];
+let timerSeq = 0;
+let pumping = false;
+let active = false;
+let skew = 0;
+let firings = 0;
+const MAX_FIRINGS = 200000;
+let timerError = null;
+
+Date.now = () => nativeDateNow() + skew;
+if (G.performance && typeof G.performance.now === 'function') {
+  const nativePerfNow = G.performance.now;
+  G.performance = { now: () => nativePerfNow() + skew };
+}
+
+function addTimer(fn, ms, args, repeat) {
+  if (typeof fn !== 'function') throw new TypeError('timer callback must be a function');
+  const id = ++timerSeq;
+  const delay = Math.max(0, Number(ms) || 0);
+  timers.push({ id, due: Date.now() + delay, fn, args, repeat: repeat ? Math.max(1, delay) : 0 });
+  schedulePump();
+  return id;
+}
+
+function clearTimer(id) {
+  const handle = typeof id === 'object' && id !== null ? id.id : id;
+  for (let i = 0; i < timers.length; i++) {
+    if (timers[i].id === handle) {
+      timers.splice(i, 1);
+      return;
+    }
+  }
+}
+
+function schedulePump() {
+  if (pumping || !active || timers.length === 0) return;
+  pumping = true;
+  nativeSetImmediate(pump);
+}
+
+function pump() {
+  pumping = false;
+  if (!active || timers.length === 0) return;
+  let k = 0;
+  for (let i = 1; i < timers.length; i++) {
+    if (timers[i].due < timers[k].due || (timers[i].due === timers[k].due && timers[i].id < timers[k].id)) k = i;
+  }
+  const t = timers[k];
+  const due = t.due;
+  if (t.repeat) t.due += t.repeat;
+  else timers.splice(k, 1);
+  const now = Date.now();
+  if (due > now) skew += due - now;
+  if (++firings > MAX_FIRINGS) {
+    timerError = timerError || new Error(`more than ${MAX_FIRINGS} timer callbacks in one test: a timer loop that never ends?`);
+    timers.length = 0;
+    return;
+  }
+  try {
+    t.fn(...(t.args || []));
+  } catch (e) {
+    timerError = timerError || e;
+  }
+  schedulePump();
+}
+
+if (typeof G.setTimeout === 'undefined') {
+  G.setTimeout = (fn, ms, ...args) => addTimer(fn, ms, args, false);
+  G.setInterval = (fn, ms, ...args) => addTimer(fn, ms, args, true);
+  G.clearTimeout = clearTimer;
+  G.clearInterval = clearTimer;
+}
+if (typeof G.queueMicrotask === 'undefined') {
+  G.queueMicrotask = (fn) => {
+    Promise.resolve().then(fn);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small gaps between XS and V8 that test code (not the core) may fall into.
+
+if (typeof Error.captureStackTrace !== 'function') {
+  // V8-only; uvu-style Assertion classes call it when present.
+  Error.captureStackTrace = (target) => {
+    if (target && typeof target === 'object' && !('stack' in target)) target.stack = new Error().stack;
+  };
+}
+
+if (typeof G.structuredClone === 'undefined') {
+  G.structuredClone = function structuredClone(value) {
+    const seen = new Map();
+    const clone = (v) => {
+      if (v === null || typeof v !== 'object') {
+        if (typeof v === 'function' || typeof v === 'symbol') throw new TypeError(`${String(v)} could not be cloned`);
+        return v;
+      }
+      if (seen.has(v)) return seen.get(v);
+      let out;
+      if (v instanceof ArrayBuffer) out = v.slice(0);
+      else if (ArrayBuffer.isView(v)) {
+        const buf = clone(v.buffer);
+        out = v instanceof DataView ? new DataView(buf, v.byteOffset, v.byteLength) : new v.constructor(buf, v.byteOffset, v.length);
+      } else if (v instanceof Date) out = new Date(v.getTime());
+      else if (v instanceof RegExp) out = new RegExp(v.source, v.flags);
+      else if (v instanceof Map) {
+        out = new Map();
+        seen.set(v, out);
+        for (const [k, x] of v) out.set(clone(k), clone(x));
+        return out;
+      } else if (v instanceof Set) {
+        out = new Set();
+        seen.set(v, out);
+        for (const x of v) out.add(clone(x));
+        return out;
+      } else if (Array.isArray(v)) {
+        out = [];
+        seen.set(v, out);
+        for (let i = 0; i < v.length; i++) out[i] = clone(v[i]);
+        return out;
+      } else if (v instanceof Error) {
+        out = new Error(v.message);
+        out.name = v.name;
+      } else {
+        out = {};
+        seen.set(v, out);
+        for (const k of Object.keys(v)) out[k] = clone(v[k]);
+        return out;
+      }
+      seen.set(v, out);
+      return out;
+    };
+    return clone(value);
+  };
+}
+
+// crypto.getRandomValues from a seeded generator (xorshift128), so a failing run replays exactly.
+// The runner passes the seed in `__GRIDLET_XS_SEED` and prints it with any failure.
+let seed = (G.__GRIDLET_XS_SEED >>> 0) || 0x2545f491;
+const rng = [seed, seed ^ 0x9e3779b9, seed ^ 0x7f4a7c15, seed ^ 0x6a09e667];
+function nextRandom() {
+  let t = rng[3];
+  const s = rng[0];
+  rng[3] = rng[2];
+  rng[2] = rng[1];
+  rng[1] = s;
+  t ^= t << 11;
+  t ^= t >>> 8;
+  rng[0] = (t ^ s ^ (s >>> 19)) >>> 0;
+  return rng[0];
+}
+for (let i = 0; i < 16; i++) nextRandom();
+// tweetnacl picks its default PRNG at load from `self.crypto.getRandomValues` (browsers) or
+// `require('crypto')` (Node). Test doubles (a test's own gateway, say) may make keys before any
+// useRandom() call, which works on Node; `self` gives them the seeded generator here. The core
+// itself installs the platform's Random (crypto.ts useRandom), as it must on the meter.
+if (typeof G.self === 'undefined') G.self = G;
+if (typeof G.crypto === 'undefined') {
+  G.crypto = {
+    getRandomValues(view) {
+      if (!ArrayBuffer.isView(view)) throw new TypeError('getRandomValues needs an integer typed array');
+      const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = nextRandom() & 0xff;
+      return view;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry that the uvu shim fills, and the runner's commands.
+
+const suites = [];
+let anyOnly = false;
+
+export function registerSuite(suite) {
+  suites.push(suite);
+  if (suite.only.length) anyOnly = true;
+}
+
+function plan() {
+  const out = [];
+  suites.forEach((s, si) => {
+    const list = anyOnly ? s.only : s.tests;
+    list.forEach((t, ti) => out.push({ suite: si, index: ti, name: s.name ? `${s.name} › ${t.name}` : t.name, first: ti === 0, last: ti === list.length - 1 }));
+    s.skipped.forEach((name) => out.push({ suite: si, index: -1, name, skip: true }));
+  });
+  return out;
+}
+
+function errorReport(e, phase) {
+  if (e === null || typeof e !== 'object') return { message: `${phase}threw ${format(e)}`, name: 'Error', stack: '' };
+  const report = { name: String(e.name || 'Error'), message: phase + String(e.message), stack: String(e.stack || '') };
+  if (e.name === 'Assertion') {
+    report.operator = e.operator;
+    if (e.operator !== 'ok' && e.operator !== 'not' && e.operator !== 'unreachable' && e.operator !== 'throws' && e.operator !== 'not.throws') {
+      report.actual = format(e.actual, 1);
+      report.expects = format(e.expects, 1);
+    }
+  }
+  return report;
+}
+
+async function runHooks(hooks, ctx) {
+  for (let i = 0; i < hooks.length; i++) await hooks[i](ctx);
+}
+
+async function runEntry(entry) {
+  const s = suites[entry.suite];
+  const list = anyOnly ? s.only : s.tests;
+  const t = list[entry.index];
+  let error = null;
+  let phase = '';
+  try {
+    if (entry.first) {
+      phase = 'before hook: ';
+      await runHooks(s.before, s.context);
+    }
+    phase = 'before.each hook: ';
+    await runHooks(s.beforeEach, s.context);
+    phase = '';
+    await t.fn(s.context);
+    phase = 'after.each hook: ';
+    await runHooks(s.afterEach, s.context);
+  } catch (e) {
+    error = errorReport(e, phase);
+  }
+  if (entry.last) {
+    try {
+      await runHooks(s.after, s.context);
+    } catch (e) {
+      error = error || errorReport(e, 'after hook: ');
+    }
+  }
+  if (!error && timerError) error = errorReport(timerError, 'timer callback: ');
+  timerError = null;
+  return { ok: !error, error };
+}
+
+function bytesOf(text) {
+  const u8 = new Encoder().encode(text);
+  return u8.buffer.byteLength === u8.length ? u8.buffer : u8.slice().buffer;
+}
+
+G.handleCommand = function handleCommand(message) {
+  const cmd = JSON.parse(new Decoder().decode(new Uint8Array(message)));
+  const reply = {};
+  if (cmd.op === 'plan') {
+    reply.result = bytesOf(JSON.stringify({ tests: plan(), lines: takeLines() }));
+  } else if (cmd.op === 'run') {
+    active = true;
+    firings = 0;
+    schedulePump();
+    runEntry(cmd.entry).then((r) => {
+      active = false;
+      r.lines = takeLines();
+      reply.result = bytesOf(JSON.stringify(r));
+    });
+  } else {
+    reply.result = bytesOf(JSON.stringify({ error: { message: `unknown command ${cmd.op}` } }));
+  }
+  return reply;
+};

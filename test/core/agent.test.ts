@@ -1,0 +1,161 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Agent, AgentState } from '../../firmware/core/agent/agent.js';
+import { RamLog } from '../../firmware/core/log/ram-log.js';
+import { Body } from '../../firmware/core/wire/bodies.js';
+import { decodeHello } from '../../firmware/core/wire/pairing.js';
+import { BusTransport, MemoryBus, MemoryKV, SeededRandom, SimTime, simTimers } from './support/sim-world.js';
+import { MiniGateway } from './support/mini-gateway.js';
+
+function world(seed = 1) {
+  const bus = new MemoryBus();
+  const time = new SimTime();
+  const random = new SeededRandom(seed);
+  const kv = new MemoryKV();
+  const log = new RamLog();
+  const mk = () => new Agent({
+    kv, random, clock: time, timers: simTimers(time), log, uplinks: [new BusTransport(bus, 'primary')],
+    model: 'test-meter', firmware: '0.1.0',
+  });
+  const gw = new MiniGateway(bus);
+  const run = (ms: number) => time.advance(ms, () => { while (bus.deliver()); });
+  return { bus, time, kv, log, gw, mk, run };
+}
+
+function pairedWorld(seed = 1) {
+  const w = world(seed);
+  const agent = w.mk();
+  agent.start();
+  w.run(10);
+  w.gw.pair(agent.deviceId, agent.identity.pairCode);
+  w.run(10);
+  return { ...w, agent };
+}
+
+test('a new meter Hellos on connect and pairs with the code on its label', () => {
+  const { agent, gw } = pairedWorld();
+  assert.is(agent.state, AgentState.paired);
+  assert.is(agent.gatewayId, gw.id);
+  assert.ok(gw.sessions.get(agent.deviceId)!.confirmed, 'the gateway received the `paired` body');
+  const hello = decodeHello(gw.hellos.get(agent.deviceId)!);
+  assert.is(hello.model, 'test-meter');
+  assert.is(hello.bootNonce.length, 16);
+});
+
+test('readings reach the gateway once, in order, and the log is trimmed by the ack', () => {
+  const { agent, gw, log, run } = pairedWorld();
+  for (let i = 0; i < 50; i++) {
+    agent.recordReadings(NaN, [[1, 1000 + i], [3, 500 - i]]);
+    run(1000);
+  }
+  const stored = gw.stored(agent.deviceId);
+  assert.is(stored.length, 1 + 100, 'power-up event + 100 readings');
+  assert.equal(stored.map((r) => r.seq), stored.map((_, i) => i + 1));
+  assert.is(stored[0].a, 'power-up');
+  assert.equal(stored.filter((r) => r.kind === 1 && r.a === 1).map((r) => r.b), Array.from({ length: 50 }, (_, i) => 1000 + i));
+  assert.is(log.stats().buffered, 0);
+  assert.is(agent.ackedSeq, 101);
+});
+
+test('without an ack, records are sent again after 30 s and the gateway stores them once', () => {
+  const { agent, gw, bus, run } = pairedWorld();
+  gw.sendAcks = false;
+  agent.recordReadings(NaN, [[3, 700]]);
+  run(5_000);
+  const framesBefore = bus.log.filter((m) => m.topic.endsWith('/up')).length;
+  run(40_000);
+  const framesAfter = bus.log.filter((m) => m.topic.endsWith('/up')).length;
+  assert.ok(framesAfter > framesBefore, 'resent');
+  assert.ok(agent.counters.resends >= 1);
+  gw.sendAcks = true;
+  agent.recordReadings(NaN, [[3, 701]]);
+  run(1_000);
+  const readings = gw.stored(agent.deviceId).filter((r) => r.kind === 1);
+  assert.equal(readings.map((r) => r.b), [700, 701]);
+  assert.is(agent.ackedSeq, 3);
+});
+
+test('while the link is down readings are kept, then sent oldest first', () => {
+  const { agent, gw, bus, log, run } = pairedWorld();
+  run(100);
+  bus.setUp(false);
+  for (let i = 0; i < 500; i++) agent.recordReadings(NaN, [[3, i]]);
+  run(60_000);
+  assert.is(log.stats().buffered, 500, 'the 500 readings taken while offline (power-up was acked before)');
+  bus.setUp(true);
+  run(60_000);
+  const values = gw.stored(agent.deviceId).filter((r) => r.kind === 1).map((r) => r.b);
+  assert.equal(values, Array.from({ length: 500 }, (_, i) => i));
+  assert.is(log.stats().buffered, 0);
+});
+
+test('a wrong pair code is refused and reported in the next Hello; five failures lock pairing out', () => {
+  const w = world();
+  const agent = w.mk();
+  agent.start();
+  w.run(10);
+  w.gw.pair(agent.deviceId, 'AAAAA-AAAAA');
+  w.run(10);
+  assert.is(agent.state, AgentState.unpaired);
+  assert.is(w.gw.rejectedNonces.length, 1, 'field 7 names the rejected nonce');
+  for (let i = 0; i < 4; i++) { w.gw.pair(agent.deviceId, 'AAAAA-AAAAA'); w.run(10); }
+  w.gw.pair(agent.deviceId, agent.identity.pairCode);
+  w.run(10);
+  assert.is(agent.state, AgentState.unpaired, 'locked out for 10 minutes after 5 failures');
+  w.run(11 * 60_000);
+  w.gw.pair(agent.deviceId, agent.identity.pairCode);
+  w.run(10);
+  assert.is(agent.state, AgentState.paired);
+});
+
+test('replayed and forged downlink frames are ignored', () => {
+  const { agent, gw, bus, run } = pairedWorld();
+  const frame = gw.send(agent.deviceId, { type: Body.unpair });
+  run(10);
+  assert.is(agent.state, AgentState.unpaired);
+  // pair again, then replay the old unpair frame: it must not act (different session and old counter)
+  run(60_000);
+  gw.pair(agent.deviceId, agent.identity.pairCode);
+  run(10);
+  assert.is(agent.state, AgentState.paired);
+  const dropped = agent.counters.framesDropped;
+  bus.publish({ topic: `gl/v1/d/${agent.deviceId}/down`, payload: frame, from: 'attacker' });
+  const forged = gw.send(agent.deviceId, { type: Body.ack, seq: 1 }).slice();
+  forged[forged.length - 2] ^= 0x40;
+  bus.publish({ topic: `gl/v1/d/${agent.deviceId}/down`, payload: forged, from: 'attacker' });
+  run(10);
+  assert.is(agent.state, AgentState.paired);
+  assert.ok(agent.counters.framesDropped >= dropped + 2);
+});
+
+test('identity and pairing survive a reboot; the uplink counter never goes back', () => {
+  const w = pairedWorld();
+  w.agent.recordReadings(NaN, [[3, 1]]);
+  w.run(1000);
+  const sessionsBefore = w.gw.sessions.get(w.agent.deviceId)!.window.highest;
+  w.agent.stop();
+  const again = w.mk();
+  assert.is(again.deviceId, w.agent.deviceId);
+  assert.is(again.state, AgentState.paired);
+  again.start();
+  w.run(1000);
+  again.recordReadings(NaN, [[3, 2]]);
+  w.run(1000);
+  const values = w.gw.stored(again.deviceId).filter((r) => r.kind === 1).map((r) => r.b);
+  assert.equal(values, [1, 2]);
+  assert.ok(w.gw.sessions.get(again.deviceId)!.window.highest > sessionsBefore);
+  assert.is(w.gw.dropped, 0, 'no frame of the rebooted agent was refused as a replay');
+});
+
+test('an ack beyond anything written is not trusted', () => {
+  const { agent, gw, log, run } = pairedWorld();
+  agent.recordReadings(NaN, [[3, 1]]);
+  gw.sendAcks = false;
+  run(10);
+  gw.send(agent.deviceId, { type: Body.ack, seq: 1000 });
+  run(10);
+  assert.ok(agent.ackedSeq < 1000);
+  assert.ok(log.stats().newestSeq >= 2);
+});
+
+test.run();

@@ -1,0 +1,139 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import mqtt from 'mqtt';
+import { connect as tcpConnect } from 'node:net';
+import { Body } from '../../firmware/core/wire/bodies.js';
+import { mqttPassword } from '../../firmware/core/wire/pairing.js';
+import { topics } from '../../firmware/core/wire/topics.js';
+import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+
+let t: TestGateway;
+
+test.before(async () => {
+  t = await startTestGateway({ tuning: { helloBurst: 2, helloIntervalMs: 60_000 } });
+});
+
+test.after(async () => {
+  await t.close();
+});
+
+function refused(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(() => undefined, (e: Error) => e.message);
+}
+
+test('a paired device id is refused without its password, and with a wrong one', async () => {
+  const d = await pairDevice(t);
+  const other = t.device();
+  const as = { clientId: d.id, will: topics.lwt(t.prefix, d.id) };
+  // Same client id, no credentials.
+  const none = await refused(other.connect(t.gw.mqttUrl, as));
+  assert.ok(none, 'no credentials: refused');
+  const wrong = await refused(other.connect(t.gw.mqttUrl, { ...as, credentials: { username: d.id, password: 'x'.repeat(52) } }));
+  assert.ok(wrong, 'wrong password: refused');
+  const otherUser = await refused(other.connect(t.gw.mqttUrl, { ...as, credentials: { username: 'someone', password: mqttPassword(d.ks!) } }));
+  assert.ok(otherUser, 'user name must be the id');
+  assert.ok(d.client!.connected, 'the real device was not kicked off');
+  assert.ok(await t.metric('gridlet_broker_refusals_total', { action: 'connect', reason: 'credentials' }) >= 3);
+});
+
+test('while a pairing is pending, the device id needs the pending session\'s credentials', async () => {
+  const d = t.device();
+  d.autoPair = false;
+  await d.connect(t.gw.mqttUrl);
+  await d.hello();
+  await helloSeen(t, d);
+  const pending = t.api('POST', '/api/pairings', { deviceId: d.id, code: d.code });
+  await d.until(() => d.pairAccepts.length >= 1, 3000, 'PairAccept');
+  const r = d.check(d.pairAccepts[0]);
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  const second = t.device();
+  const as = { clientId: d.id, will: topics.lwt(t.prefix, d.id) };
+  assert.ok(await refused(second.connect(t.gw.mqttUrl, as)), 'no credentials while pending: refused');
+  // The device itself, having accepted, reconnects with its new credentials and completes the pairing.
+  await d.close();
+  d.ks = r.ks;
+  await d.connect(t.gw.mqttUrl, { credentials: true });
+  await d.send({ type: Body.paired, firmware: d.firmware, model: d.model });
+  assert.is((await pending).status, 201);
+});
+
+test('client ids that are not device ids are refused; a will must be the device\'s own lwt', async () => {
+  const url = t.gw.mqttUrl;
+  for (const clientId of ['hello', 'ABCDEFGHIJKLMNOP', 'gridlet-gateway-00000000', '']) {
+    const c = mqtt.connect(url, { clientId, reconnectPeriod: 0, protocolVersion: 4, clean: true });
+    const e = await new Promise<string>((resolve) => {
+      c.once('connect', () => resolve('connected'));
+      c.once('error', (err) => resolve(err.message));
+      c.once('close', () => resolve('closed'));
+    });
+    c.end(true);
+    assert.is.not(e, 'connected', `client id "${clientId}" refused`);
+  }
+  const d = t.device();
+  const e = await refused(d.connect(url, { will: topics.lwt(t.prefix, 'abcdefghijklmnop') }));
+  assert.ok(e, 'a will on another device\'s lwt is refused');
+});
+
+test('a device may not publish to or subscribe to another device\'s topics', async () => {
+  const victim = await pairDevice(t);
+  const mallory = t.device();
+  await mallory.connect(t.gw.mqttUrl);
+  // Subscribing to the victim's downlinks or pairing: refused (SUBACK failure).
+  for (const topic of [topics.down(t.prefix, victim.id), topics.pair(t.prefix, victim.id), `${t.prefix}/#`]) {
+    const e = await refused(mallory.client!.subscribeAsync({ [topic]: { qos: 1 } }));
+    assert.ok(e, `subscribing to ${topic} is refused`);
+  }
+  // Publishing on the victim's up topic: the broker drops the connection, the gateway never sees it.
+  const before = await t.metric('gridlet_frames_received_total');
+  const closed = new Promise<void>((r) => mallory.client!.once('close', () => r()));
+  mallory.client!.publish(topics.up(t.prefix, victim.id), Buffer.from([1, 2, 3]), { qos: 1 });
+  await closed;
+  await sleep(100);
+  assert.is(await t.metric('gridlet_frames_received_total'), before);
+  assert.ok(await t.metric('gridlet_broker_refusals_total', { action: 'publish' }) >= 1);
+  assert.ok(await t.metric('gridlet_broker_refusals_total', { action: 'subscribe' }) >= 3);
+  // The victim still works.
+  await victim.send({ type: Body.readings, first: 1, records: [[1_700_000_000, 1, 1]] });
+  await victim.waitAck(1);
+});
+
+test('Hellos over the per-client rate are dropped and counted', async () => {
+  const d = t.device();
+  await d.connect(t.gw.mqttUrl);
+  const received = await t.metric('gridlet_hellos_received_total');
+  for (let i = 0; i < 5; i++) await d.hello();
+  await helloSeen(t, d);
+  await sleep(100);
+  assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'hello', reason: 'rate' }), 3);
+  assert.is(await t.metric('gridlet_hellos_received_total') - received, 2, 'the gateway never saw the excess');
+  // Reconnecting does not refill the bucket.
+  await d.close();
+  await d.connect(t.gw.mqttUrl);
+  await d.hello();
+  await sleep(100);
+  assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'hello', reason: 'rate' }), 4);
+});
+
+test('an MQTT packet declaring more than the bound is cut off at its header', async () => {
+  const port = Number(new URL(t.gw.mqttUrl).port);
+  const sock = tcpConnect(port, '127.0.0.1');
+  await new Promise((r) => sock.once('connect', r));
+  // CONNECT fixed header declaring 200 MB of remaining length.
+  sock.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f]));
+  await new Promise((r) => sock.once('close', r));
+  assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'broker', reason: 'oversized-packet' }), 1);
+  assert.is((await t.api('GET', '/api/health')).status, 200);
+});
+
+test('the connected-devices gauge follows the broker', async () => {
+  const n = await t.metric('gridlet_devices_connected');
+  const d = t.device();
+  await d.connect(t.gw.mqttUrl);
+  assert.is(await t.metric('gridlet_devices_connected'), n + 1);
+  await d.close();
+  await sleep(100);
+  assert.is(await t.metric('gridlet_devices_connected'), n);
+});
+
+test.run();

@@ -1,0 +1,118 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { devicesMain, gatewayMain, pairMain, type Io } from '../../gateway/cli.js';
+import { WireDevice } from './wire-device.js';
+import { tempDir } from './support.js';
+
+function capture(): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l) };
+}
+
+let child: ChildProcess;
+let dir: string;
+let ready: { mqtt: string; http: string; id: string };
+const childErr: string[] = [];
+
+test.before(async () => {
+  dir = tempDir();
+  child = spawn(process.execPath, ['--import', 'tsx', join('test/gateway/gateway-cli-child.ts'),
+    '--data', dir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr!.on('data', (b) => childErr.push(String(b)));
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (b) => {
+      buf += b;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${childErr.join('')}`)));
+  });
+  const m = /^gateway ready mqtt=(mqtt:\/\/127\.0\.0\.1:\d+) http=(http:\/\/127\.0\.0\.1:\d+) id=([a-z2-7]{16})$/.exec(line);
+  if (!m) throw new Error(`unexpected ready line: ${line}`);
+  ready = { mqtt: m[1], http: m[2], id: m[3] };
+});
+
+test.after(async () => {
+  if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('gridlet pair pairs a device and prints one line; a wrong code fails with the reason', async () => {
+  const d = new WireDevice('gl');
+  await d.connect(ready.mqtt);
+  await d.hello();
+  await new Promise((r) => setTimeout(r, 200));
+  const bad = capture();
+  const wrong = d.secret.startsWith('a') ? 'BBBBB-BBBBB' : 'AAAAA-AAAAA';
+  assert.is(await pairMain([d.id, wrong, '--gateway', ready.http], bad), 1);
+  assert.equal(bad.stderr, [`gridlet pair: pair code does not match device ${d.id.slice(0, 4)}…; check the label`]);
+  const ok = capture();
+  assert.is(await pairMain([d.id, d.code, '--gateway', ready.http], ok), 0, ok.stderr.join('\n'));
+  assert.equal(ok.stdout, [`paired ${d.id} (wire-test 0.0.1-test) with gateway ${ready.id}`]);
+  const again = capture();
+  assert.is(await pairMain([d.id, d.code, '--gateway', ready.http, '--json'], again), 1);
+  assert.match(JSON.parse(again.stdout.join('\n')).error, /already paired/);
+
+  const list = capture();
+  assert.is(await devicesMain(['--gateway', ready.http, '--json'], list), 0);
+  const devices = JSON.parse(list.stdout.join('\n'));
+  assert.is(devices.length, 1);
+  assert.is(devices[0].id, d.id);
+  assert.is(devices[0].state, 'paired');
+  for (const k of ['id', 'state', 'gateway', 'labels', 'model', 'firmware', 'lastSeen', 'ackedSeq']) assert.ok(k in devices[0], k);
+  const table = capture();
+  assert.is(await devicesMain(['--gateway', ready.http], table), 0);
+  assert.match(table.stdout[0], /^ID\s+STATE\s+MODEL/);
+  assert.match(table.stdout[1], new RegExp(`^${d.id}\\s+paired\\s+wire-test`));
+  await d.close();
+});
+
+test('gridlet pair --csv pairs each line and reports failures', async () => {
+  const a = new WireDevice('gl');
+  await a.connect(ready.mqtt);
+  await a.hello();
+  await new Promise((r) => setTimeout(r, 200));
+  const csv = join(dir, 'pairs.csv');
+  writeFileSync(csv, `deviceId,code\n${a.id},${a.code}\nabcdefghijklmnop,AAAAA-AAAAA\n`);
+  const io = capture();
+  assert.is(await pairMain(['--csv', csv, '--gateway', ready.http], io), 1);
+  assert.equal(io.stdout, [`paired ${a.id} (wire-test 0.0.1-test) with gateway ${ready.id}`]);
+  assert.match(io.stderr[0], /no Hello seen from device abcdefghijklmnop/);
+  await a.close();
+});
+
+test('usage errors exit 2 with help; an unreachable gateway is named', async () => {
+  const u = capture();
+  assert.is(await pairMain(['onlyone'], u), 2);
+  assert.match(u.stderr.join('\n'), /expected <deviceId> <code>[\s\S]*usage: gridlet pair/);
+  const h = capture();
+  assert.is(await pairMain(['--help'], h), 0);
+  assert.match(h.stdout[0], /^usage: gridlet pair/);
+  const down = capture();
+  assert.is(await devicesMain(['--gateway', 'http://127.0.0.1:1'], down), 1);
+  assert.match(down.stderr[0], /cannot reach the gateway at http:\/\/127\.0\.0\.1:1/);
+  const pg = capture();
+  assert.is(await gatewayMain(['--data', join(dir, 'x'), '--store', 'postgres://db/gridlet'], pg), 1);
+  assert.match(pg.stderr[0], /not supported yet/);
+  const mesh = capture();
+  assert.is(await gatewayMain(['--mesh-listen', '/ip4/0.0.0.0/tcp/0'], mesh), 2);
+  assert.match(mesh.stderr[0], /--mesh-listen is not supported yet/);
+  const unknown = capture();
+  assert.is(await gatewayMain(['--frobnicate'], unknown), 2);
+  const wide = capture();
+  assert.is(await gatewayMain(['--data', join(dir, 'y'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '0.0.0.0:0'], wide), 1);
+  assert.match(wide.stderr[0], /give --api-token/);
+});
+
+test('SIGTERM closes the gateway cleanly (exit 0)', async () => {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  assert.is(await exited, 0, childErr.join(''));
+});
+
+test.run();
