@@ -6,6 +6,11 @@ import config from 'mc/config';
 import Instrumentation from 'instrumentation';
 import SNTP from 'sntp';
 import { Agent } from './core/agent/agent.js';
+import { AgentBridge } from './core/console/agent-bridge.js';
+import { Console } from './core/console/console.js';
+import { LogRing } from './core/console/log-ring.js';
+import { provisionFactoryPin } from './core/console/pin.js';
+import { ReadingsRing } from './core/console/readings-ring.js';
 import { FlashLog } from './core/log/flash-log.js';
 import type { Transport } from './core/ports.js';
 import { PartitionFlash } from './moddable/flash.js';
@@ -61,7 +66,9 @@ const consolePort = config.consoleRx !== undefined || config.consoleTx !== undef
     baud: num(config.consoleBaud, 115200),
   })
   : undefined;
-const logger = new ConsoleLogger(consolePort);
+// Log lines go to xsbug's trace and into the ring the console's `log` command shows; the console
+// UART itself belongs to the console session.
+const logger = new ConsoleLogger(undefined);
 
 // The meter's P1 port: receive only (the meter's data line, through its inverter).
 const meter = config.p1Rx !== undefined
@@ -75,6 +82,9 @@ const meter = config.p1Rx !== undefined
 
 const clock = new ModdableClock();
 const timers = new ModdableTimers();
+const kv = new PreferenceStore();
+const readings = new ReadingsRing();
+const logRing = new LogRing(clock, logger);
 const log = new FlashLog(new PartitionFlash(str(config.logPartition, 'gridlog'), num(config.logWriteAlign, 1)));
 const dns = str(config.dns, '1.1.1.1,8.8.8.8').split(',').map((s) => s.trim());
 const uplinks: ModdableMqttTransport[] = brokers(str(config.broker, '')).map(
@@ -86,14 +96,15 @@ const slotsUsed = Instrumentation.map('XS Slot Heap Used');
 const chunksUsed = Instrumentation.map('XS Chunk Heap Used');
 
 const agent = new Agent({
-  kv: new PreferenceStore(),
+  kv,
   random,
   clock,
   timers,
   log,
   uplinks: uplinks as Transport[],
   meter,
-  logger,
+  logger: logRing,
+  onEvent: (name, detail) => readings.onAgentEvent(name, detail),
   model: str(config.model, 'gridlet-esp32'),
   firmware: FIRMWARE_VERSION,
   capabilities: meter ? ['p1', 'guests'] : ['guests'],
@@ -101,13 +112,29 @@ const agent = new Agent({
   heapUsed: () => (Instrumentation.get(slotsUsed) ?? 0) + (Instrumentation.get(chunksUsed) ?? 0),
 });
 agent.start();
-logger.log('info', `gridlet ${FIRMWARE_VERSION} id ${agent.deviceId} pair code ${agent.identity.pairCode}`);
+logRing.log('info', `gridlet ${FIRMWARE_VERSION} id ${agent.deviceId} pair code ${agent.identity.pairCode}`);
+
+// At first boot the meter makes its factory PIN (CONSOLE.md): the factory reads it here, once, to
+// print the label. It is never logged where the console could show it.
+const factoryPin = provisionFactoryPin(kv);
+if (factoryPin) trace(`factory PIN ${factoryPin}\n`);
+
+// The technician's console on its own UART (CONSOLE.md).
+if (consolePort) {
+  const heapUsed = () => (Instrumentation.get(slotsUsed) ?? 0) + (Instrumentation.get(chunksUsed) ?? 0);
+  const host = new AgentBridge({
+    agent, kv, log, clock, timers, model: str(config.model, 'gridlet-esp32'), firmware: FIRMWARE_VERSION,
+    heapUsed, readings, logRing,
+  });
+  new Console({ port: consolePort, host, kv, clock, timers }).start();
+}
 
 // The guest engine is ready for the supervisor; GUESTS.md limits are enforced inside it.
 export const guestEngine = new Wasm3Engine();
-// TODO(guests): when the guest supervisor lands in firmware/core/guests, construct it here with
-// `engine: guestEngine` (and relays over embedded:io/digital) and hand it to the agent.
-// TODO(console): when firmware/core/console lands, start it on `consolePort` here (CONSOLE.md).
+// TODO(guests): once the Agent takes a guest supervisor (firmware/core/guests/supervisor.ts is not
+// wired into agent.ts yet), construct `new GuestSupervisor({ engine: guestEngine, clock, timers, kv,
+// interlocks })` here, with Interlocks over relays on embedded:io/digital, and pass it to the Agent
+// and to the AgentBridge (`guests`, `relays`).
 
 const wifi = new WifiStation({
   ssid: str(config.ssid, ''),

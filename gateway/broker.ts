@@ -146,15 +146,22 @@ export class EmbeddedBroker {
     });
 
     const server = createServer();
-    const url = await new Promise<string>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(o.port, o.host, () => {
-        server.removeListener('error', reject);
-        const a = server.address();
-        const port = typeof a === 'object' && a ? a.port : o.port;
-        resolve(`mqtt://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`);
+    let url: string;
+    try {
+      url = await new Promise<string>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(o.port, o.host, () => {
+          server.removeListener('error', reject);
+          const a = server.address();
+          const port = typeof a === 'object' && a ? a.port : o.port;
+          resolve(`mqtt://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`);
+        });
       });
-    });
+    } catch (e) {
+      // aedes runs a heartbeat timer: a broker that never listened must still be closed.
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      throw e;
+    }
     const broker = new EmbeddedBroker(aedes, server, url);
     server.on('connection', (socket) => {
       broker.#sockets.add(socket);

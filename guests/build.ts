@@ -64,7 +64,10 @@ interface AscApi {
 
 async function loadAsc(): Promise<AscApi> {
   try {
-    return (await import('assemblyscript/asc')).default as unknown as AscApi;
+    // The specifier is a variable so the type checker does not load asc's typings: they declare a global
+    // `console` namespace (AssemblyScript's own) that would shadow Node's everywhere.
+    const asc: string = 'assemblyscript/asc';
+    return (await import(asc)).default as unknown as AscApi;
   } catch (e) {
     throw new Error(`the AssemblyScript compiler is not installed (npm install --save-dev assemblyscript): ${(e as Error).message}`);
   }

@@ -3,10 +3,14 @@
 import { join } from 'node:path';
 import { Agent, AgentState, type AgentOptions } from '../firmware/core/agent/agent.js';
 import type { RecordLog } from '../firmware/core/log/record-log.js';
-import { RamLog } from '../firmware/core/log/ram-log.js';
+import { FlashLog } from '../firmware/core/log/flash-log.js';
+import { FlashCounters } from '../firmware/core/log/counters.js';
+import { DEFAULT_PARTITION, splitPartition } from '../firmware/core/log/partition.js';
+import { MemoryFlash } from '../firmware/core/log/memory-flash.js';
+import { FileFlash } from './flash/file-flash.js';
 import { loadIdentity } from '../firmware/core/agent/identity.js';
 import { useRandom } from '../firmware/core/crypto.js';
-import type { KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
+import type { Flash, KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
 import { FileKeyValue, MemoryKeyValue } from './ports/file-kv.js';
 import { MqttTransport } from './ports/mqtt-transport.js';
 import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
@@ -36,8 +40,10 @@ export interface HostAgentOptions {
   topicPrefix?: string;
   logger?: Logger;
   onEvent?: AgentOptions['onEvent'];
-  /** A log to use instead of the default one (tests). */
-  log?: RecordLog;
+  /** The data partition to use instead of `<dataDir>/flash.bin` (tests: a flash that loses power). */
+  flash?: Flash;
+  /** The KeyValue store to use instead of `<dataDir>/kv` (tests). */
+  kv?: KeyValue;
   // --- technician console (issue 7) ---
   /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
   consolePty?: boolean | Pty;
@@ -59,27 +65,33 @@ export interface HostAgent {
   stop(): void;
 }
 
-export function parseMeterSpec(spec: string, kv: KeyValue, intervalMs?: number, seed = 1): MeterSource | undefined {
+export function parseMeterSpec(spec: string, kv: KeyValue, log: RecordLog, intervalMs?: number, seed = 1): MeterSource | undefined {
   if (spec === 'none') return undefined;
   if (spec === 'sim') return new SimMeter({ seed, intervalMs });
   if (spec.startsWith('sim:')) return new SimMeter({ seed: Number(spec.slice(4)) || seed, intervalMs });
-  if (spec.startsWith('replay:')) return new ReplayMeter(spec.slice(7), kv, intervalMs);
+  if (spec.startsWith('replay:')) return new ReplayMeter(spec.slice(7), kv, () => log.stats().newestSeq, intervalMs);
   if (spec.startsWith('dsmr:')) throw new Error('--meter dsmr:PATH is not available in this build yet');
   throw new Error(`unknown meter "${spec}"; use sim, replay:FILE or dsmr:SERIALPATH`);
 }
 
 export function createHostAgent(o: HostAgentOptions): HostAgent {
-  const kv = o.dataDir ? new FileKeyValue(join(o.dataDir, 'kv')) : new MemoryKeyValue();
+  const kv = o.kv ?? (o.dataDir ? new FileKeyValue(join(o.dataDir, 'kv')) : new MemoryKeyValue());
   const timers = new NodeTimers();
-  const log = o.log ?? new RamLog();
+  // The data partition, as on a meter: the record log, then the persistent frame counters.
+  const flash = o.flash ?? (o.dataDir
+    ? new FileFlash(join(o.dataDir, 'flash.bin'), { blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize })
+    : new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }));
+  const parts = splitPartition(flash);
+  const log = new FlashLog(parts.log);
+  const counters = new FlashCounters(parts.counters);
   useRandom(nodeRandom);
   loadIdentity(kv); // created now so the simulated meter's seed can come from it
   const seed = seedFrom(kv);
-  const meter = parseMeterSpec(o.meter ?? 'sim', kv, o.intervalMs, seed);
+  const meter = parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed);
   const c = o.consolePty ? consoleParts(kv, o) : undefined;
   const uplinks = o.brokers.map((url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary'));
   const agent = new Agent({
-    kv, random: nodeRandom, clock: new NodeClock(), timers, log, uplinks, meter,
+    kv, random: nodeRandom, clock: new NodeClock(), timers, log, counters, uplinks, meter,
     logger: c?.logRing ?? o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
     capabilities: ['relay:1', 'guests'], topicPrefix: o.topicPrefix, onEvent: c?.onEvent ?? o.onEvent,
     heapUsed: () => process.memoryUsage().heapUsed,
@@ -121,10 +133,10 @@ function startConsole(c: NonNullable<ReturnType<typeof consoleParts>>, agent: Ag
     agent, kv, log, clock: c.clock, timers, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
     heapUsed: () => process.memoryUsage().heapUsed, readings: c.readings, logRing: c.logRing, reboot: o.onReboot,
   });
-  const console = new Console({ port: new PtySerialPort(consolePty), host: bridge, kv, clock: c.clock, timers });
-  console.start();
+  const technicianConsole = new Console({ port: new PtySerialPort(consolePty), host: bridge, kv, clock: c.clock, timers });
+  technicianConsole.start();
   const pairedOnce = agent.state === AgentState.paired || !!kv.get(PAIRED_ONCE_KEY);
-  return { console, consolePty, factoryPin: pairedOnce ? undefined : c.factoryPin };
+  return { console: technicianConsole, consolePty, factoryPin: pairedOnce ? undefined : c.factoryPin };
 }
 
 /** A per-device seed for the simulated meter, so two meters differ but one meter is stable. */

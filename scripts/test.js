@@ -2,6 +2,7 @@
 // Runs one test suite with uvu under tsx and ends with the plain "N passed, N failed" line.
 //   node scripts/test.js unit          firmware core, host and gateway tests (no external services)
 //   node scripts/test.js integration   tests against Mosquitto, PostgreSQL and other real services
+//   node scripts/test.js hil           the hardware-in-the-loop suite alone (HIL_PORT=/dev/ttyUSB0 for a real meter)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -11,6 +12,7 @@ const root = join(fileURLToPath(import.meta.url), '..', '..');
 const suites = {
   unit: ['test/core', 'test/host', 'test/gateway', 'test/cli', 'hil-tests'],
   integration: ['test/integration'],
+  hil: ['hil-tests'],
 };
 const suite = process.argv[2] ?? 'unit';
 const only = process.argv[3];
@@ -52,6 +54,8 @@ for (const file of files) {
   failed += fileFailed ? Math.max(1, total - ok) : 0;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`${fileFailed ? 'FAIL' : 'ok  '} ${rel} (${ok}/${total}, ${secs}s)`);
+  // Tests a suite skips because something is not there yet say so with a PENDING line.
+  if (!fileFailed) for (const l of out.split('\n')) if (l.startsWith('PENDING ')) console.log(`     ${l}`);
   if (fileFailed) {
     failures.push(rel);
     console.log(out.split('\n').map((l) => '    ' + l).join('\n'));

@@ -15,6 +15,7 @@ import * as readline from 'node:readline';
 import { SerialPort } from 'serialport';
 import { COMMAND_LIST } from '../../firmware/core/console/commands/index.js';
 import { PROMPT } from '../../firmware/core/console/console.js';
+import { stripControl } from '../../firmware/core/console/text.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet console <serial path> [--baud 115200] [--json]
@@ -76,10 +77,13 @@ class Line {
   onLost: (why: string) => void = () => {};
   #opened = false;
   #decoder = new TextDecoder('utf-8');
+  /** Sent on every (re)connection after the flush: Ctrl-C (clears a half-typed line) and the session mode. */
+  readonly hello: string;
 
-  constructor(path: string, baud: number) {
+  constructor(path: string, baud: number, json: boolean) {
     this.#path = path;
     this.#baud = baud;
+    this.hello = json ? '\x03json on\n' : '\x03json off\n';
   }
 
   /** Opens the port the first time; rejects if it cannot (a wrong path is a mistake, not a replug). */
@@ -100,9 +104,9 @@ class Line {
       port.on('data', (b: Buffer) => this.onData(this.#decoder.decode(b, { stream: true })));
       port.on('close', (e: (Error & { disconnected?: boolean }) | null) => this.#closed(e));
       port.on('error', () => {});
-      // Drop what was queued for nobody; Ctrl-C clears a line a previous session left half typed.
+      // Drop what was queued for nobody, then put the session in the mode this client speaks.
       port.flush(() => {
-        port.write('\x03');
+        port.write(this.hello);
         const again = this.#opened;
         this.#opened = true;
         this.onOpen(again);
@@ -131,7 +135,7 @@ class Line {
     }, RECONNECT_MS);
   }
 
-  get open_(): boolean {
+  get isOpen(): boolean {
     return this.#port !== undefined;
   }
 
@@ -204,39 +208,48 @@ export async function consoleMain(argv: string[], io: ConsoleIo = processIo()): 
     if (!path || extra.length) throw new UsageError(`expected one serial path\n\n${HELP}`);
     const baud = r.values.baud === undefined ? 115200 : Number(r.values.baud);
     if (!Number.isInteger(baud) || baud < 300 || baud > 4_000_000) throw new UsageError('--baud must be a line speed such as 115200');
-    const line = new Line(path, baud);
-    try {
-      await line.open();
-    } catch (e) {
-      throw new Error(`cannot open ${path}: ${(e as Error).message}; check the cable and the path (ls /dev/ttyUSB* /dev/ttyACM*)`);
-    }
     const json = !!r.values.json;
-    if (json || !io.stdin.isTTY) return script(line, io, json);
-    return interactive(line, io, path);
+    const line = new Line(path, baud, json);
+    const open = async () => {
+      try {
+        await line.open();
+      } catch (e) {
+        throw new Error(`cannot open ${path}: ${(e as Error).message}; check the cable and the path (ls /dev/ttyUSB* /dev/ttyACM*)`);
+      }
+    };
+    if (json || !io.stdin.isTTY) return script(line, open, io, json);
+    return interactive(line, open, io, path);
   });
 }
 
 // ------------------------------------------------------------------ scripts
 
-async function script(line: Line, io: ConsoleIo, json: boolean): Promise<number> {
+async function script(line: Line, open: () => Promise<void>, io: ConsoleIo, json: boolean): Promise<number> {
   let failed = false;
+  /** While syncing with the meter, its output is not the script's. */
+  let quiet = true;
   let waiting: ((ok: boolean) => void) | undefined;
   const finish = (ok: boolean) => {
-    if (!ok) failed = true;
     const w = waiting;
     waiting = undefined;
     w?.(ok);
   };
-  let lastFinal = true;
+  let lastLine = '';
   let buffer = '';
   const text = new TextReplies(
-    (t) => io.stdout.write(t),
-    (l) => {
-      if (l === '^C') return;
-      io.stdout.write(l + '\n');
-      if (l === 'OK' || l.startsWith('ERR ')) lastFinal = l === 'OK';
+    (t) => {
+      if (!quiet) io.stdout.write(t);
     },
-    () => finish(lastFinal),
+    (l) => {
+      if (!quiet) io.stdout.write(l + '\n');
+      lastLine = l;
+    },
+    () => {
+      // While syncing, only the prompt after `json off`'s OK counts (Ctrl-C's prompt may come first).
+      if (quiet && lastLine !== 'OK') return;
+      finish(lastLine === 'OK');
+      lastLine = '';
+    },
   );
   line.onData = (chunk) => {
     if (!json) {
@@ -245,22 +258,22 @@ async function script(line: Line, io: ConsoleIo, json: boolean): Promise<number>
     }
     buffer += chunk;
     for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
-      const l = buffer.slice(0, nl).replace(/\r$/, '');
+      // A prompt may stand before the first JSON line (the meter was in text mode until `json on`).
+      const l = buffer.slice(0, nl).replace(/\r$/, '').split(PROMPT).join('');
       buffer = buffer.slice(nl + 1);
-      let o: { ok?: boolean } | undefined;
+      let o: unknown;
       try {
         o = JSON.parse(l);
       } catch {
-        continue; // a prompt or the echo of Ctrl-C from before json mode: not for the script
+        continue; // the echo of Ctrl-C from before json mode: not for the script
       }
-      if (!waiting) continue;
-      io.stdout.write(l + '\n');
-      if (o && typeof o === 'object' && 'ok' in o) finish(o.ok === true);
+      if (!o || typeof o !== 'object') continue;
+      if (!quiet) io.stdout.write(l + '\n');
+      if ('ok' in o) finish((o as { ok: unknown }).ok === true);
     }
   };
   line.onLost = (why) => {
     io.stderr.write(`gridlet console: the serial line closed (${why})\n`);
-    failed = true;
     finish(false);
   };
   const send = (cmd: string) =>
@@ -275,29 +288,27 @@ async function script(line: Line, io: ConsoleIo, json: boolean): Promise<number>
       };
       if (!line.write(cmd + '\n')) finish(false);
     });
-  // Sync: in json mode the `json on` reply; in text mode the prompt after the Ctrl-C sent on opening.
-  if (json) {
-    const quiet = io.stdout.write.bind(io.stdout);
-    io.stdout.write = (() => true) as typeof io.stdout.write;
-    const ok = await send('json on');
-    io.stdout.write = quiet;
-    if (!ok) throw new Error('the meter did not switch to json mode');
-  } else {
-    const saved = text.onLine;
-    await new Promise<void>((resolve) => {
-      (text as { onLine: (l: string) => void }).onLine = () => {};
-      waiting = () => resolve();
-      setTimeout(() => finish(true), 2000); // an older firmware without Ctrl-C: go on anyway
-    });
-    (text as { onLine: (l: string) => void }).onLine = saved;
-  }
+  // Sync: the reply to the hello the line sends on opening (`json on` or `json off`).
+  const synced = new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => finish(false), 5000);
+    waiting = (ok) => {
+      clearTimeout(timer);
+      resolve(ok);
+    };
+  });
+  await open();
+  if (!(await synced)) throw new Error(`the meter did not answer \`${line.hello.slice(1).trim()}\`; is this a gridlet console?`);
+  quiet = false;
   const rl = readline.createInterface({ input: io.stdin, terminal: false });
   for await (const raw of rl) {
     const cmd = raw.trim();
     if (!cmd || cmd.startsWith('#')) continue;
     if (cmd === 'exit' || cmd === 'quit') break;
-    if (!line.open_) break;
-    await send(cmd);
+    if (!line.isOpen) {
+      failed = true;
+      break;
+    }
+    if (!(await send(cmd))) failed = true;
   }
   await line.close();
   return failed ? 1 : 0;
@@ -323,7 +334,7 @@ function saveHistory(file: string, entry: string): void {
   }
 }
 
-async function interactive(line: Line, io: ConsoleIo, path: string): Promise<number> {
+async function interactive(line: Line, open: () => Promise<void>, io: ConsoleIo, path: string): Promise<number> {
   const colour = !!io.stdout.isTTY && !io.env.NO_COLOR;
   const green = (s: string) => (colour ? `\x1b[32m${s}\x1b[0m` : s);
   const red = (s: string) => (colour ? `\x1b[31m${s}\x1b[0m` : s);
@@ -334,32 +345,45 @@ async function interactive(line: Line, io: ConsoleIo, path: string): Promise<num
     removeHistoryDuplicates: true, prompt: PROMPT,
   });
   let busy = true; // until the meter's first prompt
+  /** Until the prompt after the OK of the hello's `json off`, the meter's output is not shown. */
+  let syncing = true;
+  let lastLine = '';
   const out = (s: string) => {
-    readline.clearLine(io.stdout, 0);
-    readline.cursorTo(io.stdout, 0);
+    if (io.stdout.isTTY) {
+      readline.clearLine(io.stdout, 0);
+      readline.cursorTo(io.stdout, 0);
+    }
     io.stdout.write(s);
   };
+  // The meter already strips control characters from text that comes from elsewhere; a client that
+  // does it too cannot be driven by a meter that does not.
   const text = new TextReplies(
-    (t) => io.stdout.write(t),
+    (t) => io.stdout.write(stripControl(t, true)),
     (l) => {
-      if (l === '^C') return;
-      if (l === 'OK') out(green(l) + '\n');
-      else if (l.startsWith('ERR ')) out(red(l) + '\n');
-      else out(l + '\n');
+      lastLine = l;
+      if (syncing || l === '^C') return;
+      const clean = stripControl(l);
+      if (clean === 'OK') out(green(clean) + '\n');
+      else if (clean.startsWith('ERR ')) out(red(clean) + '\n');
+      else out(clean + '\n');
     },
     () => {
+      if (syncing && lastLine !== 'OK') return;
+      syncing = false;
       busy = false;
       rl.prompt(true);
     },
   );
   line.onData = (chunk) => text.push(chunk);
   line.onOpen = (again) => {
+    syncing = true;
     if (again) out(dim(`reconnected to ${path}`) + '\n');
   };
   line.onLost = () => {
     busy = true;
     out(dim(`${path} went away; waiting for it to come back (Ctrl-D leaves)…`) + '\n');
   };
+  await open();
   out(dim(`connected to ${path}; \`help\` lists the commands, Ctrl-D leaves`) + '\n');
   return new Promise<number>((resolve) => {
     rl.on('line', (input) => {

@@ -9,6 +9,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   agent: { summary: 'run one host agent (a simulated or replayed meter)', load: async () => (await import('./agent.js')).agentMain },
   pair: { summary: 'pair a device with a gateway', load: async () => (await import('../../gateway/cli.js')).pairMain },
   devices: { summary: 'list the devices a gateway knows', load: async () => (await import('../../gateway/cli.js')).devicesMain },
+  console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
+  guest: { summary: 'guest tools: build, check and run WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
   meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a P1 telegram\'s channels as JSON', load: async () => meterMain },
 };
 

@@ -92,11 +92,6 @@ export class Pty {
     });
   }
 
-  /** Lets the process exit while the pty is open (the agent's own work keeps it alive). */
-  unref(): void {
-    this.#reader.unref();
-  }
-
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -7,16 +7,25 @@
 //
 // Exact: an access of n bytes at effective address ea = addr + offset (computed in 64 bits, so it cannot
 // wrap) is allowed iff ea + n ≤ memory_bytes. Helpers are appended after the guest's own functions, so
-// no index moves; the metering pairs stay where they were.
+// no index moves. With `inlineFuel` the metering pairs become inline checks on a fuel global (below).
 
 import {
   ACCESS_BYTES, ACCESS_TYPE, copyInstr, decodeInstr, ExternKind, Instr, isLoad, isStore, PAGE_BYTES, parseModule,
   rewriteModule, WasmReader, WasmWriter, writeLocals, type FuncType,
 } from '../../firmware/core/guests/wasm.js';
+import { usegasIndex } from '../../firmware/core/guests/validate.js';
 
-/** Export name of the breach global: -1 no breach, ≥ 0 the offending address, -2 a refused memory.grow. */
+/** Export name of the breach global: -1 none, ≥ 0 the offending address, -2 a refused memory.grow, -3 fuel spent. */
 export const BREACH_EXPORT = '__gridlet_breach';
 export const BREACH_GROW = -2;
+export const BREACH_FUEL = -3;
+/** Export name of the fuel left in the current call (inline metering). */
+export const FUEL_EXPORT = '__gridlet_fuel';
+/**
+ * The module's start function, exported instead of run by instantiation, so that the engine runs it
+ * like any call: with its budget, and with a breach or fuel trap told apart from a plain trap.
+ */
+export const START_EXPORT = '__gridlet_start';
 
 const I32 = 0x7f;
 const I64 = 0x7e;
@@ -27,14 +36,27 @@ export interface Guarded {
   wasm: Uint8Array;
   /** Memory accesses rewritten. */
   accesses: number;
+  /** usegas pairs turned into inline fuel checks. */
+  fuelPoints: number;
 }
 
-/** Rewrites `bytes` so that it cannot touch memory at or past `memoryBytes`. */
-export function guardMemory(bytes: Uint8Array, memoryBytes: number): Guarded {
+export interface GuardOptions {
+  /**
+   * Charge fuel inline instead of calling the usegas import: every `i64.const N; call $usegas` pair
+   * becomes `fuel -= N; if (fuel < 0) trap` on an exported i32 global the engine loads with the
+   * call's budget (budgets are at most 10^7). Same points, same amounts, same trap as the import; no call into JS per region.
+   */
+  inlineFuel?: boolean;
+}
+
+/** Rewrites `bytes` so that it cannot touch memory at or past `memoryBytes` (and, optionally, meters inline). */
+export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: GuardOptions = {}): Guarded {
   const m = parseModule(bytes);
-  if (m.memories.length === 0) return { wasm: bytes, accesses: 0 };
+  if (m.memories.length === 0) return { wasm: bytes, accesses: 0, fuelPoints: 0 };
   const importedGlobals = m.imports.filter((i) => i.kind === ExternKind.global).length;
   const breachGlobal = importedGlobals + m.globals.length;
+  const fuelGlobal = breachGlobal + 1;
+  const usegas = options.inlineFuel ? usegasIndex(m) : -1;
   const firstHelper = m.funcImportCount + m.funcs.length;
   const helpers: Helper[] = [];
   const index = new Map<string, number>();
@@ -74,14 +96,31 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number): Guarded {
   };
 
   let accesses = 0;
+  let fuelPoints = 0;
   const bodies: Uint8Array[] = [];
   const ins = new Instr();
+  const next = new Instr();
   for (const b of m.bodies) {
     const out = new WasmWriter(b.end - b.entryStart + 32);
     writeLocals(b, out);
     const r = new WasmReader(m.bytes, b.codeStart, b.end);
     while (r.pos < r.end) {
       decodeInstr(r, ins);
+      if (usegas >= 0 && ins.op === 0x42 && r.pos < r.end && m.bytes[r.pos] === 0x10) {
+        const save = r.pos;
+        decodeInstr(r, next);
+        if (next.a === usegas) {
+          // fuel -= N; if (fuel < 0) { breach = -3; unreachable }   (i32: budgets are at most 10^7,
+          // and a charge over 2^30 exhausts any budget, so clamping it changes nothing)
+          const n = Math.min(ins.a, 2 ** 30);
+          out.u8(0x23).u32(fuelGlobal).u8(0x41).sleb(n).u8(0x6b).u8(0x24).u32(fuelGlobal);
+          out.u8(0x23).u32(fuelGlobal).u8(0x41).u8(0).u8(0x48);
+          out.u8(0x04).u8(0x40).u8(0x42).sleb(BREACH_FUEL).u8(0x24).u32(breachGlobal).u8(0x00).u8(0x0b);
+          fuelPoints++;
+          continue;
+        }
+        r.pos = save;
+      }
       if ((ins.op >= 0x28 && ins.op <= 0x3e) || ins.op === 0x40) {
         out.u8(0x10).u32(helperFor(ins.op, ins.a, ins.b));
         accesses++;
@@ -106,11 +145,19 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number): Guarded {
   const wasm = rewriteModule(m, {
     addTypes,
     addFuncs,
-    addGlobals: [new Uint8Array([I64, 0x01, 0x42, 0x7f, 0x0b])], // (mut i64) (i64.const -1)
-    addExports: [{ name: BREACH_EXPORT, kind: ExternKind.global, index: breachGlobal }],
+    addGlobals: [
+      new Uint8Array([I64, 0x01, 0x42, 0x7f, 0x0b]), // breach: (mut i64) (i64.const -1)
+      ...(usegas >= 0 ? [new Uint8Array([I32, 0x01, 0x41, 0x00, 0x0b])] : []), // fuel left in this call: (mut i32)
+    ],
+    addExports: [
+      { name: BREACH_EXPORT, kind: ExternKind.global, index: breachGlobal },
+      ...(usegas >= 0 ? [{ name: FUEL_EXPORT, kind: ExternKind.global, index: fuelGlobal }] : []),
+      ...(m.start !== undefined ? [{ name: START_EXPORT, kind: ExternKind.func, index: m.start }] : []),
+    ],
+    dropStart: true,
     rewriteBody: (i, _b, out) => {
       out.bytes(bodies[i]);
     },
   });
-  return { wasm, accesses };
+  return { wasm, accesses, fuelPoints };
 }

@@ -1,13 +1,15 @@
 // The GuestEngine port on Node's WebAssembly: the same .wasm bytes and limits as wasm3 on the meter.
-//  - Fuel: `metering.usegas(i64)` is linked to a counter; when a call's budget is spent it throws a
-//    fuel GuestTrap, which unwinds the guest.
+//  - Fuel: the amounts of the module's `metering.usegas(i64)` calls, charged against the call's budget;
+//    when it is spent the call stops with a fuel GuestTrap. By default each usegas pair is turned into
+//    an inline check on a wasm global at load time (memory-guard.ts), so metering costs no call into
+//    JS per region; `fuel: 'import'` links usegas to a JS counter instead (the benchmark compares).
 //  - Memory: the cap is exact: memory-guard.ts rewrites every load/store/grow to check `memory_bytes`
 //    before Node compiles the module; `readMemory` (the `log` import) checks it too.
 //  - Traps: anything that stops a call becomes a GuestTrap with its kind (trap, fuel, memory) and reason.
 
 import type { GuestEngine, GuestImport, GuestInstance } from '../../firmware/core/ports.js';
 import { GuestTrap, TrapKind } from '../../firmware/core/ports.js';
-import { BREACH_EXPORT, BREACH_GROW, guardMemory } from './memory-guard.js';
+import { BREACH_EXPORT, BREACH_FUEL, BREACH_GROW, FUEL_EXPORT, guardMemory, START_EXPORT } from './memory-guard.js';
 import { WA, type WasmGlobal, type WasmImports, type WasmInstance, type WasmMemory, type WasmModule } from './webassembly.js';
 
 /** Budget for a start function when the caller gives none. */
@@ -20,16 +22,14 @@ class NodeGuestInstance implements GuestInstance {
   #exports = new Map<string, Export>();
   #memory: WasmMemory | undefined;
   #breach: WasmGlobal | undefined;
-  #budget: number;
+  #fuel: WasmGlobal | undefined;
+  #budget = 0;
   #used = 0;
   #calling = '';
 
-  constructor(readonly memoryBytes: number, startFuel: number) {
-    this.#budget = startFuel;
-    this.#calling = 'start';
-  }
+  constructor(readonly memoryBytes: number, readonly inlineFuel: boolean) {}
 
-  /** The `metering.usegas` import. */
+  /** The `metering.usegas` import (when fuel is not charged inline). */
   readonly usegas = (n: bigint): void => {
     this.#used += Number(n);
     if (this.#used > this.#budget) {
@@ -43,6 +43,7 @@ class NodeGuestInstance implements GuestInstance {
       if (typeof value === 'function') this.#exports.set(name, value as Export);
       else if (value instanceof WA.Memory && name === 'memory') this.#memory = value;
       else if (value instanceof WA.Global && name === BREACH_EXPORT) this.#breach = value;
+      else if (value instanceof WA.Global && name === FUEL_EXPORT) this.#fuel = value;
     }
   }
 
@@ -57,6 +58,8 @@ class NodeGuestInstance implements GuestInstance {
     this.#budget = fuel;
     this.#used = 0;
     this.#calling = name;
+    const counter = this.inlineFuel ? this.#fuel : undefined;
+    if (counter) counter.value = fuel;
     try {
       switch (args.length) {
         case 0: return fn();
@@ -66,6 +69,8 @@ class NodeGuestInstance implements GuestInstance {
       }
     } catch (e) {
       throw this.mapError(e, name);
+    } finally {
+      if (counter) this.#used = fuel - (counter.value as number);
     }
   }
 
@@ -75,6 +80,7 @@ class NodeGuestInstance implements GuestInstance {
     const breach = this.#breach ? Number(this.#breach.value as bigint) : -1;
     if (breach !== -1 && this.#breach) {
       this.#breach.value = -1n;
+      if (breach === BREACH_FUEL) return new GuestTrap(TrapKind.fuel, `${name} spent its fuel budget of ${this.#budget}`);
       if (breach === BREACH_GROW) {
         return new GuestTrap(TrapKind.memory, `${name}: memory.grow past memory_bytes ${this.memoryBytes}`);
       }
@@ -115,36 +121,45 @@ class NodeGuestInstance implements GuestInstance {
 export interface NodeGuestEngineOptions {
   /** Skip the memory-cap rewrite (the benchmark measures its cost; never for real guests). */
   unguarded?: boolean;
+  /**
+   * How fuel is charged: 'inline' (default) turns each usegas pair into a check on a wasm global;
+   * 'import' calls the metering.usegas import from every region. Same amounts, same traps.
+   */
+  fuel?: 'inline' | 'import';
 }
 
 export class NodeGuestEngine implements GuestEngine {
   #cache = new WeakMap<Uint8Array, Map<number, WasmModule>>();
   #unguarded: boolean;
+  #inline: boolean;
 
   constructor(options: NodeGuestEngineOptions = {}) {
     this.#unguarded = options.unguarded ?? false;
+    this.#inline = !this.#unguarded && (options.fuel ?? 'inline') === 'inline';
   }
 
-  /** Compiles (once per bytes and cap) the guarded module. */
+  /** Compiles (once per bytes and cap) the rewritten module. */
   compile(wasm: Uint8Array, memoryBytes: number): WasmModule {
-    let byCap = this.#cache.get(wasm);
-    const hit = byCap?.get(memoryBytes);
+    let byKey = this.#cache.get(wasm);
+    const key = memoryBytes;
+    const hit = byKey?.get(key);
     if (hit) return hit;
     let module: WasmModule;
     try {
-      const bytes = this.#unguarded ? wasm : guardMemory(wasm, memoryBytes).wasm;
+      const bytes = this.#unguarded ? wasm : guardMemory(wasm, memoryBytes, { inlineFuel: this.#inline }).wasm;
       module = new WA.Module(bytes);
     } catch (e) {
       throw new GuestTrap(TrapKind.trap, `cannot load the module: ${(e as Error).message}`);
     }
-    if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
-    byCap.set(memoryBytes, module);
+    if (!byKey) this.#cache.set(wasm, (byKey = new Map()));
+    byKey.set(key, module);
     return module;
   }
 
   instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
+    const startFuel = limits.fuel ?? DEFAULT_START_FUEL;
     const module = this.compile(wasm, limits.memoryBytes);
-    const guest = new NodeGuestInstance(limits.memoryBytes, limits.fuel ?? DEFAULT_START_FUEL);
+    const guest = new NodeGuestInstance(limits.memoryBytes, this.#inline);
     let instance: WasmInstance;
     try {
       instance = new WA.Instance(module, {
@@ -156,6 +171,14 @@ export class NodeGuestEngine implements GuestEngine {
       throw guest.mapError(e, 'start');
     }
     guest.attach(instance);
+    if (guest.hasExport(START_EXPORT)) {
+      try {
+        guest.call(START_EXPORT, [], startFuel);
+      } catch (e) {
+        const t = e as GuestTrap;
+        throw new GuestTrap(t.kind, t.message.split(START_EXPORT).join('start'));
+      }
+    }
     return guest;
   }
 }

@@ -2,8 +2,9 @@
 // The file is JSON lines, one reading instant per line:
 //   {"t": 1700000000, "values": [[1, 1234567], [3, 560]]}
 // `t` is unix seconds (0 = the meter had no clock); values are WIRE.md channels in integer units.
-// Lines are replayed in order, one per interval. The position survives restarts (kept in the
-// KeyValue port), so a restarted agent continues where it stopped instead of replaying twice.
+// Lines are replayed in order, one per interval, and each exactly once even across crashes: before a
+// line is handed to the agent, its index and the log's newest seq are saved; on restart, a log whose
+// newest seq moved past the saved one shows that the line was appended, so replay continues after it.
 
 import { readFileSync } from 'node:fs';
 import type { KeyValue, MeterSource } from '../../firmware/core/ports.js';
@@ -44,18 +45,23 @@ export function parseReplayFile(path: string): ReplayLine[] {
   return out;
 }
 
-const K_POS = 'meter.replay.pos';
+const K_POS = 'meter.replay';
 
 export class ReplayMeter implements MeterSource {
   #timer: NodeJS.Timeout | undefined;
-  #pos: number;
+  #pos = 0;
   readonly lines: ReplayLine[];
   onDone?: () => void;
 
-  constructor(readonly path: string, readonly kv: KeyValue, readonly intervalMs = 1000) {
+  /** `newestSeq` reads the record log's newest seq (to learn whether the last line was appended). */
+  constructor(readonly path: string, readonly kv: KeyValue, readonly newestSeq: () => number, readonly intervalMs = 1000) {
     this.lines = parseReplayFile(path);
     const saved = kv.get(K_POS);
-    this.#pos = saved ? Number(new TextDecoder().decode(saved)) || 0 : 0;
+    if (saved) {
+      const [line, seqBefore] = new TextDecoder().decode(saved).split(' ').map(Number);
+      if (Number.isSafeInteger(line) && Number.isSafeInteger(seqBefore))
+        this.#pos = newestSeq() > seqBefore ? line + 1 : line;
+    }
   }
 
   get position(): number {
@@ -70,10 +76,10 @@ export class ReplayMeter implements MeterSource {
         return;
       }
       const line = this.lines[this.#pos];
+      this.kv.set(K_POS, new TextEncoder().encode(`${this.#pos} ${this.newestSeq()}`));
       // t is passed as recorded (0 stays 0: "the meter had no clock"), so a replay is deterministic.
       onReading(line.t * 1000, line.values);
       this.#pos++;
-      this.kv.set(K_POS, new TextEncoder().encode(String(this.#pos)));
     };
     step();
     this.#timer = setInterval(step, this.intervalMs);

@@ -4,7 +4,7 @@
 
 import type { MeterSource } from '../../firmware/core/ports.js';
 import { householdDay } from './household.js';
-import { Prng } from './prng.js';
+import { Prng } from '../sim/prng.js';
 
 export interface SimMeterOptions {
   seed?: number;
@@ -30,11 +30,11 @@ export class SimMeter implements MeterSource {
 
   constructor(o: SimMeterOptions = {}) {
     this.#prng = new Prng(o.seed ?? 1);
-    this.#shiftMin = this.#prng.int(0, 90) - 45;
-    this.#scale = 0.8 + this.#prng.next() * 0.4;
+    this.#shiftMin = this.#prng.int(90) - 45;
+    this.#scale = 0.8 + this.#prng.float() * 0.4;
     this.#intervalMs = o.intervalMs ?? 10_000;
     this.#now = o.now ?? Date.now;
-    this.#energyWh = o.energyWh ?? 1_000_000 + this.#prng.int(0, 5_000_000);
+    this.#energyWh = o.energyWh ?? 1_000_000 + this.#prng.int(5_000_000);
   }
 
   /** The reading at unix ms `t` (advances the energy register from the previous call). */
@@ -46,9 +46,9 @@ export class SimMeter implements MeterSource {
     const m1 = (m0 + 1) % 1440;
     const frac = minuteF - Math.floor(minuteF);
     const a = day[m0], b = day[m1];
-    const noise = 1 + (this.#prng.next() - 0.5) * 0.04;
+    const noise = 1 + (this.#prng.float() - 0.5) * 0.04;
     const power = Math.max(0, Math.round((a.powerW + (b.powerW - a.powerW) * frac) * this.#scale * noise));
-    const voltage = Math.round(a.voltageMv + (b.voltageMv - a.voltageMv) * frac + (this.#prng.next() - 0.5) * 400);
+    const voltage = Math.round(a.voltageMv + (b.voltageMv - a.voltageMv) * frac + (this.#prng.float() - 0.5) * 400);
     const current = Math.max(0, Math.round((power * 1_000_000) / Math.max(voltage, 1)));
     if (this.#lastMs) {
       // Energy integrates power exactly in W·ms; whole Wh move to the register.

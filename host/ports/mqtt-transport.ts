@@ -13,7 +13,14 @@ export class MqttTransport implements Transport {
   #options: TransportOptions | undefined;
   #attempt = 0;
 
-  constructor(readonly url: string, readonly name = url) {}
+  /** `reconnectScale` shrinks the backoff (simulations reconnect in milliseconds, not seconds). */
+  constructor(readonly url: string, readonly name = url, readonly reconnectScale = 1) {}
+
+  /** Drops the connection as a failing network would; the client reconnects by itself. */
+  sever(): void {
+    const c = this.#client as unknown as { stream?: { destroy(): void } } | undefined;
+    c?.stream?.destroy();
+  }
 
   start(options: TransportOptions, handlers: TransportHandlers): void {
     this.#handlers = handlers;
@@ -38,7 +45,7 @@ export class MqttTransport implements Transport {
       username: options.username,
       password: options.password,
       clean: true,
-      reconnectPeriod: reconnectDelay(0, Math.random()),
+      reconnectPeriod: Math.max(1, Math.round(reconnectDelay(0, Math.random()) * this.reconnectScale)),
       connectTimeout: 10_000,
       keepalive: 30,
       queueQoSZero: false,
@@ -57,7 +64,7 @@ export class MqttTransport implements Transport {
     client.on('close', () => {
       if (this.#client !== client) return;
       // mqtt.js has already scheduled the next attempt; this sets the delay of the one after.
-      client.options.reconnectPeriod = reconnectDelay(++this.#attempt, Math.random());
+      client.options.reconnectPeriod = Math.max(1, Math.round(reconnectDelay(++this.#attempt, Math.random()) * this.reconnectScale));
       const was = this.state;
       this.state = LinkState.connecting;
       if (was === LinkState.up) this.#handlers?.onDisconnect(this.lastError || 'connection closed');

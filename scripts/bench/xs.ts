@@ -58,8 +58,8 @@ export async function run(): Promise<object> {
 
 // `node --import tsx scripts/bench/xs.ts` prints the figures on their own.
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  run().then((r) => console.log(JSON.stringify(r, null, 2)), (e) => {
-    console.error(e);
+  run().then((r) => process.stdout.write(JSON.stringify(r, null, 2) + '\n'), (e: Error) => {
+    process.stderr.write(`${e.stack ?? e.message}\n`);
     process.exit(1);
   });
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run test:xs`: runs the firmware core's own tests (test/core/**/*.test.ts) inside the real
-// XS engine (the xsnap worker that @agoric/xsnap builds), so the core can never drift from XS.
+// XS engine (the xsnap worker that @agoric/xsnap builds), so the core can never drift from XS, and
+// the Moddable adapters' tests (firmware/moddable/test, against fakes of the SDK's modules).
 //
 //   node scripts/xs/run.js [filter…] [--verbose] [--seed N] [--keep] [--limit COMPUTRONS] [--dir DIR]
 //
@@ -36,9 +37,11 @@ const keep = flag('--keep') ?? false;
 const seed = Number(option('--seed') ?? process.env.XS_SEED ?? 0x2545f491) >>> 0;
 // Per test (one crank); the worker dies with "too much computation" beyond it. Stops a loop
 // that never ends long before a CI timeout does.
-const limit = Number(option('--limit') ?? 4_000_000_000);
+const limit = Math.min(2_147_483_647, Number(option('--limit') ?? 2_000_000_000)); // the worker reads it with atoi()
 const TEST_TIMEOUT_MS = Number(process.env.XS_TEST_TIMEOUT_MS ?? 120_000);
-const dir = join(root, option('--dir') ?? join('test', 'core'));
+// The core's tests, and the Moddable adapters' tests (run against fakes of the SDK's modules).
+const dirOption = option('--dir');
+const dirs = dirOption ? [join(root, dirOption)] : [join(root, 'test', 'core'), join(root, 'firmware', 'moddable', 'test')];
 const filters = args;
 
 function walk(dir) {
@@ -168,9 +171,9 @@ async function runFile(file) {
   return { rel, passed, failed, total, compute, report, secs: (Date.now() - started) / 1000 };
 }
 
-const files = walk(dir).filter((f) => !filters.length || filters.some((x) => f.includes(x)));
+const files = dirs.flatMap((d) => walk(d)).filter((f) => !filters.length || filters.some((x) => f.includes(x)));
 if (files.length === 0) {
-  console.log(`no test files in ${relative(root, dir)}${filters.length ? ` matching ${filters.join(', ')}` : ''}`);
+  console.log(`no test files in ${dirs.map((d) => relative(root, d)).join(', ')}${filters.length ? ` matching ${filters.join(', ')}` : ''}`);
   process.exit(1);
 }
 

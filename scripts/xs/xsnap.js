@@ -5,7 +5,7 @@
 // `@endo/init` (which @agoric/xsnap's Node API needs) locks down the whole Node realm, so only the
 // dedicated processes scripts/xs/run.js and scripts/xs/bench-worker.js call `startWorker`.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -30,7 +30,7 @@ const naclCryptoStub = {
  * for XS. `uvu` and `uvu/assert` resolve to the XS shims. Returns `{ code, map, name }` or throws
  * with esbuild's messages.
  */
-export async function bundleForXS(contents, { name, resolveDir = root } = {}) {
+export async function bundleForXS(contents, { name, resolveDir = root, fakes } = {}) {
   const outfile = join(root, 'build', 'xs', name.replace(/[^\w.-]+/g, '_') + '.js');
   const result = await build({
     stdin: { contents, resolveDir, sourcefile: '<xs-entry>', loader: 'ts' },
@@ -46,7 +46,7 @@ export async function bundleForXS(contents, { name, resolveDir = root } = {}) {
     sourcesContent: false,
     banner: { js: '"use strict";' },
     alias: { uvu: join(here, 'uvu.js'), 'uvu/assert': join(here, 'assert.js') },
-    plugins: [naclCryptoStub],
+    plugins: fakes ? [naclCryptoStub, fakeModules(fakes)] : [naclCryptoStub],
     logLevel: 'silent',
     charset: 'utf8',
   });
@@ -55,11 +55,32 @@ export async function bundleForXS(contents, { name, resolveDir = root } = {}) {
   return { code: js.text, map: map ? JSON.parse(map.text) : undefined, name, outfile };
 }
 
-/** Bundles one test file together with the XS harness, harness first. */
+/** Resolves module specifiers (Moddable's `timer`, `embedded:…`) to fake implementations. */
+function fakeModules(map) {
+  return {
+    name: 'moddable-fakes',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (args) => (Object.hasOwn(map, args.path) ? { path: map[args.path] } : undefined));
+    },
+  };
+}
+
+/**
+ * Bundles one test file together with the XS harness, harness first. A `fakes.json` beside the
+ * file maps module specifiers to fakes (firmware/moddable/test: the Moddable modules).
+ */
 export function bundleTestFile(file) {
   const rel = relative(root, file);
   const contents = `import ${JSON.stringify(join(here, 'harness.js'))};\nimport ${JSON.stringify(file)};\n`;
-  return bundleForXS(contents, { name: rel });
+  const fakesFile = join(dirname(file), 'fakes.json');
+  let fakes;
+  if (existsSync(fakesFile)) {
+    fakes = {};
+    for (const [k, v] of Object.entries(JSON.parse(readFileSync(fakesFile, 'utf8')))) {
+      if (k !== '//') fakes[k] = resolve(dirname(fakesFile), v);
+    }
+  }
+  return bundleForXS(contents, { name: rel, fakes });
 }
 
 /** Formats esbuild's error object as plain lines naming file and line. */

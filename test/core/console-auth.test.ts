@@ -120,14 +120,17 @@ test('a lockout survives a reboot: the rest of it by the wall clock, or all of i
   assert.is(much.kv.get(AUTH_STATE_KEY)![1], 1);
 });
 
-test('no PIN set on a paired meter: auth explains who sets it, and counts nothing', () => {
+test('no PIN set on a paired meter: auth explains who sets it, and every attempt counts toward the lockout', () => {
   const host = new FakeHost();
   host.pinHash = undefined;
   const w = consoleWorld({ host });
-  assert.equal(lines(w.say('auth 123456')), ['ERR auth no technician PIN is set on this meter; the gateway sets console.pin_hash']);
+  assert.equal(lines(w.say('auth 123456')), ['ERR auth no technician PIN is set on this meter; the gateway sets console.pin_hash (4 more tries before a 15 min lockout)']);
   host.pinHash = 'pbkdf2-sha256$garbage';
-  assert.equal(lines(w.say('auth 123456')), ['ERR auth the stored PIN hash is malformed; the gateway must set console.pin_hash again']);
-  assert.is(w.kv.get(AUTH_STATE_KEY), undefined);
+  assert.equal(lines(w.say('auth 123456')), ['ERR auth the stored PIN hash is malformed; the gateway must set console.pin_hash again (3 more tries before a 15 min lockout)']);
+  w.say('auth 1');
+  w.say('auth 2');
+  assert.equal(lines(w.say('auth 3')), ['ERR locked wrong PIN; console locked for 15 min']);
+  assert.is(host.events.length, 1);
 });
 
 test('the factory PIN works on an unpaired meter and says so', () => {

@@ -81,6 +81,9 @@ test('control characters refuse the line; tab is a space; backspace edits, acros
   const w = consoleWorld();
   assert.equal(lines(w.bytes([...bytes('id'), 0x1b, ...bytes('[A\r\n')])), ['ERR usage control characters in line']);
   assert.equal(lines(w.bytes([...bytes('i'), 0x00, ...bytes('d\r\n')])), ['ERR usage control characters in line']);
+  // C1 controls are UTF-8 but still controls (U+009B is the 8-bit CSI); U+00A0 and up are text.
+  assert.equal(lines(w.bytes([...bytes('config get a'), 0xc2, 0x9b, ...bytes('2J\r\n')])), ['ERR usage control characters in line']);
+  assert.equal(lines(w.bytes([...bytes('config get a'), 0xc2, 0xa0, 0x0d])), ['ERR usage a config key is 1-64 of a-z 0-9 _ . - (for example tz)']);
   assert.equal(lines(w.bytes(bytes('readings\t2\r\n'))).pop(), 'OK');
   // "idx" + BS → "id"; "idé" + DEL → "id" (both bytes of é go).
   assert.equal(lines(w.bytes([...bytes('idx'), 0x08, 0x0d])).pop(), 'OK');

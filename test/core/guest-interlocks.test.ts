@@ -39,10 +39,12 @@ test('a relay keeps each state for its minimum dwell (default 60 s)', () => {
   assert.is(lock.request(1, false, 'peak-guard'), RelayResult.refused);
   assert.ok(relays[0].on, 'refused requests never reach the hardware');
   assert.equal(events.at(-1), { kind: 'interlock', data: { id: 1, rule: InterlockRule.dwell } });
+  assert.is(lock.lastRefusal(1), InterlockRule.dwell);
   time.advance(30_000);
   assert.is(lock.request(1, false, 'peak-guard'), RelayResult.done);
   assert.not.ok(relays[0].on);
   assert.equal(events.at(-1), { kind: 'relay', data: { id: 1, on: false, by: 'peak-guard' } });
+  assert.is(lock.lastRefusal(1), undefined);
 });
 
 test('asking for the state a relay is already in is done without a toggle', () => {

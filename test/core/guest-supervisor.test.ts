@@ -379,21 +379,28 @@ test('remove stops the guest, frees its relays and forgets it across reboots', (
   assert.equal(w2.sup.restore(), []);
 });
 
-test('after a reboot deployed guests come back; a stopped one stays stopped', () => {
+test('after a reboot deployed guests come back; stopped and quarantined ones stay so', () => {
   const kv = new MemoryKV();
   const w = world(kv);
   install(w, 'keeper', ['relay:1'], {});
   install(w, 'sleeper', [], {});
+  install(w, 'broken', [], { tick: () => { throw new GuestTrap(TrapKind.trap, 'unreachable'); } });
   assert.ok(w.sup.stop('sleeper'));
+  w.time.advance(600_000);
+  assert.is(state(w, 'broken')!.state, 'quarantined');
   const w2 = world(kv);
   let ticks = 0;
   w2.engine.define('keeper', { tick: () => { ticks++; return 0; } });
   w2.engine.define('sleeper', {});
-  assert.equal(w2.sup.restore().sort(), ['keeper', 'sleeper']);
+  w2.engine.define('broken', {});
+  assert.equal(w2.sup.restore().sort(), ['broken', 'keeper', 'sleeper']);
   w2.time.advance(5_000);
   assert.is(ticks, 1);
   assert.is(state(w2, 'sleeper')!.state, 'stopped');
+  assert.is(state(w2, 'broken')!.state, 'quarantined');
+  assert.is(w2.engine.instantiated, 1, 'only keeper was loaded');
   assert.is(w2.interlocks.holder(1), 'keeper');
+  assert.equal(w2.sup.start('sleeper'), { ok: true });
 });
 
 test.run();

@@ -3,6 +3,8 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { admitGuest } from '../../firmware/core/guests/admit.js';
+import { guestCid } from '../../firmware/core/guests/cid.js';
 import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
 import { validateGuest, GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
 import { analyzeBody, parseModule } from '../../firmware/core/guests/wasm.js';
@@ -250,6 +252,23 @@ test('the instrumenter meters exactly what the validator checks, and is idempote
   const regions = analyzeBody(m, 1, 1, false);
   for (const r of regions) assert.is(r.charged, r.cost, 'charged exactly the static cost');
   assert.equal(instrumentMetering(wasm).wasm, wasm);
+});
+
+test('a gateway admits a metered module as is and instruments one without metering', () => {
+  const plain = guest({ imports: ['channel'], tick: [...i32c(3), ...call(0), DROP, ...i32c(0)] });
+  const a = admitGuest(plain, manifest);
+  assert.ok(a.ok);
+  if (!a.ok) return;
+  assert.ok(a.instrumented);
+  assert.equal(a.cid, guestCid(a.wasm), 'the CID names the instrumented bytes');
+  const b = admitGuest(a.wasm, manifest);
+  assert.ok(b.ok && !b.instrumented && b.cidText === a.cidText, 'already metered: accepted as is');
+  const bad = admitGuest(guest({ otherImports: [['env', 'abort', [], []]] }), manifest);
+  assert.ok(!bad.ok && /from module "env"/.test(bad.reason));
+  const simd = admitGuest(meteredByHand([], [...i64c(20), ...call(0), 0xfd, 12, ...new Array(16).fill(0), DROP, ...i32c(0)]), manifest);
+  assert.ok(!simd.ok && /SIMD/.test(simd.reason));
+  const big = admitGuest(guest({ data: [[0, new Array(4000).fill(1)]] }), manifest);
+  assert.ok(!big.ok && /at most 4096 bytes/.test(big.reason), 'the budget applies to the instrumented bytes');
 });
 
 test('a broken manifest is refused with its reason', () => {

@@ -6,7 +6,10 @@ import * as assert from 'uvu/assert';
 import { Decoder, Encoder } from 'cbor-x';
 import { decode, encode, CborError, Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { Body, decodeBody, encodeBody, BodyError, type AnyBody } from '../../firmware/core/wire/bodies.js';
-import { Prng } from '../../host/meter/prng.js';
+import { Prng } from '../../host/sim/prng.js';
+
+/** Integer in [lo, hi). */
+const rint = (p: Prng, lo: number, hi: number) => lo + p.int(hi - lo);
 
 const cx = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: false, variableMapSize: true } as never);
 const cxd = new Decoder({ useRecords: false, mapsAsObjects: false } as never);
@@ -29,34 +32,34 @@ function forCborX(v: CborValue): unknown {
 function randomText(p: Prng): string {
   const pool = ['a', 'Z', '0', ' ', 'é', 'ß', '水', '€', '😀', '\u0000', '"', 'gridlet'];
   let s = '';
-  const n = p.int(0, 12);
-  for (let i = 0; i < n; i++) s += pool[p.int(0, pool.length)];
+  const n = rint(p, 0, 12);
+  for (let i = 0; i < n; i++) s += pool[rint(p, 0, pool.length)];
   return s;
 }
 
 function randomInt(p: Prng): number {
-  const scale = [1, 24, 256, 65536, 2 ** 32, 2 ** 53 - 1][p.int(0, 6)];
-  const v = Math.floor(p.next() * scale);
-  return p.next() < 0.3 ? -v : v;
+  const scale = [1, 24, 256, 65536, 2 ** 32, 2 ** 53 - 1][rint(p, 0, 6)];
+  const v = Math.floor(p.float() * scale);
+  return p.float() < 0.3 ? -v : v;
 }
 
 function randomValue(p: Prng, depth: number): CborValue {
-  const k = p.int(0, depth > 3 ? 5 : 8);
+  const k = rint(p, 0, depth > 3 ? 5 : 8);
   switch (k) {
     case 0: case 1: return randomInt(p);
     case 2: return randomText(p);
-    case 3: return Uint8Array.from({ length: p.int(0, 40) }, () => p.int(0, 256));
-    case 4: return [true, false, null][p.int(0, 3)];
-    case 5: return Array.from({ length: p.int(0, 6) }, () => randomValue(p, depth + 1));
+    case 3: return Uint8Array.from({ length: rint(p, 0, 40) }, () => rint(p, 0, 256));
+    case 4: return [true, false, null][rint(p, 0, 3)];
+    case 5: return Array.from({ length: rint(p, 0, 6) }, () => randomValue(p, depth + 1));
     case 6: {
       const m = new Map<number, CborValue>();
-      const n = p.int(0, 6);
-      for (let i = 0; i < n; i++) m.set(p.int(0, 2) ? p.int(0, 30) : randomInt(p), randomValue(p, depth + 1));
+      const n = rint(p, 0, 6);
+      for (let i = 0; i < n; i++) m.set(rint(p, 0, 2) ? rint(p, 0, 30) : randomInt(p), randomValue(p, depth + 1));
       return m;
     }
     default: {
       const o: { [k: string]: CborValue } = {};
-      const n = p.int(0, 6);
+      const n = rint(p, 0, 6);
       for (let i = 0; i < n; i++) o[randomText(p) + i] = randomValue(p, depth + 1);
       return o;
     }
@@ -64,26 +67,26 @@ function randomValue(p: Prng, depth: number): CborValue {
 }
 
 function sampleBodies(p: Prng): AnyBody[] {
-  const cid = () => Uint8Array.from({ length: 36 }, () => p.int(0, 256));
+  const cid = () => Uint8Array.from({ length: 36 }, () => rint(p, 0, 256));
   const u = () => Math.abs(randomInt(p));
-  const t = () => p.int(0, 2) ? 0 : 1_700_000_000 + p.int(0, 1e8);
-  const data = () => (p.int(0, 2) ? { value: randomInt(p), why: randomText(p) } : {});
+  const t = () => rint(p, 0, 2) ? 0 : 1_700_000_000 + rint(p, 0, 1e8);
+  const data = () => (rint(p, 0, 2) ? { value: randomInt(p), why: randomText(p) } : {});
   return [
-    { type: Body.readings, first: u() + 1, records: Array.from({ length: p.int(1, 100) }, () => [t(), p.int(1, 13), randomInt(p)] as [number, number, number]) },
-    { type: Body.event, seq: u(), t: t(), kind: 'guest.peak-guard.' + p.int(0, 99), data: data() },
+    { type: Body.readings, first: u() + 1, records: Array.from({ length: rint(p, 1, 100) }, () => [t(), rint(p, 1, 13), randomInt(p)] as [number, number, number]) },
+    { type: Body.event, seq: u(), t: t(), kind: 'guest.peak-guard.' + rint(p, 0, 99), data: data() },
     { type: Body.status, t: t(), uptime: u(), buffered: u(), dropped: u(), heap: u(), guests: [['peak-guard', cid(), 'running'], ['x', cid(), 'stopped']], link: 'link1' },
-    { type: Body.job, job: u(), kind: 'llm.generate', input: { prompt: randomText(p), max_tokens: p.int(1, 500) } },
+    { type: Body.job, job: u(), kind: 'llm.generate', input: { prompt: randomText(p), max_tokens: rint(p, 1, 500) } },
     { type: Body.paired, firmware: '0.1.0', model: randomText(p) },
     { type: Body.guestAck, cid: cid(), state: 'rejected', reason: randomText(p) },
     { type: Body.gap, first: u(), last: u(), reason: 'full' },
     { type: Body.downAck, counter: u() },
     { type: Body.ack, seq: u() },
     { type: Body.config, values: { tz: 'CET-1CEST,M3.5.0,M10.5.0/3', 'console.pin_hash': randomText(p), n: randomInt(p) } },
-    { type: Body.guestOffer, name: 'peak-guard', cid: cid(), manifest: { name: 'peak-guard', period_s: 5, capabilities: ['relay:1', 'emit'] }, size: p.int(1, 4096) },
-    { type: Body.guestChunk, cid: cid(), offset: p.int(0, 4096), bytes: Uint8Array.from({ length: p.int(0, 1024) }, () => p.int(0, 256)) },
+    { type: Body.guestOffer, name: 'peak-guard', cid: cid(), manifest: { name: 'peak-guard', period_s: 5, capabilities: ['relay:1', 'emit'] }, size: rint(p, 1, 4096) },
+    { type: Body.guestChunk, cid: cid(), offset: rint(p, 0, 4096), bytes: Uint8Array.from({ length: rint(p, 0, 1024) }, () => rint(p, 0, 256)) },
     { type: Body.guestRemove, name: randomText(p) },
-    { type: Body.drEvent, id: randomText(p), start: t(), duration: p.int(0, 7200), level: p.int(0, 4), limit: p.int(0, 20000), modification: p.int(0, 9), window: p.int(0, 900) },
-    { type: Body.jobResult, job: u(), index: p.int(0, 50), text: randomText(p), final: p.int(0, 2) === 1, error: 'backend down' },
+    { type: Body.drEvent, id: randomText(p), start: t(), duration: rint(p, 0, 7200), level: rint(p, 0, 4), limit: rint(p, 0, 20000), modification: rint(p, 0, 9), window: rint(p, 0, 900) },
+    { type: Body.jobResult, job: u(), index: rint(p, 0, 50), text: randomText(p), final: rint(p, 0, 2) === 1, error: 'backend down' },
     { type: Body.time, time: t() },
     { type: Body.unpair },
     { type: Body.tariff, price: randomInt(p), currency: 'EUR', from: t(), until: t() },
@@ -131,17 +134,17 @@ test('decoder fuzz: mutated and random inputs either decode as cbor-x does or fa
   let accepted = 0, refused = 0;
   for (let i = 0; i < 50_000; i++) {
     let bytes: Uint8Array;
-    if (i % 5 === 0) bytes = Uint8Array.from({ length: p.int(0, 64) }, () => p.int(0, 256));
+    if (i % 5 === 0) bytes = Uint8Array.from({ length: rint(p, 0, 64) }, () => rint(p, 0, 256));
     else {
-      bytes = seeds[p.int(0, seeds.length)].slice();
-      const muts = p.int(1, 4);
+      bytes = seeds[rint(p, 0, seeds.length)].slice();
+      const muts = rint(p, 1, 4);
       for (let m = 0; m < muts; m++) {
-        const op = p.int(0, 4);
-        const at = p.int(0, Math.max(1, bytes.length));
-        if (op === 0 && bytes.length) bytes[at % bytes.length] ^= 1 << p.int(0, 8);
+        const op = rint(p, 0, 4);
+        const at = rint(p, 0, Math.max(1, bytes.length));
+        if (op === 0 && bytes.length) bytes[at % bytes.length] ^= 1 << rint(p, 0, 8);
         else if (op === 1) bytes = bytes.slice(0, at);
-        else if (op === 2) bytes = Uint8Array.from([...bytes.slice(0, at), p.int(0, 256), ...bytes.slice(at)]);
-        else if (bytes.length) bytes[at % bytes.length] = [0x1b, 0x9b, 0xbb, 0x5b, 0x7f, 0xff][p.int(0, 6)];
+        else if (op === 2) bytes = Uint8Array.from([...bytes.slice(0, at), rint(p, 0, 256), ...bytes.slice(at)]);
+        else if (bytes.length) bytes[at % bytes.length] = [0x1b, 0x9b, 0xbb, 0x5b, 0x7f, 0xff][rint(p, 0, 6)];
       }
     }
     let mine: CborValue;

@@ -5,7 +5,7 @@
 import { equal, utf8Decode, utf8Encode } from '../bytes.js';
 import type { CborValue } from '../cbor.js';
 import { randomBytes, sha256, useRandom } from '../crypto.js';
-import type { LogEntry, RecordLog } from '../log/record-log.js';
+import type { BatchRecordLog, LogEntry, RecordLog } from '../log/record-log.js';
 import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, TransportOptions } from '../ports.js';
 import { Links, UNHEALTHY_AFTER_MS } from './links.js';
 import { Body, BodyError, decodeBody, DOWNLINK_TYPES, encodeBody, type DownBody, type ReadingRecord, type UpBody } from '../wire/bodies.js';
@@ -35,6 +35,11 @@ export interface AgentOptions {
   firmware: string;
   capabilities?: string[];
   topicPrefix?: string;
+  /**
+   * Persistent counters for the uplink frame counter (the flash log's FlashCounters on a meter).
+   * Without them the counter is kept in the KeyValue port.
+   */
+  counters?: { next(name: string): number };
   /** Heap bytes in use, for `status` (the platform knows; 0 if it does not). */
   heapUsed?: () => number;
   /** Called on things a host UI shows: 'paired', 'unpaired', 'ack', 'reading', 'link'. */
@@ -62,7 +67,7 @@ export class Agent {
   #prefix: string;
   #links: Links;
   #session: Session | undefined;
-  #upCounter: UpCounter | undefined;
+  #upCounter: { take(): number } | undefined;
   #downWindow = new ReplayWindow();
   #helloHashes: Uint8Array[] = [];
   #rejectedNonce: Uint8Array | undefined;
@@ -141,9 +146,15 @@ export class Agent {
   /** Appends one reading per channel at unix ms `t` (NaN: use the device clock, or 0 without one). */
   recordReadings(t: number, values: ReadonlyArray<readonly [number, number]>): void {
     const ts = Number.isNaN(t) ? this.#unixSeconds() : Math.floor(t / 1000);
-    let last = 0;
-    for (const [channel, value] of values) last = this.#o.log.appendReading(ts, channel, value);
-    this.#emit('reading', { seq: last, t: ts, values });
+    let first = 0;
+    const log = this.#o.log as RecordLog & Partial<BatchRecordLog>;
+    // One record per telegram packs readings far tighter on flash than one record per channel.
+    if (log.appendReadings && values.length) first = log.appendReadings(ts, values);
+    else for (const [channel, value] of values) {
+      const seq = log.appendReading(ts, channel, value);
+      if (!first) first = seq;
+    }
+    this.#emit('reading', { seq: first, t: ts, values });
     this.#pump();
   }
 
@@ -266,7 +277,8 @@ export class Agent {
   #enterPaired(session: Session, fresh: boolean): void {
     this.#session = session;
     this.state = AgentState.paired;
-    this.#upCounter = new UpCounter(this.#o.kv);
+    const counters = this.#o.counters;
+    this.#upCounter = counters ? { take: () => counters.next('frame.up') } : new UpCounter(this.#o.kv);
     const [highest, bits] = loadDownWindow(this.#o.kv);
     this.#downWindow = ReplayWindow.from(highest, bits);
     this.#announcePaired = fresh;

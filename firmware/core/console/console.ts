@@ -5,7 +5,7 @@
 //
 // Line discipline (what a terminal or script may send):
 //   `\r`, `\n` or `\r\n` ends a line; an empty line just shows the prompt again.
-//   A line longer than 256 bytes, or with bytes that are not UTF-8, or with control characters, is
+//   A line longer than 256 bytes, or with bytes that are not UTF-8, or with control characters (C0, C1), is
 //   refused with `ERR usage` once its end arrives (the rest of an overlong line is discarded).
 //   Backspace (0x08 or 0x7f) removes the last character. Tab counts as a space.
 //   Ctrl-C (0x03) discards the partial line and stops a streaming answer.
@@ -55,6 +55,8 @@ export class Console implements Reply, Session {
   #need = 0;
   #lo = 0x80;
   #hi = 0xbf;
+  /** The lead byte was 0xc2: a continuation byte below 0xa0 makes a C1 control character. */
+  #c2 = false;
   #lastCR = false;
   #lastByteAt = 0;
 
@@ -131,13 +133,16 @@ export class Console implements Reply, Session {
     if (this.#need > 0) {
       if (b < this.#lo || b > this.#hi) this.#setFault(Fault.utf8);
       else {
+        if (this.#c2 && b < 0xa0) this.#setFault(Fault.control);
         this.#need--;
         this.#lo = 0x80;
         this.#hi = 0xbf;
       }
+      this.#c2 = false;
     } else if (b >= 0x80) {
       this.#lo = 0x80;
       this.#hi = 0xbf;
+      this.#c2 = b === 0xc2;
       if (b >= 0xc2 && b <= 0xdf) this.#need = 1;
       else if (b >= 0xe0 && b <= 0xef) {
         this.#need = 2;
@@ -166,6 +171,7 @@ export class Console implements Reply, Session {
     while (this.#len > 0 && (this.#line[this.#len - 1] & 0xc0) === 0x80) this.#len--;
     if (this.#len > 0) this.#len--;
     this.#need = 0;
+    this.#c2 = false;
     if (this.#fault !== Fault.none && this.#len <= this.#faultAt) this.#fault = Fault.none;
   }
 
@@ -173,6 +179,7 @@ export class Console implements Reply, Session {
     this.#len = 0;
     this.#fault = Fault.none;
     this.#need = 0;
+    this.#c2 = false;
   }
 
   #interrupt(): void {

@@ -74,10 +74,13 @@ export class TechAuth {
     this.#unlockedUntil = 0;
   }
 
+  /**
+   * Checks a PIN. With no (well-formed) PIN set, every attempt is wrong and counts like one: the
+   * lockout does not depend on what the gateway has configured.
+   */
   attempt(pin: string, record: PinRecord | undefined): AuthResultValue {
     if (this.lockedForMs() > 0) return AuthResult.locked;
     const ok = record ? checkPin(pin, record.hash) : undefined;
-    if (ok === undefined) return AuthResult.noPin;
     if (ok) {
       this.#unlockedUntil = this.#clock.monotonic() + UNLOCK_MS;
       if (this.#fails !== 0) {
@@ -95,7 +98,7 @@ export class TechAuth {
       return AuthResult.locked;
     }
     this.#save();
-    return AuthResult.wrong;
+    return ok === undefined ? AuthResult.noPin : AuthResult.wrong;
   }
 
   get triesLeft(): number {

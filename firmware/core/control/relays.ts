@@ -64,6 +64,8 @@ class RelaySlot {
   restoreTimer = -1;
   lastRule = '';
   lastRuleAt = -Infinity;
+  /** The rule that refused the latest request ('' when it was granted). */
+  refused = '';
   constructor(readonly relay: Relay, readonly critical: boolean, readonly safeOn: boolean, readonly dwellMs: number,
     readonly maxToggles: number) {}
 }
@@ -148,6 +150,7 @@ export class Interlocks {
   request(id: number, on: boolean, by: string): number {
     const s = this.#slots.get(id);
     if (!s || s.holder !== by) return RelayResult.noCapability;
+    s.refused = '';
     if (s.lock !== LOCK_NONE) return this.#refuse(s, InterlockRule.technician);
     if (s.critical) return this.#refuse(s, InterlockRule.critical);
     if (s.relay.get() === on) {
@@ -197,6 +200,12 @@ export class Interlocks {
     return true;
   }
 
+  /** The rule that refused the last request for this relay (for the console), or undefined. */
+  lastRefusal(id: number): string | undefined {
+    const s = this.#slots.get(id);
+    return s && s.refused ? s.refused : undefined;
+  }
+
   isLocked(id: number): boolean {
     return (this.#slots.get(id)?.lock ?? LOCK_NONE) !== LOCK_NONE;
   }
@@ -236,6 +245,7 @@ export class Interlocks {
   }
 
   #refuse(s: RelaySlot, rule: string): number {
+    s.refused = rule;
     const now = this.#o.clock.monotonic();
     if (rule !== s.lastRule || now - s.lastRuleAt >= INTERLOCK_EVENT_EVERY_MS) {
       s.lastRule = rule;

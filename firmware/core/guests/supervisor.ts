@@ -270,7 +270,7 @@ export class GuestSupervisor {
   restore(): string[] {
     const list = this.#readList();
     const names: string[] = [];
-    for (const [name, stopped] of list) {
+    for (const [name, saved] of list) {
       const wasm = this.#o.kv.get(kWasm(name));
       const man = this.#o.kv.get(kManifest(name));
       if (!wasm || !man) continue;
@@ -290,9 +290,9 @@ export class GuestSupervisor {
       const g = this.#newGuest(mr.manifest, mr.grants, wasm, cidOf(wasm));
       this.#guests.set(name, g);
       names.push(name);
-      if (stopped) continue;
-      if (!this.#claim(g)) {
-        this.#fault(g, 'relay held by another guest');
+      // A stopped or quarantined guest stays so across reboots, until a technician or a new deployment.
+      if (saved === GuestState.stopped || saved === GuestState.quarantined) {
+        g.state = saved;
         continue;
       }
       this.#launch(g);
@@ -321,9 +321,9 @@ export class GuestSupervisor {
     g.streak = 0;
     const conflict = this.#conflict(g.name, g.grants);
     if (conflict) return { ok: false, reason: conflict };
-    this.#claim(g);
+    const ok = this.#launch(g);
     this.#saveList();
-    if (!this.#launch(g)) return { ok: false, reason: g.lastFault ?? 'init failed' };
+    if (!ok) return { ok: false, reason: g.lastFault ?? 'init failed' };
     return { ok: true };
   }
 
@@ -542,6 +542,12 @@ export class GuestSupervisor {
 
   /** (Re)starts a guest that is already in the table; a failure goes down the fault path. */
   #launch(g: Guest): boolean {
+    const conflict = this.#conflict(g.name, g.grants);
+    if (conflict) {
+      this.#fault(g, conflict);
+      return false;
+    }
+    this.#claim(g);
     const why = this.#load(g);
     if (why !== undefined) {
       this.#fault(g, why);
@@ -604,6 +610,7 @@ export class GuestSupervisor {
       this.#o.logger?.log('error', `guest ${g.name}: ${reason}`);
       this.#o.onEvent?.('guest-quarantine', { name: g.name, why });
       this.#o.onAck?.({ type: 6, cid: g.cid, state: 'rejected', reason });
+      this.#saveList();
       return;
     }
     g.state = GuestState.backoff;
@@ -686,14 +693,15 @@ export class GuestSupervisor {
     else if (s.timer < 0) s.timer = this.#o.timers.set(() => { s.timer = -1; this.#flush(s); }, wait);
   }
 
-  #readList(): [string, boolean][] {
+  /** The deployed guests and the state each was left in: [[name, state], …]. */
+  #readList(): [string, string][] {
     const b = this.#o.kv.get(K_LIST);
     if (!b) return [];
     try {
       const v = decode(b);
       if (!Array.isArray(v)) return [];
-      const out: [string, boolean][] = [];
-      for (const e of v) if (Array.isArray(e) && typeof e[0] === 'string') out.push([e[0], e[1] === true]);
+      const out: [string, string][] = [];
+      for (const e of v) if (Array.isArray(e) && typeof e[0] === 'string') out.push([e[0], typeof e[1] === 'string' ? e[1] : '']);
       return out;
     } catch {
       return [];
@@ -702,7 +710,10 @@ export class GuestSupervisor {
 
   #saveList(): void {
     const list: CborValue[] = [];
-    for (const g of this.#guests.values()) list.push([g.name, g.state === GuestState.stopped]);
+    for (const g of this.#guests.values()) {
+      const kept = g.state === GuestState.stopped || g.state === GuestState.quarantined ? g.state : GuestState.running;
+      list.push([g.name, kept]);
+    }
     this.#o.kv.set(K_LIST, encode(list));
   }
 

@@ -479,7 +479,7 @@ function rejectFeature(op: number, at: number): never {
   if (op === 0xfd) what = 'SIMD (0xfd prefix)';
   else if (op === 0xfe) what = 'threads/atomics (0xfe prefix)';
   else if (op >= FC + 8 && op <= FC + 11) what = `bulk memory (0xfc ${op - FC})`;
-  else if (op >= FC + 12 && op <= FC + 17) what = `reference types / table operations (0xfc ${op - FC})`;
+  else if (op >= FC + 12 && op <= FC + 17) what = `bulk memory / reference types table operations (0xfc ${op - FC})`;
   else if (op === 0x1c || op === 0x25 || op === 0x26 || (op >= 0xd0 && op <= 0xd6)) what = `reference types (opcode ${hex(op)})`;
   else if ((op >= 0x06 && op <= 0x0a) || op === 0x18 || op === 0x19 || op === 0x1f) what = `exceptions (opcode ${hex(op)})`;
   else if (op === 0x12 || op === 0x13 || op === 0x14 || op === 0x15) what = `tail calls / typed function references (opcode ${hex(op)})`;
@@ -682,6 +682,8 @@ export interface ModuleEdit {
   rewriteBody?: (i: number, body: FunctionBody, out: WasmWriter, remap: (f: number) => number) => void;
   /** Drop custom sections (their contents may name function indices that moved). */
   dropCustom?: boolean;
+  /** Drop the start section (a host that runs the start function itself, as an export). */
+  dropStart?: boolean;
 }
 
 /** Copies an instruction, renumbering `call` targets. */
@@ -751,7 +753,7 @@ export function rewriteModule(m: WasmModule, edit: ModuleEdit): Uint8Array {
         break;
       }
       case Section.start:
-        if (m.start === undefined) return;
+        if (m.start === undefined || edit.dropStart) return;
         w.u32(remap(m.start));
         break;
       case Section.element: {

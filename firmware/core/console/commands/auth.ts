@@ -27,9 +27,9 @@ export const auth: Command = {
         r.err('locked', `wrong PIN; console locked for ${duration(s.auth.lockedForMs())}`);
         return;
       default:
-        r.err('auth', record
+        r.err('auth', `${record
           ? 'the stored PIN hash is malformed; the gateway must set console.pin_hash again'
-          : 'no technician PIN is set on this meter; the gateway sets console.pin_hash');
+          : 'no technician PIN is set on this meter; the gateway sets console.pin_hash'} (${s.auth.triesLeft} more tries before a ${duration(LOCKOUT_MS)} lockout)`);
     }
   },
 };

@@ -1,0 +1,168 @@
+// `gridlet guest build|check|run`: the developer's tools for guests (GUESTS.md).
+// (`gridlet guest deploy` goes through the gateway's HTTP API and lives with the gateway commands.)
+
+import { readFileSync } from 'node:fs';
+import { cidToText, guestCid } from '../../firmware/core/guests/cid.js';
+import { parseManifestJson } from '../../firmware/core/guests/manifest.js';
+import { validateGuest } from '../../firmware/core/guests/validate.js';
+import { householdScript, parseScript, runScript, type Script, type TickReport } from '../guests/script.js';
+import { parse, run, UsageError } from './args.js';
+
+const HELP = `usage: gridlet guest <command> …
+
+  build [name…] [--out DIR]
+      Compiles guests/src/<name>.ts with AssemblyScript (stub runtime, no bulk memory, SIMD or
+      threads, optimised for size), instruments it for metering (metering.usegas at every function
+      entry and loop header), checks it against GUESTS.md and manifests/guests/<name>.json, and writes
+      guests/dist/<name>.wasm. Fails when a guest breaks a rule or is over 4 KiB.
+
+  check <wasm> --manifest <json> [--json]
+      Checks a module and its manifest against GUESTS.md: format, features wasm3 runs, imports,
+      exports, memory, size and metering coverage. Exit 0 when it may run, 1 with the reason when not.
+
+  run <wasm> --manifest <json> [--script FILE] [--changes] [--json]
+      Runs init and then ticks every period_s of simulated time against a script of channel values and
+      grid signals, on the host engine with the meter's limits, and prints one JSON line per tick:
+        {"t", "tick", "state", "fuel", "relays": [{"id","on","result"}], "events": [{"kind","data"}],
+         "faults": [why…], "log": [line…]}
+      then a summary line {"summary": {…}}. Without --script it runs the household day shipped with
+      the project (1-minute import power, voltage, current and energy; import limit 5000 W; DR level 1
+      at 07:00–08:00 and 2 at 18:00–19:00). --changes prints only ticks where something happened;
+      --json prints one JSON document {"ticks": […], "summary": {…}} instead.
+      Script: {"start": unix s, "duration_s": s, "relays": [{"id", "critical", "safe_on"}], "kv": [slots],
+               "steps": [{"t": s, "channels": {"3": W, …}, "signals": {"3": W, "2": level, "1": price}}]}`;
+
+function readBytes(file: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(file));
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function readManifest(file: string): unknown {
+  const text = new TextDecoder().decode(readBytes(file, 'manifest'));
+  const r = parseManifestJson(text);
+  if (!r.ok) throw new Error(`${file}: ${r.reason}`);
+  return JSON.parse(text);
+}
+
+export async function guestMain(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    console.log(HELP);
+    return sub ? 0 : 2;
+  }
+  switch (sub) {
+    case 'build': return run(() => build(rest));
+    case 'check': return run(() => check(rest));
+    case 'run': return run(() => runGuest(rest));
+    default:
+      console.error(`gridlet guest: unknown command "${sub}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+async function build(argv: string[]): Promise<number> {
+  const r = parse(argv, { out: { type: 'string' } }, HELP, true);
+  if (!r) return 0;
+  const { buildGuests, buildReport, DIST_DIR } = await import('../../guests/build.js');
+  const built = await buildGuests({ names: r.positionals, outDir: r.values.out as string | undefined });
+  console.log(buildReport(built));
+  console.log(`wrote ${built.length} guest${built.length === 1 ? '' : 's'} to ${(r.values.out as string | undefined) ?? DIST_DIR}`);
+  return 0;
+}
+
+async function check(argv: string[]): Promise<number> {
+  const r = parse(argv, { manifest: { type: 'string' }, json: { type: 'boolean' } }, HELP, true);
+  if (!r) return 0;
+  if (r.positionals.length !== 1) throw new UsageError(`guest check needs one .wasm file\n\n${HELP}`);
+  if (!r.values.manifest) throw new UsageError(`guest check needs --manifest <json>\n\n${HELP}`);
+  const file = r.positionals[0];
+  const wasm = readBytes(file, 'module');
+  const json = r.values.json === true;
+  let manifest: unknown;
+  try {
+    manifest = readManifest(r.values.manifest as string);
+  } catch (e) {
+    return refuse(file, (e as Error).message, json);
+  }
+  const v = validateGuest(wasm, manifest);
+  if (!v.ok) return refuse(file, v.reason, json);
+  const cid = cidToText(guestCid(wasm));
+  const warnings = v.info.ungranted.map((name) =>
+    `imports ${name} but the manifest grants no capability for it: every call will answer -1 (or NaN) and be counted`);
+  if (json) {
+    console.log(JSON.stringify({ ok: true, cid, manifest: v.manifest, info: { ...v.info, grants: undefined }, warnings }));
+    return 0;
+  }
+  const i = v.info;
+  console.log(`ok: ${v.manifest.name} ${v.manifest.version}, ${i.size} bytes (budget 4096), cid ${cid}`);
+  console.log(`  imports: ${i.imports.join(', ') || '(none)'}`);
+  console.log(`  exports: init, tick${i.hasOnSignal ? ', on_signal' : ''}; memory ${i.memoryPages} page(s), capped at ${v.manifest.memory_bytes} bytes (static data ends at ${i.dataEnd})`);
+  console.log(`  metering: ${i.meterPoints} points in ${i.functions} functions, costliest region ${i.maxRegionCost} fuel; budget ${v.manifest.fuel_per_call} per call`);
+  for (const w of warnings) console.log(`  warning: ${w}`);
+  return 0;
+}
+
+function refuse(file: string, reason: string, json: boolean): number {
+  if (json) console.log(JSON.stringify({ ok: false, reason }));
+  else console.error(`gridlet guest check: ${file} is refused: ${reason}`);
+  return 1;
+}
+
+async function runGuest(argv: string[]): Promise<number> {
+  const r = parse(argv, {
+    manifest: { type: 'string' }, script: { type: 'string' }, changes: { type: 'boolean' }, json: { type: 'boolean' },
+  }, HELP, true);
+  if (!r) return 0;
+  if (r.positionals.length !== 1) throw new UsageError(`guest run needs one .wasm file\n\n${HELP}`);
+  if (!r.values.manifest) throw new UsageError(`guest run needs --manifest <json>\n\n${HELP}`);
+  const file = r.positionals[0];
+  const wasm = readBytes(file, 'module');
+  const manifest = readManifest(r.values.manifest as string);
+  const v = validateGuest(wasm, manifest);
+  if (!v.ok) {
+    console.error(`gridlet guest run: ${file} is refused: ${v.reason}`);
+    return 1;
+  }
+  let script: Script;
+  if (r.values.script) {
+    const text = new TextDecoder().decode(readBytes(r.values.script as string, 'script'));
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${r.values.script}: not valid JSON: ${(e as Error).message}`);
+    }
+    script = parseScript(parsed);
+  } else {
+    script = householdScript();
+  }
+  // `gridlet guest run … | head`: a closed pipe ends the run quietly.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+  const changesOnly = r.values.changes === true;
+  const asDocument = r.values.json === true;
+  const ticks: TickReport[] = [];
+  const out: string[] = [];
+  const flush = () => {
+    if (out.length) process.stdout.write(out.join(''));
+    out.length = 0;
+  };
+  const summary = runScript(wasm, manifest, script, (t) => {
+    const eventful = t.relays.length || t.events.length || t.faults.length || t.log.length;
+    if (changesOnly && !eventful) return;
+    if (asDocument) ticks.push(t);
+    else {
+      out.push(JSON.stringify(t) + '\n');
+      if (out.length >= 256) flush();
+    }
+  });
+  flush();
+  if (asDocument) console.log(JSON.stringify({ ticks, summary }));
+  else console.log(JSON.stringify({ summary }));
+  return summary.ack.state === 'running' ? 0 : 1;
+}

@@ -1,0 +1,156 @@
+// The Node GuestEngine: fuel through metering.usegas, the memory cap enforced to the byte, traps
+// mapped to GuestTrap with a reason; and the checked-in guests/dist matching a fresh build.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildGuests, DIST_DIR } from '../../guests/build.js';
+import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
+import { GuestTrap, TrapKind, type GuestInstance } from '../../firmware/core/ports.js';
+import { NodeGuestEngine } from '../../host/guests/wasm-engine.js';
+import { assemble, call, DROP, END, i32c, localGet, T } from '../core/support/guests.js';
+
+const CAP = 4096;
+
+/** A module with probe exports over one page of memory: poke, poke100 (offset 100), peek8, grow, spin, deep. */
+function probes(): Uint8Array {
+  const plain = assemble({
+    memory: { min: 1, max: 1 },
+    funcs: [
+      { results: [T.i32], code: i32c(0) }, // init
+      { results: [T.i32], code: i32c(0) }, // tick
+      { params: [T.i32], code: [...localGet(0), ...i32c(7), 0x36, 2, 0] }, // poke: i32.store
+      { params: [T.i32], code: [...localGet(0), ...i32c(7), 0x36, 2, 100] }, // poke100: i32.store offset=100
+      { params: [T.i32], results: [T.i32], code: [...localGet(0), 0x2d, 0, 0] }, // peek8: i32.load8_u
+      { params: [T.i32], results: [T.i32], code: [...localGet(0), 0x40, 0] }, // grow
+      // spin(n): loop { n -= 1; br_if n != 0 }
+      { params: [T.i32], code: [0x03, 0x40, ...localGet(0), ...i32c(1), 0x6b, 0x22, 0, 0x0d, 0, END] },
+      { code: [...call(7)] }, // deep: infinite recursion
+      { results: [T.i32], code: [...i32c(1), ...i32c(0), 0x6d] }, // div0: i32.div_s 1 / 0
+      { code: [0x00] }, // boom: unreachable
+    ],
+    exports: [
+      ['memory', 2, 0], ['init', 0, 0], ['tick', 0, 1], ['poke', 0, 2], ['poke100', 0, 3], ['peek8', 0, 4],
+      ['grow', 0, 5], ['spin', 0, 6], ['deep', 0, 7], ['div0', 0, 8], ['boom', 0, 9],
+    ],
+  });
+  return instrumentMetering(plain).wasm;
+}
+
+function load(fuelStart = 1000): GuestInstance {
+  return new NodeGuestEngine().instantiate(probes(), {}, { memoryBytes: CAP, fuel: fuelStart });
+}
+
+function trapOf(fn: () => unknown): GuestTrap {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, GuestTrap);
+    return e as GuestTrap;
+  }
+  throw new Error('expected a GuestTrap');
+}
+
+test('the memory cap is exact: the last byte below memory_bytes is usable, the next is a breach', () => {
+  const g = load();
+  g.call('poke', [CAP - 4], 1000);
+  assert.is(g.call('peek8', [CAP - 4], 1000), 7);
+  assert.is(g.call('peek8', [CAP - 1], 1000), 0);
+  const t = trapOf(() => g.call('poke', [CAP - 3], 1000));
+  assert.is(t.kind, TrapKind.memory);
+  assert.is(t.message, `poke: access at byte ${CAP - 3} is outside memory_bytes ${CAP}`);
+  assert.is(trapOf(() => g.call('peek8', [CAP], 1000)).kind, TrapKind.memory);
+  // The page is 64 KiB: far inside what wasm itself allows, and still refused.
+  assert.is(trapOf(() => g.call('peek8', [60_000], 1000)).kind, TrapKind.memory);
+});
+
+test('memarg offsets count, and addresses do not wrap around 2^32', () => {
+  const g = load();
+  g.call('poke100', [CAP - 104], 1000);
+  assert.match(trapOf(() => g.call('poke100', [CAP - 103], 1000)).message, /access at byte 4093 is outside/);
+  assert.match(trapOf(() => g.call('poke100', [-4], 1000)).message, /access at byte 4294967392 is outside/);
+});
+
+test('memory.grow past the cap is a breach; asking the size is not', () => {
+  const g = load();
+  assert.is(g.call('grow', [0], 1000), 1);
+  const t = trapOf(() => g.call('grow', [1], 1000));
+  assert.is(t.kind, TrapKind.memory);
+  assert.match(t.message, /memory\.grow past memory_bytes 4096/);
+});
+
+test('readMemory (the log import) is held to the cap too', () => {
+  const g = load();
+  assert.is(g.readMemory(CAP - 6, 6).length, 6);
+  assert.is(trapOf(() => g.readMemory(CAP - 6, 7)).kind, TrapKind.memory);
+});
+
+for (const fuel of ['inline', 'import'] as const) {
+  test(`fuel (${fuel}): each call gets its budget; spending past it traps`, () => {
+    const g = new NodeGuestEngine({ fuel }).instantiate(probes(), {}, { memoryBytes: CAP, fuel: 1000 });
+    g.call('spin', [10], 1000);
+    // spin: function region (loop, end) = 2, loop region (local.get, i32.const, sub, tee, br_if, end) = 6 per pass.
+    assert.is(g.fuelUsed, 2 + 10 * 6);
+    g.call('spin', [1000], 6002);
+    assert.is(g.fuelUsed, 6002, 'exactly the budget is allowed');
+    const t = trapOf(() => g.call('spin', [1001], 6002));
+    assert.is(t.kind, TrapKind.fuel);
+    assert.is(t.message, 'spin spent its fuel budget of 6002');
+    assert.is(g.fuelUsed, 6008, 'the region that crossed the budget was charged, and nothing after it ran');
+    // An infinite loop ends the same way, and the next call starts with a full budget.
+    assert.is(trapOf(() => g.call('spin', [0], 200_000)).kind, TrapKind.fuel);
+    g.call('spin', [3], 1000);
+    assert.is(g.fuelUsed, 20);
+  });
+}
+
+test('a start function runs on the start budget', () => {
+  const plain = assemble({
+    memory: { min: 1, max: 1 },
+    funcs: [
+      { results: [T.i32], code: i32c(0) },
+      { code: [0x03, 0x40, 0x0c, 0, END] }, // start: loops forever
+    ],
+    exports: [['memory', 2, 0], ['init', 0, 0], ['tick', 0, 0]],
+    start: 1,
+  });
+  const wasm = instrumentMetering(plain).wasm;
+  for (const fuel of ['inline', 'import'] as const) {
+    const t = trapOf(() => new NodeGuestEngine({ fuel }).instantiate(wasm, {}, { memoryBytes: 1024, fuel: 5000 }));
+    assert.is(t.kind, TrapKind.fuel, fuel);
+    assert.match(t.message, /start spent its fuel budget of 5000/);
+  }
+});
+
+test('traps become GuestTraps with the reason', () => {
+  const g = load();
+  assert.match(trapOf(() => g.call('boom', [], 1000)).message, /^boom: unreachable/);
+  assert.match(trapOf(() => g.call('div0', [], 1000)).message, /^div0: divide by zero/);
+  // Endless recursion: stopped by fuel or by the stack, never by crashing the host.
+  const deep = trapOf(() => g.call('deep', [], 10_000_000));
+  assert.ok(deep.kind === TrapKind.fuel || /call stack exhausted/.test(deep.message), deep.message);
+  assert.match(trapOf(() => g.call('nope', [], 1000)).message, /no export "nope"/);
+});
+
+test('a module that does not compile or link is a load trap', () => {
+  const engine = new NodeGuestEngine();
+  const t = trapOf(() => engine.instantiate(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 5, 1, 0x60, 0, 1, 0x7f, 3, 2, 1, 0, 10, 4, 1, 2, 0, END]), {}, { memoryBytes: 1024 }));
+  assert.match(t.message, /cannot load the module/);
+  const needsImport = assemble({ imports: [['gridlet', 'time', [], [T.f64]]], funcs: [{ code: [...call(0), DROP] }] });
+  assert.match(trapOf(() => engine.instantiate(needsImport, {}, { memoryBytes: 1024 })).message, /cannot link the module/);
+});
+
+test('guests/dist holds exactly what the sources build to, each within 4 KiB', async () => {
+  const built = await buildGuests({ write: false });
+  assert.equal(built.map((b) => b.name), ['dr-responder', 'peak-guard', 'tamper-watch', 'tou-cost']);
+  for (const b of built) {
+    const shipped = new Uint8Array(readFileSync(join(DIST_DIR, `${b.name}.wasm`)));
+    assert.ok(Buffer.from(shipped).equals(Buffer.from(b.metered)), `${b.name}.wasm is stale: run npm run build:guests`);
+    assert.ok(shipped.length <= GUEST_MAX_BYTES, `${b.name} is ${shipped.length} bytes`);
+    assert.ok(b.plain.length < b.metered.length);
+  }
+});
+
+test.run();
