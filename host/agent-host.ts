@@ -26,6 +26,13 @@ import { utf8Decode, utf8Encode } from '../firmware/core/bytes.js';
 import { openPty, type Pty } from './console/pty.js';
 import { PtySerialPort } from './ports/pty-serial.js';
 
+import type { CborValue } from '../firmware/core/cbor.js';
+import { Interlocks } from '../firmware/core/control/relays.js';
+import { GuestSupervisor } from '../firmware/core/guests/supervisor.js';
+import { consoleGuests, consoleRelays } from '../firmware/core/console/adapters.js';
+import { NodeGuestEngine } from './guests/wasm-engine.js';
+import { HostRelay } from './ports/host-relay.js';
+
 export const FIRMWARE_VERSION = '0.1.0';
 
 export interface HostAgentOptions {
@@ -56,6 +63,9 @@ export interface HostAgent {
   kv: KeyValue;
   log: RecordLog;
   meter?: MeterSource;
+  guests: GuestSupervisor;
+  interlocks: Interlocks;
+  relays: HostRelay[];
   // --- technician console (issue 7) ---
   console?: Console;
   /** The console's pseudo-terminal; `consolePty.path` is what a technician opens. */
@@ -89,18 +99,40 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
   const seed = seedFrom(kv);
   const meter = parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed);
   const c = o.consolePty ? consoleParts(kv, o) : undefined;
+  const logger = c?.logRing ?? o.logger;
+  // Relays behind their interlocks, and the guest supervisor on Node's WebAssembly (GUESTS.md).
+  const clock = new NodeClock();
+  let agentRef: Agent | undefined;
+  const early: [string, { [key: string]: CborValue }][] = [];
+  const record = (kind: string, data: { [key: string]: CborValue }) => {
+    if (agentRef) agentRef.recordEvent(kind, data);
+    else early.push([kind, data]);
+  };
+  const relays = [1, 2, 3].map((id) => new HostRelay(id, logger));
+  const interlocks = new Interlocks({ relays, clock, timers, kv, random: nodeRandom, onEvent: record });
+  interlocks.powerUp();
+  const guests = new GuestSupervisor({
+    engine: new NodeGuestEngine(), clock, timers, kv, interlocks, onEvent: record, logger,
+    onAck: (ack) => agentRef?.sendGuestAck(ack),
+  });
   const uplinks = o.brokers.map((url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary'));
   const agent = new Agent({
-    kv, random: nodeRandom, clock: new NodeClock(), timers, log, counters, uplinks, meter,
-    logger: c?.logRing ?? o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
+    kv, random: nodeRandom, clock, timers, log, counters, uplinks, meter,
+    logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
     capabilities: ['relay:1', 'guests'], topicPrefix: o.topicPrefix, onEvent: c?.onEvent ?? o.onEvent,
     heapUsed: () => process.memoryUsage().heapUsed,
   });
-  const con = c ? startConsole(c, agent, kv, log, timers, o) : undefined;
+  agentRef = agent;
+  agent.attachGuests(guests);
+  guests.restore();
+  for (const [kind, data] of early) agent.recordEvent(kind, data);
+  const con = c ? startConsole(c, agent, kv, log, timers, o, guests, interlocks) : undefined;
   return {
-    agent, kv, log, meter, ...con,
+    agent, kv, log, meter, guests, interlocks, relays, ...con,
     stop() {
       agent.stop();
+      guests.dispose();
+      interlocks.dispose();
       timers.clearAll();
       if (o.consolePty === true) con?.consolePty.close();
     },
@@ -127,11 +159,12 @@ function consoleParts(kv: KeyValue, o: HostAgentOptions) {
 }
 
 function startConsole(c: NonNullable<ReturnType<typeof consoleParts>>, agent: Agent, kv: KeyValue, log: RecordLog,
-  timers: NodeTimers, o: HostAgentOptions) {
+  timers: NodeTimers, o: HostAgentOptions, guests: GuestSupervisor, interlocks: Interlocks) {
   const consolePty = o.consolePty === true ? openPty() : (o.consolePty as Pty);
   const bridge = new AgentBridge({
     agent, kv, log, clock: c.clock, timers, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
     heapUsed: () => process.memoryUsage().heapUsed, readings: c.readings, logRing: c.logRing, reboot: o.onReboot,
+    guests: consoleGuests(guests), relays: consoleRelays(interlocks),
   });
   const technicianConsole = new Console({ port: new PtySerialPort(consolePty), host: bridge, kv, clock: c.clock, timers });
   technicianConsole.start();

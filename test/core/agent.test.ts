@@ -158,4 +158,49 @@ test('an ack beyond anything written is not trusted', () => {
   assert.ok(log.stats().newestSeq >= 2);
 });
 
+test('a job goes up and its result chunks come back in order to the one who asked', () => {
+  const { agent, gw, run } = pairedWorld();
+  const parts: { index: number; text: string; final: boolean; error?: string }[] = [];
+  const job = agent.submitJob('llm.generate', { prompt: 'why is my bill high?' }, (p) => parts.push(p));
+  assert.ok(job > 0);
+  run(10);
+  const sent = gw.bodies.find((b) => b.body.type === Body.job);
+  assert.ok(sent, 'the gateway received the job body');
+  if (sent && sent.body.type === Body.job) {
+    assert.is(sent.body.kind, 'llm.generate');
+    assert.equal(sent.body.input, { prompt: 'why is my bill high?' });
+  }
+  gw.send(agent.deviceId, { type: Body.jobResult, job, index: 0, text: 'The heater ', final: false });
+  gw.send(agent.deviceId, { type: Body.jobResult, job, index: 1, text: 'ran all night.', final: true });
+  gw.send(agent.deviceId, { type: Body.jobResult, job: job + 99, index: 0, text: 'not yours', final: true });
+  run(10);
+  assert.equal(parts.map((p) => p.text).join(''), 'The heater ran all night.');
+  assert.ok(parts[parts.length - 1].final);
+});
+
+test('a demand-response event runs on time from flash even while the link is down, and is reported later', () => {
+  const { agent, gw, bus, run, time } = pairedWorld();
+  const levels: number[] = [];
+  agent.attachGuests({
+    setChannel() {}, setSignal(id, v) { if (id === 2) levels.push(v); },
+    offer: () => undefined, chunk: () => undefined, remove: (b) => ({ type: Body.guestAck, cid: new Uint8Array(0), state: 'removed' }),
+    statusEntries: () => [],
+  });
+  const startAt = Math.floor(time.now() / 1000) + 120;
+  gw.send(agent.deviceId, { type: Body.drEvent, id: 'evt-1', start: startAt, duration: 60, level: 2, modification: 0 });
+  run(1000);
+  bus.setUp(false);
+  run(119_000);
+  assert.is(agent.dr.level, 0, 'not yet');
+  run(2_000);
+  assert.is(agent.dr.level, 2, 'started on time while offline');
+  run(60_000);
+  assert.is(agent.dr.level, 0, 'ended after 60 s');
+  assert.equal(levels.filter((l, i) => i === 0 || l !== levels[i - 1]).slice(-3), [0, 2, 0]);
+  bus.setUp(true);
+  run(10_000);
+  const dr = gw.stored(agent.deviceId).filter((r) => r.kind === 2 && r.a === 'dr').map((r) => r.b);
+  assert.equal(dr, [{ event: 'evt-1', phase: 'start' }, { event: 'evt-1', phase: 'end' }]);
+});
+
 test.run();

@@ -20,13 +20,13 @@ import { BusTransport, MemoryBus, MemoryKV, SeededRandom, SimTime, simTimers } f
 class JobAgent extends Agent {
   jobs: { id: number; kind: string; input: { [key: string]: CborValue }; onResult: (p: JobResultPart) => void }[] = [];
   cancelled: number[] = [];
-  submitJob(kind: string, input: { [key: string]: CborValue }, onResult: (p: JobResultPart) => void): number {
+  override submitJob(kind: string, input: { [key: string]: CborValue }, onResult: (p: JobResultPart) => void): number {
     if (!this.online) return -1;
     const id = this.jobs.length + 1;
     this.jobs.push({ id, kind, input, onResult });
     return id;
   }
-  cancelJob(id: number): void {
+  override cancelJob(id: number): void {
     this.cancelled.push(id);
   }
 }

@@ -3,11 +3,31 @@
 // downlink bodies. It touches the world only through ports.
 
 import { equal, utf8Decode, utf8Encode } from '../bytes.js';
-import type { CborValue } from '../cbor.js';
+import { decode as decodeCbor, encode as encodeCbor, type CborValue } from '../cbor.js';
 import { randomBytes, sha256, useRandom } from '../crypto.js';
 import type { BatchRecordLog, LogEntry, RecordLog } from '../log/record-log.js';
 import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, TransportOptions } from '../ports.js';
 import { Links, UNHEALTHY_AFTER_MS } from './links.js';
+import { DemandResponse } from './dr.js';
+import type { GuestAck, GuestChunk, GuestOffer, GuestRemove, TextMap } from '../wire/bodies.js';
+
+/** What the agent needs of the guest supervisor (firmware/core/guests/supervisor.ts). */
+export interface AgentGuests {
+  setChannel(ch: number, value: number): void;
+  setSignal(id: number, value: number): void;
+  offer(b: GuestOffer): GuestAck | undefined;
+  chunk(b: GuestChunk): GuestAck | undefined;
+  remove(b: GuestRemove): GuestAck;
+  statusEntries(): [string, Uint8Array, string][];
+}
+
+/** One job-result body as handed to whoever submitted the job. */
+export interface JobResultPart {
+  index: number;
+  text: string;
+  final: boolean;
+  error?: string;
+}
 import { Body, BodyError, decodeBody, DOWNLINK_TYPES, encodeBody, type DownBody, type ReadingRecord, type UpBody } from '../wire/bodies.js';
 import { Direction, openBox, parseFrame, ReplayWindow, sealFrame } from '../wire/frame.js';
 import {
@@ -84,6 +104,12 @@ export class Agent {
   #started = false;
   #startedAt = 0;
   #clockValid: boolean;
+  #guests: AgentGuests | undefined;
+  #ticks = 0;
+  readonly dr: DemandResponse;
+  #tariff: { price: number; from: number; until: number } | undefined;
+  #jobs = new Map<number, (part: JobResultPart) => void>();
+  #nextJob = 1;
   readonly counters = { framesSent: 0, framesDropped: 0, acks: 0, resends: 0, pairFailures: 0, downlinks: 0 };
 
   constructor(options: AgentOptions) {
@@ -101,6 +127,36 @@ export class Agent {
     const stats = options.log.stats();
     this.#ackedSeq = stats.ackedSeq;
     this.#sentSeq = stats.ackedSeq;
+    this.dr = new DemandResponse({
+      kv: options.kv, clock: options.clock, timers: options.timers, random: options.random,
+      onSignals: (level, limit) => {
+        this.#guests?.setSignal(2, level);
+        this.#guests?.setSignal(3, limit);
+      },
+      onEvent: (kind, data) => this.recordEvent(kind, data),
+    });
+    const t = options.kv.get('tariff');
+    if (t && t.length) {
+      try {
+        const v = decodeCbor(t);
+        if (Array.isArray(v) && v.length === 3) this.#tariff = { price: v[0] as number, from: v[1] as number, until: v[2] as number };
+      } catch {
+        // a damaged tariff is forgotten; the gateway sends it again
+      }
+    }
+  }
+
+  /** Connects the guest supervisor: readings and grid signals flow to it, guest-* bodies from the gateway. */
+  attachGuests(guests: AgentGuests): void {
+    this.#guests = guests;
+    guests.setSignal(2, this.dr.level);
+    guests.setSignal(3, this.dr.limit);
+    this.#tariffCheck();
+  }
+
+  /** Sends a guest-ack upstream (for acks that answer no downlink, such as a quarantine). */
+  sendGuestAck(ack: GuestAck): void {
+    this.#sendBody(ack);
   }
 
   get deviceId(): string {
@@ -131,12 +187,14 @@ export class Agent {
       onMessage: (topic, payload) => this.#onMessage(topic, payload),
     });
     this.#o.meter?.start((t, values) => this.recordReadings(t, values));
+    this.dr.start();
     this.#tickTimer = this.#o.timers.repeat(() => this.#tick(), TICK_MS);
     this.#statusTimer = this.#o.timers.repeat(() => this.#sendStatus(), STATUS_EVERY_MS);
   }
 
   stop(): void {
     this.#o.meter?.stop();
+    this.dr.stop();
     for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer]) if (id >= 0) this.#o.timers.clear(id);
     this.#helloTimer = this.#tickTimer = this.#statusTimer = -1;
     this.#links.stop();
@@ -154,6 +212,7 @@ export class Agent {
       const seq = log.appendReading(ts, channel, value);
       if (!first) first = seq;
     }
+    if (this.#guests) for (const [channel, value] of values) this.#guests.setChannel(channel, value);
     this.#emit('reading', { seq: first, t: ts, values });
     this.#pump();
   }
@@ -289,6 +348,30 @@ export class Agent {
     this.#pairFailures = 0;
   }
 
+  /** Forgets the gateway (the technician's `unpair`) and returns to Hello. */
+  unpair(): void {
+    if (this.state === AgentState.paired) this.#unpair();
+  }
+
+  /**
+   * Sends a `job` body with a fresh job id and routes its job-result bodies to `onResult`.
+   * Returns the job id, or -1 when no link is up (nothing sent).
+   */
+  submitJob(kind: string, input: TextMap, onResult: (part: JobResultPart) => void): number {
+    if (this.state !== AgentState.paired || !this.#links.active) return -1;
+    const job = this.#nextJob++;
+    if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
+    if (!this.#sendBody({ type: Body.job, job, kind, input })) return -1;
+    this.#jobs.set(job, onResult);
+    return job;
+  }
+
+  /** Asks the gateway to stop a job and forgets its callback. */
+  cancelJob(job: number): void {
+    if (!this.#jobs.delete(job)) return;
+    this.#sendBody({ type: Body.job, job: this.#nextJob++, kind: 'job.cancel', input: { job } });
+  }
+
   #unpair(): void {
     forgetSession(this.#o.kv);
     this.#session = undefined;
@@ -361,11 +444,36 @@ export class Agent {
         }
         this.#downAck(counter);
         return;
-      default:
-        // guest-*, dr-event, tariff and job-result are handled by their modules as they land;
-        // until then they are logged and acknowledged as stored so the gateway does not resend forever.
-        this.#o.logger?.log('info', `downlink body type ${body.type} received`);
-        if (body.type !== Body.jobResult) this.#downAck(counter);
+      case Body.drEvent:
+        this.dr.apply(body);
+        this.#downAck(counter);
+        return;
+      case Body.tariff:
+        this.#tariff = { price: body.price, from: body.from, until: body.until };
+        this.#o.kv.set('tariff', encodeCbor([body.price, body.from, body.until]));
+        this.#tariffCheck();
+        this.#downAck(counter);
+        return;
+      case Body.guestOffer:
+      case Body.guestChunk:
+      case Body.guestRemove: {
+        const g = this.#guests;
+        let ack: GuestAck | undefined;
+        if (!g) ack = { type: Body.guestAck, cid: body.type === Body.guestRemove ? new Uint8Array(0) : body.cid, state: 'rejected', reason: 'this meter runs no guests' };
+        else if (body.type === Body.guestOffer) ack = g.offer(body);
+        else if (body.type === Body.guestChunk) ack = g.chunk(body);
+        else ack = g.remove(body);
+        if (ack) this.#sendBody(ack);
+        this.#downAck(counter);
+        return;
+      }
+      case Body.jobResult: {
+        const cb = this.#jobs.get(body.job);
+        if (!cb) return;
+        if (body.final) this.#jobs.delete(body.job);
+        cb({ index: body.index, text: body.text, final: body.final, ...(body.error !== undefined ? { error: body.error } : {}) });
+        return;
+      }
     }
   }
 
@@ -434,7 +542,18 @@ export class Agent {
     return [{ type: Body.readings, first: e.seq, records }, last];
   }
 
+  /** Grid signal 1: the price per kWh in currency units while the tariff is valid, NaN otherwise. */
+  #tariffCheck(): void {
+    const g = this.#guests;
+    const tf = this.#tariff;
+    if (!g) return;
+    const now = this.#unixSeconds();
+    const valid = tf && now > 0 && now >= tf.from && (tf.until === 0 || now < tf.until);
+    g.setSignal(1, valid ? tf.price / 100000 : NaN);
+  }
+
   #tick(): void {
+    if (++this.#ticks % 4 === 0) this.#tariffCheck();
     if (this.state !== AgentState.paired) return;
     const now = this.#o.clock.monotonic();
     if (this.#sentSeq > this.#ackedSeq && now - this.#lastProgress > UNHEALTHY_AFTER_MS) {
@@ -459,7 +578,7 @@ export class Agent {
       buffered: s.buffered,
       dropped: s.dropped,
       heap: this.#o.heapUsed?.() ?? 0,
-      guests: [],
+      guests: this.#guests?.statusEntries() ?? [],
       link: this.#links.active?.name ?? '',
     });
   }
