@@ -56,7 +56,9 @@ Runs a gateway: pairs meters, stores their records, serves the operator HTTP API
   --data DIR              identity and state (default ./.gridlet/gateway)
   --mqtt-listen H:P       embedded MQTT broker address (default 127.0.0.1:1883; port 0 = a free port)
   --broker URL            use an external broker instead (mqtt://user:pass@host:1883); it enforces its
-                          own access rules, the gateway still authenticates every frame
+                          own access rules, the gateway still authenticates every frame. Repeat it for
+                          several brokers; with --mqtt-listen as well, the embedded broker serves too
+                          (meters fail over between them)
   --http-listen H:P       HTTP API address (default 127.0.0.1:8080)
   --api-token TOKEN       bearer token for the HTTP API; required for a non-loopback --http-listen
                           (or set GRIDLET_API_TOKEN)
@@ -70,7 +72,7 @@ const LATER_FLAGS = ['mesh-listen', 'peer', 'llm-url', 'llm-model', 'llm-gguf'];
 export async function gatewayMain(argv: string[], io: Io = processIo): Promise<number> {
   return run('gateway', GATEWAY_HELP, io, async () => {
     const { values: v } = parse(argv, {
-      data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string' },
+      data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string', multiple: true },
       'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, store: { type: 'string' },
       operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' },
       ...Object.fromEntries(LATER_FLAGS.map((f) => [f, { type: 'string' as const, multiple: true }])),
@@ -87,7 +89,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     const gw = await startGateway({
       dataDir: (v.data as string | undefined) ?? './.gridlet/gateway',
       mqttListen: v['mqtt-listen'] as string | undefined,
-      broker: v.broker as string | undefined,
+      broker: v.broker as string[] | undefined,
       httpListen: v['http-listen'] as string | undefined,
       apiToken: (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined),
       store: v.store as string | undefined,

@@ -32,8 +32,12 @@ export interface GatewayOptions {
   dataDir: string;
   /** Embedded broker address, HOST:PORT (default 127.0.0.1:1883; port 0 picks a free port). */
   mqttListen?: string;
-  /** External broker URL (mqtt://user:pass@host:port): no embedded broker. */
-  broker?: string;
+  /**
+   * External broker URL(s) (mqtt://user:pass@host:port). Without `mqttListen` there is then no embedded
+   * broker; with it, the gateway serves its embedded broker and the external ones together, so meters
+   * can fail over between them (each downlink goes out where its device was last heard).
+   */
+  broker?: string | string[];
   /** Default 127.0.0.1:8080. */
   httpListen?: string;
   /** Required for any non-loopback HTTP bind. */
@@ -117,11 +121,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const now = opts.clock ?? Date.now;
   const prefix = opts.topicPrefix ?? DEFAULT_PREFIX;
   if (!PREFIX.test(prefix)) throw new Error(`topic prefix "${prefix}" must be letters, digits, _ and - (levels separated by /)`);
-  if (opts.broker !== undefined && opts.mqttListen !== undefined) {
-    throw new Error('give either --mqtt-listen (embedded broker) or --broker URL (external broker), not both');
-  }
-  if (opts.broker !== undefined && !/^(mqtts?|wss?|tcp|tls):\/\//.test(opts.broker)) {
-    throw new Error(`--broker "${opts.broker}" must be a URL such as mqtt://host:1883`);
+  for (const url of opts.broker === undefined ? [] : Array.isArray(opts.broker) ? opts.broker : [opts.broker]) {
+    if (!/^(mqtts?|wss?|tcp|tls):\/\//.test(url)) throw new Error(`--broker "${url}" must be a URL such as mqtt://host:1883`);
   }
   const mqttListen = parseListen(opts.mqttListen ?? '127.0.0.1:1883', '--mqtt-listen');
   const httpListen = parseListen(opts.httpListen ?? '127.0.0.1:8080', '--http-listen');
@@ -133,7 +134,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const identity = loadOrCreateIdentity(opts.dataDir);
   const store: Store = new SqliteStore(dbPath);
   const events = new EventEmitter();
-  let ingress: Ingress | undefined;
+  const ingresses: Ingress[] = [];
+  /** The ingress each device was last heard on: its downlinks go back that way. */
+  const via = new Map<string, Ingress>();
   let broker: EmbeddedBroker | undefined;
   let http: HttpServer | undefined;
   /** Devices heard and not since gone (their lwt), for an external broker. */
@@ -150,8 +153,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const ctx: GatewayContext = {
     identity, prefix, store, metrics, log, events, tuning, now,
     publish(topic, payload) {
-      if (!ingress) throw new Error('the gateway is not connected to its broker');
-      ingress.publish(topic, payload);
+      if (!ingresses.length) throw new Error('the gateway is not connected to its broker');
+      const id = parseTopic(prefix, topic)?.id;
+      const i = id === undefined ? undefined : via.get(id);
+      if (i) i.publish(topic, payload);
+      else for (const x of ingresses) x.publish(topic, payload);
     },
   };
   const downlink = new Downlink(ctx);
@@ -219,9 +225,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
+  const externals = opts.broker === undefined ? [] : Array.isArray(opts.broker) ? opts.broker : [opts.broker];
+  const heardVia = (ing: () => Ingress) => (topic: string, payload: Uint8Array, receivedAt: number) => {
+    const t = parseTopic(prefix, topic);
+    if (t && t.kind !== TopicKind.lwt) via.set(t.id, ing());
+    return onMessage(topic, payload, receivedAt);
+  };
   try {
     const subscriptions = [`${prefix}/v1/hello/+`, `${prefix}/v1/d/+/up`, `${prefix}/v1/d/+/lwt`];
-    if (opts.broker === undefined) {
+    if (!externals.length || opts.mqttListen !== undefined) {
       const internal = { clientId: `gridlet-gateway-${toHex(randomBytes(4))}`, username: 'gridlet-gateway', password: toHex(randomBytes(32)) };
       broker = await EmbeddedBroker.start({
         host: mqttListen.host, port: mqttListen.port, prefix, internal, metrics, log, tuning, now,
@@ -236,14 +248,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw new Error(`cannot listen for MQTT on ${opts.mqttListen ?? '127.0.0.1:1883'}: ${e.code ?? e.message}` +
           (e.code === 'EADDRINUSE' ? '; another broker runs there: use --mqtt-listen HOST:PORT or --broker URL' : ''));
       });
-      ingress = new Ingress({ url: broker.url, ...internal, protocolVersion: 4, subscriptions, log, now, onMessage });
-    } else {
-      // In external-broker mode the broker's own rules apply: frames are still authenticated here.
-      ingress = new Ingress({
-        url: opts.broker, clientId: `gridlet-gateway-${identity.id}`, protocolVersion: 5, subscriptions, log, now, onMessage,
-      });
+      const embedded: Ingress = new Ingress({ url: broker.url, ...internal, protocolVersion: 4, subscriptions, log, now, onMessage: heardVia(() => embedded) });
+      ingresses.push(embedded);
     }
-    await ingress.start();
+    for (const url of externals) {
+      // On an external broker its own rules apply: frames are still authenticated here.
+      const n = ingresses.length;
+      const ext: Ingress = new Ingress({
+        url, clientId: `gridlet-gateway-${identity.id}${n ? `-${n}` : ''}`, protocolVersion: 5, subscriptions, log, now, onMessage: heardVia(() => ext),
+      });
+      ingresses.push(ext);
+    }
+    for (const i of ingresses) await i.start();
     http = await HttpServer.start({
       listen: httpListen, apiToken: opts.apiToken, log,
       routes: routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry }),
@@ -254,13 +270,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await refreshCounts();
   } catch (e) {
     pairing.close();
-    await ingress?.close().catch(() => {});
+    for (const i of ingresses) await i.close().catch(() => {});
     await broker?.close().catch(() => {});
     await store.close();
     throw e;
   }
 
-  const mqttUrl = broker ? broker.url : opts.broker!;
+  const mqttUrl = broker ? broker.url : externals[0];
   log.info({ id: identity.id, mqtt: mqttUrl, http: http.url }, 'gateway ready');
   let closing: Promise<void> | undefined;
   return {
@@ -287,7 +303,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         pairing.close();
         await http!.close();
-        await ingress!.close();
+        for (const i of ingresses) await i.close();
         await broker?.close();
         await store.close();
         events.removeAllListeners();

@@ -16,6 +16,7 @@ import { MqttTransport } from './ports/mqtt-transport.js';
 import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
 import { ReplayMeter } from './meter/replay-meter.js';
 import { SimMeter } from './meter/sim-meter.js';
+import { DsmrSerialMeter, parseDsmrSpec } from './meter/dsmr-serial.js';
 // --- technician console (issue 7) ---
 import { AgentBridge, PAIRED_ONCE_KEY } from '../firmware/core/console/agent-bridge.js';
 import { Console } from '../firmware/core/console/console.js';
@@ -75,12 +76,12 @@ export interface HostAgent {
   stop(): void;
 }
 
-export function parseMeterSpec(spec: string, kv: KeyValue, log: RecordLog, intervalMs?: number, seed = 1): MeterSource | undefined {
+export function parseMeterSpec(spec: string, kv: KeyValue, log: RecordLog, intervalMs?: number, seed = 1, logger?: Logger): MeterSource | undefined {
   if (spec === 'none') return undefined;
   if (spec === 'sim') return new SimMeter({ seed, intervalMs });
   if (spec.startsWith('sim:')) return new SimMeter({ seed: Number(spec.slice(4)) || seed, intervalMs });
   if (spec.startsWith('replay:')) return new ReplayMeter(spec.slice(7), kv, () => log.stats().newestSeq, intervalMs);
-  if (spec.startsWith('dsmr:')) throw new Error('--meter dsmr:PATH is not available in this build yet');
+  if (spec.startsWith('dsmr:')) return new DsmrSerialMeter(parseDsmrSpec(spec.slice(5)), logger);
   throw new Error(`unknown meter "${spec}"; use sim, replay:FILE or dsmr:SERIALPATH`);
 }
 
@@ -97,7 +98,7 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
   useRandom(nodeRandom);
   loadIdentity(kv); // created now so the simulated meter's seed can come from it
   const seed = seedFrom(kv);
-  const meter = parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed);
+  const meter = parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed, o.logger);
   const c = o.consolePty ? consoleParts(kv, o) : undefined;
   const logger = c?.logRing ?? o.logger;
   // Relays behind their interlocks, and the guest supervisor on Node's WebAssembly (GUESTS.md).
