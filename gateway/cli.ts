@@ -12,18 +12,18 @@ export interface Io {
   err(line: string): void;
 }
 
-const processIo: Io = {
+export const processIo: Io = {
   out: (l) => process.stdout.write(l + '\n'),
   err: (l) => process.stderr.write(l + '\n'),
 };
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 type Values = { [flag: string]: string | boolean | string[] | undefined };
 
-function parse(argv: string[], options: Options, positionals: boolean): { values: Values; positionals: string[] } {
+export function parse(argv: string[], options: Options, positionals: boolean): { values: Values; positionals: string[] } {
   try {
     const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
     return { values: r.values as Values, positionals: r.positionals };
@@ -32,7 +32,7 @@ function parse(argv: string[], options: Options, positionals: boolean): { values
   }
 }
 
-async function run(command: string, help: string, io: Io, body: () => Promise<number>): Promise<number> {
+export async function run(command: string, help: string, io: Io, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (e) {
@@ -49,9 +49,12 @@ async function run(command: string, help: string, io: Io, body: () => Promise<nu
 
 const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PORT | --broker URL] [--http-listen HOST:PORT]
                       [--api-token TOKEN] [--store sqlite:PATH] [--operator NAME] [--topic-prefix P]
+                      [--mesh-listen MULTIADDR] [--peer MULTIADDR]...
+                      [--llm-url URL [--llm-model NAME] | --llm-gguf PATH]
 
 Runs a gateway: pairs meters, stores their records, serves the operator HTTP API. Prints
-"gateway ready mqtt=<url> http=<url> id=<gatewayId>" when ready; logs go to stderr. Ctrl-C stops it.
+"gateway ready mqtt=<url> http=<url> id=<gatewayId>" when ready (with " mesh=<multiaddr>/p2p/<peer id>"
+when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
 
   --data DIR              identity and state (default ./.gridlet/gateway)
   --mqtt-listen H:P       embedded MQTT broker address (default 127.0.0.1:1883; port 0 = a free port)
@@ -65,9 +68,15 @@ Runs a gateway: pairs meters, stores their records, serves the operator HTTP API
   --store sqlite:PATH     SQLite database (default DIR/gridlet.sqlite)
   --operator NAME         operator name on the mesh (default local)
   --topic-prefix P        MQTT topic prefix (default gl)
+  --mesh-listen MA        libp2p address for the mesh of gateways, e.g. /ip4/0.0.0.0/tcp/4001 (port 0 = a free port)
+  --peer MA               a peer gateway's mesh address with /p2p/<peer id> (its ready line's mesh=); repeatable
+  --llm-url URL           answer meters' \`ask\` (llm.generate jobs) with an OpenAI-compatible server:
+                          llama.cpp's llama-server, Ollama (http://host:11434), vLLM; a bearer token may
+                          be given in GRIDLET_LLM_API_KEY
+  --llm-model NAME        the model name to ask that server for (Ollama and vLLM need it)
+  --llm-gguf PATH         run a local GGUF model instead, on the optional package node-llama-cpp
+                          (loaded with the first job)
   --log-level L           debug, info, warn or error (default info, or GRIDLET_LOG_LEVEL)`;
-
-const LATER_FLAGS = ['mesh-listen', 'peer', 'llm-url', 'llm-model', 'llm-gguf'];
 
 export async function gatewayMain(argv: string[], io: Io = processIo): Promise<number> {
   return run('gateway', GATEWAY_HELP, io, async () => {
@@ -75,14 +84,13 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string', multiple: true },
       'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, store: { type: 'string' },
       operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' },
-      ...Object.fromEntries(LATER_FLAGS.map((f) => [f, { type: 'string' as const, multiple: true }])),
+      'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
+      'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
     }, false);
     if (v.help) {
       io.out(GATEWAY_HELP);
       return 0;
     }
-    const later = LATER_FLAGS.filter((f) => v[f] !== undefined);
-    if (later.length) throw new UsageError(`--${later[0]} is not supported yet by this gateway (mesh and offload arrive in later issues)`);
     const level = (v['log-level'] as string | undefined) ?? process.env.GRIDLET_LOG_LEVEL ?? 'info';
     if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, not "${level}"`);
     const logger = pino({ level, base: undefined }, pino.destination({ dest: 2, sync: true }));
@@ -95,9 +103,14 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       store: v.store as string | undefined,
       operator: v.operator as string | undefined,
       topicPrefix: v['topic-prefix'] as string | undefined,
+      meshListen: v['mesh-listen'] as string | undefined,
+      peers: v.peer as string[] | undefined,
+      llmUrl: v['llm-url'] as string | undefined,
+      llmModel: v['llm-model'] as string | undefined,
+      llmGguf: v['llm-gguf'] as string | undefined,
       logger,
     });
-    io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}`);
+    io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}${gw.meshAddr ? ` mesh=${gw.meshAddr}` : ''}`);
     const signal = await new Promise<string>((resolve) => {
       const on = (s: string) => () => resolve(s);
       process.once('SIGINT', on('SIGINT'));
@@ -117,9 +130,9 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
 
 // ------------------------------------------------------------------ HTTP client
 
-const DEFAULT_GATEWAY = 'http://127.0.0.1:8080';
+export const DEFAULT_GATEWAY = 'http://127.0.0.1:8080';
 
-async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown, timeoutMs = 10_000):
+export async function api(base: string, token: string | undefined, method: string, path: string, body?: unknown, timeoutMs = 10_000):
   Promise<{ status: number; json: unknown }> {
   let url: URL;
   try {
@@ -147,7 +160,7 @@ async function api(base: string, token: string | undefined, method: string, path
   return { status: res.status, json };
 }
 
-function errorOf(json: unknown, status: number): string {
+export function errorOf(json: unknown, status: number): string {
   const e = (json as { error?: unknown } | null)?.error;
   return typeof e === 'string' ? e : `the gateway answered ${status}`;
 }

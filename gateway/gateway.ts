@@ -16,6 +16,10 @@ import { Downlink } from './downlink.js';
 import { Frames } from './frames.js';
 import type { HandlerContext } from './handlers/handler.js';
 import { routes } from './http/routes.js';
+import { deviceOpsRoutes } from './http/ops-routes.js';
+import { Mesh } from './mesh/mesh.js';
+import { backendFromConfig, Offload, type OffloadConfig } from './offload/offload.js';
+import { meshRoutes } from './mesh/routes.js';
 import { isLoopback, parseListen } from './http/security.js';
 import { HttpServer } from './http/server.js';
 import { loadOrCreateIdentity } from './identity.js';
@@ -47,12 +51,24 @@ export interface GatewayOptions {
   topicPrefix?: string;
   /** Operator name for the mesh (MESH.md), default `local`. */
   operator?: string;
+  /** libp2p listen multiaddr for the mesh (e.g. /ip4/127.0.0.1/tcp/0); none: no mesh listener. */
+  meshListen?: string;
+  /** Mesh peers' multiaddrs including /p2p/<peer id>; dialled at start and redialled when lost. */
+  peers?: string[];
+  /** How often the mesh announces its heads and registry (default 5000 ms). */
+  meshSyncMs?: number;
   /** A pino logger, or the core's Logger port (`log(level, message)`), which gets info and above. */
   logger?: Logger | CoreLogger;
   /** Timings and bounds; tests shorten them. */
   tuning?: Partial<Tuning>;
   /** Unix ms; tests move it. */
   clock?: () => number;
+  /** LLM offload (ARCHITECTURE.md): an OpenAI-compatible server and its model name, or a local GGUF file. */
+  llmUrl?: string;
+  llmModel?: string;
+  llmGguf?: string;
+  /** Offload bounds, timeouts and context size (tests shorten them), or a backend object. */
+  offload?: Omit<OffloadConfig, 'llmUrl' | 'llmModel' | 'llmGguf'>;
 }
 
 export interface Gateway {
@@ -60,6 +76,10 @@ export interface Gateway {
   mqttUrl: string;
   httpUrl: string;
   operator: string;
+  /** The mesh listen address with /p2p/<peer id>, when `meshListen` was given. */
+  meshAddr?: string;
+  /** The gateway's part in the mesh (grid messages, registry CRDT, libp2p node). */
+  mesh: Mesh;
   /**
    * 'hello' {deviceId, model, firmware, state}, 'paired' {deviceId, device}, 'revoked' {deviceId},
    * 'records' {deviceId, records: RecordJson[]}, 'ack' {deviceId, seq}, 'status' {deviceId, status},
@@ -69,6 +89,8 @@ export interface Gateway {
   stats(): GatewayStats;
   /** Sends a downlink body to a paired device (state-changing ones are kept until acknowledged). */
   sendDownlink(deviceId: string, body: DownBody): Promise<void>;
+  /** The job queue behind `job` bodies; `offload.capabilities()` is what the mesh may advertise. */
+  offload: Offload;
   close(): Promise<void>;
 }
 
@@ -130,6 +152,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token TOKEN so that only holders of the token can use the API`);
   }
   const dbPath = storePath(opts.store, opts.dataDir);
+  const llm = backendFromConfig({
+    ...opts.offload, llmUrl: opts.llmUrl, llmModel: opts.llmModel, llmGguf: opts.llmGguf,
+    llmApiKey: opts.offload?.llmApiKey ?? (process.env.GRIDLET_LLM_API_KEY || undefined),
+  }, log);
 
   const identity = loadOrCreateIdentity(opts.dataDir);
   const store: Store = new SqliteStore(dbPath);
@@ -161,10 +187,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
   const downlink = new Downlink(ctx);
+  async function sendDownlink(deviceId: string, body: DownBody): Promise<void> {
+    const d = await store.getDevice(deviceId);
+    if (!d || d.state !== 'paired') throw new Error(`device ${deviceId} is not paired on this gateway`);
+    await downlink.send(d, body);
+  }
+  const offload = new Offload({ ...opts.offload, backend: llm }, { store, gatewayId: identity.id, send: sendDownlink, now, log, registry: metrics.registry });
   const lastTime = new Map<string, number>();
   const gw: HandlerContext = {
     ...ctx,
     downlink,
+    offload,
     async timeSync(device) {
       const last = lastTime.get(device.id);
       const t = now();
@@ -174,11 +207,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
   const pairing = new Pairing(ctx);
+  let mesh: Mesh | undefined;
   registry = new Registry(ctx, pairing, downlink, connected);
   const frames = new Frames(gw, pairing);
   const refreshCounts = async () => Object.assign(deviceCounts, await registry.countByState());
 
   pairing.onPaired = async (device: DeviceRow) => {
+    await mesh?.paired(device.id);
     // Not counted against the hourly limit: a device reconnecting with its new credentials may miss it.
     await downlink.send(device, { type: Body.time, time: Math.floor(now() / 1000) });
     events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });
@@ -232,6 +267,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return onMessage(topic, payload, receivedAt);
   };
   try {
+    mesh = await Mesh.start({ ctx, operator: opts.operator ?? 'local', listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs })
+      .catch((e: Error) => {
+        throw new Error(`cannot start the mesh${opts.meshListen ? ` on ${opts.meshListen}` : ''}: ${e.message}`);
+      });
+    registry.mesh = mesh;
+    mesh.onRevoke = async (id) => void (await registry.revoke(id, { fromMesh: true }));
     const subscriptions = [`${prefix}/v1/hello/+`, `${prefix}/v1/d/+/up`, `${prefix}/v1/d/+/lwt`];
     if (!externals.length || opts.mqttListen !== undefined) {
       const internal = { clientId: `gridlet-gateway-${toHex(randomBytes(4))}`, username: 'gridlet-gateway', password: toHex(randomBytes(32)) };
@@ -262,7 +303,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     for (const i of ingresses) await i.start();
     http = await HttpServer.start({
       listen: httpListen, apiToken: opts.apiToken, log,
-      routes: routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry }),
+      routes: [...meshRoutes(mesh), ...routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry }),
+        ...deviceOpsRoutes({ registry, store, downlink, log, now })],
     }).catch((e: Error & { code?: string }) => {
       throw new Error(`cannot listen for HTTP on ${opts.httpListen ?? '127.0.0.1:8080'}: ${e.code ?? e.message}` +
         (e.code === 'EADDRINUSE' ? '; use --http-listen HOST:PORT' : ''));
@@ -270,6 +312,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await refreshCounts();
   } catch (e) {
     pairing.close();
+    await offload.close().catch(() => {});
+    await mesh?.close().catch(() => {});
     for (const i of ingresses) await i.close().catch(() => {});
     await broker?.close().catch(() => {});
     await store.close();
@@ -284,6 +328,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     mqttUrl,
     httpUrl: http.url,
     operator: opts.operator ?? 'local',
+    meshAddr: mesh.multiaddr,
+    mesh,
     events,
     stats(): GatewayStats {
       const c = metrics.counts;
@@ -294,14 +340,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         pairings: { ...c.pairings }, downlinksSent: c.downlinksSent,
       };
     },
-    async sendDownlink(deviceId, body) {
-      const d = await store.getDevice(deviceId);
-      if (!d || d.state !== 'paired') throw new Error(`device ${deviceId} is not paired on this gateway`);
-      await downlink.send(d, body);
-    },
+    sendDownlink,
+    offload,
     close() {
       closing ??= (async () => {
         pairing.close();
+        await offload.close(); // running jobs end with an error result while the broker is still up
+        await mesh!.close();
         await http!.close();
         for (const i of ingresses) await i.close();
         await broker?.close();

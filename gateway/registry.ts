@@ -60,7 +60,28 @@ export function checkLabels(v: unknown): Labels | string {
   return out;
 }
 
+/** What the mesh's device registry says about a device: the same on every gateway of a mesh (MESH.md). */
+export interface MeshRegistryView {
+  deviceState(id: string): MeshDeviceView | undefined;
+  devices(): MeshDeviceView[];
+  /** Revokes through the mesh: 'forbidden' when this gateway may not revoke the device's pairing. */
+  revokeDevice(id: string): Promise<'revoked' | 'forbidden' | undefined>;
+}
+
+export interface MeshDeviceView {
+  id: string;
+  state: 'paired' | 'revoked';
+  gateway: string;
+  model: string;
+  firmware: string;
+  /** Unix ms. */
+  pairedAt: number;
+  revokedAt: number | null;
+}
+
 export class Registry {
+  /** The mesh's registry, when the gateway has one: state and pairing gateway come from it. */
+  mesh?: MeshRegistryView;
   readonly #ctx: GatewayContext;
   readonly #pairing: Pairing;
   readonly #downlink: Downlink;
@@ -74,11 +95,23 @@ export class Registry {
   }
 
   deviceJson(d: DeviceRow): DeviceJson {
+    // This gateway's own latest pairing is described by its row; another gateway's by the mesh.
+    const cur = this.mesh?.deviceState(d.id);
+    const m = cur && cur.gateway !== this.#ctx.identity.id ? cur : undefined;
     return {
-      id: d.id, state: d.state, gateway: d.gatewayId, labels: d.labels, model: d.model, firmware: d.firmware,
+      id: d.id, state: m?.state ?? d.state, gateway: m?.gateway ?? d.gatewayId, labels: d.labels, model: d.model, firmware: d.firmware,
       capabilities: d.capabilities, firstSeen: isoTime(d.firstSeen), lastSeen: isoTime(d.lastSeen),
       pairedAt: isoTime(d.pairedAt), revokedAt: isoTime(d.revokedAt), ackedSeq: d.ackedSeq,
       connected: this.#connected(d.id), status: d.status, guests: d.guests,
+    };
+  }
+
+  /** A device this gateway knows only from the mesh. */
+  meshJson(m: MeshDeviceView): DeviceJson {
+    return {
+      id: m.id, state: m.state, gateway: m.gateway, labels: {}, model: m.model, firmware: m.firmware, capabilities: [],
+      firstSeen: null, lastSeen: null, pairedAt: isoTime(m.pairedAt), revokedAt: isoTime(m.revokedAt), ackedSeq: 0,
+      connected: false, status: null, guests: {},
     };
   }
 
@@ -95,6 +128,7 @@ export class Registry {
     const rows = await this.#ctx.store.listDevices();
     const known = new Set(rows.map((r) => r.id));
     const all = rows.map((r) => this.deviceJson(r));
+    for (const m of this.mesh?.devices() ?? []) if (!known.has(m.id)) known.add(m.id), all.push(this.meshJson(m));
     for (const e of this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
     all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return all.filter((d) => selector.every((s) => s.key in d.labels && (s.value === undefined || d.labels[s.key] === s.value)));
@@ -104,6 +138,8 @@ export class Registry {
     if (!isDeviceId(id)) return undefined;
     const row = await this.#ctx.store.getDevice(id);
     if (row) return this.deviceJson(row);
+    const m = this.mesh?.deviceState(id);
+    if (m) return this.meshJson(m);
     const e = this.#pairing.hello(id);
     return e && this.seenJson(e);
   }
@@ -119,12 +155,21 @@ export class Registry {
    * Revokes a device: it is refused from now on, and an `unpair` sealed with its last session key
    * is kept and resent while the device still speaks that session (until it Hellos again).
    */
-  async revoke(id: string): Promise<DeviceJson | undefined> {
+  async revoke(id: string, o: { fromMesh?: boolean } = {}): Promise<DeviceJson | 'forbidden' | undefined> {
     if (!isDeviceId(id)) return undefined;
     const before = await this.#ctx.store.getDevice(id);
-    if (!before) return undefined;
+    if (before?.state !== 'paired' && this.mesh?.deviceState(id)?.state === 'paired') {
+      // Paired through another gateway: revoked by a signed revocation every gateway applies.
+      if ((await this.mesh.revokeDevice(id)) === 'forbidden') return 'forbidden';
+    }
+    if (!before) {
+      const m = this.mesh?.deviceState(id);
+      return m && this.meshJson(m);
+    }
     const row = (await this.#ctx.store.revoke(id, this.#ctx.now()))!;
     if (before.state === 'paired') {
+      // The signed revocation goes out first: every gateway of the mesh refuses the device within 2 s.
+      if (!o.fromMesh) await this.mesh?.revokeDevice(id);
       await this.#downlink.send(row, { type: Body.unpair });
       this.#ctx.events.emit('revoked', { deviceId: id });
       this.#ctx.log.info({ device: id }, 'device revoked');

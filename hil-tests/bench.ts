@@ -89,7 +89,7 @@ async function hostBench(): Promise<Bench> {
   const mqttUrl = gw.match[1];
   const httpUrl = gw.match[2];
   const agent = await launch(
-    ['agent', '--console-pty', '--data', join(dir, 'agent'), '--broker', mqttUrl, '--interval', '250'],
+    ['agent', '--console-pty', '--data', join(dir, 'agent'), '--broker', mqttUrl, '--interval', '250', '--guest', 'peak-guard'],
     /agent ready id=(\S+) code=(\S+) console=(\S+)/, 'gridlet agent --console-pty',
   );
   children.add(agent.child);

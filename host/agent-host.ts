@@ -33,6 +33,7 @@ import { GuestSupervisor } from '../firmware/core/guests/supervisor.js';
 import { consoleGuests, consoleRelays } from '../firmware/core/console/adapters.js';
 import { NodeGuestEngine } from './guests/wasm-engine.js';
 import { HostRelay } from './ports/host-relay.js';
+import { preinstallGuests } from './guests/preinstall.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -52,6 +53,8 @@ export interface HostAgentOptions {
   flash?: Flash;
   /** The KeyValue store to use instead of `<dataDir>/kv` (tests). */
   kv?: KeyValue;
+  /** Guests to install at start: built guests by name, or FILE.wasm[:MANIFEST.json]. */
+  guests?: string[];
   // --- technician console (issue 7) ---
   /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
   consolePty?: boolean | Pty;
@@ -126,6 +129,7 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
   agentRef = agent;
   agent.attachGuests(guests);
   guests.restore();
+  if (o.guests?.length) for (const line of preinstallGuests(guests, o.guests)) logger?.log('info', line);
   for (const [kind, data] of early) agent.recordEvent(kind, data);
   const con = c ? startConsole(c, agent, kv, log, timers, o, guests, interlocks) : undefined;
   return {

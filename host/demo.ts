@@ -94,7 +94,7 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
   for (let i = 0; i < o.meters; i++) {
     const host = createHostAgent({
       dataDir: join(o.dataDir, `meter-${i + 1}`), brokers: [gw.mqttUrl], meter: 'sim', intervalMs: o.interval,
-      model: 'gridlet-sim', logger: agentLogger,
+      model: 'gridlet-sim', logger: agentLogger, guests: ['peak-guard', 'tamper-watch'],
     });
     const view: MeterView = { host, stored: 0, acked: 0, lastValues: [] };
     host.agent.start();

@@ -3,6 +3,7 @@
 import type { UpBody } from '../../firmware/core/wire/bodies.js';
 import type { GatewayContext } from '../context.js';
 import type { Downlink } from '../downlink.js';
+import type { Offload } from '../offload/offload.js';
 import type { DeviceRow, FrameCommit, FrameCommitResult } from '../store/store.js';
 
 /** A frame that opened and decoded; its counter is accepted only by commit(). */
@@ -20,6 +21,8 @@ export interface AcceptedFrame {
 
 export interface HandlerContext extends GatewayContext {
   downlink: Downlink;
+  /** The job queue (body 4, job). */
+  offload: Offload;
   /** Sends a `time` body if the device sent t = 0 and has not had one for an hour. */
   timeSync(device: DeviceRow): Promise<void>;
 }

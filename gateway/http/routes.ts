@@ -84,6 +84,9 @@ export function routes(d: RouteDeps): Route[] {
         const id = deviceId(req.params[0]);
         const dev = await d.registry.revoke(id);
         if (!dev) throw new HttpError(404, `no paired device ${id} on this gateway`);
+        if (dev === 'forbidden') {
+          throw new HttpError(403, `device ${id} was paired by a gateway of another operator; only that operator's gateways may revoke it`);
+        }
         return { status: 200, json: { id: dev.id, state: dev.state } };
       },
     },

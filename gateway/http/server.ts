@@ -24,7 +24,8 @@ export interface Request {
 
 export type Reply =
   | { status: number; json: unknown }
-  | { status: number; text: string; contentType: string };
+  /** `text` is sent as is: a string as UTF-8, bytes (application/wasm, application/cbor) unchanged. */
+  | { status: number; text: string | Uint8Array; contentType: string };
 
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';

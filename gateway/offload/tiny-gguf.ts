@@ -54,11 +54,12 @@ type MetaValue =
 /** The vocabulary: two control tokens, then single characters and a few words, in GPT-2 byte-level
  *  form (`Ġ` is a space, `Ċ` a newline; printable ASCII stands for itself). */
 export const TINY_VOCAB: readonly string[] = [
-  '<|bos|>', '<|eos|>',
+  '<|startoftext|>', '<|endoftext|>',
   'Ġ', 'Ċ', '.', ',', '?', '!', '-', ':',
   ...'abcdefghijklmnopqrstuvwxyz0123456789'.split(''),
-  'Ġthe', 'Ġmeter', 'Ġpower', 'Ġgrid', 'ĠkWh', 'Ġvolt', 'Ġwatt', 'Ġok', 'Ġlow', 'Ġhigh', 'Ġnow', 'Ġuse',
+  'Ġt', 'Ġth', 'ok', 'Ġthe', 'Ġmeter', 'Ġpower', 'Ġgrid', 'ĠkWh', 'Ġvolt', 'Ġwatt', 'Ġok', 'Ġlow', 'Ġhigh', 'Ġnow', 'Ġuse',
 ];
+/** Every merge makes a token of the vocabulary (a merged symbol that is not one would be dropped). */
 const MERGES = ['Ġ t', 'Ġt h', 'Ġth e', 'o k', 'Ġ ok'];
 
 /** Writes the model to `path`; returns its size in bytes. */
@@ -97,7 +98,7 @@ export function tinyGguf(o: TinyGgufOptions = {}): Uint8Array {
     ['llama.attention.layer_norm_rms_epsilon', { type: T.f32, value: 1e-5 }],
     ['llama.vocab_size', { type: T.u32, value: nVocab }],
     ['tokenizer.ggml.model', { type: T.string, value: 'gpt2' }],
-    ['tokenizer.ggml.pre', { type: T.string, value: 'gpt2' }],
+    ['tokenizer.ggml.pre', { type: T.string, value: 'gpt-2' }],
     ['tokenizer.ggml.tokens', { type: T.array, of: T.string, value: [...TINY_VOCAB] }],
     ['tokenizer.ggml.token_type', { type: T.array, of: T.i32, value: TINY_VOCAB.map((_, i) => (i === bos || i === eos ? TOKEN_CONTROL : TOKEN_NORMAL)) }],
     ['tokenizer.ggml.merges', { type: T.array, of: T.string, value: MERGES }],
@@ -157,8 +158,8 @@ export function tinyGguf(o: TinyGgufOptions = {}): Uint8Array {
     // Uniform in ±1/sqrt(fan-in) keeps activations in range through the layers.
     const scale = 1 / Math.sqrt(t.dims[0]);
     for (let j = 0; j < n; j++) data[j] = t.fill === 'ones' ? 1 : (rand() * 2 - 1) * scale * (t.fill === 'output' ? 4 : 1);
-    // The control tokens never win greedy sampling: their output rows are strongly negative, so an
-    // answer is never empty (a random model would otherwise stop at once now and then).
+    // The control tokens' output rows are zero: their logit is 0 while the best of the others is
+    // almost surely above it, so greedy sampling does not end an answer before it starts.
     if (t.fill === 'output') for (const tok of [bos, eos]) data.fill(0, tok * nEmbd, (tok + 1) * nEmbd);
     w.raw(new Uint8Array(data.buffer));
     w.pad();

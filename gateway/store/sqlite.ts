@@ -9,6 +9,8 @@ import { constantTimeEqual } from '../../firmware/core/bytes.js';
 import { decode, encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
 import type { TextMap } from '../../firmware/core/wire/bodies.js';
+import { SqliteBlockStore } from './sqlite-blocks.js';
+import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import type {
   DeviceRow, DeviceState, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
@@ -125,6 +127,8 @@ function toRecord(r: RecordSqlRow): StoredRecord {
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #q;
+  readonly blocks: SqliteBlockStore;
+  readonly guests: SqliteGuestStore;
 
   constructor(readonly path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -139,6 +143,8 @@ export class SqliteStore implements Store {
       throw new Error(`store ${path} has schema version ${version}, newer than this gateway (${SCHEMA_VERSION}); upgrade gridlet`);
     }
     db.exec(SCHEMA);
+    this.blocks = new SqliteBlockStore(db, toRecord);
+    this.guests = new SqliteGuestStore(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.#q = {
       device: db.prepare<[string], DeviceSqlRow>('SELECT * FROM devices WHERE id = ?'),
@@ -254,7 +260,7 @@ export class SqliteStore implements Store {
       if (c.info) this.#q.info.run(c.info.firmware, c.info.model, c.deviceId);
       if (c.guest) {
         const guests = JSON.parse(d.guests);
-        guests[c.guest.cid] = c.guest.state;
+        applyGuestAck(guests, c.guest.cid, c.guest.state);
         this.#q.guests.run(JSON.stringify(guests), c.deviceId);
       }
       const downCounter = c.allocateDown ? this.#q.nextDown.get(c.deviceId)!.down_counter : undefined;

@@ -22,9 +22,13 @@ export interface DeviceStatus {
 }
 
 export interface GuestState {
+  /** From guest-acks: `running`, `rejected`, `removed`; set by this gateway: `deploying`, `removing`. */
   state: string;
   reason?: string;
   at: number;
+  /** Name and time (unix ms) of this gateway's deployment of the CID, when it deployed it. */
+  name?: string;
+  deployedAt?: number;
 }
 
 export interface DeviceRow {
@@ -139,5 +143,78 @@ export interface Store {
   /** Records from seq `from` (including a gap that covers it), in seq order. */
   readRecords(deviceId: string, from: number, limit: number): Promise<StoredRecord[]>;
 
+  /** The mesh's grid messages by CID and each device's chain heads (MESH.md). */
+  readonly blocks: BlockStore;
+
+  /** Guest modules by CID and deployments to devices (GUESTS.md "Deployment"). */
+  readonly guests: GuestStore;
+
   close(): Promise<void>;
+}
+
+/** Which protocol a kept block speaks (`opaque`: a signed message of a protocol this gateway does not know). */
+export type BlockKind = 'readings' | 'registry' | 'identity' | 'guest' | 'opaque';
+
+export interface StoredBlock {
+  /** Binary CIDv1 raw sha2-256 of `bytes`. */
+  cid: Uint8Array;
+  bytes: Uint8Array;
+  kind: BlockKind;
+  /** The device a readings or registry message is about. */
+  deviceId: string | null;
+  receivedAt: number;
+}
+
+export interface ChainAppend {
+  deviceId: string;
+  block: StoredBlock;
+  /** The message's parents (its `prev`). */
+  prev: Uint8Array[];
+  /** When given, the append happens only if the device's heads are exactly these (else false). */
+  expectHeads?: Uint8Array[];
+  /** Seq ranges [seq, last] of this gateway's own records the message carries. */
+  covers?: [number, number][];
+}
+
+export interface BlockStore {
+  /** Keeps a block unless its CID is already kept; true when it was new. */
+  put(b: StoredBlock): Promise<boolean>;
+  get(cid: Uint8Array): Promise<Uint8Array | undefined>;
+  has(cid: Uint8Array): Promise<boolean>;
+  /** Blocks of one kind (optionally of one device), oldest first. */
+  list(kind: BlockKind, deviceId?: string): Promise<StoredBlock[]>;
+  /** A device's chain heads: its readings messages that no kept message names as prev. */
+  heads(deviceId: string): Promise<Uint8Array[]>;
+  allHeads(): Promise<{ deviceId: string; cid: Uint8Array }[]>;
+  /** Keeps a readings message and moves the device's heads past its parents, in one transaction. */
+  appendChain(a: ChainAppend): Promise<boolean>;
+  /** This gateway's stored records of a device that no message of its own carries yet (crash recovery). */
+  uncovered(deviceId: string, limit: number): Promise<StoredRecord[]>;
+}
+
+/** A guest module admitted by POST /api/guests (the bytes the CID names are kept beside it). */
+export interface GuestModule {
+  /** Text CID, `b…`. */
+  cid: string;
+  name: string;
+  version: string;
+  size: number;
+  /** The gateway added the metering calls (the module was uploaded without full coverage). */
+  instrumented: boolean;
+  /** The manifest as checked (GUESTS.md "Manifest"). */
+  manifest: { [key: string]: unknown };
+  /** Unix ms. */
+  addedAt: number;
+}
+
+export interface GuestStore {
+  /** Keeps a module under its CID; a later upload of the same bytes with another manifest replaces the manifest. */
+  put(m: GuestModule, wasm: Uint8Array): Promise<'added' | 'updated' | 'unchanged'>;
+  get(cid: string): Promise<GuestModule | undefined>;
+  wasm(cid: string): Promise<Uint8Array | undefined>;
+  list(): Promise<GuestModule[]>;
+  /** Notes in the device's guests map that `cid` is being deployed as `name`; false if the device is unknown. */
+  deploying(deviceId: string, cid: string, name: string, at: number): Promise<boolean>;
+  /** Notes that the device's guests named `name` are being removed; returns their CIDs. */
+  removing(deviceId: string, name: string, at: number): Promise<string[]>;
 }

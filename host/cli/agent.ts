@@ -6,7 +6,7 @@ import { streamLogger } from '../ports/node-platform.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|dsmr:SERIALPATH]
-                     [--interval MS] [--console-pty] [--prefix gl] [--verbose]
+                     [--interval MS] [--guest NAME|FILE.wasm]… [--console-pty] [--prefix gl] [--verbose]
 
 Runs one meter agent on this machine. It prints
   agent ready id=<deviceId> code=<pair code> console=<pty path or ->
@@ -15,8 +15,11 @@ then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>)
   --data DIR        keep identity, pairing, counters and the record log here (default: in memory)
   --broker URL      MQTT broker, e.g. mqtt://127.0.0.1:1883; repeat for fallbacks in order of preference
   --meter SPEC      sim (default: a real household day, shifted and scaled), replay:FILE (JSON lines
-                    {"t": unix s, "values": [[channel, value], …]}), dsmr:/dev/ttyUSB0 (P1 port)
+                    {"t": unix s, "values": [[channel, value], …]}), dsmr:/dev/ttyUSB0 (P1 port,
+                    115200 8N1; dsmr:/dev/ttyUSB0@9600 for DSMR 2.2/3.0 at 9600 7E1)
   --interval MS     milliseconds between readings (sim default 10000, replay default 1000)
+  --guest G         install a guest at start: a built one by name (peak-guard, dr-responder,
+                    tamper-watch, tou-cost) or FILE.wasm[:MANIFEST.json]; repeatable
   --console-pty     open the technician console on a pseudo-terminal
   --prefix P        topic prefix (default gl)
   --verbose         log debug lines to stderr`;
@@ -31,6 +34,7 @@ export async function agentMain(argv: string[]): Promise<number> {
       'console-pty': { type: 'boolean' },
       prefix: { type: 'string' },
       verbose: { type: 'boolean' },
+      guest: { type: 'string', multiple: true },
     }, HELP);
     if (!r) return 0;
     const v = r.values;
@@ -43,7 +47,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     // --- technician console (issue 7): the pty outlives the agent across a console `reboot`.
     const pty = v['console-pty'] ? openPty() : undefined;
     const options: HostAgentOptions = {
-      dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim',
+      dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim', guests: v.guest as string[] | undefined,
       intervalMs: interval, topicPrefix: v.prefix as string | undefined, logger,
       consolePty: pty, onReboot: () => reboot(),
     };

@@ -30,7 +30,10 @@ const HELP = `usage: gridlet guest <command> …
       at 07:00–08:00 and 2 at 18:00–19:00). --changes prints only ticks where something happened;
       --json prints one JSON document {"ticks": […], "summary": {…}} instead.
       Script: {"start": unix s, "duration_s": s, "relays": [{"id", "critical", "safe_on"}], "kv": [slots],
-               "steps": [{"t": s, "channels": {"3": W, …}, "signals": {"3": W, "2": level, "1": price}}]}`;
+               "steps": [{"t": s, "channels": {"3": W, …}, "signals": {"3": W, "2": level, "1": price}}]}
+
+  deploy <name | wasm> (--device ID… | --label k=v) [--manifest JSON] [--wait S] [--gateway URL] [--json]
+      Uploads the guest to a gateway and deploys it by CID to devices (gridlet guest deploy --help).`;
 
 function readBytes(file: string, what: string): Uint8Array {
   try {
@@ -57,6 +60,7 @@ export async function guestMain(argv: string[]): Promise<number> {
     case 'build': return run(() => build(rest));
     case 'check': return run(() => check(rest));
     case 'run': return run(() => runGuest(rest));
+    case 'deploy': return (await import('../../gateway/cli-ops.js')).guestDeployMain(rest);
     default:
       console.error(`gridlet guest: unknown command "${sub}"\n\n${HELP}`);
       return 2;

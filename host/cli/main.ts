@@ -10,8 +10,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   pair: { summary: 'pair a device with a gateway', load: async () => (await import('../../gateway/cli.js')).pairMain },
   devices: { summary: 'list the devices a gateway knows', load: async () => (await import('../../gateway/cli.js')).devicesMain },
   console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
-  guest: { summary: 'guest tools: build, check and run WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
+  guest: { summary: 'guest tools: build, check, run and deploy WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
+  dr: { summary: 'send demand-response events (gridlet or OpenADR 3) to devices', load: async () => (await import('../../gateway/cli-ops.js')).drMain },
   meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a P1 telegram\'s channels as JSON', load: async () => meterMain },
+  mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('../../gateway/mesh/cli.js')).meshMain },
+  verify: { summary: "verify a device's signed history from any gateway of the mesh", load: async () => (await import('../../gateway/mesh/cli.js')).verifyMain },
 };
 
 const METER_HELP = `usage: gridlet meter parse <telegram file>

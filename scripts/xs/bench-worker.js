@@ -229,7 +229,7 @@ try {
     peakChunkBytes: retained.chunkBytes === null ? null : retained.chunkBytes + (worst.peakLiveChunkBytes ?? 0),
     peakNote: 'retained agent state + the largest live set above it during one operation (collection before every allocation)',
     budgetShare: peakEsp32 === null ? null : Math.round((peakEsp32 / BUDGET_BYTES) * 1000) / 10,
-    guests: 'not measured yet: the guest supervisor is not wired into the Agent and guests/dist holds no built .wasm; wasm3\'s own memory (linear memory, code pages, stack) is outside the JS heap either way',
+    guests: 'two guests (peak-guard, tamper-watch) installed and running in the measured agent: supervisor, manifests, grants, kv slots, interlocks; wasm3 itself (linear memory capped by memory_bytes, code, stack) lives in native memory outside the JS heap and is stood in for by a double',
     report: `${published0} after reconnecting; ${report} at the end`,
   };
 } catch (e) {

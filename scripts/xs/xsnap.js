@@ -45,6 +45,8 @@ export async function bundleForXS(contents, { name, resolveDir = root, fakes } =
     sourcemap: 'external',
     sourcesContent: false,
     banner: { js: '"use strict";' },
+    // Built guests are embedded as bytes (the XS bench runs two of them in the agent).
+    loader: { '.wasm': 'binary' },
     alias: { uvu: join(here, 'uvu.js'), 'uvu/assert': join(here, 'assert.js') },
     plugins: fakes ? [naclCryptoStub, fakeModules(fakes)] : [naclCryptoStub],
     logLevel: 'silent',

@@ -174,9 +174,22 @@ test('log shows the agent\'s own log lines', () => {
   assert.match(out.join('\n'), new RegExp(`info  paired with gateway ${w.gw.id}`));
 });
 
-test('ask without the Agent job API: not available in this firmware build', () => {
+test('ask through the real Agent: the job reaches the gateway and the answer streams back as it arrives', () => {
   const w = world();
-  assert.equal(lines(w.say('ask hello')), ['ERR internal ask is not available in this firmware build']);
+  w.gw.pair(w.agent.deviceId, w.agent.identity.pairCode);
+  w.run(100);
+  w.say('json on');
+  w.say('ask why is my bill high?');
+  w.run(10);
+  const sent = w.gw.bodies.find((b) => b.body.type === Body.job);
+  assert.ok(sent && sent.body.type === Body.job, 'a job body reached the gateway');
+  const job = sent!.body.type === Body.job ? sent!.body.job : 0;
+  w.gw.send(w.agent.deviceId, { type: Body.jobResult, job, index: 0, text: 'The heater ', final: false });
+  w.run(10);
+  assert.equal(jsonLines(w.port.take()), [{ chunk: 'The heater ' }], 'shown before the answer is complete');
+  w.gw.send(w.agent.deviceId, { type: Body.jobResult, job, index: 1, text: 'ran all night.', final: true });
+  w.run(10);
+  assert.equal(jsonLines(w.port.take()), [{ chunk: 'ran all night.' }, { ok: true }]);
 });
 
 test('ask with the job API: an llm.generate job, chunks shown in index order, cancel on Ctrl-C', () => {
@@ -203,7 +216,7 @@ test('ask with the job API: an llm.generate job, chunks shown in index order, ca
   assert.equal(jsonLines(w.say('ask offline?')), [{ ok: false, code: 'offline', message: 'no gateway link is up; `link` shows why' }]);
 });
 
-test('unpair without the Agent API is refused; reboot runs the platform\'s restart after the reply', () => {
+test('confirm unpair makes the meter forget its gateway and Hello again; reboot runs the platform\'s restart', () => {
   const w = world();
   w.gw.pair(w.agent.deviceId, w.agent.identity.pairCode);
   w.run(100);
@@ -211,7 +224,13 @@ test('unpair without the Agent API is refused; reboot runs the platform\'s resta
   w.run(100);
   w.say('auth 90210');
   w.say('unpair');
-  assert.equal(lines(w.say('confirm unpair')), ['ERR internal unpair is not available in this firmware build']);
+  const hellos = () => w.bus.log.filter((m) => m.topic.startsWith('gl/v1/hello/')).length;
+  const before = hellos();
+  const out = lines(w.say('confirm unpair'));
+  assert.is(out[out.length - 1], 'OK', out.join('\n'));
+  w.run(100);
+  assert.is(w.agent.state, AgentState.unpaired);
+  assert.ok(hellos() > before, 'Hellos again');
   assert.equal(lines(w.say('reboot')), ['rebooting', 'OK']);
   assert.is(w.rebooted(), 0);
   w.run(500);

@@ -100,8 +100,9 @@ test('usage errors exit 2 with help; an unreachable gateway is named', async () 
   assert.is(await gatewayMain(['--data', join(dir, 'x'), '--store', 'postgres://db/gridlet'], pg), 1);
   assert.match(pg.stderr[0], /not supported yet/);
   const mesh = capture();
-  assert.is(await gatewayMain(['--mesh-listen', '/ip4/0.0.0.0/tcp/0'], mesh), 2);
-  assert.match(mesh.stderr[0], /--mesh-listen is not supported yet/);
+  assert.is(await gatewayMain(['--data', join(dir, 'm'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
+    '--peer', '/ip4/127.0.0.1/tcp/1'], mesh), 1);
+  assert.match(mesh.stderr[0], /--peer "\/ip4\/127\.0\.0\.1\/tcp\/1" is not a multiaddr ending in \/p2p\/<peer id>/);
   const unknown = capture();
   assert.is(await gatewayMain(['--frobnicate'], unknown), 2);
   const wide = capture();

@@ -1,0 +1,96 @@
+// `gridlet mesh pcids` and `gridlet verify <deviceId>` (ARCHITECTURE.md "Operator interface").
+// Exit codes: 0 done (verify: the history holds), 1 failed or problems found, 2 usage error.
+
+import { parseArgs } from 'node:util';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { protocols } from './pcid.js';
+import { httpSource, verifyHistory, type Range } from './verify.js';
+
+const MESH_HELP = `usage: gridlet mesh pcids [--json]
+
+Prints the pCID of every protocol this gateway speaks on the mesh: the CID (CIDv1 raw sha2-256, base32)
+of the exact bytes of its document in docs/protocols/.`;
+
+export async function meshMain(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === '-h' || sub === undefined) {
+    (sub ? console.log : console.error)(MESH_HELP);
+    return sub ? 0 : 2;
+  }
+  if (sub !== 'pcids' || rest.some((a) => a !== '--json')) {
+    console.error(`gridlet mesh: unknown subcommand or option "${[sub, ...rest].join(' ')}"\n\n${MESH_HELP}`);
+    return 2;
+  }
+  try {
+    const p = protocols();
+    if (rest.includes('--json')) {
+      console.log(JSON.stringify(Object.fromEntries(Object.values(p).map((x) => [x.name, { pcid: x.text, file: `docs/protocols/${x.file}` }])), null, 2));
+    } else for (const x of Object.values(p)) console.log(`${x.name.padEnd(9)} ${x.text}  docs/protocols/${x.file}`);
+    return 0;
+  } catch (e) {
+    console.error(`gridlet mesh: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
+
+Walks a device's history of signed readings messages from any gateway of the mesh: checks every
+message's CID, encoding, protocol (pCID), Ed25519 signature and signer, follows prev links to the
+first message, and reports the seqs covered, holes, what the meter declared lost, branches and merges.
+Exits 0 when the history holds, 1 on any problem (a bad signature or hash, a missing message, a hole).
+
+  --gateway URL     the gateway's HTTP API (default http://127.0.0.1:8080)
+  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)
+  --json            print the report as JSON`;
+
+const ranges = (r: Range[]) => r.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ') || 'none';
+
+export async function verifyMain(argv: string[]): Promise<number> {
+  let v: { [k: string]: string | boolean | undefined };
+  let p: string[];
+  try {
+    const r = parseArgs({
+      args: argv, allowPositionals: true, strict: true,
+      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    });
+    v = r.values;
+    p = r.positionals;
+  } catch (e) {
+    console.error(`gridlet verify: ${(e as Error).message}\n\n${VERIFY_HELP}`);
+    return 2;
+  }
+  if (v.help) {
+    console.log(VERIFY_HELP);
+    return 0;
+  }
+  if (p.length !== 1 || !isDeviceId(p[0])) {
+    console.error(`gridlet verify: expected one device id (16 characters a-z, 2-7)\n\n${VERIFY_HELP}`);
+    return 2;
+  }
+  const base = (v.gateway as string | undefined) ?? 'http://127.0.0.1:8080';
+  try {
+    new URL(base);
+  } catch {
+    console.error(`gridlet verify: --gateway "${base}" is not a URL such as http://127.0.0.1:8080`);
+    return 2;
+  }
+  const token = (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined);
+  try {
+    const r = await verifyHistory(p[0], httpSource(base, token));
+    if (v.json) console.log(JSON.stringify(r, null, 2));
+    else {
+      console.log(`device ${r.device}: ${r.messages} message(s), ${r.heads.length} head(s), signed by ` +
+        (r.signers.map((s) => `${s.gateway} (${s.operator})`).join(', ') || 'nobody'));
+      console.log(`seqs covered: ${ranges(r.covered)}; declared lost by the meter: ${ranges(r.declaredLost)}; holes: ${ranges(r.holes)}`);
+      if (r.ackedSeq) console.log(`acked by this gateway up to seq ${r.ackedSeq}`);
+      console.log(`branches: ${r.branches.length}${r.branches.map((b) => ` (${b.at} → ${b.children.length})`).join('')}; merges: ${r.merges.length}`);
+      for (const x of r.problems) console.log(`problem: ${x}`);
+      console.log(r.messages === 0 ? 'no history: the gateway has no readings messages of this device' : r.problems.length ? `FAILED: ${r.problems.length} problem(s)` : 'ok: every message verifies and the history is whole');
+    }
+    return r.problems.length || r.messages === 0 ? 1 : 0;
+  } catch (e) {
+    console.error(`gridlet verify: ${(e as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,530 @@
+// The gateway's part in the mesh (MESH.md): it signs a readings message for every accepted frame that
+// added records (hash-chained per device through `prev`), pairing and revocation messages for its
+// registry, and its own identity message; it keeps them in the block store, announces them, serves
+// them by CID, and verifies every message a peer sends before it keeps or acts on it.
+
+import { Counter, Gauge } from 'prom-client';
+import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
+import { equal, toHex } from '../../firmware/core/bytes.js';
+import type { GatewayContext } from '../context.js';
+import type { RecordJson } from '../records.js';
+import type { StoredRecord } from '../store/store.js';
+import { cidOf, cidText, compareCid } from './cid.js';
+import { DeviceRegistryCrdt, type MeshDeviceState } from './device-registry.js';
+import { decodeMessage, encodeMessage, MessageError, openMessage, signerFromSeed, type GridMessage, type Payload, type Signer } from './message.js';
+import type { MeshNode } from './node.js';
+import { protocolOf, protocols, type ProtocolName } from './pcid.js';
+import {
+  HybridClock, identityPayload, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
+  registryPayload, type MeshRecord, type RegistryEntry,
+} from './protocols.js';
+
+export const PUBLIC_TOPIC = 'gridlet/mesh/1';
+export const operatorTopic = (operator: string) => `gridlet/mesh/1/operator/${operator}`;
+/** Registry stamps further ahead of this gateway's clock are refused (MESH.md). */
+export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
+const MAX_PENDING = 1000;
+const RECOVERY_BATCH = 500;
+
+export interface MeshOptions {
+  ctx: GatewayContext;
+  operator: string;
+  /** libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0. */
+  listen?: string;
+  /** Peers' multiaddrs (with /p2p/<peer id>), dialled and redialled. */
+  peers?: string[];
+  /** How often heads and registry summaries are announced (default 5 s). */
+  syncIntervalMs?: number;
+}
+
+/** What became of a message received from a peer. */
+export type Received =
+  | 'accepted' | 'duplicate' | 'opaque' | 'untrusted' | 'revoked' | 'future' | 'unauthorized' | 'cid' | 'conflict'
+  | MessageError['fault'];
+
+export class Mesh {
+  readonly crdt = new DeviceRegistryCrdt();
+  readonly signer: Signer;
+  readonly clock: HybridClock;
+  readonly operator: string;
+  readonly peerId: string;
+  node?: MeshNode;
+  identityCid!: Uint8Array;
+  /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
+  onRevoke: (deviceId: string) => Promise<void> = async () => {};
+  readonly counts: { received: { [r: string]: number }; created: { [p: string]: number } } = { received: {}, created: {} };
+
+  readonly #ctx: GatewayContext;
+  readonly #o: MeshOptions;
+  readonly #queues = new Map<string, Promise<void>>();
+  readonly #pending = new Map<string, { bytes: Uint8Array; peer?: string }[]>();
+  readonly #fetching = new Map<string, Promise<Uint8Array | undefined>>();
+  readonly #received: Counter<'result'>;
+  readonly #created: Counter<'protocol'>;
+  #timer?: NodeJS.Timeout;
+  #closed = false;
+  readonly #listeners: [string, (...a: any[]) => void][] = [];
+
+  private constructor(o: MeshOptions) {
+    this.#o = o;
+    this.#ctx = o.ctx;
+    this.operator = o.operator;
+    const { sign } = o.ctx.identity;
+    this.signer = signerFromSeed(sign.secretKey.subarray(0, 32), sign.publicKey);
+    this.peerId = peerIdOf(sign.publicKey);
+    this.clock = new HybridClock(o.ctx.now);
+    const registers = [o.ctx.metrics.registry];
+    this.#received = new Counter({
+      name: 'gridlet_mesh_messages_received_total', registers, labelNames: ['result'],
+      help: 'Grid messages received from peers, by what became of them (accepted, or why not).',
+    });
+    this.#created = new Counter({
+      name: 'gridlet_mesh_messages_created_total', registers, labelNames: ['protocol'],
+      help: 'Grid messages this gateway signed, by protocol.',
+    });
+    const self = this;
+    new Gauge({
+      name: 'gridlet_mesh_peers', help: 'Mesh peers connected.', registers,
+      collect() {
+        this.set(self.node ? self.node.connectedPeers().length : 0);
+      },
+    });
+  }
+
+  static async start(o: MeshOptions): Promise<Mesh> {
+    const mesh = new Mesh(o);
+    protocols(); // fails early and clearly when docs/protocols/ is missing
+    await mesh.#load();
+    await mesh.#publishIdentity();
+    mesh.#listen();
+    if (o.listen !== undefined || (o.peers?.length ?? 0) > 0) {
+      const { MeshNode } = await import('./node.js');
+      mesh.node = await MeshNode.start({
+        seed: o.ctx.identity.sign.secretKey.subarray(0, 32),
+        listen: o.listen,
+        peers: o.peers ?? [],
+        topics: [PUBLIC_TOPIC, operatorTopic(o.operator)],
+        log: o.ctx.log,
+        onGossip: (topic, data, from) => void mesh.#onGossip(topic, data, from),
+        onPeerSubscribed: () => void mesh.announceSummary(),
+        serveBlock: (cid, peer) => mesh.#serve(cid, peer),
+      });
+      mesh.#timer = setInterval(() => void mesh.announceSummary(), o.syncIntervalMs ?? 5000);
+      mesh.#timer.unref();
+    }
+    await mesh.#recover();
+    return mesh;
+  }
+
+  get gatewayId(): string {
+    return this.#ctx.identity.id;
+  }
+
+  /** The listen address with /p2p/<peer id> (the ready line's mesh=). */
+  get multiaddr(): string | undefined {
+    return this.node?.multiaddrs[0];
+  }
+
+  // ---------------------------------------------------------------- startup
+
+  async #load(): Promise<void> {
+    const blocks = this.#ctx.store.blocks;
+    // Identities first: registry messages are judged by who signed them.
+    for (const b of await blocks.list('identity')) await this.#apply(decodeMessage(b.bytes), 'identity', {});
+    for (const b of await blocks.list('registry')) await this.#apply(decodeMessage(b.bytes), 'registry', {});
+  }
+
+  async #publishIdentity(): Promise<void> {
+    const { identity } = this.#ctx;
+    const m = this.#sign('identity', identityPayload({
+      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, operator: this.operator,
+      peer: this.peerId, t: this.#ctx.now(),
+    }));
+    await this.#apply(m, 'identity', {});
+    this.identityCid = m.cid;
+    // Devices paired before this gateway had a mesh get their pairing message now.
+    for (const d of await this.#ctx.store.listDevices()) {
+      if (this.crdt.pairingsBy(d.id, this.signer.publicKey).length === 0) {
+        await this.#pairingMessage(d.id);
+        if (d.state === 'revoked') await this.#revoke(d.id);
+      }
+    }
+  }
+
+  /** Records stored before a crash between commit and message: carried now, oldest first. */
+  async #recover(): Promise<void> {
+    for (const d of await this.#ctx.store.listDevices()) {
+      for (;;) {
+        const rows = await this.#ctx.store.blocks.uncovered(d.id, RECOVERY_BATCH);
+        if (rows.length === 0) break;
+        await this.#append(d.id, rows.map(toMeshRecord));
+      }
+    }
+  }
+
+  #listen(): void {
+    const on = (event: string, f: (e: any) => Promise<void>) => {
+      const h = (e: any) => void f(e).catch((err: Error) => this.#ctx.log.error({ err: err.message, stack: err.stack }, `mesh: ${event} failed`));
+      this.#ctx.events.on(event, h);
+      this.#listeners.push([event, h]);
+    };
+    on('records', (e: { deviceId: string; records: RecordJson[] }) => this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.records)));
+  }
+
+  /** A device was paired here: its pairing message is signed, kept and announced before this resolves. */
+  paired(deviceId: string): Promise<void> {
+    return this.#serial(deviceId, () => this.#pairingMessage(deviceId));
+  }
+
+  /** Runs per-device work one at a time, in arrival order. */
+  #serial(deviceId: string, f: () => Promise<void>): Promise<void> {
+    const prev = this.#queues.get(deviceId) ?? Promise.resolve();
+    const next = prev.then(f, f);
+    const tail = next.catch(() => {});
+    this.#queues.set(deviceId, tail);
+    void tail.then(() => {
+      if (this.#queues.get(deviceId) === tail) this.#queues.delete(deviceId);
+    });
+    return next;
+  }
+
+  /** Resolves when every queued local message is signed and kept (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#queues.size) await Promise.all([...this.#queues.values()]);
+  }
+
+  // ---------------------------------------------------------------- local messages
+
+  #sign(protocol: ProtocolName, payload: Payload): GridMessage {
+    const m = encodeMessage(protocols()[protocol].pcid, payload, this.signer);
+    this.#created.inc({ protocol });
+    this.counts.created[protocol] = (this.counts.created[protocol] ?? 0) + 1;
+    return m;
+  }
+
+  async #onRecords(deviceId: string, json: RecordJson[]): Promise<void> {
+    const records: MeshRecord[] = [];
+    for (const r of json) {
+      if (r[2] === 'event') {
+        // The API shape turned event data into JSON; the message carries the CBOR as stored.
+        const row = (await this.#ctx.store.readRecords(deviceId, r[0], 1)).find((x) => x.seq === r[0]);
+        records.push(row && row.kind === 2 ? toMeshRecord(row) : [r[0], r[1], 'event', r[3], {}]);
+      } else records.push(r as MeshRecord);
+    }
+    if (records.length) await this.#append(deviceId, records);
+  }
+
+  async #append(deviceId: string, records: MeshRecord[]): Promise<void> {
+    const blocks = this.#ctx.store.blocks;
+    const covers = records.map((r): [number, number] => [r[0], recordLast(r)]);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const heads = await blocks.heads(deviceId);
+      const m = this.#sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev: heads }));
+      const ok = await blocks.appendChain({
+        deviceId, prev: heads, expectHeads: heads, covers,
+        block: { cid: m.cid, bytes: m.bytes, kind: 'readings', deviceId, receivedAt: this.#ctx.now() },
+      });
+      if (ok) {
+        this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
+        await this.#announce([m.bytes], operatorTopic(this.operator));
+        return;
+      }
+    }
+    throw new Error(`device ${deviceId}: its chain head kept moving; readings message not written (recovered at restart)`);
+  }
+
+  async #pairingMessage(deviceId: string): Promise<void> {
+    const d = await this.#ctx.store.getDevice(deviceId);
+    if (!d) return;
+    const m = this.#sign('registry', registryPayload({
+      op: 'pair', device: d.id, key: d.publicKey, gateway: this.gatewayId, model: d.model, firmware: d.firmware, hlc: this.clock.now(),
+    }));
+    await this.#apply(m, 'registry', {});
+    await this.#announce([m.bytes], PUBLIC_TOPIC);
+  }
+
+  /**
+   * An operator revokes a device here: the current pairing when this gateway may revoke it (its own,
+   * or its operator's), else this gateway's own pairing. 'forbidden' when neither; undefined if unknown.
+   */
+  revokeDevice(deviceId: string): Promise<'revoked' | 'forbidden' | undefined> {
+    let out: 'revoked' | 'forbidden' | undefined;
+    return this.#serial(deviceId, async () => {
+      out = await this.#revoke(deviceId);
+    }).then(() => out);
+  }
+
+  async #revoke(deviceId: string): Promise<'revoked' | 'forbidden' | undefined> {
+    const st = this.crdt.state(deviceId);
+    const mine = this.crdt.pairingsBy(deviceId, this.signer.publicKey)[0];
+    let target: Uint8Array | undefined;
+    if (st) {
+      const cur = this.crdt.pairing(st.pairing)!;
+      if (st.state === 'paired' && this.crdt.mayRevoke(this.signer.publicKey, cur)) target = st.pairing;
+      else if (st.state === 'revoked' && (!mine || equal(mine.cid, st.pairing) || this.crdt.revokedAt(mine))) return 'revoked';
+    }
+    if (!target && mine && !this.crdt.revokedAt(mine)) target = mine.cid;
+    if (!target) return st ? 'forbidden' : undefined;
+    const m = this.#sign('registry', registryPayload({ op: 'revoke', device: deviceId, pairing: target, gateway: this.gatewayId, hlc: this.clock.now() }));
+    await this.#apply(m, 'registry', {});
+    await this.#announce([m.bytes], PUBLIC_TOPIC);
+    return 'revoked';
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  #count(r: Received): Received {
+    this.#received.inc({ result: r });
+    this.counts.received[r] = (this.counts.received[r] ?? 0) + 1;
+    return r;
+  }
+
+  /**
+   * Verifies a message from a peer and keeps or acts on it only if it holds: envelope, determinism,
+   * CID (when fetched by CID), signature, a signer bound by an identity message, the payload's shape.
+   */
+  async receive(bytes: Uint8Array, from: { peer?: string; expect?: Uint8Array; ancestor?: boolean } = {}): Promise<Received> {
+    if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#count('cid');
+    let m: GridMessage;
+    try {
+      m = openMessage(bytes);
+    } catch (e) {
+      if (e instanceof MessageError) {
+        this.#ctx.log.debug({ peer: from.peer, fault: e.fault, why: e.message }, 'mesh message refused');
+        return this.#count(e.fault);
+      }
+      throw e;
+    }
+    if (await this.#ctx.store.blocks.has(m.cid)) return this.#count('duplicate');
+    const protocol = protocolOf(m.pcid);
+    if (protocol !== 'identity' && !this.crdt.identity(m.kid)) {
+      // Not trusted before an identity message binds its key; kept aside until one does.
+      const k = toHex(m.kid);
+      const list = this.#pending.get(k) ?? [];
+      if ([...this.#pending.values()].reduce((n, l) => n + l.length, 0) < MAX_PENDING) list.push({ bytes, peer: from.peer });
+      this.#pending.set(k, list);
+      return this.#count('untrusted');
+    }
+    const r = await this.#apply(m, protocol, from);
+    if (r === 'accepted' && protocol === 'identity') {
+      const waiting = this.#pending.get(toHex(m.kid)) ?? [];
+      this.#pending.delete(toHex(m.kid));
+      for (const w of waiting) await this.receive(w.bytes, { peer: w.peer });
+    }
+    return this.#count(r);
+  }
+
+  async #apply(m: GridMessage, protocol: ProtocolName | undefined, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
+    const blocks = this.#ctx.store.blocks;
+    const now = this.#ctx.now();
+    const block = (kind: 'readings' | 'registry' | 'identity' | 'guest' | 'opaque', deviceId: string | null = null) =>
+      ({ cid: m.cid, bytes: m.bytes, kind, deviceId, receivedAt: now });
+    switch (protocol) {
+      case undefined:
+        // A protocol this gateway does not know: kept as opaque bytes, served, never interpreted.
+        await blocks.put(block('opaque'));
+        return 'opaque';
+      case 'identity': {
+        const i = parseIdentity(m.payload, m.kid);
+        if (typeof i === 'string') return 'payload';
+        if (i.t > now + MAX_CLOCK_AHEAD_MS) return 'future';
+        if (this.crdt.addIdentity({ cid: m.cid, kid: m.kid, entry: i })) return 'conflict';
+        await blocks.put(block('identity'));
+        return 'accepted';
+      }
+      case 'readings': {
+        const r = parseReadings(m.payload);
+        if (typeof r === 'string') return 'payload';
+        if (!this.crdt.bound(m.kid, r.gateway)) return 'untrusted';
+        if (this.crdt.state(r.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+        await blocks.appendChain({ deviceId: r.device, prev: r.prev, block: block('readings', r.device) });
+        this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId: r.device, cid: cidText(m.cid), from: from.peer });
+        // Walk back to the parents this gateway does not hold yet.
+        for (const p of r.prev) {
+          if (!(await blocks.has(p))) void this.fetchBlock(p, from.peer, true);
+        }
+        return 'accepted';
+      }
+      case 'registry': {
+        const e = parseRegistry(m.payload);
+        if (typeof e === 'string') return 'payload';
+        if (e.hlc[0] > now + MAX_CLOCK_AHEAD_MS) return 'future';
+        if (!this.crdt.bound(m.kid, e.gateway)) return 'untrusted';
+        this.clock.observe(e.hlc);
+        await blocks.put(block('registry', e.device));
+        this.#addRegistry(m, e);
+        await this.#afterRegistryChange(e.device);
+        return 'accepted';
+      }
+      case 'guest':
+        await blocks.put(block('guest'));
+        return 'accepted';
+    }
+  }
+
+  #addRegistry(m: GridMessage, e: RegistryEntry): void {
+    if (e.op === 'pair') this.crdt.addPairing({ cid: m.cid, kid: m.kid, entry: e });
+    else this.crdt.addRevocation({ cid: m.cid, kid: m.kid, entry: e });
+  }
+
+  /** A device whose current pairing is revoked, or no longer this gateway's, is refused here from now on. */
+  async #afterRegistryChange(deviceId: string): Promise<void> {
+    const st = this.crdt.state(deviceId);
+    if (!st) return;
+    const local = await this.#ctx.store.getDevice(deviceId);
+    if (local?.state !== 'paired') return;
+    if (st.state === 'paired' && equal(st.pairingKid, this.signer.publicKey)) return;
+    await this.onRevoke(deviceId);
+  }
+
+  // ---------------------------------------------------------------- the network
+
+  async #announce(blocks: Uint8Array[], topic: string): Promise<void> {
+    if (this.node && !this.#closed) await this.node.publish(topic, encodeGossip({ blocks }));
+  }
+
+  /** Announces what this gateway holds: identities and registry publicly, chain heads to its operator. */
+  async announceSummary(): Promise<void> {
+    if (!this.node || this.#closed) return;
+    const ids = [...this.crdt.identities.values()].map((s) => s.cid);
+    // Our own identity travels whole: peers judge everything else we sign by it.
+    const own = await this.#ctx.store.blocks.get(this.identityCid);
+    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids()] }));
+    const heads = (await this.#ctx.store.blocks.allHeads()).map((h) => h.cid);
+    await this.node.publish(operatorTopic(this.operator), encodeGossip({ have: heads }));
+  }
+
+  async #onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
+    let g: { blocks?: Uint8Array[]; have?: Uint8Array[] };
+    try {
+      g = decodeGossip(data);
+    } catch {
+      return void this.#count('malformed');
+    }
+    for (const b of g.blocks ?? []) await this.receive(b, { peer: from });
+    for (const cid of g.have ?? []) {
+      // A head is new history: refused for a revoked device (only ancestors of held messages are not).
+      if (!(await this.#ctx.store.blocks.has(cid))) void this.fetchBlock(cid, from, false);
+    }
+    void topic;
+  }
+
+  /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
+  async fetchBlock(cid: Uint8Array, hint?: string, ancestor = false): Promise<Uint8Array | undefined> {
+    const local = await this.#ctx.store.blocks.get(cid);
+    if (local || !this.node) return local;
+    const key = toHex(cid);
+    let f = this.#fetching.get(key);
+    if (!f) {
+      f = (async () => {
+        const peers = this.node!.connectedPeers();
+        const order = hint && peers.includes(hint) ? [hint, ...peers.filter((p) => p !== hint)] : peers;
+        for (const p of order) {
+          const bytes = await this.node!.fetch(p, cid);
+          if (!bytes) continue;
+          const r = await this.receive(bytes, { peer: p, expect: cid, ancestor });
+          if (r === 'accepted' || r === 'duplicate' || r === 'opaque') return bytes;
+        }
+        return undefined;
+      })().finally(() => this.#fetching.delete(key));
+      this.#fetching.set(key, f);
+    }
+    return f;
+  }
+
+  async #serve(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'> {
+    const bytes = await this.#ctx.store.blocks.get(cid);
+    if (!bytes) return undefined;
+    // Readings go to this operator's gateways only (no device sharing policy allows more yet).
+    let protocol: ProtocolName | undefined;
+    try {
+      protocol = protocolOf(decodeMessage(bytes).pcid);
+    } catch {
+      return bytes;
+    }
+    if (protocol === 'readings' && this.crdt.identityByPeer(peer)?.operator !== this.operator) return 'refused';
+    return bytes;
+  }
+
+  // ---------------------------------------------------------------- views
+
+  deviceState(id: string): MeshDeviceState | undefined {
+    return this.crdt.state(id);
+  }
+
+  devices(): MeshDeviceState[] {
+    return this.crdt.devices().map((id) => this.crdt.state(id)).filter((s): s is MeshDeviceState => s !== undefined);
+  }
+
+  /** The device's heads; `cid` is the one covering the highest seq (then the greatest CID). */
+  async heads(deviceId: string): Promise<{ cid: Uint8Array; heads: Uint8Array[] } | undefined> {
+    const heads = await this.#ctx.store.blocks.heads(deviceId);
+    if (heads.length === 0) return undefined;
+    let best = heads[0];
+    let bestLast = -1;
+    for (const h of heads) {
+      const bytes = await this.#ctx.store.blocks.get(h);
+      const r = bytes ? parseReadings(decodeMessage(bytes).payload) : 'missing';
+      const last = typeof r === 'string' ? -1 : r.last;
+      if (last > bestLast || (last === bestLast && compareCid(h, best) > 0)) {
+        best = h;
+        bestLast = last;
+      }
+    }
+    return { cid: best, heads };
+  }
+
+  /** Every device's heads as text CIDs. */
+  async allHeads(): Promise<{ [deviceId: string]: string[] }> {
+    const out: { [deviceId: string]: string[] } = {};
+    for (const h of await this.#ctx.store.blocks.allHeads()) (out[h.deviceId] ??= []).push(cidText(h.cid));
+    return out;
+  }
+
+  async isolate(): Promise<void> {
+    await this.node?.isolate();
+  }
+
+  rejoin(): void {
+    this.node?.rejoin();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const [e, h] of this.#listeners) this.#ctx.events.off(e, h);
+    await this.settled().catch(() => {});
+    await this.node?.close();
+  }
+}
+
+export function toMeshRecord(r: StoredRecord): MeshRecord {
+  switch (r.kind) {
+    case 1:
+      return [r.seq, r.t, r.channel, r.value];
+    case 2:
+      return [r.seq, r.t, 'event', r.event, (r.data ?? {}) as { [k: string]: CborValue }];
+    default:
+      return [r.seq, r.t, 'gap', r.last, r.reason];
+  }
+}
+
+/** Gossip on the mesh topics: `{"blocks": [message bytes…]}` or `{"have": [binary CID…]}`. */
+export function encodeGossip(g: { blocks?: Uint8Array[]; have?: Uint8Array[] }): Uint8Array {
+  const o: { [k: string]: CborValue } = {};
+  if (g.blocks) o.blocks = g.blocks;
+  if (g.have) o.have = g.have;
+  return encodeCbor(o);
+}
+
+export function decodeGossip(data: Uint8Array): { blocks?: Uint8Array[]; have?: Uint8Array[] } {
+  const v = decode(data, { maxDepth: 4 });
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Map || v instanceof Uint8Array) throw new Error('not a map');
+  const o = v as { [k: string]: CborValue };
+  const list = (x: CborValue | undefined) => {
+    if (x === undefined) return undefined;
+    if (!Array.isArray(x) || !x.every((b) => b instanceof Uint8Array)) throw new Error('not a list of byte strings');
+    return x as Uint8Array[];
+  };
+  return { blocks: list(o.blocks), have: list(o.have) };
+}

@@ -1,0 +1,234 @@
+// Payload shapes of the gridlet protocols (docs/protocols/*.md): builders and validators. A validator
+// returns the reason a payload is refused, or the typed view of it.
+
+import { Tagged, type CborValue } from '../../firmware/core/cbor.js';
+import { base32, concat, equal } from '../../firmware/core/bytes.js';
+import { sha256 } from '../../firmware/core/crypto.js';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { compareCid, link, linkCid } from './cid.js';
+import type { Payload } from './message.js';
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+function uint(v: CborValue): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_SAFE;
+}
+function int(v: CborValue): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v);
+}
+function textMap(v: CborValue): v is { [k: string]: CborValue } {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && !(v instanceof Uint8Array) && !(v instanceof Tagged);
+}
+function exactKeys(p: Payload, keys: string[]): string | undefined {
+  const have = Object.keys(p).sort();
+  const want = [...keys].sort();
+  if (have.length !== want.length || have.some((k, i) => k !== want[i])) return `payload keys must be exactly ${want.join(', ')}; got ${have.join(', ')}`;
+  return undefined;
+}
+
+// ------------------------------------------------------------------ meter readings v1
+
+/** A record as it travels in a readings message (the API shape, ARCHITECTURE.md). */
+export type MeshRecord =
+  | [seq: number, t: number, channel: number, value: number]
+  | [seq: number, t: number, 'event', kind: string, data: { [k: string]: CborValue }]
+  | [seq: number, t: number, 'gap', last: number, reason: string];
+
+export interface Readings {
+  device: string;
+  gateway: string;
+  first: number;
+  last: number;
+  records: MeshRecord[];
+  /** Parent CIDs (binary), bytewise sorted; empty for `prev: null`. */
+  prev: Uint8Array[];
+}
+
+/** The last seq a record covers. */
+export function recordLast(r: MeshRecord): number {
+  return r[2] === 'gap' ? (r[3] as number) : r[0];
+}
+
+export function prevValue(prev: Uint8Array[]): CborValue {
+  if (prev.length === 0) return null;
+  const sorted = [...prev].sort(compareCid);
+  if (sorted.length === 1) return link(sorted[0]);
+  return sorted.map(link);
+}
+
+export function readingsPayload(r: Omit<Readings, 'first' | 'last'>): Payload {
+  const records = [...r.records].sort((a, b) => a[0] - b[0]);
+  return {
+    device: r.device, gateway: r.gateway, first: records[0][0], last: Math.max(...records.map(recordLast)),
+    records: records as CborValue[], prev: prevValue(r.prev),
+  };
+}
+
+export function parseReadings(p: Payload): Readings | string {
+  const keys = exactKeys(p, ['device', 'gateway', 'first', 'last', 'records', 'prev']);
+  if (keys) return keys;
+  if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+  if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+  if (!uint(p.first) || !uint(p.last)) return 'first and last must be unsigned integers';
+  if (!Array.isArray(p.records) || p.records.length === 0) return 'records must be a non-empty array';
+  let covered = 0;
+  for (let i = 0; i < p.records.length; i++) {
+    const r = p.records[i];
+    if (!Array.isArray(r) || !uint(r[0]) || r[0] < 1 || !uint(r[1])) return `record ${i} must start with seq ≥ 1 and t`;
+    if (r.length === 4 && uint(r[2]) && int(r[3])) {
+      // a reading
+    } else if (r.length === 5 && r[2] === 'event' && typeof r[3] === 'string' && textMap(r[4])) {
+      // an event
+    } else if (r.length === 5 && r[2] === 'gap' && uint(r[3]) && r[3] >= r[0] && typeof r[4] === 'string') {
+      // a gap
+    } else return `record ${i} is not [seq, t, channel, value], [seq, t, "event", kind, data] or [seq, t, "gap", last, reason]`;
+    if (r[0] <= covered) return `record ${i} (seq ${r[0]}) is not after the seqs before it`;
+    covered = recordLast(r as MeshRecord);
+  }
+  if ((p.records[0] as number[])[0] !== p.first) return 'first must be the seq of the first record';
+  if (covered !== p.last) return 'last must be the highest seq the records cover';
+  let prev: Uint8Array[];
+  if (p.prev === null) prev = [];
+  else if (p.prev instanceof Tagged) {
+    const c = linkCid(p.prev);
+    if (!c) return 'prev must link a CID';
+    prev = [c];
+  } else if (Array.isArray(p.prev) && p.prev.length >= 2) {
+    prev = [];
+    for (const x of p.prev) {
+      const c = linkCid(x);
+      if (!c) return 'prev must link CIDs';
+      if (prev.length && compareCid(prev[prev.length - 1], c) >= 0) return 'prev links must be sorted and distinct';
+      prev.push(c);
+    }
+  } else return 'prev must be null, a link, or an array of two or more links';
+  return { device: p.device, gateway: p.gateway, first: p.first, last: p.last, records: p.records as MeshRecord[], prev };
+}
+
+// ------------------------------------------------------------------ device registry v1
+
+export type Hlc = [ms: number, n: number];
+
+export function compareHlc(a: Hlc, b: Hlc): number {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}
+
+export interface Pairing {
+  op: 'pair';
+  device: string;
+  key: Uint8Array;
+  gateway: string;
+  model: string;
+  firmware: string;
+  hlc: Hlc;
+}
+export interface Revocation {
+  op: 'revoke';
+  device: string;
+  pairing: Uint8Array;
+  gateway: string;
+  hlc: Hlc;
+}
+export type RegistryEntry = Pairing | Revocation;
+
+export function registryPayload(e: RegistryEntry): Payload {
+  if (e.op === 'pair') {
+    return { op: 'pair', device: e.device, key: e.key, gateway: e.gateway, model: e.model, firmware: e.firmware, hlc: [...e.hlc] };
+  }
+  return { op: 'revoke', device: e.device, pairing: link(e.pairing), gateway: e.gateway, hlc: [...e.hlc] };
+}
+
+function parseHlc(v: CborValue): Hlc | undefined {
+  return Array.isArray(v) && v.length === 2 && uint(v[0]) && uint(v[1]) ? [v[0], v[1]] : undefined;
+}
+
+export function parseRegistry(p: Payload): RegistryEntry | string {
+  if (p.op === 'pair') {
+    const keys = exactKeys(p, ['op', 'device', 'key', 'gateway', 'model', 'firmware', 'hlc']);
+    if (keys) return keys;
+    if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+    if (!(p.key instanceof Uint8Array) || p.key.length !== 32) return 'key must be 32 bytes';
+    if (base32(sha256(p.key).subarray(0, 10)) !== p.device) return 'key does not hash to the device id';
+    if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+    if (typeof p.model !== 'string' || typeof p.firmware !== 'string') return 'model and firmware must be text';
+    const hlc = parseHlc(p.hlc);
+    if (!hlc) return 'hlc must be [ms, n]';
+    return { op: 'pair', device: p.device, key: p.key, gateway: p.gateway, model: p.model, firmware: p.firmware, hlc };
+  }
+  if (p.op === 'revoke') {
+    const keys = exactKeys(p, ['op', 'device', 'pairing', 'gateway', 'hlc']);
+    if (keys) return keys;
+    if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+    const pairing = linkCid(p.pairing);
+    if (!pairing) return 'pairing must link a CID';
+    if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+    const hlc = parseHlc(p.hlc);
+    if (!hlc) return 'hlc must be [ms, n]';
+    return { op: 'revoke', device: p.device, pairing, gateway: p.gateway, hlc };
+  }
+  return 'op must be "pair" or "revoke"';
+}
+
+/** A hybrid logical clock (Kulkarni et al.): later than everything it issued or received. */
+export class HybridClock {
+  #last: Hlc = [0, 0];
+  constructor(readonly physical: () => number) {}
+  now(): Hlc {
+    const pt = this.physical();
+    this.#last = pt > this.#last[0] ? [pt, 0] : [this.#last[0], this.#last[1] + 1];
+    return [...this.#last];
+  }
+  observe(stamp: Hlc): void {
+    if (compareHlc(stamp, this.#last) > 0) this.#last = [...stamp];
+  }
+}
+
+// ------------------------------------------------------------------ gateway identity v1
+
+const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+export function base58btc(bytes: Uint8Array): string {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  let s = '';
+  while (n > 0n) {
+    s = B58[Number(n % 58n)] + s;
+    n /= 58n;
+  }
+  for (const b of bytes) {
+    if (b !== 0) break;
+    s = '1' + s;
+  }
+  return s;
+}
+
+/** The libp2p peer id of an Ed25519 public key: identity multihash of its protobuf form, base58btc. */
+export function peerIdOf(ed25519: Uint8Array): string {
+  return base58btc(concat(new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20]), ed25519));
+}
+
+export interface Identity {
+  gateway: string;
+  x25519: Uint8Array;
+  ed25519: Uint8Array;
+  operator: string;
+  peer: string;
+  t: number;
+}
+
+export function identityPayload(i: Identity): Payload {
+  return { gateway: i.gateway, x25519: i.x25519, ed25519: i.ed25519, operator: i.operator, peer: i.peer, t: i.t };
+}
+
+export function parseIdentity(p: Payload, kid: Uint8Array): Identity | string {
+  const keys = exactKeys(p, ['gateway', 'x25519', 'ed25519', 'operator', 'peer', 't']);
+  if (keys) return keys;
+  if (!(p.x25519 instanceof Uint8Array) || p.x25519.length !== 32) return 'x25519 must be 32 bytes';
+  if (!(p.ed25519 instanceof Uint8Array) || p.ed25519.length !== 32) return 'ed25519 must be 32 bytes';
+  if (!equal(p.ed25519, kid)) return 'the signer is not the ed25519 key the message binds';
+  if (typeof p.gateway !== 'string' || base32(sha256(p.x25519).subarray(0, 10)) !== p.gateway) return 'gateway does not hash from x25519';
+  if (typeof p.operator !== 'string' || p.operator.length === 0 || p.operator.length > 200) return 'operator must be 1-200 characters';
+  if (p.peer !== peerIdOf(p.ed25519)) return 'peer is not the peer id of the ed25519 key';
+  if (!uint(p.t)) return 't must be unix milliseconds';
+  return { gateway: p.gateway, x25519: p.x25519, ed25519: p.ed25519, operator: p.operator, peer: p.peer, t: p.t };
+}

@@ -1,0 +1,55 @@
+// The mesh over plain HTTP (ARCHITECTURE.md, MESH.md "Transport"): blocks by CID for tools that do not
+// speak libp2p, a device's chain heads, and an index of what this gateway holds.
+
+import { toHex } from '../../firmware/core/bytes.js';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { HttpError, type Route } from '../http/server.js';
+import { cidText, parseCidText } from './cid.js';
+import type { Mesh } from './mesh.js';
+import { protocols } from './pcid.js';
+
+export function meshRoutes(mesh: Mesh): Route[] {
+  return [
+    {
+      method: 'GET', pattern: /^\/api\/mesh\/blocks\/([^/]+)$/,
+      async handle(req) {
+        const cid = parseCidText(req.params[0]);
+        if (!cid) throw new HttpError(400, `"${req.params[0].slice(0, 80)}" is not a CID: expected b… (CIDv1 raw sha2-256, base32)`);
+        const bytes = await mesh.fetchBlock(cid);
+        if (!bytes) throw new HttpError(404, `no block ${req.params[0]} on this gateway or its peers`);
+        return { status: 200, text: bytes, contentType: 'application/cbor' };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/mesh\/heads\/([^/]+)$/,
+      async handle(req) {
+        const id = req.params[0];
+        if (!isDeviceId(id)) throw new HttpError(404, `no device "${id.slice(0, 40)}": a device id is 16 characters a-z and 2-7`);
+        const h = await mesh.heads(id);
+        if (!h) throw new HttpError(404, `no readings messages of device ${id} on this gateway`);
+        return { status: 200, json: { cid: cidText(h.cid), heads: h.heads.map(cidText) } };
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/api\/mesh$/,
+      async handle() {
+        const p = protocols();
+        return {
+          status: 200,
+          json: {
+            gateway: mesh.gatewayId, operator: mesh.operator, peer: mesh.peerId, multiaddr: mesh.multiaddr ?? null,
+            identity: cidText(mesh.identityCid),
+            protocols: Object.fromEntries(Object.values(p).map((x) => [x.name, { pcid: x.text, file: `docs/protocols/${x.file}` }])),
+            peers: mesh.node?.connectedPeers() ?? [],
+            gateways: [...mesh.crdt.identities.values()].map((s) => ({
+              gateway: s.entry.gateway, operator: s.entry.operator, peer: s.entry.peer, ed25519: toHex(s.entry.ed25519), cid: cidText(s.cid),
+            })),
+            registry: mesh.crdt.cids().map(cidText),
+            heads: await mesh.allHeads(),
+            received: mesh.counts.received,
+          },
+        };
+      },
+    },
+  ];
+}

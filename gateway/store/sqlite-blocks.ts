@@ -1,0 +1,128 @@
+// The mesh block store on the gateway's SQLite database (beside sqlite.ts): grid messages by CID, the
+// parent links of readings messages, each device's chain heads, and which of this gateway's own
+// records its messages carry. A chain append is one transaction, so heads move atomically.
+
+import type Database from 'better-sqlite3';
+import type { BlockKind, BlockStore, ChainAppend, StoredBlock, StoredRecord } from './store.js';
+
+export const MESH_SCHEMA = `
+CREATE TABLE IF NOT EXISTS mesh_blocks (
+  cid BLOB PRIMARY KEY,
+  bytes BLOB NOT NULL,
+  kind TEXT NOT NULL,
+  device_id TEXT,
+  received_at INTEGER NOT NULL,
+  n INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mesh_blocks_kind ON mesh_blocks (kind, device_id, n);
+CREATE TABLE IF NOT EXISTS mesh_links (
+  parent BLOB NOT NULL,
+  child BLOB NOT NULL,
+  PRIMARY KEY (parent, child)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mesh_heads (
+  device_id TEXT NOT NULL,
+  cid BLOB NOT NULL,
+  PRIMARY KEY (device_id, cid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mesh_covered (
+  device_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  last INTEGER NOT NULL,
+  PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+`;
+
+interface BlockRow { cid: Buffer; bytes: Buffer; kind: string; device_id: string | null; received_at: number }
+
+function blob(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function toBlock(r: BlockRow): StoredBlock {
+  return { cid: new Uint8Array(r.cid), bytes: new Uint8Array(r.bytes), kind: r.kind as BlockKind, deviceId: r.device_id, receivedAt: r.received_at };
+}
+
+function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  const hex = (x: Uint8Array) => Buffer.from(x).toString('hex');
+  const s = new Set(a.map(hex));
+  return b.every((x) => s.has(hex(x)));
+}
+
+export class SqliteBlockStore implements BlockStore {
+  readonly #db: Database.Database;
+  readonly #q;
+
+  /** `toRecord` turns a row of the records table into a StoredRecord (sqlite.ts owns that table). */
+  constructor(db: Database.Database, readonly toRecord: (row: any) => StoredRecord) {
+    this.#db = db;
+    db.exec(MESH_SCHEMA);
+    this.#q = {
+      insert: db.prepare(`INSERT INTO mesh_blocks (cid, bytes, kind, device_id, received_at, n)
+        VALUES (@cid, @bytes, @kind, @device, @at, (SELECT coalesce(max(n), 0) + 1 FROM mesh_blocks)) ON CONFLICT (cid) DO NOTHING`),
+      get: db.prepare<[Buffer], { bytes: Buffer }>('SELECT bytes FROM mesh_blocks WHERE cid = ?'),
+      list: db.prepare<[string], BlockRow>('SELECT * FROM mesh_blocks WHERE kind = ? ORDER BY n'),
+      listDevice: db.prepare<[string, string], BlockRow>('SELECT * FROM mesh_blocks WHERE kind = ? AND device_id = ? ORDER BY n'),
+      heads: db.prepare<[string], { cid: Buffer }>('SELECT cid FROM mesh_heads WHERE device_id = ? ORDER BY cid'),
+      allHeads: db.prepare<[], { device_id: string; cid: Buffer }>('SELECT device_id, cid FROM mesh_heads ORDER BY device_id, cid'),
+      link: db.prepare('INSERT INTO mesh_links (parent, child) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      hasChild: db.prepare<[Buffer], { n: number }>('SELECT count(*) AS n FROM mesh_links WHERE parent = ?'),
+      dropHead: db.prepare('DELETE FROM mesh_heads WHERE device_id = ? AND cid = ?'),
+      addHead: db.prepare('INSERT INTO mesh_heads (device_id, cid) VALUES (?, ?) ON CONFLICT DO NOTHING'),
+      cover: db.prepare('INSERT INTO mesh_covered (device_id, seq, last) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
+      uncovered: db.prepare(`SELECT r.* FROM records r WHERE r.device_id = ? AND NOT EXISTS
+        (SELECT 1 FROM mesh_covered c WHERE c.device_id = r.device_id AND c.seq = r.seq) ORDER BY r.seq LIMIT ?`),
+    };
+  }
+
+  async put(b: StoredBlock): Promise<boolean> {
+    return this.#put(b);
+  }
+
+  #put(b: StoredBlock): boolean {
+    return this.#q.insert.run({ cid: blob(b.cid), bytes: blob(b.bytes), kind: b.kind, device: b.deviceId, at: b.receivedAt }).changes === 1;
+  }
+
+  async get(cid: Uint8Array): Promise<Uint8Array | undefined> {
+    const r = this.#q.get.get(blob(cid));
+    return r && new Uint8Array(r.bytes);
+  }
+
+  async has(cid: Uint8Array): Promise<boolean> {
+    return this.#q.get.get(blob(cid)) !== undefined;
+  }
+
+  async list(kind: BlockKind, deviceId?: string): Promise<StoredBlock[]> {
+    const rows = deviceId === undefined ? this.#q.list.all(kind) : this.#q.listDevice.all(kind, deviceId);
+    return rows.map(toBlock);
+  }
+
+  async heads(deviceId: string): Promise<Uint8Array[]> {
+    return this.#q.heads.all(deviceId).map((r) => new Uint8Array(r.cid));
+  }
+
+  async allHeads(): Promise<{ deviceId: string; cid: Uint8Array }[]> {
+    return this.#q.allHeads.all().map((r) => ({ deviceId: r.device_id, cid: new Uint8Array(r.cid) }));
+  }
+
+  async appendChain(a: ChainAppend): Promise<boolean> {
+    return this.#db.transaction((): boolean => {
+      if (a.expectHeads && !sameSet(this.#q.heads.all(a.deviceId).map((r) => new Uint8Array(r.cid)), a.expectHeads)) return false;
+      this.#put(a.block);
+      const cid = blob(a.block.cid);
+      for (const p of a.prev) {
+        this.#q.link.run(blob(p), cid);
+        this.#q.dropHead.run(a.deviceId, blob(p));
+      }
+      // A message some kept message already names (an ancestor fetched late) is no head.
+      if (this.#q.hasChild.get(cid)!.n === 0) this.#q.addHead.run(a.deviceId, cid);
+      for (const [seq, last] of a.covers ?? []) this.#q.cover.run(a.deviceId, seq, last);
+      return true;
+    }).immediate();
+  }
+
+  async uncovered(deviceId: string, limit: number): Promise<StoredRecord[]> {
+    return this.#q.uncovered.all(deviceId, limit).map((r) => this.toRecord(r));
+  }
+}

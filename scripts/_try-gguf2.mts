@@ -1,0 +1,17 @@
+const path = '/tmp/gg/tiny.gguf';
+let t0 = Date.now();
+const lap = (what: string) => { console.log(what, Date.now() - t0, 'ms'); t0 = Date.now(); };
+const { getLlama, LlamaCompletion, LlamaChatSession, GeneralChatWrapper, LlamaLogLevel } = await import('node-llama-cpp');
+const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.warn });
+lap('getLlama');
+const model = await llama.loadModel({ modelPath: path });
+const ctx = await model.createContext({ contextSize: 512, sequences: 3 });
+const comp = new LlamaCompletion({ contextSequence: ctx.getSequence() });
+const out = await comp.generateCompletion('how is the power now?', { maxTokens: 20 });
+lap('completion 20 ' + JSON.stringify(out));
+const s = new LlamaChatSession({ contextSequence: ctx.getSequence(), chatWrapper: new GeneralChatWrapper() });
+const o2 = await s.prompt('how is the power now?', { maxTokens: 20 });
+lap('chat general 20 ' + JSON.stringify(o2));
+const s3 = new LlamaChatSession({ contextSequence: ctx.getSequence() });
+const o3 = await s3.prompt('how is the power now?', { maxTokens: 20, repeatPenalty: false });
+lap('chat auto no-repeat-penalty 20 ' + JSON.stringify(o3));

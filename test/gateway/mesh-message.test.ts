@@ -1,0 +1,252 @@
+// Grid messages (MESH.md "Envelope"): exact bytes, both pCID forms, strict decoding, signatures, and a
+// seeded fuzz of the decoder: it never crashes and never accepts a forged or truncated message.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes as nodeRandom } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { encode, Tagged } from '../../firmware/core/cbor.js';
+import { base32, equal, toHex } from '../../firmware/core/bytes.js';
+import { sha256 } from '../../firmware/core/crypto.js';
+import { cidOf, cidText, link, parseCidText } from '../../gateway/mesh/cid.js';
+import {
+  decodeMessage, encodeMessage, MessageError, openMessage, PROTECTED, sigStructure, signerFromSeed, TAG_GRID, verifySignature,
+} from '../../gateway/mesh/message.js';
+import { protocolOf, protocols } from '../../gateway/mesh/pcid.js';
+import {
+  base58btc, HybridClock, identityPayload, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, registryPayload,
+} from '../../gateway/mesh/protocols.js';
+import { DeviceRegistryCrdt } from '../../gateway/mesh/device-registry.js';
+import { readFileSync } from 'node:fs';
+
+function signer() {
+  const seed = new Uint8Array(nodeRandom(32));
+  return signerFromSeed(seed, nacl.sign.keyPair.fromSeed(seed).publicKey);
+}
+
+const P = protocols();
+const DEVICE = 'abcdefghijklmnop';
+const GATEWAY = 'qrstuvwxyz234567';
+
+function sample(s = signer(), prev: Uint8Array[] = []) {
+  return encodeMessage(P.readings.pcid, readingsPayload({
+    device: DEVICE, gateway: GATEWAY, prev,
+    records: [[1, 1_700_000_000, 1, 1234], [2, 1_700_000_000, 'event', 'power-up', {}], [3, 1_700_000_001, 'gap', 5, 'full']],
+  }), s);
+}
+
+test('pCIDs are the CIDs of the protocol documents\' exact bytes', () => {
+  const bytes = readFileSync('docs/protocols/meter-readings-v1.md');
+  assert.is(P.readings.text, 'b' + base32(new Uint8Array([1, 0x55, 0x12, 0x20, ...sha256(bytes)])));
+  assert.ok(P.readings.text.startsWith('bafkrei'), 'CIDv1 raw sha2-256 text starts with bafkrei');
+  assert.is(new Set(Object.values(P).map((p) => p.text)).size, 4, 'four distinct protocols');
+  assert.is(protocolOf(P.registry.pcid), 'registry');
+  assert.is(protocolOf(cidOf(new Uint8Array([1]))), undefined);
+});
+
+test('a message is grid([42(0x00 ‖ pCID), payload, 18([h\'a10127\', {4: kid}, nil, sig])]) and verifies', () => {
+  const s = signer();
+  const m = sample(s);
+  const head = [0xda, 0x67, 0x72, 0x69, 0x64, 0x83, 0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x55, 0x12, 0x20];
+  assert.equal([...m.bytes.subarray(0, head.length)], head);
+  assert.equal(m.bytes.subarray(head.length, head.length + 32), P.readings.pcid.subarray(4));
+  assert.equal(m.cid, cidOf(m.bytes));
+  const d = openMessage(m.bytes);
+  assert.equal(d.kid, s.publicKey);
+  assert.equal(d.pcid, P.readings.pcid);
+  assert.equal(d.signable, encode([link(P.readings.pcid), d.payload]));
+  // Independently: Ed25519 (tweetnacl) over the Sig_structure.
+  const sig = encode(['Signature1', PROTECTED, new Uint8Array(0), d.signable]);
+  assert.ok(nacl.sign.detached.verify(sig, d.signature, s.publicKey));
+  assert.equal(sigStructure(d.signable), sig);
+  const r = parseReadings(d.payload);
+  assert.ok(typeof r !== 'string', String(r));
+  if (typeof r !== 'string') {
+    assert.is(r.first, 1);
+    assert.is(r.last, 5, 'a gap covers seq to its last');
+    assert.equal(r.prev, []);
+  }
+  assert.equal(parseCidText(cidText(m.cid)), m.cid);
+});
+
+test('the pCID without its 0x00 prefix is accepted; the signature covers the bytes as received', () => {
+  const s = signer();
+  const payload = readingsPayload({ device: DEVICE, gateway: GATEWAY, prev: [], records: [[7, 1, 3, -5]] });
+  const pcidItem = new Tagged(42, P.readings.pcid);
+  const signable = encode([pcidItem, payload]);
+  const sig = s.sign(sigStructure(signable));
+  const bytes = encode(new Tagged(TAG_GRID, [pcidItem, payload, new Tagged(18, [PROTECTED, new Map([[4, s.publicKey]]), null, sig])]));
+  const m = openMessage(bytes);
+  assert.equal(m.pcid, P.readings.pcid);
+  // Signing the 0x00 form and sending the bare form fails: verifiers never re-encode.
+  const sig0 = s.sign(sigStructure(encode([link(P.readings.pcid), payload])));
+  const swapped = encode(new Tagged(TAG_GRID, [pcidItem, payload, new Tagged(18, [PROTECTED, new Map([[4, s.publicKey]]), null, sig0])]));
+  assert.not.ok(verifySignature(decodeMessage(swapped)));
+});
+
+function fault(bytes: Uint8Array): string {
+  try {
+    openMessage(bytes);
+    return 'accepted';
+  } catch (e) {
+    if (e instanceof MessageError) return e.fault;
+    throw e;
+  }
+}
+
+test('refused: non-deterministic encodings, wrong tags, floats, bad proofs, tampering', () => {
+  const s = signer();
+  const m = sample(s);
+  // A long-form integer for `first` (0x01 → 0x18 0x01) is not deterministic.
+  const payload = encode(m.payload);
+  const i = toHex(m.bytes).indexOf(toHex(encode('first')) + '01');
+  assert.ok(i > 0);
+  const longForm = new Uint8Array([...m.bytes.subarray(0, i / 2 + 6), 0x18, ...m.bytes.subarray(i / 2 + 6)]);
+  assert.is(fault(longForm), 'malformed');
+  assert.ok(payload.length > 0);
+  // Unsorted keys.
+  const unsorted = new Uint8Array(m.bytes);
+  unsorted.set(encode('prev'), toHex(m.bytes).indexOf(toHex(encode('last'))) / 2);
+  assert.is(fault(unsorted), 'malformed');
+  // Another outer tag, a 2-element array, a float, trailing bytes.
+  assert.is(fault(encode(new Tagged(1735551333, [1, 2, 3]))), 'envelope');
+  assert.is(fault(encode(new Tagged(TAG_GRID, [1, 2]))), 'envelope');
+  assert.is(fault(new Uint8Array([0xda, 0x67, 0x72, 0x69, 0x64, 0x83, 0xf9, 0x3c, 0x00, 0xa0, 0xa0])), 'malformed');
+  assert.is(fault(new Uint8Array([...m.bytes, 0x00])), 'malformed');
+  // A pCID that is not a CID; a payload that is not a map; a tag other than 42 in the payload.
+  const bad = (pc: unknown, pl: unknown, proof?: unknown) => encode(new Tagged(TAG_GRID, [pc as never, pl as never,
+    (proof ?? new Tagged(18, [PROTECTED, new Map([[4, s.publicKey]]), null, new Uint8Array(64)])) as never]));
+  assert.is(fault(bad(new Tagged(42, new Uint8Array([0, 1, 2])), {})), 'pcid');
+  assert.is(fault(bad(link(P.readings.pcid), [1])), 'payload');
+  assert.is(fault(bad(link(P.readings.pcid), { a: new Tagged(1, 5) })), 'payload');
+  assert.is(fault(bad(link(P.readings.pcid), {}, new Tagged(18, [new Uint8Array([0xa1, 0x01, 0x26]), new Map([[4, s.publicKey]]), null, new Uint8Array(64)]))), 'proof');
+  assert.is(fault(bad(link(P.readings.pcid), {}, new Tagged(18, [PROTECTED, new Map([[4, s.publicKey]]), new Uint8Array(1), new Uint8Array(64)]))), 'proof');
+  assert.is(fault(bad(link(P.readings.pcid), {})), 'signature');
+  // Another key in kid, or one changed record value.
+  const other = signer();
+  const kidSwapped = new Uint8Array(m.bytes);
+  kidSwapped.set(other.publicKey, toHex(m.bytes).lastIndexOf(toHex(s.publicKey)) / 2);
+  assert.is(fault(kidSwapped), 'signature');
+  const tampered = new Uint8Array(m.bytes);
+  const at = toHex(m.bytes).indexOf(toHex(encode(1234))) / 2;
+  tampered[at + 2] ^= 1;
+  assert.is(fault(tampered), 'signature');
+});
+
+test('every truncation of a message is refused', () => {
+  const m = sample();
+  for (let n = 0; n < m.bytes.length; n++) assert.is.not(fault(m.bytes.subarray(0, n)), 'accepted', `prefix of ${n} bytes`);
+});
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('fuzz: mutated messages never crash the decoder and are never accepted as anything but the original', () => {
+  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
+  const rand = rng(seed);
+  const s = signer();
+  const originals = [sample(s), sample(s, [cidOf(new Uint8Array([1]))]), sample(s, [cidOf(new Uint8Array([1])), cidOf(new Uint8Array([2]))])];
+  const iterations = 5000;
+  let refused = 0;
+  for (let i = 0; i < iterations; i++) {
+    const o = originals[i % originals.length].bytes;
+    let b: Uint8Array = new Uint8Array(o);
+    const kind = Math.floor(rand() * 5);
+    const pos = Math.floor(rand() * b.length);
+    if (kind === 0) b[pos] ^= 1 << Math.floor(rand() * 8);
+    else if (kind === 1) b[pos] = Math.floor(rand() * 256);
+    else if (kind === 2) b = new Uint8Array([...b.subarray(0, pos), Math.floor(rand() * 256), ...b.subarray(pos)]);
+    else if (kind === 3) b = new Uint8Array([...b.subarray(0, pos), ...b.subarray(pos + 1 + Math.floor(rand() * 8))]);
+    else for (let k = 0; k < 1 + Math.floor(rand() * 6); k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+    let r: string;
+    try {
+      r = fault(b);
+    } catch (e) {
+      assert.unreachable(`seed ${seed} iteration ${i}: the decoder threw ${(e as Error).stack}`);
+      return;
+    }
+    if (r === 'accepted') assert.ok(equal(b, o), `seed ${seed} iteration ${i}: a changed message was accepted`);
+    else refused++;
+  }
+  // Random garbage and random CBOR under the grid tag.
+  for (let i = 0; i < 2000; i++) {
+    const n = Math.floor(rand() * 200);
+    const b = new Uint8Array(n);
+    for (let k = 0; k < n; k++) b[k] = Math.floor(rand() * 256);
+    if (i % 2) b.set([0xda, 0x67, 0x72, 0x69, 0x64, 0x83].slice(0, n));
+    assert.is.not(fault(b), 'accepted', `seed ${seed} garbage ${i}`);
+  }
+  console.log(`fuzz seed ${seed}: ${iterations} mutations (${refused} refused, the rest no-ops), 2000 garbage inputs`);
+});
+
+test('gateway identity: binds gateway id, Ed25519 key, operator and peer id', () => {
+  const s = signer();
+  const x = nacl.box.keyPair();
+  const gateway = base32(sha256(x.publicKey).subarray(0, 10));
+  const payload = identityPayload({ gateway, x25519: x.publicKey, ed25519: s.publicKey, operator: 'acme', peer: peerIdOf(s.publicKey), t: 1 });
+  const m = openMessage(encodeMessage(P.identity.pcid, payload, s).bytes);
+  const i = parseIdentity(m.payload, m.kid);
+  assert.ok(typeof i !== 'string', String(i));
+  assert.match(peerIdOf(s.publicKey), /^12D3KooW/);
+  assert.is(base58btc(new Uint8Array([0, 0, 1])), '112');
+  assert.type(parseIdentity(m.payload, signer().publicKey), 'string', 'signed by another key');
+  assert.type(parseIdentity({ ...payload, gateway: GATEWAY }, s.publicKey), 'string', 'a gateway id not from the X25519 key');
+  assert.type(parseIdentity({ ...payload, peer: peerIdOf(signer().publicKey) }, s.publicKey), 'string', 'another key\'s peer id');
+});
+
+test('registry CRDT: any order of arrival gives the same state; stamps and authority decide', () => {
+  const deviceKey = nacl.box.keyPair().publicKey;
+  const device = base32(sha256(deviceKey).subarray(0, 10));
+  const gws = ['acme', 'acme', 'other'].map((operator) => {
+    const s = signer();
+    const x = nacl.box.keyPair().publicKey;
+    const id = { gateway: base32(sha256(x).subarray(0, 10)), x25519: x, ed25519: s.publicKey, operator, peer: peerIdOf(s.publicKey), t: 1 };
+    return { s, id, msg: encodeMessage(P.identity.pcid, identityPayload(id), s) };
+  });
+  const [a, b, c] = gws;
+  const msg = (g: typeof a, e: Parameters<typeof registryPayload>[0]) => {
+    const m = encodeMessage(P.registry.pcid, registryPayload(e), g.s);
+    const parsed = parseRegistry(openMessage(m.bytes).payload);
+    assert.ok(typeof parsed !== 'string', String(parsed));
+    return { m, e: parsed as ReturnType<typeof parseRegistry> & object };
+  };
+  const pairA = msg(a, { op: 'pair', device, key: deviceKey, gateway: a.id.gateway, model: 'm', firmware: 'f', hlc: [1000, 0] });
+  const revByB = msg(b, { op: 'revoke', device, pairing: pairA.m.cid, gateway: b.id.gateway, hlc: [1000, 1] });
+  const revByC = msg(c, { op: 'revoke', device, pairing: pairA.m.cid, gateway: c.id.gateway, hlc: [1000, 2] });
+  const staleRev = msg(a, { op: 'revoke', device, pairing: pairA.m.cid, gateway: a.id.gateway, hlc: [999, 0] });
+  const build = (order: number[]) => {
+    const r = new DeviceRegistryCrdt();
+    for (const g of gws) r.addIdentity({ cid: g.msg.cid, kid: g.s.publicKey, entry: g.id });
+    const items = [pairA, revByB, revByC, staleRev];
+    for (const k of order) {
+      const x = items[k];
+      const signed = { cid: x.m.cid, kid: x.m.kid, entry: x.e } as never;
+      if (x.e.op === 'pair') r.addPairing(signed);
+      else r.addRevocation(signed);
+    }
+    return r;
+  };
+  assert.is(build([0]).state(device)?.state, 'paired');
+  assert.is(build([0, 3]).state(device)?.state, 'paired', 'a revocation stamped before the pairing does not count');
+  assert.is(build([0, 2]).state(device)?.state, 'paired', 'another operator may not revoke');
+  const full = build([0, 1, 2, 3]).state(device);
+  assert.is(full?.state, 'revoked', 'the same operator may revoke');
+  for (const order of [[3, 2, 1, 0], [1, 0, 3, 2], [2, 3, 0, 1]]) assert.equal(build(order).state(device), full);
+  // A later pairing elsewhere stands against the earlier revocation.
+  const r = build([0, 1]);
+  const pairC = msg(c, { op: 'pair', device, key: deviceKey, gateway: c.id.gateway, model: 'm', firmware: 'f', hlc: [2000, 0] });
+  r.addPairing({ cid: pairC.m.cid, kid: pairC.m.kid, entry: pairC.e as never });
+  assert.equal([r.state(device)?.state, r.state(device)?.gateway], ['paired', c.id.gateway]);
+  const clock = new HybridClock(() => 5);
+  clock.observe([10, 3]);
+  assert.equal(clock.now(), [10, 4], 'an HLC stamp is later than every stamp seen');
+});
+
+test.run();
