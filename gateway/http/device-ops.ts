@@ -69,7 +69,7 @@ export function parsed<T>(what: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof FieldError) throw new HttpError(400, `${what}: ${e.message}`);
+    if (e instanceof FieldError) throw new HttpError(400, what ? `${what}: ${e.message}` : e.message);
     if (e instanceof NothingToSend) throw new HttpError(422, e.message);
     throw e;
   }

@@ -22,7 +22,7 @@ interface DrPlan {
 
 function plan(body: unknown, query: URLSearchParams, nowS: number): DrPlan {
   const currencyText = query.get('currency');
-  const currency = currencyText === null ? undefined : parsed('?currency', () => currencyField(currencyText, 'currency'));
+  const currency = currencyText === null ? undefined : parsed('', () => currencyField(currencyText, '?currency'));
   let p: DrPlan;
   if (isOpenAdr(body)) {
     const m = parsed('OpenADR event', () => mapOpenAdr(body, { nowS, currency }));

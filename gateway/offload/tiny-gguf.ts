@@ -75,7 +75,7 @@ export function tinyGguf(o: TinyGgufOptions = {}): Uint8Array {
   const nHead = o.heads ?? 4;
   const nHeadKv = o.kvHeads ?? nHead;
   const nFf = o.feedForward ?? 2 * nEmbd;
-  const nCtx = o.contextLength ?? 512;
+  const nCtx = o.contextLength ?? 4096;
   if (nEmbd % nHead !== 0 || nHead % nHeadKv !== 0) throw new Error('embedding must divide by heads, and heads by kvHeads');
   const headDim = nEmbd / nHead;
   const nVocab = TINY_VOCAB.length;

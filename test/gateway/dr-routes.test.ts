@@ -166,7 +166,9 @@ test('OpenADR 3.1.0 (ug-07): an interval without a start follows the previous on
     { type: Body.tariff, price: 22_000, currency: 'EUR', from: t0 + 3600, until: t0 + 3 * 3600 },
   ]);
   assert.ok(r.json.notes.includes('PRICE has no units in payloadDescriptors: per KWH assumed'));
-  assert.is((await post(fixture(UG07), '?currency=euro')).r.status, 400);
+  const euro = (await post(fixture(UG07), '?currency=euro')).r;
+  assert.is(euro.status, 400);
+  assert.match(euro.json.error, /^\?currency: must be an ISO 4217 currency code such as "EUR", not "euro"/);
 });
 
 test('OpenADR 3.0.1/3.1.0 (openleadr-rs): a list of response objects with id, event duration and randomizeStart', async () => {
