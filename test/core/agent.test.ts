@@ -203,4 +203,26 @@ test('a demand-response event runs on time from flash even while the link is dow
   assert.equal(dr, [{ event: 'evt-1', phase: 'start' }, { event: 'evt-1', phase: 'end' }]);
 });
 
+test('tariffs are kept by their window and the one covering now is the price signal', () => {
+  const { agent, gw, run, time } = pairedWorld();
+  const prices: number[] = [];
+  agent.attachGuests({
+    setChannel() {}, setSignal(id, v) { if (id === 1) prices.push(v); },
+    offer: () => undefined, chunk: () => undefined, remove: () => ({ type: Body.guestAck, cid: new Uint8Array(0), state: 'removed' }),
+    statusEntries: () => [],
+  });
+  const now = Math.floor(time.now() / 1000);
+  gw.send(agent.deviceId, { type: Body.tariff, price: 25000, currency: 'EUR', from: now, until: now + 3600 });
+  gw.send(agent.deviceId, { type: Body.tariff, price: 10000, currency: 'EUR', from: now + 3600, until: now + 7200 });
+  run(2000);
+  assert.is(agent.currentTariff()?.price, 25000);
+  assert.is(prices[prices.length - 1], 0.25);
+  run(3600_000);
+  assert.is(agent.currentTariff()?.price, 10000, 'the second window follows the first');
+  assert.is(prices[prices.length - 1], 0.1);
+  run(3600_000);
+  assert.is(agent.currentTariff(), undefined);
+  assert.ok(Number.isNaN(prices[prices.length - 1]), 'no tariff: NaN');
+});
+
 test.run();

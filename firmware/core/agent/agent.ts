@@ -78,6 +78,7 @@ const RECORDS_PER_FRAME = 120;
 const FRAMES_PER_TICK = 8;
 const TICK_MS = 250;
 const STATUS_EVERY_MS = 5 * 60_000;
+const MAX_TARIFFS = 8;
 
 export class Agent {
   readonly identity: Identity;
@@ -107,7 +108,8 @@ export class Agent {
   #guests: AgentGuests | undefined;
   #ticks = 0;
   readonly dr: DemandResponse;
-  #tariff: { price: number; from: number; until: number } | undefined;
+  /** Tariffs by validity window (OpenADR prices come one per interval), at most MAX_TARIFFS. */
+  #tariffs: { price: number; from: number; until: number }[] = [];
   #jobs = new Map<number, (part: JobResultPart) => void>();
   #nextJob = 1;
   readonly counters = { framesSent: 0, framesDropped: 0, acks: 0, resends: 0, pairFailures: 0, downlinks: 0 };
@@ -135,13 +137,18 @@ export class Agent {
       },
       onEvent: (kind, data) => this.recordEvent(kind, data),
     });
-    const t = options.kv.get('tariff');
+    const t = options.kv.get('tariffs');
     if (t && t.length) {
       try {
         const v = decodeCbor(t);
-        if (Array.isArray(v) && v.length === 3) this.#tariff = { price: v[0] as number, from: v[1] as number, until: v[2] as number };
+        if (Array.isArray(v)) {
+          for (const r of v) {
+            if (Array.isArray(r) && r.length === 3 && r.every((x) => typeof x === 'number'))
+              this.#tariffs.push({ price: r[0] as number, from: r[1] as number, until: r[2] as number });
+          }
+        }
       } catch {
-        // a damaged tariff is forgotten; the gateway sends it again
+        // damaged tariffs are forgotten; the gateway sends them again
       }
     }
   }
@@ -449,8 +456,7 @@ export class Agent {
         this.#downAck(counter);
         return;
       case Body.tariff:
-        this.#tariff = { price: body.price, from: body.from, until: body.until };
-        this.#o.kv.set('tariff', encodeCbor([body.price, body.from, body.until]));
+        this.#addTariff(body.price, body.from, body.until);
         this.#tariffCheck();
         this.#downAck(counter);
         return;
@@ -542,14 +548,32 @@ export class Agent {
     return [{ type: Body.readings, first: e.seq, records }, last];
   }
 
-  /** Grid signal 1: the price per kWh in currency units while the tariff is valid, NaN otherwise. */
+  /** Keeps a tariff by its window: one for the same window replaces it; expired ones go first. */
+  #addTariff(price: number, from: number, until: number): void {
+    const now = this.#unixSeconds();
+    const list = this.#tariffs.filter((x) => !(x.from === from && x.until === until) && !(now > 0 && x.until !== 0 && x.until <= now));
+    list.push({ price, from, until });
+    list.sort((a, b) => a.from - b.from);
+    while (list.length > MAX_TARIFFS) list.shift();
+    this.#tariffs = list;
+    this.#o.kv.set('tariffs', encodeCbor(list.map((x) => [x.price, x.from, x.until])));
+  }
+
+  /** The tariff covering now: the one that started last among those whose window holds now. */
+  currentTariff(): { price: number; from: number; until: number } | undefined {
+    const now = this.#unixSeconds();
+    if (now <= 0) return undefined;
+    let best: { price: number; from: number; until: number } | undefined;
+    for (const x of this.#tariffs) if (now >= x.from && (x.until === 0 || now < x.until) && (!best || x.from >= best.from)) best = x;
+    return best;
+  }
+
+  /** Grid signal 1: the price per kWh in currency units while a tariff covers now, NaN otherwise. */
   #tariffCheck(): void {
     const g = this.#guests;
-    const tf = this.#tariff;
     if (!g) return;
-    const now = this.#unixSeconds();
-    const valid = tf && now > 0 && now >= tf.from && (tf.until === 0 || now < tf.until);
-    g.setSignal(1, valid ? tf.price / 100000 : NaN);
+    const tf = this.currentTariff();
+    g.setSignal(1, tf ? tf.price / 100000 : NaN);
   }
 
   #tick(): void {
