@@ -145,7 +145,7 @@ export class EmbeddedBroker {
       },
     });
 
-    const server = createServer();
+    const server = createServer({ noDelay: true });
     let url: string;
     try {
       url = await new Promise<string>((resolve, reject) => {

@@ -213,7 +213,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const refreshCounts = async () => Object.assign(deviceCounts, await registry.countByState());
 
   pairing.onPaired = async (device: DeviceRow) => {
-    await mesh?.paired(device.id);
+    await mesh?.paired(device.id).catch((e: Error) => log.error({ device: device.id, err: e.message }, 'mesh: pairing message not signed'));
     // Not counted against the hourly limit: a device reconnecting with its new credentials may miss it.
     await downlink.send(device, { type: Body.time, time: Math.floor(now() / 1000) });
     events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });

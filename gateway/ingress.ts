@@ -56,6 +56,8 @@ export class Ingress {
     };
     if (protocolVersion === 5) options.properties = { sessionExpiryInterval: 24 * 3600 };
     const client = mqtt.connect(o.url, options);
+    // Small QoS 1 packets: without this, Nagle holds a packet back for the broker's delayed ACK (40 ms).
+    client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
     client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       this.#enqueue(packet.topic, payload).then(() => callback());

@@ -168,9 +168,12 @@ export class Registry {
     }
     const row = (await this.#ctx.store.revoke(id, this.#ctx.now()))!;
     if (before.state === 'paired') {
-      // The signed revocation goes out first: every gateway of the mesh refuses the device within 2 s.
-      if (!o.fromMesh) await this.mesh?.revokeDevice(id);
+      // The signed revocation goes out at once: every gateway of the mesh refuses the device within 2 s.
+      const signed = o.fromMesh ? undefined : this.mesh?.revokeDevice(id).catch((e: Error) => {
+        this.#ctx.log.error({ device: id, err: e.message }, 'mesh: revocation message not signed');
+      });
       await this.#downlink.send(row, { type: Body.unpair });
+      await signed;
       this.#ctx.events.emit('revoked', { deviceId: id });
       this.#ctx.log.info({ device: id }, 'device revoked');
     }

@@ -9,13 +9,13 @@ import { equal, toHex } from '../../firmware/core/bytes.js';
 import type { GatewayContext } from '../context.js';
 import type { RecordJson } from '../records.js';
 import type { StoredRecord } from '../store/store.js';
-import { cidOf, cidText, compareCid } from './cid.js';
+import { cidOf, cidText, compareCid, parseCidText } from './cid.js';
 import { DeviceRegistryCrdt, type MeshDeviceState } from './device-registry.js';
 import { decodeMessage, encodeMessage, MessageError, openMessage, signerFromSeed, type GridMessage, type Payload, type Signer } from './message.js';
 import type { MeshNode } from './node.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
 import {
-  HybridClock, identityPayload, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
+  guestPayload, HybridClock, identityPayload, parseGuest, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
   registryPayload, type MeshRecord, type RegistryEntry,
 } from './protocols.js';
 
@@ -57,7 +57,13 @@ export class Mesh {
   readonly #ctx: GatewayContext;
   readonly #o: MeshOptions;
   readonly #queues = new Map<string, Promise<void>>();
-  readonly #pending = new Map<string, { bytes: Uint8Array; peer?: string }[]>();
+  /** Messages whose signer no identity binds yet, by kid, then CID (bounded). */
+  readonly #pending = new Map<string, Map<string, { bytes: Uint8Array; peer?: string }>>();
+  #pendingCount = 0;
+  /** CIDs refused once (a revoked device's new history, bad payloads): not fetched again (bounded). */
+  readonly #refused = new Set<string>();
+  /** Guest module CIDs (hex) some held publication names: their bytes may be fetched and kept raw. */
+  readonly #guestCids = new Map<string, number>();
   readonly #fetching = new Map<string, Promise<Uint8Array | undefined>>();
   readonly #received: Counter<'result'>;
   readonly #created: Counter<'protocol'>;
@@ -132,16 +138,14 @@ export class Mesh {
     // Identities first: registry messages are judged by who signed them.
     for (const b of await blocks.list('identity')) await this.#apply(decodeMessage(b.bytes), 'identity', {});
     for (const b of await blocks.list('registry')) await this.#apply(decodeMessage(b.bytes), 'registry', {});
+    for (const b of await blocks.list('guest')) await this.#apply(decodeMessage(b.bytes), 'guest', {});
   }
 
   async #publishIdentity(): Promise<void> {
     const { identity } = this.#ctx;
-    const m = this.#sign('identity', identityPayload({
-      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, operator: this.operator,
-      peer: this.peerId, t: this.#ctx.now(),
-    }));
-    await this.#apply(m, 'identity', {});
-    this.identityCid = m.cid;
+    const had = this.crdt.identities.get(toHex(this.signer.publicKey));
+    if (had && had.entry.operator === this.operator && had.entry.gateway === identity.id) this.identityCid = had.cid;
+    else await this.#newIdentity();
     // Devices paired before this gateway had a mesh get their pairing message now.
     for (const d of await this.#ctx.store.listDevices()) {
       if (this.crdt.pairingsBy(d.id, this.signer.publicKey).length === 0) {
@@ -151,12 +155,23 @@ export class Mesh {
     }
   }
 
+  async #newIdentity(): Promise<void> {
+    const { identity } = this.#ctx;
+    const m = this.#sign('identity', identityPayload({
+      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, operator: this.operator,
+      peer: this.peerId, t: this.#ctx.now(),
+    }));
+    await this.#apply(m, 'identity', {});
+    this.identityCid = m.cid;
+  }
+
   /** Records stored before a crash between commit and message: carried now, oldest first. */
   async #recover(): Promise<void> {
     for (const d of await this.#ctx.store.listDevices()) {
-      for (;;) {
+      for (let first = -1; ;) {
         const rows = await this.#ctx.store.blocks.uncovered(d.id, RECOVERY_BATCH);
-        if (rows.length === 0) break;
+        if (rows.length === 0 || rows[0].seq === first) break;
+        first = rows[0].seq;
         await this.#append(d.id, rows.map(toMeshRecord));
       }
     }
@@ -285,33 +300,46 @@ export class Mesh {
    */
   async receive(bytes: Uint8Array, from: { peer?: string; expect?: Uint8Array; ancestor?: boolean } = {}): Promise<Received> {
     if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#count('cid');
+    const r = await this.#receive(bytes, from);
+    if (!['accepted', 'duplicate', 'opaque', 'untrusted'].includes(r)) {
+      if (this.#refused.size >= 10_000) this.#refused.clear();
+      this.#refused.add(toHex(cidOf(bytes)));
+    }
+    return this.#count(r);
+  }
+
+  async #receive(bytes: Uint8Array, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
     let m: GridMessage;
     try {
       m = openMessage(bytes);
     } catch (e) {
       if (e instanceof MessageError) {
         this.#ctx.log.debug({ peer: from.peer, fault: e.fault, why: e.message }, 'mesh message refused');
-        return this.#count(e.fault);
+        return e.fault;
       }
       throw e;
     }
-    if (await this.#ctx.store.blocks.has(m.cid)) return this.#count('duplicate');
+    if (await this.#ctx.store.blocks.has(m.cid)) return 'duplicate';
     const protocol = protocolOf(m.pcid);
     if (protocol !== 'identity' && !this.crdt.identity(m.kid)) {
       // Not trusted before an identity message binds its key; kept aside until one does.
       const k = toHex(m.kid);
-      const list = this.#pending.get(k) ?? [];
-      if ([...this.#pending.values()].reduce((n, l) => n + l.length, 0) < MAX_PENDING) list.push({ bytes, peer: from.peer });
-      this.#pending.set(k, list);
-      return this.#count('untrusted');
+      const waiting = this.#pending.get(k) ?? new Map();
+      if (this.#pendingCount < MAX_PENDING && !waiting.has(toHex(m.cid))) {
+        waiting.set(toHex(m.cid), { bytes, peer: from.peer });
+        this.#pendingCount++;
+      }
+      this.#pending.set(k, waiting);
+      return 'untrusted';
     }
     const r = await this.#apply(m, protocol, from);
     if (r === 'accepted' && protocol === 'identity') {
-      const waiting = this.#pending.get(toHex(m.kid)) ?? [];
+      const waiting = this.#pending.get(toHex(m.kid));
       this.#pending.delete(toHex(m.kid));
-      for (const w of waiting) await this.receive(w.bytes, { peer: w.peer });
+      this.#pendingCount -= waiting?.size ?? 0;
+      for (const w of waiting?.values() ?? []) await this.receive(w.bytes, { peer: w.peer });
     }
-    return this.#count(r);
+    return r;
   }
 
   async #apply(m: GridMessage, protocol: ProtocolName | undefined, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
@@ -356,9 +384,14 @@ export class Mesh {
         await this.#afterRegistryChange(e.device);
         return 'accepted';
       }
-      case 'guest':
+      case 'guest': {
+        const g = parseGuest(m.payload);
+        if (typeof g === 'string') return 'payload';
+        if (!this.crdt.bound(m.kid, g.gateway)) return 'untrusted';
+        this.#guestCids.set(toHex(g.guest), g.size);
         await blocks.put(block('guest'));
         return 'accepted';
+      }
     }
   }
 
@@ -383,8 +416,29 @@ export class Mesh {
     if (this.node && !this.#closed) await this.node.publish(topic, encodeGossip({ blocks }));
   }
 
+  /** Signs a publication for every guest module in the store that has none yet (GUESTS.md, guest publication v1). */
+  async publishGuests(): Promise<void> {
+    const store = this.#ctx.store;
+    if (!store.guests) return;
+    for (const g of await store.guests.list()) {
+      const cid = parseCidText(g.cid);
+      if (!cid || this.#guestCids.has(toHex(cid))) continue;
+      let m: GridMessage;
+      try {
+        m = this.#sign('guest', guestPayload({ guest: cid, name: g.name, size: g.size, manifest: g.manifest as { [k: string]: CborValue }, gateway: this.gatewayId }));
+      } catch (e) {
+        this.#ctx.log.warn({ guest: g.cid, err: (e as Error).message }, 'mesh: guest manifest cannot travel as CBOR; not published');
+        this.#guestCids.set(toHex(cid), g.size);
+        continue;
+      }
+      await this.#apply(m, 'guest', {});
+      await this.#announce([m.bytes], PUBLIC_TOPIC);
+    }
+  }
+
   /** Announces what this gateway holds: identities and registry publicly, chain heads to its operator. */
   async announceSummary(): Promise<void> {
+    await this.publishGuests().catch((e: Error) => this.#ctx.log.warn({ err: e.message }, 'mesh: guest publication failed'));
     if (!this.node || this.#closed) return;
     const ids = [...this.crdt.identities.values()].map((s) => s.cid);
     // Our own identity travels whole: peers judge everything else we sign by it.
@@ -411,9 +465,10 @@ export class Mesh {
 
   /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
   async fetchBlock(cid: Uint8Array, hint?: string, ancestor = false): Promise<Uint8Array | undefined> {
-    const local = await this.#ctx.store.blocks.get(cid);
+    const local = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
     if (local || !this.node) return local;
     const key = toHex(cid);
+    if (this.#refused.has(key)) return undefined;
     let f = this.#fetching.get(key);
     if (!f) {
       f = (async () => {
@@ -422,6 +477,16 @@ export class Mesh {
         for (const p of order) {
           const bytes = await this.node!.fetch(p, cid);
           if (!bytes) continue;
+          const wasmSize = this.#guestCids.get(key);
+          if (wasmSize !== undefined) {
+            // A published guest's bytes: kept raw when they hash to the CID and have the published size.
+            if (!equal(cidOf(bytes), cid) || bytes.length !== wasmSize) {
+              this.#count('cid');
+              continue;
+            }
+            await this.#ctx.store.blocks.put({ cid, bytes, kind: 'guest-wasm', deviceId: null, receivedAt: this.#ctx.now() });
+            return bytes;
+          }
           const r = await this.receive(bytes, { peer: p, expect: cid, ancestor });
           if (r === 'accepted' || r === 'duplicate' || r === 'opaque') return bytes;
         }
@@ -433,7 +498,7 @@ export class Mesh {
   }
 
   async #serve(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'> {
-    const bytes = await this.#ctx.store.blocks.get(cid);
+    const bytes = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
     if (!bytes) return undefined;
     // Readings go to this operator's gateways only (no device sharing policy allows more yet).
     let protocol: ProtocolName | undefined;

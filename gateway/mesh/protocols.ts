@@ -232,3 +232,30 @@ export function parseIdentity(p: Payload, kid: Uint8Array): Identity | string {
   if (!uint(p.t)) return 't must be unix milliseconds';
   return { gateway: p.gateway, x25519: p.x25519, ed25519: p.ed25519, operator: p.operator, peer: p.peer, t: p.t };
 }
+
+// ------------------------------------------------------------------ guest publication v1
+
+export interface GuestPublication {
+  /** Binary CID of the .wasm bytes. */
+  guest: Uint8Array;
+  name: string;
+  size: number;
+  manifest: { [k: string]: CborValue };
+  gateway: string;
+}
+
+export function guestPayload(g: GuestPublication): Payload {
+  return { guest: link(g.guest), name: g.name, size: g.size, manifest: g.manifest, gateway: g.gateway };
+}
+
+export function parseGuest(p: Payload): GuestPublication | string {
+  const keys = exactKeys(p, ['guest', 'name', 'size', 'manifest', 'gateway']);
+  if (keys) return keys;
+  const guest = linkCid(p.guest);
+  if (!guest) return 'guest must link the CID of the .wasm bytes';
+  if (typeof p.name !== 'string' || p.name.length === 0) return 'name must be text';
+  if (!uint(p.size)) return 'size must be an unsigned integer';
+  if (!textMap(p.manifest)) return 'manifest must be a map with text keys';
+  if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+  return { guest, name: p.name, size: p.size, manifest: p.manifest, gateway: p.gateway };
+}

@@ -17,7 +17,9 @@ export function meshRoutes(mesh: Mesh): Route[] {
         if (!cid) throw new HttpError(400, `"${req.params[0].slice(0, 80)}" is not a CID: expected b… (CIDv1 raw sha2-256, base32)`);
         const bytes = await mesh.fetchBlock(cid);
         if (!bytes) throw new HttpError(404, `no block ${req.params[0]} on this gateway or its peers`);
-        return { status: 200, text: bytes, contentType: 'application/cbor' };
+        // Grid messages are CBOR; a guest module's bytes are WebAssembly.
+        const wasm = bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+        return { status: 200, text: bytes, contentType: wasm ? 'application/wasm' : 'application/cbor' };
       },
     },
     {

@@ -135,9 +135,16 @@ export class LlamaBackend implements OffloadBackend {
 
   async generate(req: GenerateRequest, signal: AbortSignal, onText: (text: string) => void): Promise<void> {
     const { lib, context } = await this.load();
-    signal.throwIfAborted();
-    // The queue runs at most `concurrency` jobs here, so a sequence is free.
-    const sequence = context.getSequence();
+    // The queue runs at most `concurrency` jobs here, but a job it gave up on may still be letting go
+    // of its sequence: wait for that rather than fail.
+    await this.#slot(signal);
+    let sequence: { dispose(): void };
+    try {
+      sequence = context.getSequence();
+    } catch (e) {
+      this.#release();
+      throw e;
+    }
     try {
       const session = new lib.LlamaChatSession({ contextSequence: sequence, systemPrompt: req.system, autoDisposeSequence: false });
       try {
@@ -150,7 +157,33 @@ export class LlamaBackend implements OffloadBackend {
       }
     } finally {
       sequence.dispose();
+      this.#release();
     }
+  }
+
+  #busy = 0;
+  readonly #waiting: (() => void)[] = [];
+
+  async #slot(signal: AbortSignal): Promise<void> {
+    while (this.#busy >= this.concurrency) {
+      signal.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.#waiting.push(done);
+        signal.addEventListener('abort', done);
+      });
+    }
+    signal.throwIfAborted();
+    this.#busy++;
+  }
+
+  #release(): void {
+    this.#busy--;
+    // Every waiter looks again (one may have been aborted meanwhile).
+    for (const wake of this.#waiting.splice(0)) wake();
   }
 
   async close(): Promise<void> {

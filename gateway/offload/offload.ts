@@ -83,6 +83,16 @@ export class Offload {
   /**
    * The mesh sets this: for a kind this gateway has no backend for, a peer that promised it. Its
    * backend gets requests with this gateway's context already in them (the peer has no device data).
+   *
+   * TODO(mesh): gateway/mesh/ does not advertise capabilities yet, so nothing calls this. What routing
+   * needs from it: (1) put `capabilities()` into this gateway's signed identity message and keep, per
+   * peer, the kinds it promised (MESH.md "Capabilities"); (2) a libp2p request/response protocol such as
+   * `/gridlet/offload/1` — request CBOR {kind, system, prompt, max_tokens, device}, response a stream of
+   * CBOR text pieces ending in {end} or {error}; the serving gateway runs it with
+   * `backend.generate(request, signal, onText)` under its own limits per peer, and aborts the signal
+   * when the stream closes; (3) `setPeerRouter(kind => an OffloadBackend whose generate() opens that
+   * stream to a connected peer that promised kind)`. The queue then treats the peer like a local backend
+   * (timeouts, cancellation, chunking and errors are the same).
    */
   setPeerRouter(router: PeerRouter | undefined): void {
     this.#peers = router;

@@ -107,6 +107,18 @@ export class SqliteBlockStore implements BlockStore {
   }
 
   async appendChain(a: ChainAppend): Promise<boolean> {
+    // Without an fsync of its own (the next FULL commit makes it durable): a chain message lost in a
+    // crash is rebuilt from the records no message covers at startup, and peers' messages are fetched
+    // again. A lost message a peer already had comes back as a branch beside its rebuilt twin.
+    this.#db.pragma('synchronous = NORMAL');
+    try {
+      return this.#appendChain(a);
+    } finally {
+      this.#db.pragma('synchronous = FULL');
+    }
+  }
+
+  #appendChain(a: ChainAppend): boolean {
     return this.#db.transaction((): boolean => {
       if (a.expectHeads && !sameSet(this.#q.heads.all(a.deviceId).map((r) => new Uint8Array(r.cid)), a.expectHeads)) return false;
       this.#put(a.block);

@@ -153,7 +153,9 @@ export interface Store {
 }
 
 /** Which protocol a kept block speaks (`opaque`: a signed message of a protocol this gateway does not know). */
-export type BlockKind = 'readings' | 'registry' | 'identity' | 'guest' | 'opaque';
+export type BlockKind = 'readings' | 'registry' | 'identity' | 'guest' | 'opaque'
+  /** The .wasm bytes of a guest a publication named, fetched from a peer. */
+  | 'guest-wasm';
 
 export interface StoredBlock {
   /** Binary CIDv1 raw sha2-256 of `bytes`. */

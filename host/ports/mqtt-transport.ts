@@ -58,6 +58,8 @@ export class MqttTransport implements Transport {
       this.state = LinkState.up;
       this.lastError = '';
       this.#attempt = 0;
+      // Small QoS 1 frames: without this Nagle holds each one back for the broker's delayed ACK (~40 ms).
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       if (options.subscriptions.length) client.subscribe(options.subscriptions, { qos: 1 });
       this.#handlers?.onConnect();
     });

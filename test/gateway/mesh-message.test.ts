@@ -249,4 +249,20 @@ test('registry CRDT: any order of arrival gives the same state; stamps and autho
   assert.equal(clock.now(), [10, 4], 'an HLC stamp is later than every stamp seen');
 });
 
+test('`gridlet mesh pcids` prints each protocol\'s pCID and document', async () => {
+  const { meshMain } = await import('../../gateway/mesh/cli.js');
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (l: string) => lines.push(l);
+  try {
+    assert.is(await meshMain(['pcids']), 0);
+    assert.is(await meshMain(['pcids', '--json']), 0);
+  } finally {
+    console.log = log;
+  }
+  assert.is(lines[0], `readings  ${P.readings.text}  docs/protocols/meter-readings-v1.md`);
+  assert.equal(lines.slice(0, 4).map((l) => l.split(/\s+/)[0]), ['readings', 'registry', 'identity', 'guest']);
+  assert.is(JSON.parse(lines[4]).registry.pcid, P.registry.text);
+});
+
 test.run();

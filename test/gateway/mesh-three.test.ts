@@ -5,6 +5,10 @@ import '../../gateway/mesh/polyfill.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Body } from '../../firmware/core/wire/bodies.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DIST_DIR, MANIFEST_DIR } from '../../guests/build.js';
+import { parseCidText } from '../../gateway/mesh/cid.js';
 import { httpSource, verifyHistory } from '../../gateway/mesh/verify.js';
 import { eventually, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 import { WireDevice } from './wire-device.js';
@@ -69,6 +73,26 @@ test('readings accepted at A are fetchable and verifiable at B and C; the regist
   const atA = await verifyHistory(d.id, httpSource(A.gw.httpUrl));
   assert.is(atA.ackedSeq, 6);
   assert.equal(atA.problems, []);
+});
+
+test('a guest published at A can be fetched by CID at C, from the peer that has it', async () => {
+  const wasm = new Uint8Array(readFileSync(join(DIST_DIR, 'tou-cost.wasm')));
+  const manifest = JSON.parse(readFileSync(join(MANIFEST_DIR, 'tou-cost.json'), 'utf8'));
+  const r = await A.api('POST', '/api/guests', { wasm: Buffer.from(wasm).toString('base64'), manifest });
+  assert.is(r.status, 201, r.text);
+  await A.gw.mesh.publishGuests();
+  const cid = r.json.cid as string;
+  let got: Response | undefined;
+  await eventually(async () => {
+    const pubs = await Promise.all([B, C].map(async (t) => {
+      const index = (await t.api('GET', '/api/mesh')).json;
+      return index.received.accepted > 0 && (await t.gw.mesh.fetchBlock(parseCidText(cid)!)) !== undefined;
+    }));
+    return pubs.every(Boolean);
+  }, 10_000, 'the publication and the module everywhere');
+  got = await fetch(`${C.gw.httpUrl}/api/mesh/blocks/${cid}`);
+  assert.is(got.headers.get('content-type'), 'application/wasm');
+  assert.equal(new Uint8Array(await got.arrayBuffer()), wasm);
 });
 
 test('a revocation at any gateway takes effect at all three within 2 s', async () => {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { Body, type JobResult } from '../../firmware/core/wire/bodies.js';
 import { utf8Length } from '../../gateway/offload/chunker.js';
 import { answer } from './job-results.js';
+import { OpenAiBackend } from '../../gateway/offload/openai.js';
 import { closedPort, startFakeLlm, streamText, type FakeLlm, type FakeRequest } from './fake-llm.js';
 import { eventually, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
@@ -300,6 +301,28 @@ test('the queue bounds how many jobs wait; a job that waits too long is told the
     assert.match((await answer(b, 1)).error!, /^the gateway is busy: the job waited 300 ms in its queue; ask again later$/);
     await a.send({ type: Body.job, job: 2, kind: 'job.cancel', input: { job: 1 } });
     assert.is((await answer(a, 1)).error, 'cancelled');
+  } finally {
+    await g.close();
+  }
+});
+
+test('a gateway without a backend routes the job to a mesh peer that offers llm.generate (the hook the mesh sets)', async () => {
+  const g = await startTestGateway({ offload: { queue: QUEUE } });
+  try {
+    assert.equal(g.gw.offload.capabilities(), [], 'nothing to advertise without a backend');
+    assert.equal(t.gw.offload.capabilities(), ['llm.generate']);
+    const d = await pairDevice(g);
+    const peer = new OpenAiBackend({ url: fake.url, model: 'peer-model' });
+    g.gw.offload.setPeerRouter((kind) => (kind === 'llm.generate' ? peer : undefined));
+    await job(d, 1, 'normal via a peer');
+    const a = await answer(d, 1);
+    assert.is(a.text, ANSWER);
+    const req = fake.requests.find((r) => prompt(r) === 'normal via a peer')!;
+    assert.is(req.body.model, 'peer-model');
+    assert.match(req.body.messages[0].content, d.id, 'the peer gets this gateway\'s context for the device');
+    g.gw.offload.setPeerRouter(undefined);
+    await job(d, 2, 'normal');
+    assert.match((await answer(d, 2)).error!, /has no LLM backend/);
   } finally {
     await g.close();
   }

@@ -110,7 +110,8 @@ export class Agent {
   readonly dr: DemandResponse;
   /** Tariffs by validity window (OpenADR prices come one per interval), at most MAX_TARIFFS. */
   #tariffs: { price: number; from: number; until: number }[] = [];
-  #jobs = new Map<number, (part: JobResultPart) => void>();
+  /** Open jobs: the callback stays until every chunk up to the final one has arrived (frames may reorder). */
+  #jobs = new Map<number, { cb: (part: JobResultPart) => void; got: number; last: number }>();
   #nextJob = 1;
   readonly counters = { framesSent: 0, framesDropped: 0, acks: 0, resends: 0, pairFailures: 0, downlinks: 0 };
 
@@ -123,6 +124,9 @@ export class Agent {
     this.#links.onFailover = (from, to) => this.recordEvent('link-failover', { from, to });
     this.identity = loadIdentity(options.kv);
     this.bootNonce = randomBytes(16);
+    const j = randomBytes(4);
+    // Job ids start at a random point each boot, so ids of jobs from before a reboot are not reused.
+    this.#nextJob = 1 + ((((j[0] << 24) | (j[1] << 16) | (j[2] << 8) | j[3]) >>> 0) % 0x7fffffff);
     this.#session = loadSession(options.kv);
     if (this.#session) this.#enterPaired(this.#session, false);
     this.#clockValid = !Number.isNaN(options.clock.now());
@@ -367,9 +371,9 @@ export class Agent {
   submitJob(kind: string, input: TextMap, onResult: (part: JobResultPart) => void): number {
     if (this.state !== AgentState.paired || !this.#links.active) return -1;
     const job = this.#nextJob++;
-    if (this.#nextJob > 0xffffffff) this.#nextJob = 1;
+    if (this.#nextJob >= 0xffffffff) this.#nextJob = 1;
     if (!this.#sendBody({ type: Body.job, job, kind, input })) return -1;
-    this.#jobs.set(job, onResult);
+    this.#jobs.set(job, { cb: onResult, got: 0, last: -1 });
     return job;
   }
 
@@ -474,10 +478,12 @@ export class Agent {
         return;
       }
       case Body.jobResult: {
-        const cb = this.#jobs.get(body.job);
-        if (!cb) return;
-        if (body.final) this.#jobs.delete(body.job);
-        cb({ index: body.index, text: body.text, final: body.final, ...(body.error !== undefined ? { error: body.error } : {}) });
+        const j = this.#jobs.get(body.job);
+        if (!j) return;
+        j.got++;
+        if (body.final) j.last = body.index;
+        if (j.last >= 0 && j.got >= j.last + 1) this.#jobs.delete(body.job);
+        j.cb({ index: body.index, text: body.text, final: body.final, ...(body.error !== undefined ? { error: body.error } : {}) });
         return;
       }
     }

@@ -1,0 +1,196 @@
+// One gateway's mesh side: a readings message per accepted frame that added records, chained through
+// prev; blocks and heads over HTTP; what it does with messages from peers (verified, counted, never
+// trusted blindly); records that no message carries (a crash, a store older than the mesh) get one at
+// startup; `gridlet verify` reports what is wrong.
+import '../../gateway/mesh/polyfill.js';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import nacl from 'tweetnacl';
+import { base32 } from '../../firmware/core/bytes.js';
+import { sha256 } from '../../firmware/core/crypto.js';
+import { Body } from '../../firmware/core/wire/bodies.js';
+import { cidOf, cidText } from '../../gateway/mesh/cid.js';
+import { decodeMessage, encodeMessage, signerFromSeed } from '../../gateway/mesh/message.js';
+import { protocols } from '../../gateway/mesh/pcid.js';
+import { identityPayload, parseReadings, peerIdOf, readingsPayload, registryPayload } from '../../gateway/mesh/protocols.js';
+import { verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
+import { verifyMain } from '../../gateway/mesh/cli.js';
+import { pairDevice, startTestGateway, type TestGateway } from './support.js';
+
+const T0 = 1_700_000_000;
+const P = protocols();
+let t: TestGateway;
+
+test.before(async () => {
+  t = await startTestGateway();
+});
+test.after(async () => {
+  await t.close();
+});
+
+async function block(cid: string): Promise<Uint8Array> {
+  const r = await fetch(`${t.gw.httpUrl}/api/mesh/blocks/${cid}`);
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('content-type'), 'application/cbor');
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+test('one signed message per frame that added records, hash-chained through prev', async () => {
+  const d = await pairDevice(t);
+  await d.send({ type: Body.readings, first: 1, records: [[T0, 1, 10], [T0, 3, 20]] });
+  await d.waitAck(2);
+  await d.send({ type: Body.readings, first: 1, records: [[T0, 1, 10], [T0, 3, 20]] }); // a resend adds nothing
+  await d.send({ type: Body.event, seq: 3, t: T0, kind: 'relay', data: { id: 'r1', on: true, by: 'guest', blob: new Uint8Array([9]) } });
+  await d.send({ type: Body.gap, first: 4, last: 6, reason: 'full' });
+  await d.waitAck(6);
+  await t.gw.mesh.settled();
+  const head = (await t.api('GET', `/api/mesh/heads/${d.id}`)).json;
+  assert.equal(head.heads, [head.cid]);
+  const chain = [];
+  for (let c: string | null = head.cid; c;) {
+    const bytes = await block(c);
+    assert.is(cidText(cidOf(bytes)), c, 'a block hashes to its CID');
+    const m = decodeMessage(bytes);
+    assert.equal(m.pcid, P.readings.pcid);
+    assert.equal(m.kid, (t.gw.mesh.signer.publicKey));
+    const r = parseReadings(m.payload);
+    if (typeof r === 'string') throw new Error(r);
+    chain.push(r);
+    c = r.prev.length ? cidText(r.prev[0]) : null;
+  }
+  chain.reverse();
+  assert.equal(chain.map((r) => [r.first, r.last]), [[1, 2], [3, 3], [4, 6]], 'three frames added records: three messages');
+  assert.equal(chain[1].records, [[3, T0, 'event', 'relay', { blob: new Uint8Array([9]), by: 'guest', id: 'r1', on: true }]]);
+  assert.equal(chain[2].records, [[4, chain[2].records[0][1], 'gap', 6, 'full']]);
+  assert.ok(chain.every((r) => r.gateway === t.gw.id && r.device === d.id));
+
+  assert.is((await t.api('GET', '/api/mesh/blocks/nonsense')).status, 400);
+  assert.is((await t.api('GET', `/api/mesh/blocks/${cidText(cidOf(new Uint8Array([1])))}`)).status, 404);
+  assert.is((await t.api('GET', '/api/mesh/heads/abcdefghijklmnop')).status, 404);
+  const index = (await t.api('GET', '/api/mesh')).json;
+  assert.is(index.protocols.readings.pcid, P.readings.text);
+  assert.is(index.peer, peerIdOf(t.gw.mesh.signer.publicKey));
+  assert.equal(index.heads[d.id], [head.cid]);
+  const pairing = decodeMessage(await block(index.registry[0]));
+  assert.equal([pairing.payload.op, pairing.payload.device, pairing.payload.gateway], ['pair', d.id, t.gw.id]);
+
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (l: string) => lines.push(l);
+  try {
+    assert.is(await verifyMain([d.id, '--gateway', t.gw.httpUrl]), 0);
+  } finally {
+    console.log = log;
+  }
+  assert.match(lines.join('\n'), /3 message\(s\), 1 head\(s\)[\s\S]*seqs covered: 1-6; declared lost by the meter: 4-6; holes: none[\s\S]*acked by this gateway up to seq 6[\s\S]*ok:/);
+});
+
+function peer(operator = 'local') {
+  const seed = new Uint8Array(randomBytes(32));
+  const s = signerFromSeed(seed, nacl.sign.keyPair.fromSeed(seed).publicKey);
+  const x = nacl.box.keyPair().publicKey;
+  const gateway = base32(sha256(x).subarray(0, 10));
+  const identity = encodeMessage(P.identity.pcid, identityPayload({ gateway, x25519: x, ed25519: s.publicKey, operator, peer: peerIdOf(s.publicKey), t: Date.now() }), s);
+  return { s, gateway, identity };
+}
+
+test('messages from peers are verified before anything is kept or trusted, and counted', async () => {
+  const mesh = t.gw.mesh;
+  const p = peer();
+  const device = 'qqqqqqqqqqqqqqqq';
+  const readings = (prev: Uint8Array[] = [], first = 1) => encodeMessage(P.readings.pcid,
+    readingsPayload({ device, gateway: p.gateway, prev, records: [[first, T0, 1, 1]] }), p.s);
+  const first = readings();
+  assert.is(await mesh.receive(first.bytes), 'untrusted', 'no identity binds the key yet');
+  assert.is((await t.api('GET', `/api/mesh/heads/${device}`)).status, 404);
+  assert.is(await mesh.receive(p.identity.bytes), 'accepted');
+  assert.is((await t.api('GET', `/api/mesh/heads/${device}`)).json.cid, cidText(first.cid), 'held aside, then accepted with the identity');
+  assert.is(await mesh.receive(first.bytes), 'duplicate');
+
+  const forged = new Uint8Array(readings([first.cid], 2).bytes);
+  forged[forged.length - 5] ^= 0x40;
+  assert.is(await mesh.receive(forged), 'signature');
+  assert.is(await mesh.receive(readings([first.cid], 2).bytes, { expect: first.cid }), 'cid', 'not the block that was asked for');
+  assert.is(await mesh.receive(forged.subarray(0, 50)), 'malformed');
+  const liar = encodeMessage(P.readings.pcid, readingsPayload({ device, gateway: t.gw.id, prev: [], records: [[9, T0, 1, 1]] }), p.s);
+  assert.is(await mesh.receive(liar.bytes), 'untrusted', 'signed by a key bound to another gateway');
+  const unknown = encodeMessage(cidOf(new TextEncoder().encode('a protocol nobody here knows')), { anything: 1 }, p.s);
+  assert.is(await mesh.receive(unknown.bytes), 'opaque');
+  assert.equal(await block(cidText(unknown.cid)), unknown.bytes, 'kept as opaque bytes and served');
+  const stranger = peer();
+  const impostor = encodeMessage(P.identity.pcid, identityPayload({
+    gateway: p.gateway, x25519: nacl.box.keyPair().publicKey, ed25519: stranger.s.publicKey, operator: 'local', peer: peerIdOf(stranger.s.publicKey), t: 1,
+  }), stranger.s);
+  assert.is(await mesh.receive(impostor.bytes), 'payload', 'a gateway id that does not hash from its X25519 key');
+
+  // Registry: a future stamp is refused; a revocation by the same operator stops new readings messages.
+  const key = nacl.box.keyPair().publicKey;
+  const dev = base32(sha256(key).subarray(0, 10));
+  const pair = encodeMessage(P.registry.pcid, registryPayload({ op: 'pair', device: dev, key, gateway: p.gateway, model: 'm', firmware: 'f', hlc: [Date.now(), 0] }), p.s);
+  const future = encodeMessage(P.registry.pcid, registryPayload({ op: 'pair', device: dev, key, gateway: p.gateway, model: 'm', firmware: 'f', hlc: [Date.now() + 600_000, 0] }), p.s);
+  assert.is(await mesh.receive(future.bytes), 'future');
+  assert.is(await mesh.receive(pair.bytes), 'accepted');
+  assert.equal((await t.api('GET', `/api/devices/${dev}`)).json.state, 'paired');
+  const r1 = encodeMessage(P.readings.pcid, readingsPayload({ device: dev, gateway: p.gateway, prev: [], records: [[1, T0, 1, 1]] }), p.s);
+  assert.is(await mesh.receive(r1.bytes), 'accepted');
+  const other = peer('another-operator');
+  assert.is(await mesh.receive(other.identity.bytes), 'accepted');
+  assert.is((await t.api('DELETE', `/api/devices/${dev}`, undefined, { 'content-type': 'application/json' })).json.state, 'revoked',
+    'this gateway (same operator as the pairing gateway) may revoke it');
+  const r2 = encodeMessage(P.readings.pcid, readingsPayload({ device: dev, gateway: p.gateway, prev: [r1.cid], records: [[2, T0, 1, 2]] }), p.s);
+  assert.is(await mesh.receive(r2.bytes), 'revoked');
+  const counted = await t.metric('gridlet_mesh_messages_received_total', { result: 'signature' });
+  assert.is(counted, 1);
+  assert.ok(mesh.counts.received.untrusted >= 2 && mesh.counts.received.opaque === 1);
+
+  // Another operator's gateway may not revoke a pairing of this operator.
+  const key2 = nacl.box.keyPair().publicKey;
+  const dev2 = base32(sha256(key2).subarray(0, 10));
+  const pair2 = encodeMessage(P.registry.pcid, registryPayload({ op: 'pair', device: dev2, key: key2, gateway: p.gateway, model: 'm', firmware: 'f', hlc: [Date.now(), 0] }), p.s);
+  assert.is(await mesh.receive(pair2.bytes), 'accepted');
+  const rev2 = encodeMessage(P.registry.pcid, registryPayload({ op: 'revoke', device: dev2, pairing: pair2.cid, gateway: other.gateway, hlc: [Date.now(), 5] }), other.s);
+  assert.is(await mesh.receive(rev2.bytes), 'accepted', 'kept (the CRDT holds every message)…');
+  assert.is((await t.api('GET', `/api/devices/${dev2}`)).json.state, 'paired', '…but it does not count');
+});
+
+test('records no message carries (a crash, or a store from before the mesh) get messages at startup', async () => {
+  const d = await pairDevice(t);
+  await d.send({ type: Body.readings, first: 1, records: [[T0, 1, 1], [T0, 1, 2]] });
+  await d.send({ type: Body.readings, first: 3, records: [[T0, 1, 3]] });
+  await d.waitAck(3);
+  await t.stop();
+  const db = new Database(`${t.dir}/gridlet.sqlite`);
+  db.exec(`DELETE FROM mesh_blocks WHERE kind = 'readings'; DELETE FROM mesh_links; DELETE FROM mesh_heads; DELETE FROM mesh_covered;`);
+  db.close();
+  const again = await startTestGateway({ dataDir: t.dir });
+  try {
+    const src: HistorySource = {
+      heads: async (id) => (await again.api('GET', `/api/mesh/heads/${id}`)).json?.heads ?? [],
+      block: async (c) => {
+        const res = await fetch(`${again.gw.httpUrl}/api/mesh/blocks/${c}`);
+        return res.status === 200 ? new Uint8Array(await res.arrayBuffer()) : undefined;
+      },
+      identities: async () => (await again.api('GET', '/api/mesh')).json.gateways.map((g: { cid: string }) => g.cid),
+      ackedSeq: async () => 3,
+    };
+    const r = await verifyHistory(d.id, src);
+    assert.equal(r.problems, []);
+    assert.equal(r.covered, [[1, 3]]);
+    // A history with a tampered message and a missing one is reported, not trusted.
+    const good = await src.heads(d.id);
+    const bytes = await src.block(good[0]);
+    const bad = new Uint8Array(bytes!);
+    bad[bad.length - 1] ^= 1;
+    const broken = await verifyHistory(d.id, { ...src, block: async (c) => (c === good[0] ? bad : src.block(c)), ackedSeq: async () => 5 });
+    assert.match(broken.problems.join('\n'), /signature does not verify[\s\S]*acked seqs 1-5 are carried by no message/);
+    const fake = cidText(cidOf(new Uint8Array([7])));
+    const missing = await verifyHistory(d.id, { ...src, heads: async () => [fake] });
+    assert.match(missing.problems[0], /named but not served/);
+  } finally {
+    await again.close();
+  }
+});
+
+test.run();
