@@ -3,7 +3,7 @@
 // fuel is `metering.usegas(i64)` charged per call, memory is capped by wasm3's memory limit.
 
 import Wasm3Module from 'gridlet/wasm3';
-import type { GuestEngine, GuestImport, GuestInstance } from '../../core/ports.js';
+import { GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance } from '../../core/ports.js';
 
 /** wasm3 signatures of the `gridlet` imports (GUESTS.md "Imports"): return type, then arguments. */
 export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
@@ -20,17 +20,8 @@ export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
   kv_set: 'i(iF)',
 };
 
-/** What stopped a call; the supervisor tells a fault from an exhausted budget. */
-export const TrapKind = { none: 0, trap: 1, fuel: 2, memory: 3 } as const;
-
-export class GuestTrap extends Error {
-  readonly kind: number;
-  constructor(kind: number, message: string) {
-    super(message);
-    this.name = 'GuestTrap';
-    this.kind = kind;
-  }
-}
+// TrapKind and GuestTrap are the core's (ports.ts): the supervisor tells a fault from an exhausted budget.
+export { GuestTrap, TrapKind };
 
 /** wasm3's value stack per guest: enough for the small guests GUESTS.md allows (4 KiB of code). */
 const STACK_BYTES = 8 * 1024;
