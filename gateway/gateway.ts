@@ -267,11 +267,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return onMessage(topic, payload, receivedAt);
   };
   try {
-    mesh = await Mesh.start({ ctx, operator: opts.operator ?? 'local', listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs })
+    mesh = await Mesh.start({
+      ctx, operator: opts.operator ?? 'local', listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs,
+      capabilities: () => offload.capabilities(),
+      serveOffload: offload.backend ? (peer, req, signal, onText) => offload.serve(peer, req, signal, onText) : undefined,
+    })
       .catch((e: Error) => {
         throw new Error(`cannot start the mesh${opts.meshListen ? ` on ${opts.meshListen}` : ''}: ${e.message}`);
       });
     registry.mesh = mesh;
+    // Without a backend of its own, jobs go to a connected peer that announced their kind.
+    if (!offload.backend && mesh.node) {
+      const m = mesh;
+      offload.setPeerRouter((kind) => m.offloadPeer(kind));
+    }
     mesh.onRevoke = async (id) => void (await registry.revoke(id, { fromMesh: true }));
     const subscriptions = [`${prefix}/v1/hello/+`, `${prefix}/v1/d/+/up`, `${prefix}/v1/d/+/lwt`];
     if (!externals.length || opts.mqttListen !== undefined) {

@@ -13,6 +13,8 @@ import { cidOf, cidText, compareCid, parseCidText } from './cid.js';
 import { DeviceRegistryCrdt, type MeshDeviceState } from './device-registry.js';
 import { decodeMessage, encodeMessage, MessageError, openMessage, signerFromSeed, type GridMessage, type Payload, type Signer } from './message.js';
 import type { MeshNode } from './node.js';
+import { openCapabilities, PeerBackend, signCapabilities, type ServeOffload } from './offload.js';
+import type { OffloadBackend } from '../offload/backend.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
 import {
   guestPayload, HybridClock, identityPayload, parseGuest, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
@@ -35,6 +37,10 @@ export interface MeshOptions {
   peers?: string[];
   /** How often heads and registry summaries are announced (default 5 s). */
   syncIntervalMs?: number;
+  /** The job kinds this gateway runs for others (offload.capabilities()), announced with each summary. */
+  capabilities?: () => string[];
+  /** Runs a peer's job on this gateway's backend (/gridlet/offload/1). */
+  serveOffload?: ServeOffload;
 }
 
 /** What became of a message received from a peer. */
@@ -69,6 +75,9 @@ export class Mesh {
   readonly #created: Counter<'protocol'>;
   #timer?: NodeJS.Timeout;
   #closed = false;
+  /** What each peer (by peer id) announced it runs for others, from its latest trusted announcement. */
+  readonly #peerCaps = new Map<string, { capabilities: string[]; t: number; gateway: string; operator: string }>();
+  readonly #peerBackends = new Map<string, PeerBackend>();
   readonly #listeners: [string, (...a: any[]) => void][] = [];
 
   private constructor(o: MeshOptions) {
@@ -114,6 +123,7 @@ export class Mesh {
         onGossip: (topic, data, from) => void mesh.#onGossip(topic, data, from),
         onPeerSubscribed: () => void mesh.announceSummary(),
         serveBlock: (cid, peer) => mesh.#serve(cid, peer),
+        serveOffload: o.serveOffload,
       });
       mesh.#timer = setInterval(() => void mesh.announceSummary(), o.syncIntervalMs ?? 5000);
       mesh.#timer.unref();
@@ -443,24 +453,71 @@ export class Mesh {
     const ids = [...this.crdt.identities.values()].map((s) => s.cid);
     // Our own identity travels whole: peers judge everything else we sign by it.
     const own = await this.#ctx.store.blocks.get(this.identityCid);
-    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids()] }));
+    const caps = signCapabilities({ capabilities: this.#o.capabilities?.() ?? [], gateway: this.gatewayId, peer: this.peerId, t: this.#ctx.now() }, this.signer);
+    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids()], caps }));
     const heads = (await this.#ctx.store.blocks.allHeads()).map((h) => h.cid);
     await this.node.publish(operatorTopic(this.operator), encodeGossip({ have: heads }));
   }
 
   async #onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
-    let g: { blocks?: Uint8Array[]; have?: Uint8Array[] };
+    let g: { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array };
     try {
       g = decodeGossip(data);
     } catch {
       return void this.#count('malformed');
     }
     for (const b of g.blocks ?? []) await this.receive(b, { peer: from });
+    if (g.caps) this.#onCapabilities(g.caps);
     for (const cid of g.have ?? []) {
       // A head is new history: refused for a revoked device (only ancestors of held messages are not).
       if (!(await this.#ctx.store.blocks.has(cid))) void this.fetchBlock(cid, from, false);
     }
     void topic;
+  }
+
+  /** A capability announcement (offload.ts): kept only when an identity binds its key, gateway and peer. */
+  #onCapabilities(bytes: Uint8Array): void {
+    const r = openCapabilities(bytes);
+    if (typeof r === 'string') return void this.#ctx.log.debug({ why: r }, 'mesh capability announcement refused');
+    const { kid, caps } = r;
+    const id = this.crdt.identity(kid);
+    if (!id || id.gateway !== caps.gateway || id.peer !== caps.peer || !this.crdt.bound(kid, caps.gateway)) return;
+    if (caps.peer === this.peerId || caps.t > this.#ctx.now() + MAX_CLOCK_AHEAD_MS) return;
+    const had = this.#peerCaps.get(caps.peer);
+    if (had && had.t > caps.t) return;
+    this.#peerCaps.set(caps.peer, { capabilities: caps.capabilities, t: caps.t, gateway: caps.gateway, operator: id.operator });
+  }
+
+  /** What connected peers announced they run for others (peer id → kinds). */
+  peerCapabilities(): { [peer: string]: string[] } {
+    const connected = new Set(this.node?.connectedPeers() ?? []);
+    const out: { [peer: string]: string[] } = {};
+    for (const [p, c] of this.#peerCaps) if (connected.has(p)) out[p] = [...c.capabilities];
+    return out;
+  }
+
+  /**
+   * The offload router (Offload.setPeerRouter): a connected peer that announced `kind`, one of this
+   * operator's gateways first. Undefined when none is connected.
+   */
+  offloadPeer(kind: string): OffloadBackend | undefined {
+    if (!this.node || this.#closed) return undefined;
+    const connected = new Set(this.node.connectedPeers());
+    let best: { peer: string; gateway: string } | undefined;
+    for (const [peer, c] of this.#peerCaps) {
+      // Same operator only: a job carries the meter's recent readings as context, and what may reach
+      // another operator's gateways is bounded by each device's sharing policy (MESH.md), not built yet.
+      if (!connected.has(peer) || !c.capabilities.includes(kind) || c.operator !== this.operator) continue;
+      best ??= { peer, gateway: c.gateway };
+    }
+    if (!best) return undefined;
+    let b = this.#peerBackends.get(best.peer);
+    if (!b) {
+      const node = this.node;
+      b = new PeerBackend(best.peer, best.gateway, (p, proto, signal) => node.dialProtocol(p, proto, signal));
+      this.#peerBackends.set(best.peer, b);
+    }
+    return b;
   }
 
   /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
@@ -574,15 +631,19 @@ export function toMeshRecord(r: StoredRecord): MeshRecord {
   }
 }
 
-/** Gossip on the mesh topics: `{"blocks": [message bytes…]}` or `{"have": [binary CID…]}`. */
-export function encodeGossip(g: { blocks?: Uint8Array[]; have?: Uint8Array[] }): Uint8Array {
+/**
+ * Gossip on the mesh topics: `{"blocks": [message bytes…]}`, `{"have": [binary CID…]}`, and on the
+ * public topic `{"caps": capability announcement}` (offload.ts); a receiver ignores keys it does not know.
+ */
+export function encodeGossip(g: { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array }): Uint8Array {
   const o: { [k: string]: CborValue } = {};
   if (g.blocks) o.blocks = g.blocks;
   if (g.have) o.have = g.have;
+  if (g.caps) o.caps = g.caps;
   return encodeCbor(o);
 }
 
-export function decodeGossip(data: Uint8Array): { blocks?: Uint8Array[]; have?: Uint8Array[] } {
+export function decodeGossip(data: Uint8Array): { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array } {
   const v = decode(data, { maxDepth: 4 });
   if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Map || v instanceof Uint8Array) throw new Error('not a map');
   const o = v as { [k: string]: CborValue };
@@ -591,5 +652,5 @@ export function decodeGossip(data: Uint8Array): { blocks?: Uint8Array[]; have?: 
     if (!Array.isArray(x) || !x.every((b) => b instanceof Uint8Array)) throw new Error('not a list of byte strings');
     return x as Uint8Array[];
   };
-  return { blocks: list(o.blocks), have: list(o.have) };
+  return { blocks: list(o.blocks), have: list(o.have), caps: o.caps instanceof Uint8Array ? o.caps : undefined };
 }

@@ -4,6 +4,7 @@
 //
 // /gridlet/blocks/1: the requester sends a binary CID (36 bytes) and closes its side; the server
 // answers one status byte — 0 found (the block's bytes follow), 1 not here, 2 not for you — and closes.
+// /gridlet/offload/1 (offload.ts): a job streamed to a peer that announced its kind.
 
 import './polyfill.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -20,6 +21,7 @@ import type { PeerId, Stream } from '@libp2p/interface';
 import type { Logger } from 'pino';
 import { isCid } from './cid.js';
 import { MAX_MESSAGE_BYTES } from './message.js';
+import { OFFLOAD_PROTOCOL, serveOffloadStream, type ServeOffload } from './offload.js';
 
 export const BLOCKS_PROTOCOL = '/gridlet/blocks/1';
 const FOUND = 0;
@@ -39,6 +41,8 @@ export interface MeshNodeOptions {
   /** What a peer asking for `cid` gets: the bytes, undefined (not here), or 'refused'. */
   serveBlock(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'>;
   redialMs?: number;
+  /** Runs a peer's offloaded job (only a gateway with a backend serves /gridlet/offload/1). */
+  serveOffload?: ServeOffload;
 }
 
 async function readAll(stream: Stream, max: number, signal: AbortSignal): Promise<Uint8Array | undefined> {
@@ -163,6 +167,13 @@ export class MeshNode {
         stream.abort(e as Error);
       }
     });
+    const serve = o.serveOffload;
+    if (serve) {
+      await node.handle(OFFLOAD_PROTOCOL, async (stream, connection) => {
+        if (this.#isolated) return stream.abort(new Error('isolated'));
+        await serveOffloadStream(stream, connection.remotePeer.toString(), serve);
+      }, { maxInboundStreams: 16 });
+    }
     this.#dialPeers();
     this.#timer = setInterval(() => this.#dialPeers(), o.redialMs ?? 1000);
     this.#timer.unref();
@@ -205,6 +216,12 @@ export class MeshNode {
     } catch (e) {
       this.#o.log.debug({ topic, err: (e as Error).message }, 'mesh publish failed');
     }
+  }
+
+  /** Opens a `protocol` stream to a peer (offload.ts). */
+  async dialProtocol(peer: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    if (this.#isolated) throw new Error('this gateway is cut off from the mesh');
+    return this.#node.dialProtocol(peerIdFromString(peer), protocol, { signal });
   }
 
   /** Asks one peer for a block; undefined when it does not have it (or may not give it). */

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { JobResult, TextMap } from '../../firmware/core/wire/bodies.js';
 import type { Store } from '../store/store.js';
-import type { OffloadBackend, PeerRouter } from './backend.js';
+import { BackendError, type GenerateRequest, type OffloadBackend, type PeerRouter } from './backend.js';
 import { buildRequest, type ContextOptions } from './context.js';
 import { LlamaBackend, type LlamaOptions } from './llama.js';
 import { OpenAiBackend } from './openai.js';
@@ -55,8 +55,11 @@ export class Offload {
   readonly backend: OffloadBackend | undefined;
   readonly queue: OffloadQueue;
   #peers?: PeerRouter;
+  #serving = 0;
+  readonly #log: Logger;
 
   constructor(config: OffloadConfig, deps: OffloadDeps) {
+    this.#log = deps.log;
     this.backend = backendFromConfig(config, deps.log);
     const { store, gatewayId } = deps;
     this.queue = new OffloadQueue({
@@ -81,21 +84,49 @@ export class Offload {
   }
 
   /**
-   * The mesh sets this: for a kind this gateway has no backend for, a peer that promised it. Its
-   * backend gets requests with this gateway's context already in them (the peer has no device data).
-   *
-   * TODO(mesh): gateway/mesh/ does not advertise capabilities yet, so nothing calls this. What routing
-   * needs from it: (1) put `capabilities()` into this gateway's signed identity message and keep, per
-   * peer, the kinds it promised (MESH.md "Capabilities"); (2) a libp2p request/response protocol such as
-   * `/gridlet/offload/1` — request CBOR {kind, system, prompt, max_tokens, device}, response a stream of
-   * CBOR text pieces ending in {end} or {error}; the serving gateway runs it with
-   * `backend.generate(request, signal, onText)` under its own limits per peer, and aborts the signal
-   * when the stream closes; (3) `setPeerRouter(kind => an OffloadBackend whose generate() opens that
-   * stream to a connected peer that promised kind)`. The queue then treats the peer like a local backend
-   * (timeouts, cancellation, chunking and errors are the same).
+   * The mesh sets this (gateway.ts, when this gateway has no backend): for a kind this gateway cannot
+   * run, a connected peer that announced it (gateway/mesh/offload.ts, /gridlet/offload/1). Its backend
+   * gets requests with this gateway's context already in them (the peer has no device data); the queue
+   * treats it like a local backend (timeouts, cancellation, chunking and errors are the same).
    */
   setPeerRouter(router: PeerRouter | undefined): void {
     this.#peers = router;
+  }
+
+  /**
+   * A mesh peer's job (/gridlet/offload/1): run on this gateway's own backend, at most `concurrency`
+   * peer jobs at once and each within the queue's job time limit. Rejects with a message for the peer.
+   */
+  async serve(peer: string, req: GenerateRequest, signal: AbortSignal, onText: (text: string) => void): Promise<void> {
+    const backend = this.backend;
+    if (!backend) throw new BackendError('this gateway has no LLM backend any more');
+    const o = this.queue.o;
+    if (this.#serving >= o.concurrency) throw new BackendError(`the gateway is busy (${this.#serving} mesh jobs running); ask again later`);
+    const maxTokens = Math.min(req.maxTokens, o.maxTokensLimit);
+    this.#serving++;
+    const ac = new AbortController();
+    const stop = () => ac.abort(signal.reason);
+    signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(() => ac.abort(new Error('time')), o.jobTimeoutMs);
+    const stopped = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => {
+      reject(new BackendError(signal.aborted ? 'cancelled' : `the job ran out of time (${Math.round(o.jobTimeoutMs / 1000)} s) on the serving gateway`));
+    }, { once: true }));
+    stopped.catch(() => {});
+    this.#log.info({ peer, deviceId: req.deviceId, backend: backend.name }, 'offload job for a mesh peer');
+    try {
+      const generation = backend.generate({ ...req, maxTokens }, ac.signal, (t) => {
+        if (!ac.signal.aborted) onText(t);
+      });
+      generation.catch(() => {});
+      await Promise.race([generation, stopped]);
+    } catch (e) {
+      throw e instanceof BackendError ? e : new BackendError(`the ${backend.name} failed: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
+      ac.abort();
+      this.#serving--;
+    }
   }
 
   /** A `job` body from a paired device (after its frame was committed). */
