@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { isCid } from './cid.js';
 import { MAX_MESSAGE_BYTES } from './message.js';
 import { OFFLOAD_PROTOCOL, serveOffloadStream, type ServeOffload } from './offload.js';
+import { concat } from '../../firmware/core/bytes.js';
 
 export const BLOCKS_PROTOCOL = '/gridlet/blocks/1';
 const FOUND = 0;
@@ -63,13 +64,7 @@ async function readAll(stream: Stream, max: number, signal: AbortSignal): Promis
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concat(...parts);
 }
 
 export class MeshNode {

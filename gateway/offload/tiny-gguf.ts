@@ -20,6 +20,7 @@
 // attn_output, ffn_norm, ffn_gate, ffn_down, ffn_up.
 
 import { writeFileSync } from 'node:fs';
+import { mulberry32 } from '../../host/sim/prng.js';
 
 export interface TinyGgufOptions {
   /** Seed of the weights (default 1). */
@@ -176,17 +177,6 @@ function align(n: number): number {
   return Math.ceil(n / ALIGNMENT) * ALIGNMENT;
 }
 
-/** A small, fast, seedable PRNG (Mulberry32): the same seed gives the same model everywhere. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Writer {
   #chunks: Uint8Array[] = [];

@@ -68,3 +68,18 @@ export class Prng {
     return 1 + Math.floor(Math.log(1 - this.float()) / Math.log(1 - 1 / mean));
   }
 }
+
+/**
+ * mulberry32: a tiny seeded generator of floats in [0, 1), the same sequence on every engine. Used where a
+ * plain function is handier than a Prng (fuzzers, generated test models).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -17,6 +17,7 @@ import {
 } from '../../gateway/mesh/protocols.js';
 import { DeviceRegistryCrdt } from '../../gateway/mesh/device-registry.js';
 import { readFileSync } from 'node:fs';
+import { mulberry32 as rng } from '../../host/sim/prng.js';
 
 function signer() {
   const seed = new Uint8Array(nodeRandom(32));
@@ -137,16 +138,6 @@ test('every truncation of a message is refused', () => {
   for (let n = 0; n < m.bytes.length; n++) assert.is.not(fault(m.bytes.subarray(0, n)), 'accepted', `prefix of ${n} bytes`);
 });
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('fuzz: mutated messages never crash the decoder and are never accepted as anything but the original', () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);

@@ -12,6 +12,7 @@ import {
   TelegramParser,
   type TelegramResult,
 } from '../../firmware/core/meter/dsmr.js';
+import { mulberry32 as rng } from '../../host/sim/prng.js';
 
 const DIR = join(fileURLToPath(import.meta.url), '..', '..', 'fixtures', 'dsmr');
 
@@ -213,17 +214,6 @@ function iso(t: number | undefined): string | null {
   return t === undefined ? null : new Date(t * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-/** Seeded PRNG (mulberry32) so a failing chunking replays. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Feeds `bytes` in chunks whose sizes `next()` picks; returns every result and error, in order. */
 function stream(bytes: Uint8Array, next: () => number): Array<TelegramResult | TelegramError> {

@@ -14,6 +14,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTelegram, TelegramError, TelegramParser, type TelegramResult } from '../../firmware/core/meter/dsmr.js';
+import { mulberry32 } from '../../host/sim/prng.js';
+
+/** The fuzzer's generator (mulberry32, host/sim/prng.ts). */
+export const prng = mulberry32;
 
 export const FIXTURE_DIR = join(fileURLToPath(import.meta.url), '..', '..', 'fixtures', 'dsmr');
 
@@ -47,17 +51,6 @@ export interface FuzzStats {
   seconds: number;
 }
 
-/** mulberry32: small, fast, and the same sequence on every engine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Bytes that matter to the grammar, so insertions hit the interesting paths often.
 const SPECIAL = [0x2f, 0x21, 0x28, 0x29, 0x2a, 0x2e, 0x2d, 0x3a, 0x0d, 0x0a, 0x30, 0x31, 0x39, 0x41, 0x66, 0x53, 0x57, 0x00, 0xff];

@@ -17,7 +17,7 @@
 import type { Flash } from '../ports.js';
 import { utf8Decode, utf8Encode } from '../bytes.js';
 import { crc32 } from './crc32.js';
-import { alignUp, Sink } from './log-format.js';
+import { alignUp, getU32, putU32, Sink } from './log-format.js';
 
 const HEADER = 16;
 const TAG = 0x50;
@@ -243,12 +243,3 @@ export class FlashCounters {
   }
 }
 
-function getU32(b: Uint8Array, o: number): number {
-  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
-}
-function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff;
-  b[o + 1] = (v >>> 8) & 0xff;
-  b[o + 2] = (v >>> 16) & 0xff;
-  b[o + 3] = (v >>> 24) & 0xff;
-}

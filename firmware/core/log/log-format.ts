@@ -104,10 +104,10 @@ export function uvarintSize(v: number): number {
   return n;
 }
 
-function getU32(b: Uint8Array, o: number): number {
+export function getU32(b: Uint8Array, o: number): number {
   return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 }
-function putU32(b: Uint8Array, o: number, v: number): void {
+export function putU32(b: Uint8Array, o: number, v: number): void {
   b[o] = v & 0xff;
   b[o + 1] = (v >>> 8) & 0xff;
   b[o + 2] = (v >>> 16) & 0xff;
