@@ -25,8 +25,6 @@ load, pairs them through the gateway's HTTP API, and shows a live view until Ctr
 interface MeterView {
   host: HostAgent;
   stored: number;
-  acked: number;
-  lastValues: ReadonlyArray<readonly [number, number]>;
   pairedAt?: number;
 }
 
@@ -96,17 +94,9 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
       dataDir: join(o.dataDir, `meter-${i + 1}`), brokers: [gw.mqttUrl], meter: 'sim', intervalMs: o.interval,
       model: 'gridlet-sim', logger: agentLogger, guests: ['peak-guard', 'tamper-watch'],
     });
-    const view: MeterView = { host, stored: 0, acked: 0, lastValues: [] };
+    const view: MeterView = { host, stored: 0 };
     host.agent.start();
     views.set(host.agent.deviceId, view);
-  }
-  // Acks and values for the view come from the agents' own event hooks.
-  for (const v of views.values()) {
-    const a = v.host.agent;
-    const poll = setInterval(() => {
-      v.acked = a.ackedSeq;
-    }, 500);
-    poll.unref();
   }
   console.log(`gridlet demo: gateway ${gw.id}`);
   console.log(`  dashboard  ${gw.httpUrl}/`);
@@ -125,7 +115,7 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
       const link = a.online ? 'up' : 'down';
       const st = a.state === AgentState.paired ? 'paired' : 'unpaired';
       const buffered = v.host.log.stats().buffered;
-      return `  ${id}  ${st.padEnd(8)}  ${link.padEnd(10)}  ${String(v.stored).padStart(8)}  ${String(v.acked).padStart(9)}  ${String(buffered).padStart(8)}`;
+      return `  ${id}  ${st.padEnd(8)}  ${link.padEnd(10)}  ${String(v.stored).padStart(8)}  ${String(a.ackedSeq).padStart(9)}  ${String(buffered).padStart(8)}`;
     });
     const header = `  ${'meter'.padEnd(16)}  ${'state'.padEnd(8)}  ${'link'.padEnd(10)}  ${'stored'.padStart(8)}  ${'acked seq'.padStart(9)}  ${'buffered'.padStart(8)}   ${((Date.now() - started) / 1000).toFixed(0)} s, ${storedTotal} readings stored${o.duration === undefined ? '; Ctrl-C to stop' : ''}`;
     const out = [header, ...rows];
@@ -147,7 +137,7 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
   draw();
   for (const v of views.values()) v.host.stop();
   await gw.close();
-  const acked = [...views.values()].reduce((s, v) => s + v.acked, 0);
+  const acked = [...views.values()].reduce((s, v) => s + v.host.agent.ackedSeq, 0);
   console.log(`\ndemo summary meters=${views.size} readings_stored=${storedTotal} acked_records=${acked} duration_s=${((Date.now() - started) / 1000).toFixed(1)}`);
   if (o.temporary) rmSync(o.dataDir, { recursive: true, force: true });
   return 0;
