@@ -1,5 +1,5 @@
 // Backend: llama.cpp embedded through node-llama-cpp, running a local GGUF file (--llm-gguf). The
-// package is an optional dependency and is imported only when the first job arrives, so a gateway
+// package is optional (not in the default install: `npm install --no-save node-llama-cpp`) and is imported only when the first job arrives, so a gateway
 // without --llm-gguf never loads it and an install without it still runs everything else.
 // node-llama-cpp ships prebuilt llama.cpp binaries in its @node-llama-cpp/* platform packages; this
 // backend never lets it compile or download anything at run time (`build: 'never'`).

@@ -26,7 +26,7 @@ let lib: Lib | undefined;
 try {
   lib = await import(LLAMA_PACKAGE);
 } catch (e) {
-  console.log(`PENDING node-llama-cpp is not installed (${(e as Error).message.split('\n')[0]}): the embedded-backend tests are skipped; \`npm install\` installs it as an optional dependency`);
+  console.log(`PENDING node-llama-cpp is not installed (${(e as Error).message.split('\n')[0]}): the embedded-backend tests are skipped; \`npm install --no-save node-llama-cpp\` runs them`);
 }
 
 /** What the tiny model can say: its vocabulary decoded (Ġ is a space, Ċ a newline). */
