@@ -43,6 +43,8 @@ export interface DrOptions {
 export class DemandResponse {
   #events: Scheduled[] = [];
   #timer = -1;
+  /** One-shot timer for the next start or end within the coming second, so transitions are not late by up to a check. */
+  #edge = -1;
   #level = 0;
   #limit = NaN;
   readonly #o: DrOptions;
@@ -74,7 +76,9 @@ export class DemandResponse {
 
   stop(): void {
     if (this.#timer >= 0) this.#o.timers.clear(this.#timer);
+    if (this.#edge >= 0) this.#o.timers.clear(this.#edge);
     this.#timer = -1;
+    this.#edge = -1;
   }
 
   /** Applies a dr-event body; returns false when it was ignored (an older modification). */
@@ -142,6 +146,27 @@ export class DemandResponse {
     this.#events = this.#events.filter((e) => !(e.phase === ENDED && now > e.start + e.delay + e.duration + KEEP_ENDED_S));
     if (changed || before !== this.#events.length) this.#save();
     this.#signals();
+    this.#armEdge(ms, now);
+  }
+
+  /** Sets a one-shot check at the next start or end if it falls before the next regular check. */
+  #armEdge(ms: number, now: number): void {
+    if (this.#timer < 0) return; // not started: only explicit checks
+    let next = Infinity;
+    for (const e of this.#events) {
+      const begin = e.start + e.delay;
+      if (e.phase === PENDING && begin > now && begin < next) next = begin;
+      if (e.phase !== ENDED && begin + e.duration > now && begin + e.duration < next) next = begin + e.duration;
+    }
+    const wait = next * 1000 - ms;
+    if (this.#edge >= 0) this.#o.timers.clear(this.#edge);
+    this.#edge = -1;
+    if (wait > 0 && wait <= CHECK_MS) {
+      this.#edge = this.#o.timers.set(() => {
+        this.#edge = -1;
+        this.check();
+      }, wait + 2);
+    }
   }
 
   #signals(): void {
