@@ -1,0 +1,155 @@
+// The dashboard's server side: its static files (content types, ETag revalidation, a strict CSP, served
+// without the token so the page can ask for it), the live stream GET /api/events (what a meter's pairing
+// and readings put on it; closing the gateway ends open streams), and a device's DR history.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
+import { WEB_DIR } from '../../gateway/web/serve.js';
+import { eventually, startTestGateway, type TestGateway } from './support.js';
+
+let t: TestGateway | undefined;
+let host: HostAgent | undefined;
+
+test.after.each(async () => {
+  host?.stop();
+  host = undefined;
+  await t?.close();
+  t = undefined;
+});
+
+async function pairedMeter(t: TestGateway): Promise<HostAgent> {
+  const h = createHostAgent({ brokers: [t.gw.mqttUrl], meter: 'sim', intervalMs: 200, topicPrefix: t.prefix });
+  h.agent.start();
+  await eventually(async () => (await t.api('POST', '/api/pairings', { deviceId: h.agent.deviceId, code: h.agent.identity.pairCode })).status === 201, 10_000, 'pairing');
+  return h;
+}
+
+/** Reads Server-Sent Events from a fetch body until `until` returns true for the events so far. */
+async function readEvents(body: ReadableStream<Uint8Array>, until: (events: { event: string; data: any }[]) => boolean): Promise<{ event: string; data: any }[]> {
+  const reader = body.getReader();
+  const text = new TextDecoder();
+  const events: { event: string; data: any }[] = [];
+  let buf = '';
+  while (!until(events)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the stream ended after ${events.map((e) => e.event).join(', ')}`);
+    buf += text.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+    }
+  }
+  reader.releaseLock();
+  return events;
+}
+
+test('GET / serves the dashboard with a strict CSP, ETag revalidation and no outside resources', async () => {
+  t = await startTestGateway();
+  const res = await fetch(`${t.gw.httpUrl}/`);
+  assert.is(res.status, 200);
+  assert.is(res.headers.get('content-type'), 'text/html; charset=utf-8');
+  const csp = res.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /script-src 'self'/);
+  assert.not.match(csp, /unsafe-inline|unsafe-eval/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  const html = await res.text();
+  assert.is(html, readFileSync(join(WEB_DIR, 'index.html'), 'utf8'));
+  assert.not.match(html, /<script>|<script(?![^>]*\bsrc=)[^>]*>|https?:\/\//, 'no inline script and nothing fetched from elsewhere');
+  const etag = res.headers.get('etag')!;
+  assert.ok(etag);
+  const again = await fetch(`${t.gw.httpUrl}/`, { headers: { 'if-none-match': etag } });
+  assert.is(again.status, 304);
+  assert.is(await again.text(), '');
+  for (const [path, type] of [['/app.js', 'text/javascript; charset=utf-8'], ['/app.css', 'text/css; charset=utf-8']]) {
+    const r = await fetch(t.gw.httpUrl + path);
+    assert.is(r.status, 200, path);
+    assert.is(r.headers.get('content-type'), type, path);
+    assert.is(r.headers.get('cache-control'), 'no-cache');
+    assert.ok((await r.text()).length > 1000, path);
+  }
+  const js = readFileSync(join(WEB_DIR, 'app.js'), 'utf8');
+  assert.not.match(js, /innerHTML|insertAdjacentHTML|document\.write|eval\(/, 'API text only ever goes into text nodes');
+});
+
+test('with --api-token the page loads without the token; the API and the stream need it', async () => {
+  t = await startTestGateway({ httpListen: '0.0.0.0:0', apiToken: 'tok-123456' });
+  const url = `http://127.0.0.1:${new URL(t.gw.httpUrl).port}`;
+  for (const p of ['/', '/app.js', '/app.css', '/api/health']) assert.is((await fetch(url + p)).status, 200, p);
+  assert.is((await fetch(`${url}/api/devices`)).status, 401);
+  assert.is((await fetch(`${url}/api/events`)).status, 401);
+  const ok = await fetch(`${url}/api/events`, { headers: { authorization: 'Bearer tok-123456' } });
+  assert.is(ok.status, 200);
+  assert.is(ok.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  await ok.body!.cancel();
+  // POST stays JSON-only with the right Host even for token holders (security.ts).
+  const form = await fetch(`${url}/api/pairings`, { method: 'POST', headers: { authorization: 'Bearer tok-123456', 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b' });
+  assert.is(form.status, 415);
+});
+
+test('GET /api/events streams pairing and readings; closing the gateway ends the stream', async () => {
+  t = await startTestGateway();
+  const res = await fetch(`${t.gw.httpUrl}/api/events`);
+  assert.is(res.status, 200);
+  host = await pairedMeter(t);
+  const id = host.agent.deviceId;
+  const events = await readEvents(res.body!, (es) => es.some((e) => e.event === 'records' && e.data.deviceId === id && e.data.readings.length > 0));
+  assert.is(events[0].event, 'ready');
+  const paired = events.find((e) => e.event === 'device' && e.data.change === 'paired');
+  assert.ok(paired, 'a device event says the meter was paired');
+  assert.is(paired!.data.deviceId, id);
+  const rec = events.find((e) => e.event === 'records' && e.data.readings.length > 0)!;
+  const stored = (await t.api('GET', `/api/devices/${id}/readings?from=${rec.data.readings[0][0]}&limit=${rec.data.readings.length}`)).json.records;
+  assert.equal(rec.data.readings, stored.filter((r: unknown[]) => typeof r[2] === 'number'), 'the streamed readings are the stored ones');
+  assert.is(rec.data.lastSeq, Math.max(...rec.data.readings.map((r: number[]) => r[0]), ...rec.data.events.map((e: unknown[]) => e[0] as number)));
+  for (const [ch, [, v]] of Object.entries(rec.data.latest as { [c: string]: [number, number] })) {
+    assert.is(v, rec.data.readings.filter((r: number[]) => r[2] === Number(ch)).at(-1)[3]);
+  }
+
+  // A second stream stays open while the gateway closes: close() must still finish and end it.
+  const open = await fetch(`${t.gw.httpUrl}/api/events`);
+  const reader = open.body!.getReader();
+  await reader.read();
+  host.stop();
+  host = undefined;
+  const closed = t.gw.close().then(() => 'closed');
+  const hang = new Promise((r) => setTimeout(() => r('still open after 10 s'), 10_000).unref());
+  assert.is(await Promise.race([closed, hang]), 'closed');
+  let ended = false;
+  try {
+    for (;;) if ((await reader.read()).done) break;
+    ended = true;
+  } catch {
+    ended = true; // the connection was closed under the reader
+  }
+  assert.ok(ended);
+  await t.close().catch(() => {});
+  t = undefined;
+});
+
+test('GET /api/devices/:id/dr-events lists what the meter reported about a DR event', async () => {
+  t = await startTestGateway();
+  host = await pairedMeter(t);
+  const id = host.agent.deviceId;
+  const empty = await t.api('GET', `/api/devices/${id}/dr-events`);
+  assert.is(empty.status, 200);
+  assert.equal(empty.json.events, []);
+  const start = Math.floor(Date.now() / 1000);
+  const sent = await t.api('POST', `/api/devices/${id}/dr-events`, { id: 'peak-1', start, duration: 1, level: 2 });
+  assert.is(sent.status, 202, sent.text);
+  const r = await eventually(async () => {
+    const x = await t!.api('GET', `/api/devices/${id}/dr-events`);
+    return x.json.events.some((e: { phase: string }) => e.phase === 'end') && x;
+  }, 15_000, 'the meter to report the event start and end');
+  const phases = r.json.events.filter((e: { event: string }) => e.event === 'peak-1').map((e: { phase: string }) => e.phase);
+  assert.equal(phases, ['start', 'end']);
+  assert.is((await t.api('GET', '/api/devices/aaaaaaaaaaaaaaaa/dr-events')).status, 404);
+});
+
+test.run();
