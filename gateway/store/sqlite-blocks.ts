@@ -4,6 +4,7 @@
 
 import type Database from 'better-sqlite3';
 import type { BlockKind, BlockStore, ChainAppend, StoredBlock, StoredRecord } from './store.js';
+import { blob, toBlock, type BlockRow } from './rows.js';
 
 export const MESH_SCHEMA = `
 CREATE TABLE IF NOT EXISTS mesh_blocks (
@@ -15,6 +16,8 @@ CREATE TABLE IF NOT EXISTS mesh_blocks (
   n INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mesh_blocks_kind ON mesh_blocks (kind, device_id, n);
+-- Every insert takes max(n) + 1: without this index that is a scan of all blocks per insert.
+CREATE INDEX IF NOT EXISTS mesh_blocks_n ON mesh_blocks (n);
 CREATE TABLE IF NOT EXISTS mesh_links (
   parent BLOB NOT NULL,
   child BLOB NOT NULL,
@@ -32,16 +35,6 @@ CREATE TABLE IF NOT EXISTS mesh_covered (
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
 `;
-
-interface BlockRow { cid: Buffer; bytes: Buffer; kind: string; device_id: string | null; received_at: number }
-
-function blob(b: Uint8Array): Buffer {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function toBlock(r: BlockRow): StoredBlock {
-  return { cid: new Uint8Array(r.cid), bytes: new Uint8Array(r.bytes), kind: r.kind as BlockKind, deviceId: r.device_id, receivedAt: r.received_at };
-}
 
 function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
   if (a.length !== b.length) return false;
@@ -93,7 +86,12 @@ export class SqliteBlockStore implements BlockStore {
     return this.#q.get.get(blob(cid)) !== undefined;
   }
 
-  async list(kind: BlockKind, deviceId?: string): Promise<StoredBlock[]> {
+  async list(kind: BlockKind, deviceId?: string, receivedBefore?: number): Promise<StoredBlock[]> {
+    if (receivedBefore !== undefined) {
+      return this.#db.prepare<[string, string | null, string | null, number], BlockRow>(
+        'SELECT * FROM mesh_blocks WHERE kind = ? AND (? IS NULL OR device_id = ?) AND received_at < ? ORDER BY n',
+      ).all(kind, deviceId ?? null, deviceId ?? null, receivedBefore).map(toBlock);
+    }
     const rows = deviceId === undefined ? this.#q.list.all(kind) : this.#q.listDevice.all(kind, deviceId);
     return rows.map(toBlock);
   }
@@ -132,6 +130,25 @@ export class SqliteBlockStore implements BlockStore {
       for (const [seq, last] of a.covers ?? []) this.#q.cover.run(a.deviceId, seq, last);
       return true;
     }).immediate();
+  }
+
+  async delete(cids: Uint8Array[]): Promise<number> {
+    const del = this.#db.prepare('DELETE FROM mesh_blocks WHERE cid = ?');
+    // Only the links to the block's own parents go: a kept child still names it (and keeps it out of the heads).
+    const unlink = this.#db.prepare('DELETE FROM mesh_links WHERE child = ?');
+    return this.#db.transaction(() => {
+      let n = 0;
+      for (const c of cids) {
+        n += del.run(blob(c)).changes;
+        unlink.run(blob(c));
+      }
+      return n;
+    }).immediate();
+  }
+
+  async parents(cid: Uint8Array): Promise<Uint8Array[]> {
+    return this.#db.prepare<[Buffer], { parent: Buffer }>('SELECT parent FROM mesh_links WHERE child = ? ORDER BY parent')
+      .all(blob(cid)).map((r) => new Uint8Array(r.parent));
   }
 
   async uncovered(deviceId: string, limit: number): Promise<StoredRecord[]> {

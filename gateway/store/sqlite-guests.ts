@@ -4,6 +4,8 @@
 
 import type Database from 'better-sqlite3';
 import type { GuestModule, GuestState, GuestStore } from './store.js';
+import { MAX_GUESTS_PER_DEVICE, pruneGuests as prune, toModule, type GuestMap, type ModuleRow } from './rows.js';
+export { MAX_GUESTS_PER_DEVICE };
 
 export const GUEST_SCHEMA = `
 CREATE TABLE IF NOT EXISTS guest_modules (
@@ -18,23 +20,8 @@ CREATE TABLE IF NOT EXISTS guest_modules (
 );
 `;
 
-/** At most this many CIDs are remembered per device; the oldest settled ones are forgotten first. */
-export const MAX_GUESTS_PER_DEVICE = 64;
 /** The text CID of an empty byte string: a guest-ack for a removal of a name the device does not run. */
 export const EMPTY_CID = 'b';
-
-interface ModuleRow {
-  cid: string; name: string; version: string; size: number; instrumented: number; manifest: string; added_at: number;
-}
-
-type GuestMap = { [cid: string]: GuestState };
-
-function toModule(r: ModuleRow): GuestModule {
-  return {
-    cid: r.cid, name: r.name, version: r.version, size: r.size, instrumented: r.instrumented === 1,
-    manifest: JSON.parse(r.manifest), addedAt: r.added_at,
-  };
-}
 
 /**
  * Applies a guest-ack to a device's guests map: the entry of its CID takes the new state and keeps the
@@ -50,15 +37,6 @@ export function applyGuestAck(guests: GuestMap, cid: string, state: GuestState):
   }
   const prior = guests[cid];
   guests[cid] = prior?.name === undefined ? state : { ...state, name: prior.name, deployedAt: prior.deployedAt };
-}
-
-function prune(guests: GuestMap): void {
-  const keys = Object.keys(guests);
-  if (keys.length <= MAX_GUESTS_PER_DEVICE) return;
-  // Pending deployments and removals are kept; settled ones go oldest first.
-  const settled = keys.filter((k) => guests[k].state !== 'deploying' && guests[k].state !== 'removing')
-    .sort((a, b) => guests[a].at - guests[b].at);
-  for (const k of settled.slice(0, keys.length - MAX_GUESTS_PER_DEVICE)) delete guests[k];
 }
 
 export class SqliteGuestStore implements GuestStore {

@@ -3,6 +3,7 @@
 // PostgreSQL implementation (issue 10) fits the same interface; sqlite.ts is the one-site default.
 
 import type { TextMap } from '../../firmware/core/wire/bodies.js';
+import type { Level, PrivacyPolicy, Purpose } from '../privacy/policy.js';
 
 /** Registry states kept in the store. `seen` (Hello received, not paired) lives only in the Hello table. */
 export type DeviceState = 'paired' | 'revoked';
@@ -134,8 +135,11 @@ export interface Store {
   addDownlink(deviceId: string, type: number, body: Uint8Array, now: number): Promise<PendingDownlink>;
   /** Downlinks not yet covered by a down-ack, oldest first. */
   pendingDownlinks(deviceId: string): Promise<PendingDownlink[]>;
-  /** Reserves a new counter for a resend of a kept downlink and records when it was sent. */
-  resendDownlink(id: number, now: number): Promise<PendingDownlink | undefined>;
+  /**
+   * Reserves a new counter for a resend of a kept downlink and records when it was sent. With
+   * `sentBefore`, undefined when it was last sent at or after that time (another replica resent it).
+   */
+  resendDownlink(id: number, now: number, sentBefore?: number): Promise<PendingDownlink | undefined>;
   /** Forgets kept downlinks of a device (optionally only of one body type). */
   dropDownlinks(deviceId: string, type?: number): Promise<number>;
   countPendingDownlinks(): Promise<number>;
@@ -149,13 +153,32 @@ export interface Store {
   /** Guest modules by CID and deployments to devices (GUESTS.md "Deployment"). */
   readonly guests: GuestStore;
 
+  /** Sharing policies per device and per group, and the audit log of disclosures (gateway/privacy). */
+  readonly privacy: PrivacyStore;
+
+  /**
+   * Retention: deletes the device's records (and gaps) whose seqs are all ≤ `through`, with their
+   * coverage notes; returns how many rows went. The device's ackedSeq is unchanged.
+   */
+  deleteRecordsThrough(deviceId: string, through: number): Promise<number>;
+  /**
+   * Retention: the highest seq S such that every stored record of the device with seq ≤ S has its time
+   * `t` before `before` (unix seconds, the records' unit); undefined when the first stored record is
+   * not that old.
+   */
+  expiredThrough(deviceId: string, before: number): Promise<number | undefined>;
+
   close(): Promise<void>;
 }
 
 /** Which protocol a kept block speaks (`opaque`: a signed message of a protocol this gateway does not know). */
 export type BlockKind = 'readings' | 'registry' | 'identity' | 'guest' | 'opaque'
+  /** Meter aggregates v1 and sharing consent v1 (gateway/privacy). */
+  | 'aggregate' | 'consent'
   /** The .wasm bytes of a guest a publication named, fetched from a peer. */
-  | 'guest-wasm';
+  | 'guest-wasm'
+  /** A retention tombstone (docs/protocols/retention-tombstone-v1.md); deviceId is the device it is about. */
+  | 'tombstone';
 
 export interface StoredBlock {
   /** Binary CIDv1 raw sha2-256 of `bytes`. */
@@ -183,8 +206,11 @@ export interface BlockStore {
   put(b: StoredBlock): Promise<boolean>;
   get(cid: Uint8Array): Promise<Uint8Array | undefined>;
   has(cid: Uint8Array): Promise<boolean>;
-  /** Blocks of one kind (optionally of one device), oldest first. */
-  list(kind: BlockKind, deviceId?: string): Promise<StoredBlock[]>;
+  /**
+   * Blocks of one kind (optionally of one device), oldest first; with `receivedBefore` (unix ms) only
+   * those kept before then (retention; an implementation may ignore it and return more).
+   */
+  list(kind: BlockKind, deviceId?: string, receivedBefore?: number): Promise<StoredBlock[]>;
   /** A device's chain heads: its readings messages that no kept message names as prev. */
   heads(deviceId: string): Promise<Uint8Array[]>;
   allHeads(): Promise<{ deviceId: string; cid: Uint8Array }[]>;
@@ -192,6 +218,69 @@ export interface BlockStore {
   appendChain(a: ChainAppend): Promise<boolean>;
   /** This gateway's stored records of a device that no message of its own carries yet (crash recovery). */
   uncovered(deviceId: string, limit: number): Promise<StoredRecord[]>;
+  /**
+   * Retention: forgets kept blocks (their bytes and their own parent links). The device's heads are not
+   * changed: a deleted message that is a head stays one (its CID is still what later messages name).
+   * Returns how many blocks were deleted.
+   */
+  delete(cids: Uint8Array[]): Promise<number>;
+  /** The parents (`prev`) a kept chain message was appended with. */
+  parents(cid: Uint8Array): Promise<Uint8Array[]>;
+}
+
+/** A group policy: applies to devices whose labels match `selector`; higher `priority` is tried first. */
+export interface GroupPolicy {
+  selector: string;
+  priority: number;
+  policy: PrivacyPolicy;
+  /** Unix ms. */
+  updatedAt: number;
+}
+
+/** One disclosure of a device's data (the audit log), as recorded. */
+export interface Disclosure {
+  /** Who got it: a mesh peer id, or `http` for the operator API. */
+  audience: string;
+  /** The operator of a mesh peer (MESH.md `--operator`); absent for `http`. */
+  operator?: string;
+  deviceId: string;
+  /** What: the grid message's text CID when a message went out, its kind, the seq range and level. */
+  cid?: string;
+  kind: string;
+  seq?: [number, number];
+  level: Level;
+  purposes: Purpose[];
+  via: 'announce' | 'serve' | 'http';
+}
+
+export interface AuditEntry extends Disclosure {
+  id: number;
+  /** Unix ms. */
+  at: number;
+}
+
+/**
+ * The privacy sub-store (`store.privacy`). Policies are stored as the JSON parsePolicy returns; the
+ * store does not interpret them. A PostgreSQL implementation needs three tables: device policies
+ * (device_id → policy, updated_at), group policies (selector → priority, policy, updated_at) and the
+ * audit log (id serial, at, audience, operator, device_id, cid, kind, seq, last, level, purposes, via).
+ */
+export interface PrivacyStore {
+  devicePolicy(deviceId: string): Promise<{ policy: PrivacyPolicy; updatedAt: number } | undefined>;
+  setDevicePolicy(deviceId: string, policy: PrivacyPolicy, now: number): Promise<void>;
+  /** True when there was one. */
+  deleteDevicePolicy(deviceId: string): Promise<boolean>;
+  /** Device ids that have a policy of their own. */
+  devicesWithPolicy(): Promise<string[]>;
+  /** All group policies, highest priority first (ties: selector order). */
+  groupPolicies(): Promise<GroupPolicy[]>;
+  /** Adds or replaces the policy of a selector. */
+  setGroupPolicy(g: GroupPolicy): Promise<void>;
+  deleteGroupPolicy(selector: string): Promise<boolean>;
+  /** Appends disclosures to the audit log in one transaction. */
+  addAudit(at: number, entries: Disclosure[]): Promise<void>;
+  /** Newest first; `beforeId` pages further back. */
+  audit(q: { deviceId?: string; limit: number; beforeId?: number }): Promise<AuditEntry[]>;
 }
 
 /** A guest module admitted by POST /api/guests (the bytes the CID names are kept beside it). */

@@ -1,0 +1,125 @@
+// Rows of the store's tables and what they mean, shared by the SQLite and PostgreSQL stores: both keep
+// the same columns, and differ only in how a boolean comes back (SQLite 0/1, PostgreSQL true/false).
+
+import { decode } from '../../firmware/core/cbor.js';
+import type { TextMap } from '../../firmware/core/wire/bodies.js';
+import { parsePolicy, type PrivacyPolicy } from '../privacy/policy.js';
+import type {
+  AuditEntry, BlockKind, DeviceRow, DeviceState, GuestModule, GuestState, PendingDownlink, StoredBlock, StoredRecord,
+} from './store.js';
+
+/** A byte string as the drivers take it, without copying. */
+export function blob(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export interface DeviceSqlRow {
+  id: string; state: string; public_key: Buffer; ks: Buffer; gateway_id: string; model: string; firmware: string;
+  capabilities: string; labels: string; first_seen: number; paired_at: number; revoked_at: number | null;
+  last_seen: number | null; up_highest: number; up_bits_lo: number; up_bits_hi: number; down_counter: number;
+  acked_seq: number; status: string | null; guests: string;
+}
+
+export function toDevice(r: DeviceSqlRow): DeviceRow {
+  return {
+    id: r.id,
+    state: r.state as DeviceState,
+    publicKey: new Uint8Array(r.public_key),
+    ks: new Uint8Array(r.ks),
+    gatewayId: r.gateway_id,
+    model: r.model,
+    firmware: r.firmware,
+    capabilities: JSON.parse(r.capabilities),
+    labels: JSON.parse(r.labels),
+    firstSeen: r.first_seen,
+    pairedAt: r.paired_at,
+    revokedAt: r.revoked_at,
+    lastSeen: r.last_seen,
+    upHighest: r.up_highest,
+    upBits: [r.up_bits_lo, r.up_bits_hi],
+    downCounter: r.down_counter,
+    ackedSeq: r.acked_seq,
+    status: r.status ? JSON.parse(r.status) : null,
+    guests: JSON.parse(r.guests),
+  };
+}
+
+export interface RecordSqlRow {
+  seq: number; last: number; kind: number; t: number; gateway_timed: number | boolean; channel: number | null;
+  value: number | null; event: string | null; data: Buffer | null; reason: string | null;
+}
+
+export function toRecord(r: RecordSqlRow): StoredRecord {
+  const gatewayTimed = r.gateway_timed === true || r.gateway_timed === 1;
+  switch (r.kind) {
+    case 1:
+      return { kind: 1, seq: r.seq, t: r.t, gatewayTimed, channel: r.channel!, value: r.value! };
+    case 2: {
+      const rec: StoredRecord = { kind: 2, seq: r.seq, t: r.t, gatewayTimed, event: r.event! };
+      if (r.data) rec.data = decode(new Uint8Array(r.data), { maxDepth: 16 }) as TextMap;
+      return rec;
+    }
+    default:
+      return { kind: 7, seq: r.seq, last: r.last, t: r.t, reason: r.reason ?? '' };
+  }
+}
+
+export interface DownlinkSqlRow { id: number; device_id: string; type: number; body: Buffer; counter: number; sent_at: number }
+
+export function toDownlink(r: DownlinkSqlRow): PendingDownlink {
+  return { id: r.id, deviceId: r.device_id, type: r.type, body: new Uint8Array(r.body), counter: r.counter, sentAt: r.sent_at };
+}
+
+export interface BlockRow { cid: Buffer; bytes: Buffer; kind: string; device_id: string | null; received_at: number }
+
+export function toBlock(r: BlockRow): StoredBlock {
+  return { cid: new Uint8Array(r.cid), bytes: new Uint8Array(r.bytes), kind: r.kind as BlockKind, deviceId: r.device_id, receivedAt: r.received_at };
+}
+
+export interface ModuleRow {
+  cid: string; name: string; version: string; size: number; instrumented: number | boolean; manifest: string; added_at: number;
+}
+
+export function toModule(r: ModuleRow): GuestModule {
+  return {
+    cid: r.cid, name: r.name, version: r.version, size: r.size, instrumented: r.instrumented === true || r.instrumented === 1,
+    manifest: JSON.parse(r.manifest), addedAt: r.added_at,
+  };
+}
+
+export const MAX_GUESTS_PER_DEVICE = 64;
+export type GuestMap = { [cid: string]: GuestState };
+
+/** Keeps a device's guests map within MAX_GUESTS_PER_DEVICE: pending deployments and removals stay, settled ones go oldest first. */
+export function pruneGuests(guests: GuestMap): void {
+  const keys = Object.keys(guests);
+  if (keys.length <= MAX_GUESTS_PER_DEVICE) return;
+  const settled = keys.filter((k) => guests[k].state !== 'deploying' && guests[k].state !== 'removing')
+    .sort((a, b) => guests[a].at - guests[b].at);
+  for (const k of settled.slice(0, keys.length - MAX_GUESTS_PER_DEVICE)) delete guests[k];
+}
+
+export interface AuditRow {
+  id: number; at: number; audience: string; operator: string | null; device_id: string; cid: string | null; kind: string;
+  seq: number | null; last: number | null; level: string; purposes: string; via: string;
+}
+
+export function toAuditEntry(r: AuditRow): AuditEntry {
+  const e: AuditEntry = {
+    id: r.id, at: r.at, audience: r.audience, deviceId: r.device_id, kind: r.kind, level: r.level as AuditEntry['level'],
+    purposes: JSON.parse(r.purposes), via: r.via as AuditEntry['via'],
+  };
+  if (r.operator !== null) e.operator = r.operator;
+  if (r.cid !== null) e.cid = r.cid;
+  if (r.seq !== null) e.seq = [r.seq, r.last ?? r.seq];
+  return e;
+}
+
+/** A stored policy, checked again as it is read (a store written by hand must not loosen a policy). */
+export function readPolicy(text: string, where: string): PrivacyPolicy {
+  try {
+    return parsePolicy(JSON.parse(text));
+  } catch (e) {
+    throw new Error(`the stored privacy policy of ${where} is not valid: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,239 @@
+// `npm run scale -- --meters 10000 --duration 300 --broker embedded|mosquitto`: the scale acceptance
+// run. It starts a gateway as a child process (`node bin/gridlet.js gateway …`) — with its embedded
+// broker, or on a Mosquitto of its own started from a temporary config on a free port — runs the fleet
+// simulator (`gridlet sim`'s Fleet) in this process, and prints the sim report line, then one JSON line
+// with the gateway's resource use. Other options are passed to the fleet: --interval MS, --flap-every S,
+// --grace S, --pair-concurrency N, --connect-rate N, --seed N.
+//
+// Every meter is one connection: this process, the gateway (embedded broker) or Mosquitto each need a
+// file descriptor per meter; `ulimit -n` must exceed the fleet (20000 on the reference machine).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Fleet, reportLine, type FleetOptions, type FleetReport } from '../host/sim/fleet.js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..');
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export interface Child {
+  proc: ChildProcess;
+  url: string;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+async function stopProc(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** A Mosquitto of our own on a free loopback port (the system one on 1883 is shared). */
+export async function startMosquitto(): Promise<Child> {
+  const dir = mkdtempSync(join(tmpdir(), 'gridlet-mosquitto-'));
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence false',
+    'max_queued_messages 1000000',
+    'max_inflight_messages 0',
+    'max_connections -1',
+    'set_tcp_nodelay true',
+    'log_type error',
+    'log_type warning',
+    '',
+  ].join('\n'));
+  const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (b) => (err += b));
+  const url = `mqtt://127.0.0.1:${port}`;
+  // Ready when it accepts a TCP connection.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`mosquitto exited: ${err}`);
+    const ok = await new Promise<boolean>((r) => {
+      const c = connect(port, '127.0.0.1', () => {
+        c.destroy();
+        r(true);
+      });
+      c.on('error', () => r(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`mosquitto did not listen on ${port}: ${err}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    proc, url, dir,
+    async stop() {
+      await stopProc(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface GatewayChild extends Child {
+  mqttUrl: string;
+  httpUrl: string;
+  /** Resident set size of the gateway process, bytes. */
+  rss(): number;
+  /** CPU seconds the gateway process has used (user + system). */
+  cpuSeconds(): number;
+}
+
+/** `node bin/gridlet.js gateway …` on ephemeral ports in a temporary data directory. */
+export async function startGatewayChild(o: { broker?: string; extra?: string[] } = {}): Promise<GatewayChild> {
+  const dir = mkdtempSync(join(tmpdir(), 'gridlet-scale-gw-'));
+  const args = [join(root, 'bin', 'gridlet.js'), 'gateway', '--data', dir, '--http-listen', '127.0.0.1:0',
+    ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0']), '--log-level', 'warn', ...(o.extra ?? [])];
+  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The gateway's log is kept beside the run (removed with it, unless the gateway died).
+  const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);
+  const log = createWriteStream(logFile);
+  let err = '';
+  proc.stderr!.on('data', (b: Buffer) => {
+    log.write(b);
+    err += b;
+    if (err.length > 200_000) err = err.slice(-100_000);
+  });
+  proc.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`\nscale: the gateway exited (${code ?? signal}); its log: ${logFile}\n`);
+  });
+  let stopping = false;
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`gateway not ready within 30 s: ${err.slice(-2000)}`)), 30_000);
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b;
+      const m = /gateway ready [^\n]*/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[0]);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`gateway exited (${code}): ${err.slice(-2000)}`));
+    });
+  });
+  const mqttUrl = /mqtt=(\S+)/.exec(line)![1];
+  const httpUrl = /http=(\S+)/.exec(line)![1];
+  const pid = proc.pid!;
+  const tick = 100; // USER_HZ
+  return {
+    proc, dir, url: httpUrl, mqttUrl, httpUrl,
+    rss() {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+        return m ? Number(m[1]) * 1024 : 0;
+      } catch {
+        return 0; // the gateway has exited
+      }
+    },
+    cpuSeconds() {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        return (Number(f[11]) + Number(f[12])) / tick;
+      } catch {
+        return 0;
+      }
+    },
+    async stop() {
+      stopping = true;
+      const died = proc.exitCode !== null || proc.signalCode !== null;
+      await stopProc(proc);
+      log.end();
+      rmSync(dir, { recursive: true, force: true });
+      if (!died) rmSync(logFile, { force: true });
+    },
+  };
+}
+
+export interface ScaleResult {
+  report: FleetReport;
+  broker: 'embedded' | 'mosquitto';
+  gateway: { rssBytes: number; rssIdleBytes: number; rssPerMeterBytes: number; cpuSeconds: number };
+}
+
+/** One scale run: broker (+ Mosquitto), gateway child, fleet; everything stopped afterwards. */
+export async function scaleRun(broker: 'embedded' | 'mosquitto', fleet: Omit<FleetOptions, 'broker' | 'gateway'>): Promise<ScaleResult> {
+  const mosq = broker === 'mosquitto' ? await startMosquitto() : undefined;
+  let gw: GatewayChild | undefined;
+  let f: Fleet | undefined;
+  try {
+    gw = await startGatewayChild({ broker: mosq?.url });
+    const idle = gw.rss();
+    const cpu0 = gw.cpuSeconds();
+    f = new Fleet({ ...fleet, broker: mosq?.url ?? gw.mqttUrl, gateway: gw.httpUrl });
+    let peak = idle;
+    const g = gw;
+    const sampler = setInterval(() => (peak = Math.max(peak, g.rss())), 1000);
+    const report = await f.run();
+    clearInterval(sampler);
+    const rss = Math.max(peak, gw.rss());
+    return {
+      report, broker,
+      gateway: {
+        rssBytes: rss, rssIdleBytes: idle, rssPerMeterBytes: Math.round((rss - idle) / Math.max(1, report.paired)),
+        cpuSeconds: Math.round((gw.cpuSeconds() - cpu0) * 10) / 10,
+      },
+    };
+  } finally {
+    f?.stop();
+    await gw?.stop();
+    await mosq?.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const { values: v } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      meters: { type: 'string', default: '1000' },
+      duration: { type: 'string', default: '60' },
+      broker: { type: 'string', default: 'embedded' },
+      interval: { type: 'string' },
+      'flap-every': { type: 'string' },
+      grace: { type: 'string' },
+      'pair-concurrency': { type: 'string' },
+      'connect-rate': { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const broker = v.broker as string;
+  if (broker !== 'embedded' && broker !== 'mosquitto') throw new Error('--broker must be embedded or mosquitto');
+  const num = (x: string | undefined) => (x === undefined ? undefined : Number(x));
+  const { progressBar } = await import('../host/cli/sim.js');
+  const r = await scaleRun(broker, {
+    meters: Number(v.meters), durationS: Number(v.duration), intervalMs: num(v.interval), flapEveryS: num(v['flap-every']),
+    graceS: num(v.grace), pairConcurrency: num(v['pair-concurrency']), connectRate: num(v['connect-rate']), seed: num(v.seed),
+    onProgress: progressBar(process.stderr),
+  });
+  console.log(reportLine(r.report));
+  console.log(JSON.stringify({ broker: r.broker, ...r.report, gateway: r.gateway }));
+  return r.report.lost === 0 && r.report.dup === 0 && r.report.unpaired === 0 ? 0 : 1;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().then((code) => process.exit(code), (e: Error) => {
+    console.error(`scale: ${e.stack ?? e.message}`);
+    process.exit(1);
+  });
+}
