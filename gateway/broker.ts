@@ -187,6 +187,28 @@ export class EmbeddedBroker {
     return this.#connected.size;
   }
 
+  /**
+   * The gateway's own ingress takes messages from the router directly (ingress.ts DirectIngress):
+   * the router holds each delivery until `done`.
+   */
+  subscribe(filter: string, deliver: (topic: string, payload: Buffer, done: () => void) => void): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#aedes.subscribe(filter, (packet, done) => {
+        const p = packet.payload;
+        deliver(packet.topic, typeof p === 'string' ? Buffer.from(p) : p, done);
+      }, () => resolve());
+    });
+  }
+
+  /** Publishes from the gateway itself at QoS 1 (downlinks, PairAccepts). */
+  publish(topic: string, payload: Uint8Array): void {
+    const packet = {
+      cmd: 'publish' as const, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      qos: 1 as const, retain: false, dup: false,
+    };
+    this.#aedes.publish(packet, () => {});
+  }
+
   isConnected(id: string): boolean {
     return this.#connected.has(id);
   }

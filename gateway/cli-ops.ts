@@ -5,14 +5,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { api, DEFAULT_GATEWAY, errorOf, parse, processIo, run, UsageError, type Io } from './cli.js';
+import { pool, Progress } from '../host/cli/progress.js';
+import { api, CLIENT_HELP, client, errorOf, parse, processIo, run, table, UsageError, type Io } from './cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST_DIR = join(ROOT, 'guests', 'dist');
 const MANIFEST_DIR = join(ROOT, 'manifests', 'guests');
 
-function token(v: { [k: string]: unknown }): string | undefined {
-  return (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined);
+function concurrencyFlag(v: unknown): number {
+  const n = v === undefined ? 8 : Number(v);
+  if (!/^\d+$/.test(String(v ?? '8')) || n < 1 || n > 64) throw new UsageError(`--concurrency must be a whole number from 1 to 64, not "${String(v)}"`);
+  return n;
 }
 
 function readText(file: string, what: string): string {
@@ -49,11 +52,12 @@ async function targets(base: string, tok: string | undefined, devices: string[],
 // ------------------------------------------------------------------ gridlet guest deploy
 
 const DEPLOY_HELP = `usage: gridlet guest deploy <name | FILE.wasm> (--device ID… | --label SELECTOR) [--manifest FILE | JSON]
-                           [--wait S] [--gateway URL] [--api-token TOKEN] [--json]
+                           [--wait S] [--concurrency N] [--gateway URL] [--api-token TOKEN] [--json]
 
 Uploads a guest to the gateway (POST /api/guests: it checks the module against GUESTS.md and adds the
 metering calls if they are missing; the CID names the bytes it keeps), then deploys it by CID to each
 device (guest-offer and guest-chunks, kept and resent by the gateway until the device acknowledges them).
+On a terminal, a progress bar on stderr follows a deployment to many devices.
 
   <name>            a built guest: guests/dist/<name>.wasm with manifests/guests/<name>.json
   FILE.wasm         a module; its manifest is --manifest, else manifests/guests/<file name>.json
@@ -61,8 +65,8 @@ device (guest-offer and guest-chunks, kept and resent by the gateway until the d
   --label SEL       every paired device whose labels match key=value or key (comma-separated: all)
   --manifest M      the manifest: a JSON file, or the JSON itself
   --wait S          wait up to S seconds for each device's guest-ack (running or rejected)
-  --gateway URL     the gateway's HTTP API (default ${DEFAULT_GATEWAY})
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)
+  --concurrency N   deployments sent at once (1 to 64, default 8)
+${CLIENT_HELP}
   --json            print one JSON document: {"cid", "name", "size", "devices": [{"deviceId", …}]}`;
 
 interface DeployResult {
@@ -106,6 +110,7 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
     const { values: v, positionals: p } = parse(argv, {
       device: { type: 'string', multiple: true }, label: { type: 'string', multiple: true }, manifest: { type: 'string' },
       wait: { type: 'string' }, gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
+      concurrency: { type: 'string' },
     }, true);
     if (v.help) {
       io.out(DEPLOY_HELP);
@@ -114,8 +119,8 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
     if (p.length !== 1) throw new UsageError('expected one guest: a name (peak-guard) or FILE.wasm');
     const waitS = v.wait === undefined ? 0 : Number(v.wait);
     if (!Number.isInteger(waitS) || waitS < 0 || waitS > 3600) throw new UsageError('--wait must be whole seconds from 0 to 3600');
-    const base = (v.gateway as string | undefined) ?? DEFAULT_GATEWAY;
-    const tok = token(v);
+    const concurrency = concurrencyFlag(v.concurrency);
+    const { base, token: tok } = client(v);
     const { wasm, manifest } = moduleAndManifest(p[0], v.manifest as string | undefined);
     const devices = await targets(base, tok, (v.device as string[] | undefined) ?? [], (v.label as string[] | undefined) ?? []);
 
@@ -128,16 +133,24 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
     if (!v.json) {
       io.out(`uploaded ${g.name} ${g.version}: ${g.cid}, ${g.size} bytes${g.instrumented ? ' (metering added by the gateway)' : ''}`);
     }
-    const results: DeployResult[] = [];
-    for (const [i, id] of devices.entries()) {
+    // On a terminal the bar stands for the per-device lines (failures are still printed above it).
+    const progress = new Progress({ label: 'deploying', total: devices.length, sink: io.progress?.isTTY && devices.length > 1 ? io.progress : undefined, quiet: v.json === true });
+    const results = await pool(devices, concurrency, async (id, i): Promise<DeployResult> => {
       const r = await api(base, tok, 'POST', `api/devices/${encodeURIComponent(id)}/guests`, { cid: g.cid });
       const res: DeployResult = r.status === 202
         ? { deviceId: id, status: 202, chunks: (r.json as { chunks: number }).chunks }
         : { deviceId: id, status: r.status, error: errorOf(r.json, r.status) };
-      results.push(res);
+      progress.tick(!res.error);
       if (!v.json) {
-        io.out(res.error ? `[${i + 1}/${devices.length}] ${id}: not sent: ${res.error}` : `[${i + 1}/${devices.length}] ${id}: offer and ${res.chunks} chunk(s) sent`);
+        const line = res.error ? `[${i + 1}/${devices.length}] ${id}: not sent: ${res.error}` : `[${i + 1}/${devices.length}] ${id}: offer and ${res.chunks} chunk(s) sent`;
+        if (!progress.note(line, !res.error)) io.out(line);
       }
+      return res;
+    });
+    progress.finish();
+    if (!v.json && devices.length > 1) {
+      const sent = results.filter((r) => r.status === 202).length;
+      io.out(`offered to ${sent} of ${devices.length} device(s)`);
     }
     if (waitS > 0) await waitForAcks(base, tok, g.cid, results, waitS, v.json ? undefined : io);
     if (v.json) io.out(JSON.stringify({ ...g, devices: results }, null, 2));
@@ -149,33 +162,48 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
 async function waitForAcks(base: string, tok: string | undefined, cid: string, results: DeployResult[], waitS: number, io?: Io): Promise<void> {
   const deadline = Date.now() + waitS * 1000;
   const open = new Set(results.filter((r) => r.status === 202));
+  const progress = new Progress({ label: 'waiting for guest-acks', total: open.size, sink: io?.progress?.isTTY && open.size > 1 ? io.progress : undefined });
+  const say = (line: string, routine: boolean) => {
+    if (io && !progress.note(line, routine)) io.out(line);
+  };
   while (open.size && Date.now() < deadline) {
-    for (const r of [...open]) {
+    await pool([...open], 8, async (r) => {
       const q = await api(base, tok, 'GET', `api/devices/${encodeURIComponent(r.deviceId)}/guests`);
       const entry = q.status === 200 ? (q.json as { guests: { cid: string; state: string; reason?: string }[] }).guests.find((x) => x.cid === cid) : undefined;
       if (entry && (entry.state === 'running' || entry.state === 'rejected')) {
         r.state = entry.state;
         if (entry.reason !== undefined) r.reason = entry.reason;
         open.delete(r);
-        io?.out(`${r.deviceId}: ${entry.state}${entry.reason ? `: ${entry.reason}` : ''}`);
+        progress.tick(entry.state === 'running');
+        say(`${r.deviceId}: ${entry.state}${entry.reason ? `: ${entry.reason}` : ''}`, entry.state === 'running');
       }
-    }
+    });
     if (open.size) await new Promise((res) => setTimeout(res, 250));
   }
+  progress.finish();
   for (const r of open) {
     r.state = 'deploying';
     io?.out(`${r.deviceId}: no answer within ${waitS} s (the gateway resends when the device is next heard)`);
+  }
+  if (io && results.length > 1) {
+    const n = (s: string) => results.filter((r) => r.state === s).length;
+    io.out(`running ${n('running')}, rejected ${n('rejected')}, no answer ${n('deploying')}`);
   }
 }
 
 // ------------------------------------------------------------------ gridlet dr send
 
 const DR_HELP = `usage: gridlet dr send (--device ID… | --label SELECTOR) --level N --start T --duration S [--limit W]
-                      [--id ID] [--modification N] [--randomize S] [--gateway URL] [--api-token TOKEN] [--json]
+                      [--id ID] [--modification N] [--randomize S] [--concurrency N]
+                      [--gateway URL] [--api-token TOKEN] [--json]
        gridlet dr send (--device ID… | --label SELECTOR) --openadr FILE.json [--currency EUR] […]
+       gridlet dr list <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
 
-Sends a demand-response event (WIRE.md dr-event) to devices; the gateway keeps it until each device
-acknowledges it. Devices run it by their own clock, also while offline.
+send: sends a demand-response event (WIRE.md dr-event) to devices; the gateway keeps it until each
+device acknowledges it. Devices run it by their own clock, also while offline. To a label selector,
+the gateway sends it to every paired device that matches (one request); to several --device ids the
+requests go a few at a time, with a progress bar on a terminal.
+list: the demand-response history a device reported (its dr events: start, end, missed).
 
   --level N         0 normal operation … 3 the strongest request
   --start T         unix seconds, an RFC 3339 date-time (2025-03-14T18:00:00Z), now or now+SECONDS
@@ -189,9 +217,9 @@ acknowledges it. Devices run it by their own clock, also while offline.
   --currency C      currency of OpenADR PRICE payloads whose payloadDescriptor names none
   --device ID       a paired device; repeatable
   --label SEL       every paired device whose labels match key=value or key (comma-separated: all)
-  --gateway URL     the gateway's HTTP API (default ${DEFAULT_GATEWAY})
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)
-  --json            print the gateway's answers as JSON`;
+  --concurrency N   with several --device ids: requests at once (1 to 64, default 8)
+${CLIENT_HELP}
+  --json            print the gateway's answers (list: the events) as JSON`;
 
 function uintFlag(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -226,20 +254,21 @@ export async function drMain(argv: string[], io: Io = processIo): Promise<number
     return sub ? 0 : 2;
   }
   return run('dr', DR_HELP, io, async () => {
-    if (sub !== 'send') throw new UsageError(`unknown subcommand "${sub}"; use gridlet dr send`);
+    if (sub === 'list') return drList(rest, io);
+    if (sub !== 'send') throw new UsageError(`unknown subcommand "${sub}"; use gridlet dr send or gridlet dr list`);
     const { values: v } = parse(rest, {
       device: { type: 'string', multiple: true }, label: { type: 'string', multiple: true },
       level: { type: 'string' }, start: { type: 'string' }, duration: { type: 'string' }, limit: { type: 'string' },
       id: { type: 'string' }, modification: { type: 'string' }, randomize: { type: 'string' },
-      openadr: { type: 'string' }, currency: { type: 'string' },
+      openadr: { type: 'string' }, currency: { type: 'string' }, concurrency: { type: 'string' },
       gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
     }, false);
     if (v.help) {
       io.out(DR_HELP);
       return 0;
     }
-    const base = (v.gateway as string | undefined) ?? DEFAULT_GATEWAY;
-    const tok = token(v);
+    const { base, token: tok } = client(v);
+    const concurrency = concurrencyFlag(v.concurrency);
     const native = ['level', 'start', 'duration', 'limit', 'id', 'modification', 'randomize'].filter((f) => v[f] !== undefined);
     let body: unknown;
     let query = '';
@@ -263,13 +292,19 @@ export async function drMain(argv: string[], io: Io = processIo): Promise<number
     const labels = (v.label as string[] | undefined) ?? [];
     if (devices.length && labels.length) throw new UsageError('give either --device ID (repeatable) or --label SELECTOR, not both');
     if (!devices.length && !labels.length) throw new UsageError('give --device ID or --label key=value');
-    const answers: { status: number; json: unknown }[] = [];
+    let answers: { status: number; json: unknown }[] = [];
     if (labels.length) {
       const q = new URLSearchParams(query);
       for (const l of labels) q.append('label', l);
       answers.push(await api(base, tok, 'POST', `api/dr-events?${q}`, body));
     } else {
-      for (const id of devices) answers.push(await api(base, tok, 'POST', `api/devices/${encodeURIComponent(id)}/dr-events${query ? `?${query}` : ''}`, body));
+      const progress = new Progress({ label: 'sending', total: devices.length, sink: devices.length > 1 ? io.progress : undefined, quiet: v.json === true });
+      answers = await pool(devices, concurrency, async (id) => {
+        const a = await api(base, tok, 'POST', `api/devices/${encodeURIComponent(id)}/dr-events${query ? `?${query}` : ''}`, body);
+        progress.tick(a.status === 202);
+        return a;
+      });
+      progress.finish();
     }
     if (v.json) {
       io.out(JSON.stringify(answers.length === 1 ? answers[0].json : answers.map((a) => a.json), null, 2));
@@ -287,4 +322,39 @@ export async function drMain(argv: string[], io: Io = processIo): Promise<number
     }
     return answers.every((a) => a.status === 202) ? 0 : 1;
   });
+}
+
+interface DrHistoryEntry { seq: number; t: number; event?: string; phase?: string; [k: string]: unknown }
+
+async function drList(argv: string[], io: Io): Promise<number> {
+  const { values: v, positionals: p } = parse(argv, {
+    gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
+  }, true);
+  if (v.help) {
+    io.out(DR_HELP);
+    return 0;
+  }
+  if (p.length !== 1) throw new UsageError('expected gridlet dr list <deviceId>');
+  const { base, token: tok } = client(v);
+  const r = await api(base, tok, 'GET', `api/devices/${encodeURIComponent(p[0])}/dr-events`);
+  if (r.status === 404 && !(await api(base, tok, 'GET', `api/devices/${encodeURIComponent(p[0])}`).then((x) => x.status === 200))) {
+    throw new Error(errorOf(r.json, r.status));
+  }
+  if (r.status !== 200) {
+    throw new Error(r.status === 404 || r.status === 405 ? 'this gateway has no demand-response history (GET /api/devices/:id/dr-events); update it' : errorOf(r.json, r.status));
+  }
+  const events = (r.json as { events: DrHistoryEntry[] }).events;
+  if (v.json) {
+    io.out(JSON.stringify(r.json, null, 2));
+    return 0;
+  }
+  if (!events.length) {
+    io.out(`${p[0]}: no demand-response event reported`);
+    return 0;
+  }
+  const iso = (t: number) => (t ? new Date(t * 1000).toISOString().replace('.000Z', 'Z') : 'no-clock');
+  const rows = [['SEQ', 'TIME', 'EVENT', 'PHASE']];
+  for (const e of events) rows.push([String(e.seq), iso(e.t), String(e.event ?? '-'), String(e.phase ?? '-')]);
+  table(io, rows);
+  return 0;
 }

@@ -4,6 +4,7 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { GatewayIdentity } from './identity.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { PrivacyService } from './privacy/service.js';
 import type { Store } from './store/store.js';
 
 export interface Tuning {
@@ -19,6 +20,8 @@ export interface Tuning {
   resendIntervalMs: number;
   /** A `time` body goes to a device sending t = 0 at most this often. */
   timeIntervalMs: number;
+  /** How often expired records and readings messages are removed (privacy/retention.ts). */
+  retentionIntervalMs: number;
 }
 
 export const DEFAULT_TUNING: Tuning = {
@@ -29,6 +32,7 @@ export const DEFAULT_TUNING: Tuning = {
   helloIntervalMs: 2_000,
   resendIntervalMs: 30_000,
   timeIntervalMs: 3_600_000,
+  retentionIntervalMs: 3_600_000,
 };
 
 export interface GatewayContext {
@@ -42,6 +46,8 @@ export interface GatewayContext {
   tuning: Tuning;
   /** Unix ms. */
   now(): number;
+  /** Sharing policies in force per device, their changes, and the audit log (privacy/service.ts). */
+  privacy: PrivacyService;
   /** QoS 1 publish through the gateway's own MQTT client. Never awaited: see ingress.ts. */
   publish(topic: string, payload: Uint8Array): void;
 }

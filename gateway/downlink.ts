@@ -50,7 +50,8 @@ export class Downlink {
     const pending = await this.#ctx.store.pendingDownlinks(to.id);
     for (const d of pending) {
       if (now - d.sentAt < this.#ctx.tuning.resendIntervalMs) continue;
-      const again = await this.#ctx.store.resendDownlink(d.id, now);
+      // Replicas may hear the device at once: only one of them resends.
+      const again = await this.#ctx.store.resendDownlink(d.id, now, now - this.#ctx.tuning.resendIntervalMs + 1);
       if (again) this.#publish(to, again.counter, again.type, again.body);
     }
   }

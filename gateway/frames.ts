@@ -32,8 +32,8 @@ export class Frames {
   async onUp(id: string, payload: Uint8Array, receivedAt: number): Promise<void> {
     const gw = this.#gw;
     gw.metrics.frameReceived();
-    const pending = this.#pairing.pending(id);
     const device = await gw.store.getDevice(id);
+    const pending = await this.#pairing.pending(id, device);
     if (!pending && !device) return this.#drop(id, FrameDropReason.unknownDevice);
     if (!pending && device!.state === 'revoked') {
       this.#drop(id, FrameDropReason.revoked);
@@ -73,6 +73,7 @@ export class Frames {
       // Pairing completes with the session's first frame, which carries `paired` (WIRE.md "Pairing" 5).
       if (body.type !== Body.paired) return this.#drop(id, FrameDropReason.body);
       const paired = await this.#pairing.complete(pending, parsed.counter, body as Paired);
+      if (!paired) return this.#drop(id, FrameDropReason.replay);
       gw.metrics.frameAccepted(body.type);
       this.onHeard(paired);
       return;

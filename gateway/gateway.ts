@@ -3,6 +3,7 @@
 // windows and pending downlinks.
 
 import { randomFillSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -16,18 +17,23 @@ import { Downlink } from './downlink.js';
 import { Frames } from './frames.js';
 import type { HandlerContext } from './handlers/handler.js';
 import { routes } from './http/routes.js';
+import { eventStream } from './http/events-routes.js';
 import { deviceOpsRoutes } from './http/ops-routes.js';
-import { Mesh } from './mesh/mesh.js';
+import { encodeGossip, Mesh, PUBLIC_TOPIC } from './mesh/mesh.js';
 import { backendFromConfig, Offload, type OffloadConfig } from './offload/offload.js';
 import { meshRoutes } from './mesh/routes.js';
 import { isLoopback, parseListen } from './http/security.js';
 import { HttpServer } from './http/server.js';
-import { loadOrCreateIdentity } from './identity.js';
-import { Ingress } from './ingress.js';
-import { GatewayMetrics } from './metrics.js';
-import { Pairing } from './pairing.js';
+import { loadOrCreateIdentity, type GatewayIdentity } from './identity.js';
+import { DirectIngress, Ingress, type MessageIngress } from './ingress.js';
+import { backlogOf, dropLogger, GatewayMetrics } from './metrics.js';
+import { Pairing, type PairingShare } from './pairing.js';
+import { PrivacyService } from './privacy/service.js';
+import { Retention } from './privacy/retention.js';
+import { privacyRoutes } from './http/privacy-routes.js';
 import { TokenBuckets } from './rate.js';
 import { Registry } from './registry.js';
+import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
 import type { DeviceRow, Store } from './store/store.js';
 import type { Logger as CoreLogger } from '../firmware/core/ports.js';
@@ -46,7 +52,7 @@ export interface GatewayOptions {
   httpListen?: string;
   /** Required for any non-loopback HTTP bind. */
   apiToken?: string;
-  /** `sqlite:PATH` (default `sqlite:<dataDir>/gridlet.sqlite`). */
+  /** `sqlite:PATH` (default `sqlite:<dataDir>/gridlet.sqlite`), or `postgres://…`: a store (and identity) shared by replicas. */
   store?: string;
   topicPrefix?: string;
   /** Operator name for the mesh (MESH.md), default `local`. */
@@ -67,6 +73,10 @@ export interface GatewayOptions {
   llmUrl?: string;
   llmModel?: string;
   llmGguf?: string;
+  /** This process's name among replicas of the gateway on an external broker (its MQTT client ids); default: a random name kept in the data directory. */
+  replica?: string;
+  /** Connections per external broker joining the shared subscription (default 4). */
+  ingressConnections?: number;
   /** Offload bounds, timeouts and context size (tests shorten them), or a backend object. */
   offload?: Omit<OffloadConfig, 'llmUrl' | 'llmModel' | 'llmGguf'>;
 }
@@ -91,6 +101,8 @@ export interface Gateway {
   sendDownlink(deviceId: string, body: DownBody): Promise<void>;
   /** The job queue behind `job` bodies; `offload.capabilities()` is what the mesh may advertise. */
   offload: Offload;
+  /** Sharing policies, their changes and the audit log (privacy/service.ts). */
+  privacy: PrivacyService;
   close(): Promise<void>;
 }
 
@@ -110,15 +122,44 @@ export interface GatewayStats {
 
 const PREFIX = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
 
-/** Parses `--store`: `sqlite:PATH`; PostgreSQL comes with issue 10. */
+/** Parses `--store`: `sqlite:PATH`, or `postgres://…` (returned as is) for a store shared by replicas. */
 export function storePath(spec: string | undefined, dataDir: string): string {
   if (spec === undefined) return join(dataDir, 'gridlet.sqlite');
-  if (/^postgres(ql)?:\/\//.test(spec)) {
-    throw new Error('--store postgres://… is not supported yet (PostgreSQL arrives with issue 10); use --store sqlite:PATH');
-  }
+  if (/^postgres(ql)?:\/\//.test(spec)) return spec;
   const m = /^sqlite:(.+)$/.exec(spec);
-  if (!m) throw new Error(`--store "${spec}" must be sqlite:PATH`);
+  if (!m) throw new Error(`--store "${spec}" must be sqlite:PATH or postgres://user:pass@host:5432/db`);
   return isAbsolute(m[1]) ? m[1] : resolve(m[1]);
+}
+
+/**
+ * Opens the store and the identity: SQLite with the data directory's identity, or PostgreSQL, whose
+ * replicas share one identity kept in the database (postgres-identity.ts).
+ */
+async function openStore(spec: string, dataDir: string): Promise<{ store: Store; identity: GatewayIdentity; share?: PairingShare }> {
+  if (!/^postgres(ql)?:\/\//.test(spec)) return { store: new SqliteStore(spec), identity: loadOrCreateIdentity(dataDir) };
+  const store = await PostgresStore.open(spec);
+  try {
+    const local = existsSync(join(dataDir, 'identity.json')) ? loadOrCreateIdentity(dataDir) : undefined;
+    return { store, identity: await store.identity(() => local), share: store.pairing };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+/** A random name for this data directory's gateway process among replicas, made once and kept. */
+function replicaName(dataDir: string): string {
+  const file = join(dataDir, 'replica');
+  try {
+    const name = readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9_-]{1,32}$/.test(name)) return name;
+  } catch {
+    // made below
+  }
+  const name = toHex(randomBytes(3));
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, name + '\n');
+  return name;
 }
 
 /** The gateway logs through pino; a core Logger port gets each line as `message key=value …`. */
@@ -157,12 +198,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     llmApiKey: opts.offload?.llmApiKey ?? (process.env.GRIDLET_LLM_API_KEY || undefined),
   }, log);
 
-  const identity = loadOrCreateIdentity(opts.dataDir);
-  const store: Store = new SqliteStore(dbPath);
+  const { store, identity, share } = await openStore(dbPath, opts.dataDir);
   const events = new EventEmitter();
-  const ingresses: Ingress[] = [];
+  const live = eventStream(events);
+  const ingresses: MessageIngress[] = [];
   /** The ingress each device was last heard on: its downlinks go back that way. */
-  const via = new Map<string, Ingress>();
+  const via = new Map<string, MessageIngress>();
   let broker: EmbeddedBroker | undefined;
   let http: HttpServer | undefined;
   /** Devices heard and not since gone (their lwt), for an external broker. */
@@ -175,9 +216,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     devicesByState: async () => registry.countByState(),
     connectedDevices: () => (broker ? broker.connectedDevices() : heard.size),
     pendingDownlinks: () => store.countPendingDownlinks(),
+    backlog: async () => backlogOf(await store.listDevices()),
   });
+  const privacy = new PrivacyService({ store, log, now });
   const ctx: GatewayContext = {
-    identity, prefix, store, metrics, log, events, tuning, now,
+    identity, prefix, store, metrics, log, events, tuning, now, privacy,
     publish(topic, payload) {
       if (!ingresses.length) throw new Error('the gateway is not connected to its broker');
       const id = parseTopic(prefix, topic)?.id;
@@ -206,11 +249,36 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await downlink.send(device, { type: Body.time, time: Math.floor(t / 1000) });
     },
   };
-  const pairing = new Pairing(ctx);
+  const pairing = new Pairing(ctx, share);
   let mesh: Mesh | undefined;
+  let retention: Retention | undefined;
   registry = new Registry(ctx, pairing, downlink, connected);
   const frames = new Frames(gw, pairing);
-  const refreshCounts = async () => Object.assign(deviceCounts, await registry.countByState());
+  // Counting is O(devices seen): under a stream of Hellos and pairings (a fleet coming up) recounts
+  // coalesce, and a costly count is repeated at most every ~50 of its own durations (≤ 5 s).
+  let counting: Promise<void> | undefined;
+  let countsDirty = false;
+  let countedAt = 0;
+  let countCost = 0;
+  const refreshCounts = (): Promise<void> => {
+    countsDirty = true;
+    counting ??= (async () => {
+      try {
+        while (countsDirty) {
+          const wait = countCost > 5 ? countedAt + Math.min(5000, countCost * 50) - performance.now() : 0;
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          countsDirty = false;
+          const t = performance.now();
+          Object.assign(deviceCounts, await registry.countByState());
+          countedAt = performance.now();
+          countCost = countedAt - t;
+        }
+      } finally {
+        counting = undefined;
+      }
+    })();
+    return counting;
+  };
 
   pairing.onPaired = async (device: DeviceRow) => {
     await mesh?.paired(device.id).catch((e: Error) => log.error({ device: device.id, err: e.message }, 'mesh: pairing message not signed'));
@@ -223,23 +291,27 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!broker) heard.add(device.id);
   };
   events.on('revoked', () => void refreshCounts());
+  events.on('drop', dropLogger(log, now));
+  // A newly paired device is told the sharing policy it is under (config key `privacy`).
+  privacy.send = sendDownlink;
+  events.on('paired', ({ deviceId }: { deviceId: string }) => void privacy.paired(deviceId));
 
   const helloRate = new TokenBuckets(tuning.helloBurst, tuning.helloIntervalMs, now);
   async function onHello(id: string, payload: Uint8Array): Promise<void> {
     // The embedded broker rate-limits Hellos per client; an external broker is trusted for nothing.
     if (!broker && !helloRate.take(id)) return metrics.dropMessage('hello', 'rate');
-    const result = pairing.onHello(id, payload);
+    const result = await pairing.onHello(id, payload);
     if (result !== 'accepted') return metrics.dropMessage('hello', result);
     metrics.hello();
     if (!broker) heard.add(id);
-    const entry = pairing.hello(id)!;
+    const entry = (await pairing.hello(id))!;
     const device = await store.getDevice(id);
     if (device) {
       await store.touch(id, now());
       // A Hello means the device has left its session (WIRE.md "Pairing" 5): an unpair is done.
       if (device.state === 'revoked') await store.dropDownlinks(id);
       else await downlink.heard(device);
-    } else if (entry.firstSeen === entry.receivedAt) await refreshCounts();
+    } else if (entry.firstSeen === entry.receivedAt) void refreshCounts(); // not awaited: a Hello storm must not hold the ingress
     events.emit('hello', { deviceId: id, model: entry.hello.model, firmware: entry.hello.firmware, state: device?.state ?? 'seen' });
   }
 
@@ -261,7 +333,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const externals = opts.broker === undefined ? [] : Array.isArray(opts.broker) ? opts.broker : [opts.broker];
-  const heardVia = (ing: () => Ingress) => (topic: string, payload: Uint8Array, receivedAt: number) => {
+  const heardVia = (ing: () => MessageIngress) => (topic: string, payload: Uint8Array, receivedAt: number) => {
     const t = parseTopic(prefix, topic);
     if (t && t.kind !== TopicKind.lwt) via.set(t.id, ing());
     return onMessage(topic, payload, receivedAt);
@@ -276,6 +348,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw new Error(`cannot start the mesh${opts.meshListen ? ` on ${opts.meshListen}` : ''}: ${e.message}`);
       });
     registry.mesh = mesh;
+    const m = mesh;
+    retention = new Retention({
+      store, privacy, gatewayId: identity.id, signer: mesh.signer, log, now,
+      announce: async (bytes) => void (await m.node?.publish(PUBLIC_TOPIC, encodeGossip({ blocks: [bytes] }))),
+    });
+    retention.start(tuning.retentionIntervalMs);
     // Without a backend of its own, jobs go to a connected peer that announced their kind.
     if (!offload.backend && mesh.node) {
       const m = mesh;
@@ -288,7 +366,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       broker = await EmbeddedBroker.start({
         host: mqttListen.host, port: mqttListen.port, prefix, internal, metrics, log, tuning, now,
         async session(id): Promise<BrokerSession> {
-          const p = pairing.pending(id);
+          const p = await pairing.pending(id);
           if (p) return { state: 'pending', ks: p.ks };
           const d = await store.getDevice(id);
           if (!d) return { state: 'none' };
@@ -298,28 +376,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw new Error(`cannot listen for MQTT on ${opts.mqttListen ?? '127.0.0.1:1883'}: ${e.code ?? e.message}` +
           (e.code === 'EADDRINUSE' ? '; another broker runs there: use --mqtt-listen HOST:PORT or --broker URL' : ''));
       });
-      const embedded: Ingress = new Ingress({ url: broker.url, ...internal, protocolVersion: 4, subscriptions, log, now, onMessage: heardVia(() => embedded) });
+      log.info({ url: broker.url }, 'embedded MQTT broker listening');
+      // The gateway takes its embedded broker's messages in-process, without an MQTT client in between.
+      const embedded: MessageIngress = new DirectIngress({ broker, subscriptions, log, now, onMessage: heardVia(() => embedded) });
       ingresses.push(embedded);
     }
     for (const url of externals) {
       // On an external broker its own rules apply: frames are still authenticated here.
       const n = ingresses.length;
+      // Replicas of one gateway (one identity) share the load through a shared subscription; each
+      // process needs client ids of its own (--replica NAME, or a name kept in its data directory),
+      // the same across restarts so that its broker session, and what waits in it, is resumed.
+      const replica = opts.replica ?? replicaName(opts.dataDir);
       const ext: Ingress = new Ingress({
-        url, clientId: `gridlet-gateway-${identity.id}${n ? `-${n}` : ''}`, protocolVersion: 5, subscriptions, log, now, onMessage: heardVia(() => ext),
+        url, clientId: `gridlet-gateway-${identity.id}-${replica}${n ? `-${n}` : ''}`, protocolVersion: 5, subscriptions, log, now,
+        shareGroup: 'gridlet', connections: opts.ingressConnections ?? 4, onMessage: heardVia(() => ext),
       });
       ingresses.push(ext);
     }
     for (const i of ingresses) await i.start();
     http = await HttpServer.start({
       listen: httpListen, apiToken: opts.apiToken, log,
-      routes: [...meshRoutes(mesh), ...routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry }),
-        ...deviceOpsRoutes({ registry, store, downlink, log, now })],
+      routes: [...meshRoutes(mesh), ...live.routes, ...routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry, privacy }),
+        ...deviceOpsRoutes({ registry, store, downlink, log, now }), ...privacyRoutes({ privacy, registry, store, retention })],
     }).catch((e: Error & { code?: string }) => {
       throw new Error(`cannot listen for HTTP on ${opts.httpListen ?? '127.0.0.1:8080'}: ${e.code ?? e.message}` +
         (e.code === 'EADDRINUSE' ? '; use --http-listen HOST:PORT' : ''));
     });
     await refreshCounts();
   } catch (e) {
+    live.close();
+    retention?.close();
     pairing.close();
     await offload.close().catch(() => {});
     await mesh?.close().catch(() => {});
@@ -351,11 +438,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     sendDownlink,
     offload,
+    privacy,
     close() {
       closing ??= (async () => {
+        retention!.close();
         pairing.close();
         await offload.close(); // running jobs end with an error result while the broker is still up
         await mesh!.close();
+        live.close(); // ends open dashboard streams, which would otherwise hold the HTTP server open
         await http!.close();
         for (const i of ingresses) await i.close();
         await broker?.close();

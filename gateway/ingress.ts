@@ -3,19 +3,32 @@
 // has committed, so a gateway killed mid-message leaves it unacknowledged and an external broker
 // delivers it again (ARCHITECTURE.md "Growing past one machine").
 //
-// The hook is mqtt.js's documented `handleMessage(packet, callback)`: the PUBACK is written only
-// when the callback is called. (`customHandleAcks` would also do, but mqtt.js honours it only on
-// MQTT 5 connections, and aedes speaks 3.1.1.) mqtt.js hands packets over one at a time and waits for
-// that callback before the next, so a handler must never wait for the PUBACK of something it
-// publishes: that PUBACK queues behind it.
+// Throughput: messages of different devices are handled concurrently (the store coalesces their
+// commits into one transaction), messages of one device strictly in arrival order. mqtt.js calls
+// `handleMessage(packet, callback)` and reads the next packet only once the callback has run, and the
+// callback is what writes the PUBACK; so the callback is called as soon as a message is admitted, and
+// the PUBACK it writes is held back here until the message's handling has finished — PUBACKs leave in
+// the order their PUBLISHes arrived (MQTT 4.6). When `maxInFlight` messages are being handled the
+// callback waits: mqtt.js stops reading the socket and the broker queues (backpressure, bounded memory).
+//
+// On an external broker the gateway may open several connections that join one MQTT 5 shared
+// subscription (`$share/<group>/<filter>`): the broker spreads devices' messages over them and over
+// other replicas of the gateway. Each connection has its own client id.
 //
 // With the embedded broker the device's PUBACK comes from aedes before delivery; there the device's
 // own resend-until-acked (the `ack` body) is what carries a record across a gateway crash.
+// A handler must never wait for the PUBACK of something it publishes.
 
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 
 export type MessageHandler = (topic: string, payload: Uint8Array, receivedAt: number) => Promise<void>;
+
+/** Session expiry of a shared-subscription connection (a replica's), seconds. */
+export const SHARED_SESSION_EXPIRY_S = 10;
+
+/** Default bound on messages being handled at once, over all connections of one ingress. */
+export const DEFAULT_MAX_IN_FLIGHT = 2000;
 
 export interface IngressOptions {
   url: string;
@@ -26,25 +39,180 @@ export interface IngressOptions {
   protocolVersion: 4 | 5;
   /** Topic filters subscribed at QoS 1. */
   subscriptions: string[];
+  /**
+   * Subscribe as a member of this MQTT 5 shared-subscription group (`$share/<group>/<filter>`).
+   * Falls back to plain subscriptions on a broker that only speaks 3.1.1.
+   */
+  shareGroup?: string;
+  /** Connections to open (each `<clientId>-<n>` when more than one); default 1. */
+  connections?: number;
+  /** Messages handled at once before the ingress stops reading from the broker (default 2000). */
+  maxInFlight?: number;
   log: Logger;
   now(): number;
   onMessage: MessageHandler;
 }
 
-export class Ingress {
-  #client?: MqttClient;
+/** The device id in `…/hello/<id>` and `…/d/<id>/<kind>`: messages of one device are handled in order. */
+export function orderKey(topic: string): string {
+  const m = /\/(?:hello\/([^/]+)|d\/([^/]+)\/[^/]+)$/.exec(topic);
+  return m?.[1] ?? m?.[2] ?? topic;
+}
+
+interface HeldAck {
+  done: boolean;
+  /** The PUBACK mqtt.js wanted to write (captured when the admission callback ran). */
+  puback?: object;
+  generation: number;
+}
+
+interface Connection {
+  client: MqttClient;
+  /** Bumped at every close: PUBACKs for a previous network connection are never written. */
+  generation: number;
+  /** Messages in arrival order whose PUBACK has not been written yet. */
+  order: HeldAck[];
+  /** The entry whose PUBACK the next `_sendPacket(puback)` belongs to. */
+  capturing?: HeldAck;
+  send: (packet: { cmd: string }, cb?: () => void) => void;
+}
+
+/** What the gateway needs of a way in from a broker. */
+export interface MessageIngress {
+  start(): Promise<void>;
+  publish(topic: string, payload: Uint8Array): void;
+  readonly connected: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs message handlers: different devices concurrently, one device's messages in arrival order, at
+ * most `max` at once (`whenRoom` holds a caller back until there is room: backpressure).
+ */
+class Dispatcher {
+  /** Tail of each device's chain of handling, while it has messages in flight. */
+  readonly #chains = new Map<string, Promise<void>>();
+  inFlight = 0;
+  /** Callers held back while `max` messages are in flight. */
+  readonly #waiting: (() => void)[] = [];
+  #idle: (() => void)[] = [];
+
+  constructor(readonly max: number, readonly log: Logger, readonly now: () => number, readonly onMessage: MessageHandler) {}
+
+  whenRoom(go: () => void): void {
+    if (this.inFlight >= this.max) this.#waiting.push(go);
+    else go();
+  }
+
+  admit(topic: string, message: Buffer): Promise<void> {
+    const receivedAt = this.now();
+    const payload = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+    const key = orderKey(topic);
+    this.inFlight++;
+    const prev = this.#chains.get(key) ?? Promise.resolve();
+    const run = prev.then(() => this.onMessage(topic, payload, receivedAt)).catch((e: Error) => {
+      // A bug or a store failure must not wedge the queue. The message is acknowledged anyway: a
+      // device resends what no ack covered, and a poison message must not come back forever.
+      this.log.error({ err: e.message, stack: e.stack, topic }, 'message handling failed');
+    }).then(() => {
+      if (this.#chains.get(key) === run) this.#chains.delete(key);
+      this.inFlight--;
+      const next = this.#waiting.shift();
+      if (next) next();
+      if (this.inFlight === 0) for (const f of this.#idle.splice(0)) f();
+    });
+    this.#chains.set(key, run);
+    return run;
+  }
+
+  /** Resolves when nothing is in flight, or after `ms`. */
+  async idle(ms: number): Promise<void> {
+    if (this.inFlight === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.#idle.push(r)),
+      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/** An in-process broker the gateway takes messages from directly (the embedded aedes). */
+export interface DirectBroker {
+  /** Delivers messages on `filter` to `deliver`; the broker holds its delivery until `done` is called. */
+  subscribe(filter: string, deliver: (topic: string, payload: Buffer, done: () => void) => void): Promise<void>;
+  /** Publishes at QoS 1 from the gateway itself. */
+  publish(topic: string, payload: Uint8Array): void;
+}
+
+/**
+ * The ingress on the embedded broker: no MQTT client in between, messages come straight from aedes's
+ * router and downlinks go straight into it. A delivery is released once its message is admitted, so
+ * at `maxInFlight` the broker stops handing messages over (backpressure).
+ */
+export class DirectIngress implements MessageIngress {
+  readonly #d: Dispatcher;
+  #started = false;
+
+  constructor(readonly opts: { broker: DirectBroker; subscriptions: string[]; maxInFlight?: number; log: Logger; now(): number; onMessage: MessageHandler }) {
+    this.#d = new Dispatcher(Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT), opts.log, opts.now, opts.onMessage);
+  }
+
+  get inFlight(): number {
+    return this.#d.inFlight;
+  }
+
+  async start(): Promise<void> {
+    for (const filter of this.opts.subscriptions) {
+      await this.opts.broker.subscribe(filter, (topic, payload, done) => {
+        if (!this.#started) return done();
+        void this.#d.admit(topic, payload);
+        this.#d.whenRoom(done);
+      });
+    }
+    this.#started = true;
+  }
+
+  publish(topic: string, payload: Uint8Array): void {
+    this.opts.broker.publish(topic, payload);
+  }
+
+  get connected(): boolean {
+    return this.#started;
+  }
+
+  /** Lets the messages being handled finish (at most 5 s); later deliveries are ignored. */
+  async close(): Promise<void> {
+    await this.#d.idle(5000);
+    this.#started = false;
+  }
+}
+
+export class Ingress implements MessageIngress {
   readonly #opts: IngressOptions;
-  /** Messages are handled strictly one after the other. */
-  #queue: Promise<void> = Promise.resolve();
+  readonly #conns: Connection[] = [];
+  readonly #d: Dispatcher;
+  #shared = false;
 
   constructor(opts: IngressOptions) {
     this.#opts = opts;
+    this.#d = new Dispatcher(Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT), opts.log, opts.now, opts.onMessage);
   }
 
-  #create(protocolVersion: 4 | 5): MqttClient {
+  /** Messages being handled now (for tests and metrics). */
+  get inFlight(): number {
+    return this.#d.inFlight;
+  }
+
+  #clientId(n: number): string {
+    const count = this.#opts.connections ?? 1;
+    return count > 1 ? `${this.#opts.clientId}-${n}` : this.#opts.clientId;
+  }
+
+  #create(n: number, protocolVersion: 4 | 5): Connection {
     const o = this.#opts;
     const options: IClientOptions = {
-      clientId: o.clientId,
+      clientId: this.#clientId(n),
       username: o.username,
       password: o.password,
       protocolVersion,
@@ -54,27 +222,65 @@ export class Ingress {
       connectTimeout: 10_000,
       manualConnect: true,
     };
-    if (protocolVersion === 5) options.properties = { sessionExpiryInterval: 24 * 3600 };
+    // A member of a shared subscription keeps its session only briefly: brokers (Mosquitto) go on
+    // routing the group's messages to a disconnected member's session until it expires, so a killed
+    // replica's share would otherwise wait a day. What it held unacknowledged the devices resend.
+    const expiry = o.shareGroup ? SHARED_SESSION_EXPIRY_S : 24 * 3600;
+    if (protocolVersion === 5) options.properties = { sessionExpiryInterval: expiry, receiveMaximum: 65535 };
     const client = mqtt.connect(o.url, options);
+    const internals = client as unknown as { _sendPacket: (packet: { cmd: string }, cb?: () => void, ...rest: unknown[]) => void };
+    const original = internals._sendPacket.bind(client);
+    const conn: Connection = { client, generation: 0, order: [], send: original };
+    internals._sendPacket = (packet, cb, ...rest) => {
+      const entry = conn.capturing;
+      if (packet.cmd === 'puback' && entry) {
+        conn.capturing = undefined;
+        entry.puback = packet;
+        cb?.(); // mqtt.js reads on; the PUBACK itself waits for the commit
+        this.#flush(conn);
+        return;
+      }
+      original(packet, cb, ...rest);
+    };
     // Small QoS 1 packets: without this, Nagle holds a packet back for the broker's delayed ACK (40 ms).
     client.on('connect', () => (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true));
+    client.on('connect', () => this.#opts.log.info({ url: this.#opts.url, client: client.options.clientId }, 'connected to MQTT broker'));
+    client.on('close', () => {
+      // The broker redelivers what this connection did not acknowledge; those PUBACKs are void now.
+      conn.generation++;
+      conn.order = conn.order.filter((e) => !e.done || !e.puback);
+    });
     client.handleMessage = (packet: IPublishPacket, callback: (error?: Error) => void) => {
       const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-      this.#enqueue(packet.topic, payload).then(() => callback());
+      const entry: HeldAck = { done: false, generation: conn.generation };
+      if (packet.qos === 1) conn.order.push(entry);
+      this.#d.admit(packet.topic, payload).then(() => {
+        entry.done = true;
+        this.#flush(conn);
+      });
+      const release = () => {
+        if (packet.qos !== 1) return callback();
+        conn.capturing = entry;
+        callback();
+        // A PUBACK mqtt.js did not write through _sendPacket (error path): nothing to hold.
+        if (conn.capturing === entry) {
+          conn.capturing = undefined;
+          entry.puback = entry.puback ?? {};
+          this.#flush(conn);
+        }
+      };
+      this.#d.whenRoom(release);
     };
-    return client;
+    return conn;
   }
 
-  #enqueue(topic: string, message: Buffer): Promise<void> {
-    const receivedAt = this.#opts.now();
-    const payload = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-    const run = this.#queue.then(() => this.#opts.onMessage(topic, payload, receivedAt)).catch((e: Error) => {
-      // A bug or a store failure must not wedge the queue. The message is acknowledged anyway: a
-      // device resends what no ack covered, and a poison message must not come back forever.
-      this.#opts.log.error({ err: e.message, stack: e.stack, topic }, 'message handling failed');
-    });
-    this.#queue = run;
-    return run;
+  /** Writes the PUBACKs at the head of the arrival order whose handling has finished. */
+  #flush(conn: Connection): void {
+    while (conn.order.length && conn.order[0].done && conn.order[0].puback) {
+      const e = conn.order.shift()!;
+      const p = e.puback as { cmd: string };
+      if (p.cmd === 'puback' && e.generation === conn.generation && conn.client.connected) conn.send(p);
+    }
   }
 
   /**
@@ -82,28 +288,42 @@ export class Ingress {
    * A broker that does not speak MQTT 5 is spoken to in 3.1.1.
    */
   async start(): Promise<void> {
+    const count = Math.max(1, this.#opts.connections ?? 1);
     let version = this.#opts.protocolVersion;
-    for (;;) {
-      const client = this.#create(version);
-      try {
-        await this.#connect(client);
-      } catch (e) {
-        if (version === 5 && /protocol version/i.test((e as Error).message)) {
-          this.#opts.log.info({ url: this.#opts.url }, 'broker does not speak MQTT 5; using 3.1.1');
-          version = 4;
-          continue;
+    for (let n = 0; n < count; n++) {
+      for (;;) {
+        const conn = this.#create(n, version);
+        try {
+          await this.#connect(conn.client);
+        } catch (e) {
+          if (version === 5 && /protocol version/i.test((e as Error).message)) {
+            this.#opts.log.info({ url: this.#opts.url }, 'broker does not speak MQTT 5; using 3.1.1');
+            version = 4;
+            continue;
+          }
+          for (const c of this.#conns) c.client.end(true);
+          throw e;
         }
-        throw e;
+        this.#conns.push(conn);
+        break;
       }
-      this.#client = client;
-      break;
+      // Shared subscriptions are MQTT 5; on 3.1.1 one plain connection is all that works.
+      if (version === 4 && this.#opts.shareGroup) break;
     }
-    const c = this.#client;
-    c.on('error', (e) => this.#opts.log.warn({ err: e.message }, 'MQTT client error'));
-    c.on('offline', () => this.#opts.log.warn({ url: this.#opts.url }, 'MQTT broker unreachable; retrying'));
-    const granted = await c.subscribeAsync(Object.fromEntries(this.#opts.subscriptions.map((topic) => [topic, { qos: 1 as const }])));
-    const refused = granted.filter((g) => g.qos !== 1 && g.qos !== 0);
-    if (refused.length) throw new Error(`MQTT broker ${this.#opts.url} refused subscriptions ${refused.map((g) => g.topic).join(', ')}`);
+    this.#shared = !!this.#opts.shareGroup && version === 5;
+    const filters = this.#opts.subscriptions.map((t) => (this.#shared ? `$share/${this.#opts.shareGroup}/${t}` : t));
+    for (const { client: c } of this.#conns) {
+      c.on('error', (e) => this.#opts.log.warn({ err: e.message }, 'MQTT client error'));
+      c.on('offline', () => this.#opts.log.warn({ url: this.#opts.url }, 'MQTT broker unreachable; retrying'));
+      const granted = await c.subscribeAsync(Object.fromEntries(filters.map((topic) => [topic, { qos: 1 as const }])));
+      const refused = granted.filter((g) => g.qos !== 1 && g.qos !== 0);
+      if (refused.length) throw new Error(`MQTT broker ${this.#opts.url} refused subscriptions ${refused.map((g) => g.topic).join(', ')}`);
+    }
+  }
+
+  /** The filters actually subscribed (with `$share/…` when a shared subscription is in use). */
+  get shared(): boolean {
+    return this.#shared;
   }
 
   #connect(c: MqttClient): Promise<void> {
@@ -131,26 +351,33 @@ export class Ingress {
     });
   }
 
+  #next = 0;
+
   publish(topic: string, payload: Uint8Array): void {
     const buf = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    this.#client?.publish(topic, buf, { qos: 1 }, (e) => {
+    const conns = this.#conns;
+    if (!conns.length) return;
+    // Spread over the connections, preferring one that is up.
+    let conn = conns[this.#next++ % conns.length];
+    if (!conn.client.connected) conn = conns.find((c) => c.client.connected) ?? conn;
+    conn.client.publish(topic, buf, { qos: 1 }, (e) => {
       if (e) this.#opts.log.warn({ err: e.message, topic }, 'publish failed');
     });
   }
 
   get connected(): boolean {
-    return this.#client?.connected ?? false;
+    return this.#conns.some((c) => c.client.connected);
   }
 
-  /** Lets the message being handled finish, then disconnects. */
+  /** Lets the messages being handled finish (at most 5 s), then disconnects. */
   async close(): Promise<void> {
-    const c = this.#client;
-    if (!c) return;
-    const drained = this.#queue;
-    await Promise.race([drained, new Promise((r) => setTimeout(r, 5000))]);
-    const ended = new Promise<void>((resolve) => c.end(false, {}, () => resolve()));
-    const late = setTimeout(() => c.end(true), 3000);
-    await ended;
-    clearTimeout(late);
+    if (!this.#conns.length) return;
+    await this.#d.idle(5000);
+    await Promise.all(this.#conns.map(async ({ client: c }) => {
+      const ended = new Promise<void>((resolve) => c.end(false, {}, () => resolve()));
+      const late = setTimeout(() => c.end(true), 3000);
+      await ended;
+      clearTimeout(late);
+    }));
   }
 }

@@ -1,6 +1,8 @@
-// Prometheus metrics of one gateway, in its own Registry (several gateways may share a process).
+// Prometheus metrics of one gateway, in its own Registry (several gateways may share a process), served
+// at GET /metrics; docs/operator.md "Monitoring" lists them with alert rules (docs/alerts.yml).
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FrameDrop } from '../firmware/core/wire/frame.js';
 
 /** Why a frame on an up topic was dropped: the core's reasons (WIRE.md "Frames") plus the registry's. */
@@ -19,6 +21,32 @@ export interface MetricSources {
   devicesByState(): Promise<{ [state: string]: number }>;
   connectedDevices(): number;
   pendingDownlinks(): Promise<number>;
+  /** What paired devices last reported holding unacknowledged (their status `buffered`). */
+  backlog?(): Promise<Backlog>;
+  /** Process metrics (CPU, memory, event loop lag, GC); default true. */
+  processMetrics?: boolean;
+}
+
+export interface Backlog {
+  /** Sum over paired devices of their last reported `buffered`. */
+  records: number;
+  /** The largest one. */
+  max: number;
+  /** Paired devices reporting a backlog above zero. */
+  devices: number;
+}
+
+/** The backlog of a fleet from its device rows (paired ones with a status). */
+export function backlogOf(rows: { state: string; status: { buffered: number } | null }[]): Backlog {
+  const b: Backlog = { records: 0, max: 0, devices: 0 };
+  for (const r of rows) {
+    if (r.state !== 'paired' || !r.status) continue;
+    const n = r.status.buffered;
+    b.records += n;
+    if (n > b.max) b.max = n;
+    if (n > 0) b.devices++;
+  }
+  return b;
 }
 
 export class GatewayMetrics {
@@ -88,6 +116,34 @@ export class GatewayMetrics {
         this.set(await sources.pendingDownlinks());
       },
     });
+    if (sources.backlog) {
+      // One read of the registry per scrape serves the three gauges.
+      let pending: Promise<Backlog> | undefined;
+      const backlog = () => (pending ??= sources.backlog!().finally(() => setTimeout(() => (pending = undefined), 0)));
+      new Gauge({
+        name: 'gridlet_device_backlog_records',
+        help: 'Records paired devices hold that the gateway has not acknowledged, summed, as of each device\'s last status.',
+        registers,
+        async collect() {
+          this.set((await backlog()).records);
+        },
+      });
+      new Gauge({
+        name: 'gridlet_device_backlog_records_max', help: 'The largest backlog one paired device reported in its last status.',
+        registers,
+        async collect() {
+          this.set((await backlog()).max);
+        },
+      });
+      new Gauge({
+        name: 'gridlet_devices_backlogged', help: 'Paired devices whose last status reported a backlog above zero.',
+        registers,
+        async collect() {
+          this.set((await backlog()).devices);
+        },
+      });
+    }
+    if (sources.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
   /** The same counts as plain numbers, for stats() and the demo's live view. */
@@ -159,3 +215,26 @@ export const BodyName: { [type: number]: string } = {
   16: 'ack', 17: 'config', 18: 'guest-offer', 19: 'guest-chunk', 20: 'guest-remove', 21: 'dr-event', 22: 'job-result',
   23: 'time', 24: 'unpair', 25: 'tariff',
 };
+
+/**
+ * Logs dropped frames without letting a flood flood the log: the first drop of each reason in a
+ * window is logged at once, the rest are counted and summed up in one line when the next window
+ * opens with another drop of that reason.
+ */
+export function dropLogger(log: Logger, now: () => number, windowMs = 10_000): (e: { deviceId: string; reason: string }) => void {
+  const windows = new Map<string, { start: number; suppressed: number; devices: Set<string> }>();
+  return ({ deviceId, reason }) => {
+    const t = now();
+    const w = windows.get(reason);
+    if (w && t - w.start < windowMs) {
+      w.suppressed++;
+      if (w.devices.size < 10) w.devices.add(deviceId);
+      return;
+    }
+    if (w && w.suppressed > 0) {
+      log.warn({ reason, dropped: w.suppressed, devices: [...w.devices], seconds: Math.round((t - w.start) / 1000) }, 'more frames dropped');
+    }
+    windows.set(reason, { start: t, suppressed: 0, devices: new Set() });
+    log.warn({ device: deviceId, reason }, 'frame dropped');
+  };
+}

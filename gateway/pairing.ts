@@ -1,8 +1,13 @@
 // The gateway's side of WIRE.md "Pairing": the bounded Hello table, the operator's pair request,
 // the PairAccept it publishes, and the outcomes the HTTP call waits for
 // (201 paired, 403 the device refused the code, 404 no Hello seen, 504 no answer in time).
+//
+// Replicas (ARCHITECTURE.md "Growing past one machine") share the Hello table and the pairings under
+// way through a `PairingShare` (postgres-pairing.ts): the device's Hello and `paired` frame may reach
+// any replica, and the one that settles the pairing leaves its outcome there for the replica that
+// holds the operator's request, which polls for it. Without a share, all of it lives in memory here.
 
-import { constantTimeEqual, equal } from '../firmware/core/bytes.js';
+import { constantTimeEqual, equal, toHex } from '../firmware/core/bytes.js';
 import { randomBytes } from '../firmware/core/crypto.js';
 import type { Paired } from '../firmware/core/wire/bodies.js';
 import { ReplayWindow } from '../firmware/core/wire/frame.js';
@@ -11,7 +16,7 @@ import {
 } from '../firmware/core/wire/pairing.js';
 import { isDeviceId, topics } from '../firmware/core/wire/topics.js';
 import type { GatewayContext } from './context.js';
-import type { DeviceRow } from './store/store.js';
+import type { DeviceRow, PairingCommit } from './store/store.js';
 
 /** Largest Hello accepted (a Hello is a few hundred bytes; the device encodes it within 1024). */
 export const MAX_HELLO_BYTES = 1024;
@@ -36,6 +41,43 @@ export interface PendingPairing {
   window: ReplayWindow;
   timer: NodeJS.Timeout;
   resolve: (o: PairOutcome) => void;
+  /** With a share: which attempt this is (the shared row's key), and the poll for its outcome. */
+  attempt?: string;
+  poll?: NodeJS.Timeout;
+  unlisten?: () => void;
+}
+
+export interface SharedHello { id: string; bytes: Uint8Array; firstSeen: number; receivedAt: number }
+export interface SharedPending {
+  id: string; attempt: string; pairKey: Uint8Array; n: Uint8Array; ks: Uint8Array; accept: Uint8Array;
+  /** The Hello the PairAccept answers. */
+  hello: Uint8Array;
+  firstSeen: number;
+  expiresAt: number;
+}
+export interface SharedOutcome { status: number; error?: string }
+
+/** Hello table and pairings under way, shared by replicas (see the top of this file). */
+export interface PairingShare {
+  /** Keeps the Hello; returns the device's first-seen time. */
+  putHello(id: string, bytes: Uint8Array, now: number, ttlMs: number): Promise<number>;
+  hello(id: string, since: number): Promise<SharedHello | undefined>;
+  /** Hellos received since `since`, at most `limit`, newest last. */
+  hellos(since: number, limit: number): Promise<SharedHello[]>;
+  forgetHello(id: string): Promise<void>;
+  /** Starts a pairing unless one (not expired) is under way. */
+  begin(p: SharedPending, now: number): Promise<boolean>;
+  pending(id: string, now: number): Promise<SharedPending | undefined>;
+  /** The device rebooted: a fresh PairAccept replaces the attempt's. */
+  rebuilt(p: SharedPending): Promise<void>;
+  /** Ends the attempt; true for the one caller that ended it. */
+  claim(id: string, attempt: string): Promise<boolean>;
+  /** Ends the attempt and pairs the device in one transaction; undefined if the attempt had ended. */
+  complete(attempt: string, p: PairingCommit): Promise<DeviceRow | undefined>;
+  settle(attempt: string, o: SharedOutcome, now: number): Promise<void>;
+  outcome(attempt: string): Promise<SharedOutcome | undefined>;
+  /** Announces attempts settled on any replica (polling then only backs it up); returns the unsubscribe. */
+  onSettled?(f: (attempt: string) => void): () => void;
 }
 
 export type PairOutcome =
@@ -43,6 +85,15 @@ export type PairOutcome =
   | { status: 400 | 403 | 404 | 409 | 503 | 504; error: string };
 
 export type HelloResult = 'accepted' | 'oversized' | 'malformed' | 'wrong-key';
+
+/** A shared Hello as an entry (undefined if its bytes no longer decode). */
+function toEntry(s: SharedHello): HelloEntry | undefined {
+  try {
+    return { id: s.id, bytes: s.bytes, hello: decodeHello(s.bytes), firstSeen: s.firstSeen, receivedAt: s.receivedAt };
+  } catch {
+    return undefined;
+  }
+}
 
 function short(id: string): string {
   return id.slice(0, 4) + '…';
@@ -56,15 +107,17 @@ export class Pairing {
   readonly #sweep: NodeJS.Timeout;
   /** Completes a pairing: persists the device and answers it (set by the gateway). */
   onPaired: (device: DeviceRow) => Promise<void> = async () => {};
+  readonly #share?: PairingShare;
 
-  constructor(ctx: GatewayContext) {
+  constructor(ctx: GatewayContext, share?: PairingShare) {
     this.#ctx = ctx;
+    this.#share = share;
     this.#sweep = setInterval(() => this.#expire(), 60_000);
     this.#sweep.unref();
   }
 
   /** A Hello arrived on hello/<id>. Returns what became of it (the caller counts drops). */
-  onHello(id: string, payload: Uint8Array): HelloResult {
+  async onHello(id: string, payload: Uint8Array): Promise<HelloResult> {
     if (payload.length > MAX_HELLO_BYTES) return 'oversized';
     let hello: Hello;
     try {
@@ -76,12 +129,54 @@ export class Pairing {
     const now = this.#ctx.now();
     const previous = this.#hellos.get(id);
     const entry: HelloEntry = { id, bytes: payload.slice(), hello, firstSeen: previous?.firstSeen ?? now, receivedAt: now };
+    if (this.#share) {
+      entry.firstSeen = await this.#share.putHello(id, entry.bytes, now, this.#ctx.tuning.helloTtlMs);
+      const shared = await this.#share.pending(id, now);
+      if (shared) await this.#helloWhileShared(shared, entry);
+      return 'accepted';
+    }
     this.#hellos.delete(id);
     this.#hellos.set(id, entry);
     this.#expire();
     const pending = this.#pending.get(id);
     if (pending) this.#helloWhilePending(pending, entry);
     return 'accepted';
+  }
+
+  /** #helloWhilePending for a pairing kept in the share (started on any replica). */
+  async #helloWhileShared(s: SharedPending, entry: HelloEntry): Promise<void> {
+    const share = this.#share!;
+    if (entry.hello.rejected && constantTimeEqual(entry.hello.rejected, s.n)) {
+      if (await share.claim(s.id, s.attempt)) {
+        await this.#settle(s.id, s.attempt, { status: 403, error: `pair code does not match device ${short(s.id)}; check the label` }, 'refused');
+      }
+      return;
+    }
+    let accept = s.accept;
+    if (!equal(entry.hello.bootNonce, decodeHello(s.hello).bootNonce)) {
+      const p = { id: s.id, pairKey: s.pairKey } as Partial<PendingPairing> & { id: string; pairKey: Uint8Array };
+      this.#build(p, entry);
+      await share.rebuilt({ ...s, n: p.n!, ks: p.ks!, accept: p.accept!, hello: entry.bytes });
+      accept = p.accept!;
+      this.#ctx.log.info({ device: s.id }, 'device rebooted during pairing; sent a fresh PairAccept');
+    }
+    this.#ctx.publish(topics.pair(this.#ctx.prefix, s.id), accept);
+  }
+
+  /** Leaves a settled shared pairing's outcome; the replica holding the request (maybe this one) answers it. */
+  async #settle(id: string, attempt: string, o: { status: 201 } | { status: 403; error: string }, result: string): Promise<void> {
+    await this.#share!.settle(attempt, o, this.#ctx.now());
+    const mine = this.#pending.get(id);
+    if (mine?.attempt === attempt) await this.#answer(mine, o, result);
+  }
+
+  /** Answers this replica's waiting request from a shared outcome. */
+  async #answer(p: PendingPairing, o: SharedOutcome, result: string): Promise<void> {
+    if (o.status === 201) {
+      const device = await this.#ctx.store.getDevice(p.id);
+      if (device) return this.#finish(p, { status: 201, device }, result);
+    }
+    this.#finish(p, { status: o.status as 403, error: o.error ?? `pairing of device ${p.id} failed` }, result);
   }
 
   #helloWhilePending(p: PendingPairing, entry: HelloEntry): void {
@@ -129,23 +224,58 @@ export class Pairing {
       m.pairing('conflict');
       return { status: 409, error: `device ${deviceId} is already paired; revoke it first (DELETE /api/devices/${deviceId})` };
     }
+    const busy = { status: 409 as const, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
     if (this.#pending.has(deviceId)) {
       m.pairing('conflict');
-      return { status: 409, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
+      return busy;
     }
-    const entry = this.hello(deviceId);
+    const entry = await this.hello(deviceId);
     if (!entry) {
       m.pairing('no-hello');
       return { status: 404, error: `no Hello seen from device ${deviceId}; check that it is powered and connected to this gateway's broker` };
     }
+    const p = { id: deviceId, pairKey: pairKey(normalized) } as Partial<PendingPairing> & { id: string; pairKey: Uint8Array };
+    this.#build(p, entry);
+    const timeoutMs = this.#ctx.tuning.pairTimeoutMs;
+    if (this.#share) {
+      p.attempt = toHex(randomBytes(12));
+      const started = await this.#share.begin({
+        id: deviceId, attempt: p.attempt, pairKey: p.pairKey, n: p.n!, ks: p.ks!, accept: p.accept!, hello: entry.bytes,
+        firstSeen: entry.firstSeen, expiresAt: this.#ctx.now() + timeoutMs + 1000,
+      }, this.#ctx.now());
+      if (!started || this.#pending.has(deviceId)) {
+        m.pairing('conflict');
+        return busy;
+      }
+    }
     return new Promise<PairOutcome>((resolve) => {
-      const p = { id: deviceId, pairKey: pairKey(normalized), resolve } as Partial<PendingPairing> & { id: string; pairKey: Uint8Array };
-      this.#build(p, entry);
+      p.resolve = resolve;
+      const timedOut = {
+        status: 504 as const, error: `device ${deviceId} did not answer within ${Math.round(timeoutMs / 1000)} s; check that it is online and try again`,
+      };
       p.timer = setTimeout(() => {
-        this.#finish(p as PendingPairing, {
-          status: 504, error: `device ${deviceId} did not answer within ${Math.round(this.#ctx.tuning.pairTimeoutMs / 1000)} s; check that it is online and try again`,
-        }, 'timeout');
-      }, this.#ctx.tuning.pairTimeoutMs);
+        if (!this.#share) return this.#finish(p as PendingPairing, timedOut, 'timeout');
+        // The device may have answered another replica just now: whoever ends the attempt decides.
+        void (async () => {
+          if (await this.#share!.claim(deviceId, p.attempt!)) return this.#finish(p as PendingPairing, timedOut, 'timeout');
+          const o = await this.#share!.outcome(p.attempt!);
+          if (o) await this.#answer(p as PendingPairing, o, o.status === 201 ? 'paired' : 'refused');
+          else this.#finish(p as PendingPairing, timedOut, 'timeout');
+        })().catch((e: Error) => {
+          this.#ctx.log.error({ device: deviceId, err: e.message }, 'pairing: store failed');
+          this.#finish(p as PendingPairing, timedOut, 'timeout');
+        });
+      }, timeoutMs);
+      if (this.#share) {
+        const share = this.#share;
+        const check = () => {
+          void share.outcome(p.attempt!).then((o) => o && this.#answer(p as PendingPairing, o, o.status === 201 ? 'paired' : 'refused'))
+            .catch((e: Error) => this.#ctx.log.warn({ device: deviceId, err: e.message }, 'pairing: store failed'));
+        };
+        // Told when another replica settles it; the poll is the fallback (a lost notification connection).
+        p.unlisten = share.onSettled?.((attempt) => attempt === p.attempt && check());
+        p.poll = setInterval(check, p.unlisten ? 2000 : 250);
+      }
       this.#pending.set(deviceId, p as PendingPairing);
       this.#ctx.publish(topics.pair(this.#ctx.prefix, deviceId), p.accept!);
       this.#ctx.log.info({ device: deviceId }, 'PairAccept sent');
@@ -155,20 +285,50 @@ export class Pairing {
   #finish(p: PendingPairing, outcome: PairOutcome, result: string): void {
     if (this.#pending.get(p.id) !== p) return;
     clearTimeout(p.timer);
+    clearInterval(p.poll);
+    p.unlisten?.();
+    if (this.#share && outcome.status !== 201) void this.#share.claim(p.id, p.attempt!).catch(() => {});
     this.#pending.delete(p.id);
     this.#ctx.metrics.pairing(result);
     this.#ctx.log.info({ device: p.id, status: outcome.status }, `pairing ${result}`);
     p.resolve(outcome);
   }
 
-  /** The pending pairing of a device, whose Ks authenticates its first frame. */
-  pending(id: string): PendingPairing | undefined {
-    return this.#pending.get(id);
+  /**
+   * The pending pairing of a device, whose Ks authenticates its first frame. With a share, any
+   * replica's; `device` (the store's row, when known) spares the look-up for a paired device.
+   */
+  async pending(id: string, device?: DeviceRow): Promise<PendingPairing | undefined> {
+    if (!this.#share) return this.#pending.get(id);
+    if (device?.state === 'paired') return undefined;
+    const s = await this.#share.pending(id, this.#ctx.now());
+    if (!s) return undefined;
+    const hello = decodeHello(s.hello);
+    return {
+      id, entry: { id, bytes: s.hello, hello, firstSeen: s.firstSeen, receivedAt: s.firstSeen }, pairKey: s.pairKey, n: s.n, ks: s.ks,
+      accept: s.accept, window: new ReplayWindow(), attempt: s.attempt, timer: undefined as never, resolve: () => {},
+    };
   }
 
-  /** The `paired` frame of a pending pairing arrived and opened: persist the device, answer 201. */
-  async complete(p: PendingPairing, counter: number, body: Paired): Promise<DeviceRow> {
+  /**
+   * The `paired` frame of a pending pairing arrived and opened: persist the device, answer 201.
+   * Undefined when the pairing was settled meanwhile (a second delivery of the frame, on any replica).
+   */
+  async complete(p: PendingPairing, counter: number, body: Paired): Promise<DeviceRow | undefined> {
     const now = this.#ctx.now();
+    if (this.#share) {
+      // A second delivery of the frame, or a replica that got it too, finds the attempt ended.
+      const device = await this.#share.complete(p.attempt!, {
+        id: p.id, publicKey: p.entry.hello.publicKey, ks: p.ks, gatewayId: this.#ctx.identity.id,
+        model: body.model, firmware: body.firmware, capabilities: p.entry.hello.capabilities,
+        firstSeen: p.entry.firstSeen, counter, now,
+      });
+      if (!device) return undefined;
+      this.#ctx.log.info({ device: p.id }, 'device paired');
+      await this.#settle(p.id, p.attempt!, { status: 201 }, 'paired');
+      await this.onPaired(device);
+      return device;
+    }
     const device = await this.#ctx.store.completePairing({
       id: p.id, publicKey: p.entry.hello.publicKey, ks: p.ks, gatewayId: this.#ctx.identity.id,
       model: body.model, firmware: body.firmware, capabilities: p.entry.hello.capabilities,
@@ -181,7 +341,11 @@ export class Pairing {
   }
 
   /** A Hello seen within the last hour. */
-  hello(id: string): HelloEntry | undefined {
+  async hello(id: string): Promise<HelloEntry | undefined> {
+    if (this.#share) {
+      const s = await this.#share.hello(id, this.#ctx.now() - this.#ctx.tuning.helloTtlMs);
+      return s && toEntry(s);
+    }
     const e = this.#hellos.get(id);
     if (e && this.#ctx.now() - e.receivedAt > this.#ctx.tuning.helloTtlMs) {
       this.#hellos.delete(id);
@@ -191,13 +355,19 @@ export class Pairing {
   }
 
   /** Devices seen (Hello) and not paired, newest last. */
-  seen(): HelloEntry[] {
+  async seen(): Promise<HelloEntry[]> {
+    if (this.#share) {
+      const t = this.#ctx.tuning;
+      const rows = await this.#share.hellos(this.#ctx.now() - t.helloTtlMs, t.helloTableSize);
+      return rows.map(toEntry).filter((e): e is HelloEntry => e !== undefined);
+    }
     this.#expire();
     return [...this.#hellos.values()];
   }
 
-  forget(id: string): void {
+  async forget(id: string): Promise<void> {
     this.#hellos.delete(id);
+    await this.#share?.forgetHello(id);
   }
 
   #expire(): void {

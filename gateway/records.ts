@@ -1,6 +1,7 @@
 // Records (WIRE.md "Records and acks"): storing the records a frame carries together with its
 // counter, acking the contiguous prefix, and the JSON shape operators read them in.
 
+import type { EventEmitter } from 'node:events';
 import { base64 } from './json.js';
 import type { AcceptedFrame, HandlerContext } from './handlers/handler.js';
 import type { StoredRecord } from './store/store.js';
@@ -54,7 +55,42 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
   for (const rec of r.added) gw.metrics.recordsAdded(rec.kind);
   gw.downlink.sendWithCounter(device, r.downCounter!, { type: Body.ack, seq: r.ackedSeq });
   gw.metrics.ackLatency.observe(Math.max(0, gw.now() - frame.receivedAt) / 1000);
-  if (r.added.length > 0) gw.events.emit('records', { deviceId: device.id, records: r.added.map(recordJson) });
+  if (r.added.length > 0) emitRecords(gw.events, device.id, r.added.map(recordJson));
   gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
   if (records.some((x) => x.kind !== 7 && x.gatewayTimed)) await gw.timeSync(device);
+}
+
+// The 'records' event drives the work that follows a commit (the mesh signs and keeps a readings
+// message per event; the dashboard shows them). It is emitted after the ack, from a queue drained a
+// few events per turn of the event loop, so that work never holds up frames and acks waiting for I/O;
+// while a device's event waits, later records of the same device join it (one message for several
+// frames under load, at once when idle). A crash loses only queued events: the records are committed,
+// and the mesh carries the ones no message covers at restart (BlockStore.uncovered).
+const EMIT_PER_TURN = 32;
+const queues = new WeakMap<EventEmitter, { pending: Map<string, RecordJson[]>; scheduled: boolean }>();
+
+function emitRecords(events: EventEmitter, deviceId: string, records: RecordJson[]): void {
+  let q = queues.get(events);
+  if (!q) queues.set(events, (q = { pending: new Map(), scheduled: false }));
+  const waiting = q.pending.get(deviceId);
+  if (waiting) {
+    for (const r of records) waiting.push(r);
+    return;
+  }
+  q.pending.set(deviceId, records);
+  if (!q.scheduled) {
+    q.scheduled = true;
+    setImmediate(() => drain(events, q!));
+  }
+}
+
+function drain(events: EventEmitter, q: { pending: Map<string, RecordJson[]>; scheduled: boolean }): void {
+  let n = 0;
+  for (const [deviceId, records] of q.pending) {
+    if (n++ >= EMIT_PER_TURN) break;
+    q.pending.delete(deviceId);
+    events.emit('records', { deviceId, records });
+  }
+  if (q.pending.size) setImmediate(() => drain(events, q));
+  else q.scheduled = false;
 }

@@ -129,7 +129,7 @@ export class Registry {
     const known = new Set(rows.map((r) => r.id));
     const all = rows.map((r) => this.deviceJson(r));
     for (const m of this.mesh?.devices() ?? []) if (!known.has(m.id)) known.add(m.id), all.push(this.meshJson(m));
-    for (const e of this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
+    for (const e of await this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
     all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return all.filter((d) => selector.every((s) => s.key in d.labels && (s.value === undefined || d.labels[s.key] === s.value)));
   }
@@ -140,14 +140,14 @@ export class Registry {
     if (row) return this.deviceJson(row);
     const m = this.mesh?.deviceState(id);
     if (m) return this.meshJson(m);
-    const e = this.#pairing.hello(id);
+    const e = await this.#pairing.hello(id);
     return e && this.seenJson(e);
   }
 
   async countByState(): Promise<{ paired: number; revoked: number; seen: number }> {
     const c = await this.#ctx.store.countDevices();
     let seen = 0;
-    for (const e of this.#pairing.seen()) if (!(await this.#ctx.store.getDevice(e.id))) seen++;
+    for (const e of await this.#pairing.seen()) if (!(await this.#ctx.store.getDevice(e.id))) seen++;
     return { ...c, seen };
   }
 
@@ -183,7 +183,9 @@ export class Registry {
   async setLabels(id: string, labels: Labels): Promise<DeviceJson | 'not-paired' | undefined> {
     if (!isDeviceId(id)) return undefined;
     const row = await this.#ctx.store.setLabels(id, labels);
+    // Group policies follow labels: the device's sharing policy may have changed with them.
+    if (row) await this.#ctx.privacy.labelsChanged(id);
     if (row) return this.deviceJson(row);
-    return this.#pairing.hello(id) ? 'not-paired' : undefined;
+    return (await this.#pairing.hello(id)) ? 'not-paired' : undefined;
   }
 }

@@ -11,12 +11,15 @@ import { createHostAgent, type HostAgent } from './agent-host.js';
 import { streamLogger } from './ports/node-platform.js';
 import { parse, run, UsageError } from './cli/args.js';
 
-const HELP = `usage: gridlet demo [--meters N] [--duration S] [--interval MS] [--data DIR] [--http-listen HOST:PORT]
+const HELP = `usage: gridlet demo [--meters N] [--unpaired N] [--duration S] [--interval MS] [--data DIR] [--http-listen HOST:PORT]
 
 Starts a gateway (embedded MQTT broker, SQLite) and N simulated meters driven by a real household's
-load, pairs them through the gateway's HTTP API, and shows a live view until Ctrl-C.
+load, pairs them through the gateway's HTTP API, and shows a live view until Ctrl-C. The dashboard
+(its URL is printed) shows them live; one more meter is left unpaired, with its pair code printed,
+so that you can pair it from the dashboard.
 
-  --meters N        simulated meters (default 3)
+  --meters N        simulated meters paired automatically (default 3)
+  --unpaired N      further simulated meters left for you to pair (default 1; 0 for none)
   --duration S      stop after S seconds and print a summary
   --interval MS     milliseconds between a meter's readings (default 2000)
   --data DIR        keep the gateway's and meters' state here (default: a fresh temporary directory)
@@ -32,6 +35,7 @@ export async function demoMain(argv: string[]): Promise<number> {
   return run(async () => {
     const r = parse(argv, {
       meters: { type: 'string' },
+      unpaired: { type: 'string' },
       duration: { type: 'string' },
       interval: { type: 'string' },
       data: { type: 'string' },
@@ -40,13 +44,15 @@ export async function demoMain(argv: string[]): Promise<number> {
     if (!r) return 0;
     const n = r.values.meters === undefined ? 3 : Number(r.values.meters);
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError('--meters must be a whole number from 1 to 1000');
+    const unpaired = r.values.unpaired === undefined ? 1 : Number(r.values.unpaired);
+    if (!Number.isInteger(unpaired) || unpaired < 0 || unpaired > 100) throw new UsageError('--unpaired must be a whole number from 0 to 100');
     const duration = r.values.duration === undefined ? undefined : Number(r.values.duration);
     if (duration !== undefined && !(duration > 0)) throw new UsageError('--duration must be a positive number of seconds');
     const interval = r.values.interval === undefined ? 2000 : Number(r.values.interval);
     if (!(interval >= 100)) throw new UsageError('--interval must be at least 100 ms');
     const dataDir = (r.values.data as string | undefined) ?? mkdtempSync(join(tmpdir(), 'gridlet-demo-'));
     const temporary = r.values.data === undefined;
-    return runDemo({ meters: n, duration, interval, dataDir, temporary, httpListen: r.values['http-listen'] as string | undefined });
+    return runDemo({ meters: n, unpaired, duration, interval, dataDir, temporary, httpListen: r.values['http-listen'] as string | undefined });
   });
 }
 
@@ -77,7 +83,7 @@ async function pairWhenSeen(gw: Gateway, deviceId: string, code: string, deadlin
   }
 }
 
-async function runDemo(o: { meters: number; duration?: number; interval: number; dataDir: string; temporary: boolean; httpListen?: string }): Promise<number> {
+async function runDemo(o: { meters: number; unpaired: number; duration?: number; interval: number; dataDir: string; temporary: boolean; httpListen?: string }): Promise<number> {
   const started = Date.now();
   const gw = await startDemoGateway(o.dataDir, o.httpListen);
   const views = new Map<string, MeterView>();
@@ -89,7 +95,8 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
     if (v) v.stored += readings;
   });
   const agentLogger = streamLogger('agent', 'warn');
-  for (let i = 0; i < o.meters; i++) {
+  const toPair: MeterView[] = [];
+  for (let i = 0; i < o.meters + o.unpaired; i++) {
     const host = createHostAgent({
       dataDir: join(o.dataDir, `meter-${i + 1}`), brokers: [gw.mqttUrl], meter: 'sim', intervalMs: o.interval,
       model: 'gridlet-sim', logger: agentLogger, guests: ['peak-guard', 'tamper-watch'],
@@ -97,15 +104,22 @@ async function runDemo(o: { meters: number; duration?: number; interval: number;
     const view: MeterView = { host, stored: 0 };
     host.agent.start();
     views.set(host.agent.deviceId, view);
+    if (i < o.meters) toPair.push(view);
   }
   console.log(`gridlet demo: gateway ${gw.id}`);
   console.log(`  dashboard  ${gw.httpUrl}/`);
   console.log(`  mqtt       ${gw.mqttUrl}`);
   console.log(`  data       ${o.dataDir}${o.temporary ? ' (temporary)' : ''}`);
   const deadline = Date.now() + 20_000;
-  await Promise.all([...views.values()].map((v) =>
+  await Promise.all(toPair.map((v) =>
     pairWhenSeen(gw, v.host.agent.deviceId, v.host.agent.identity.pairCode, deadline).then(() => { v.pairedAt = Date.now(); })));
-  console.log(`  paired ${views.size} meter(s) through POST /api/pairings in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  console.log(`  paired ${toPair.length} meter(s) through POST /api/pairings in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  for (const v of views.values()) {
+    if (toPair.includes(v)) continue;
+    console.log(`  pair it from the dashboard: id ${v.host.agent.deviceId} code ${v.host.agent.identity.pairCode}`);
+  }
+  const open = `open the dashboard: ${gw.httpUrl}/`;
+  console.log(`\n  ┌${'─'.repeat(open.length + 2)}┐\n  │ ${open} │\n  └${'─'.repeat(open.length + 2)}┘\n`);
 
   const tty = process.stdout.isTTY;
   let lines = 0;

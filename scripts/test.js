@@ -3,6 +3,7 @@
 //   node scripts/test.js unit          firmware core, host and gateway tests (no external services)
 //   node scripts/test.js integration   tests against Mosquitto, PostgreSQL and other real services
 //   node scripts/test.js hil           the hardware-in-the-loop suite alone (HIL_PORT=/dev/ttyUSB0 for a real meter)
+//   node scripts/test.js browser       the dashboard in headless Chromium (/usr/bin/chromium; skipped, PENDING, without it)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -13,6 +14,7 @@ const suites = {
   unit: ['test/core', 'test/host', 'test/gateway', 'test/cli', 'hil-tests'],
   integration: ['test/integration'],
   hil: ['hil-tests'],
+  browser: ['test/browser'],
 };
 const suite = process.argv[2] ?? 'unit';
 const only = process.argv[3];

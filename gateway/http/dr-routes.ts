@@ -3,15 +3,20 @@
 //                                     event (3.0.1 or 3.1.0, or a list of them); ?currency= for PRICE
 //   POST /api/dr-events?label=k=v     the same, to every paired device the label selector matches
 //   POST /api/devices/:id/tariff      {"price", "currency", "from", "until"}
+//   GET  /api/devices/:id/dr-events   the demand-response history the device reported (its `dr` event
+//                                     records: start, end, missed) among its last DR_HISTORY_RECORDS records
 // Each answers 202 with the bodies sent (and notes on what an OpenADR event held that is not sent).
 
 import type { DrEvent, Tariff } from '../../firmware/core/wire/bodies.js';
 import { bodyJson, currencyField, nativeDrEvent, nativeTariff } from '../dr/native.js';
+import { recordJson } from '../records.js';
 import { isOpenAdr, mapOpenAdr, type OpenAdrEventSummary } from '../dr/openadr.js';
 import { parseSelector } from '../registry.js';
 import type { DeviceRow } from '../store/store.js';
-import { checkFits, ID, pairedDevice, parsed, sendAll, type DeviceOpsDeps } from './device-ops.js';
+import { checkFits, deviceIdParam, ID, pairedDevice, parsed, sendAll, type DeviceOpsDeps } from './device-ops.js';
 import { HttpError, type Route } from './server.js';
+
+export const DR_HISTORY_RECORDS = 10_000;
 
 interface DrPlan {
   format: 'gridlet' | 'openadr';
@@ -50,6 +55,22 @@ export function drRoutes(d: DeviceOpsDeps): Route[] {
         await sendAll(d, device, p.bodies);
         d.log.info({ device: device.id, format: p.format, bodies: p.bodies.length }, 'demand response sent');
         return { status: 202, json: { deviceId: device.id, ...answer(p) } };
+      },
+    },
+    {
+      method: 'GET', pattern: new RegExp(`^/api/devices/${ID}/dr-events$`),
+      async handle(req) {
+        const id = deviceIdParam(req.params[0]);
+        const row = await d.store.getDevice(id);
+        if (!row) {
+          if (await d.registry.get(id)) return { status: 200, json: { deviceId: id, events: [] } };
+          throw new HttpError(404, `no device ${id} on this gateway`);
+        }
+        const from = Math.max(1, row.ackedSeq - DR_HISTORY_RECORDS + 1);
+        const events = (await d.store.readRecords(id, from, DR_HISTORY_RECORDS)).map(recordJson)
+          .filter((r) => r[2] === 'event' && r[3] === 'dr')
+          .map((r) => ({ seq: r[0], t: r[1], ...(r[4] as object) }));
+        return { status: 200, json: { deviceId: id, fromSeq: from, events } };
       },
     },
     {

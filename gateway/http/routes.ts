@@ -6,6 +6,8 @@ import type { Pairing } from '../pairing.js';
 import { recordJson } from '../records.js';
 import { checkLabels, parseSelector, type Registry } from '../registry.js';
 import type { Store } from '../store/store.js';
+import type { PrivacyService } from '../privacy/service.js';
+import { dashboardRoutes } from '../web/serve.js';
 import { HttpError, type Reply, type Route } from './server.js';
 
 export const MAX_RECORDS_LIMIT = 10_000;
@@ -17,6 +19,8 @@ export interface RouteDeps {
   pairing: Pairing;
   store: Store;
   metrics: PromRegistry;
+  /** Records reads of a device's records in the audit log (issue 12). */
+  privacy?: PrivacyService;
 }
 
 const ID = '([^/]+)';
@@ -38,10 +42,6 @@ function uintParam(q: URLSearchParams, name: string, dflt: number, min: number, 
 function objectBody(body: unknown, what: string): { [k: string]: unknown } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `${what}: the body must be a JSON object`);
   return body as { [k: string]: unknown };
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 export function routes(d: RouteDeps): Route[] {
@@ -111,6 +111,13 @@ export function routes(d: RouteDeps): Route[] {
         const limit = uintParam(req.query, 'limit', DEFAULT_RECORDS_LIMIT, 1, MAX_RECORDS_LIMIT);
         if (!(await d.registry.get(id))) throw new HttpError(404, `no device ${id} on this gateway`);
         const records = await d.store.readRecords(id, from, limit);
+        if (records.length && d.privacy) {
+          const last = records[records.length - 1];
+          const purposes = (await d.privacy.effectivePolicy(id)).operator.purposes;
+          await d.privacy.recordDisclosure({
+            audience: 'http', deviceId: id, kind: 'records', seq: [records[0].seq, last.kind === 7 ? last.last : last.seq], level: 'full', purposes, via: 'http',
+          });
+        }
         return { status: 200, json: { records: records.map(recordJson) } };
       },
     },
@@ -120,21 +127,7 @@ export function routes(d: RouteDeps): Route[] {
         return { status: 200, text: await d.metrics.metrics(), contentType: d.metrics.contentType };
       },
     },
-    {
-      method: 'GET', pattern: /^\/$/,
-      async handle(): Promise<Reply> {
-        // A placeholder until the dashboard (a later issue): the devices, plainly.
-        const devices = await d.registry.list();
-        const rows = devices.map((x) => `<tr><td><code>${escapeHtml(x.id)}</code></td><td>${escapeHtml(x.state)}</td>` +
-          `<td>${escapeHtml(x.model)}</td><td>${escapeHtml(x.firmware)}</td><td>${escapeHtml(x.lastSeen ?? '')}</td>` +
-          `<td>${x.ackedSeq}</td></tr>`).join('\n');
-        const html = `<!doctype html><html><head><meta charset="utf-8"><title>gridlet gateway ${escapeHtml(d.gatewayId)}</title></head>
-<body><h1>gridlet gateway <code>${escapeHtml(d.gatewayId)}</code></h1>
-<table border="1" cellpadding="4"><tr><th>device</th><th>state</th><th>model</th><th>firmware</th><th>last seen</th><th>acked seq</th></tr>
-${rows}
-</table><p>${devices.length} device(s). API: <code>/api/devices</code>, metrics: <code>/metrics</code>.</p></body></html>\n`;
-        return { status: 200, text: html, contentType: 'text/html; charset=utf-8' };
-      },
-    },
+    // GET /, /app.js, /app.css: the dashboard (gateway/web).
+    ...dashboardRoutes(),
   ];
 }

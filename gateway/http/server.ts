@@ -1,7 +1,7 @@
 // The operator HTTP API (ARCHITECTURE.md "Operator interface") on node:http. Every answer is JSON
 // (`{"error": "..."}` on failure) except /metrics and the page at /; never a stack trace.
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { allowedHosts, bearerMatches, isJson, type ListenAddress } from './security.js';
 
@@ -20,17 +20,22 @@ export interface Request {
   params: string[];
   /** Parsed JSON body of a state-changing request. */
   body: unknown;
+  headers: IncomingHttpHeaders;
 }
 
 export type Reply =
   | { status: number; json: unknown }
   /** `text` is sent as is: a string as UTF-8, bytes (application/wasm, application/cbor) unchanged. */
-  | { status: number; text: string | Uint8Array; contentType: string };
+  | { status: number; text: string | Uint8Array; contentType: string; headers?: { [k: string]: string } }
+  /** A long-lived answer (Server-Sent Events): the route writes the head and the body itself. */
+  | { status: number; stream(res: ServerResponse): void };
 
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   pattern: RegExp;
   handle(req: Request): Promise<Reply>;
+  /** Served without the bearer token: the dashboard's static files, which hold no data. */
+  public?: boolean;
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
@@ -102,7 +107,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions,
     return refuse(req, res, 400, 'malformed request URL');
   }
   const path = url.pathname;
-  if (o.apiToken && !(method === 'GET' && path === '/api/health') && !bearerMatches(req.headers.authorization, o.apiToken)) {
+  const isPublic = (method === 'GET' || method === 'HEAD') && (path === '/api/health' || o.routes.some((r) => r.public && r.pattern.test(path)));
+  if (o.apiToken && !isPublic && !bearerMatches(req.headers.authorization, o.apiToken)) {
     return refuse(req, res, 401, 'this gateway requires "Authorization: Bearer <token>" (its --api-token)', { 'www-authenticate': 'Bearer' });
   }
   let params: string[] | undefined;
@@ -147,13 +153,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions,
   }
   let reply: Reply;
   try {
-    reply = await route.handle({ method, path, query: url.searchParams, params: params!, body });
+    reply = await route.handle({ method, path, query: url.searchParams, params: params!, body, headers: req.headers });
   } catch (e) {
     if (e instanceof HttpError) return send(res, e.status, { error: e.message });
     throw e;
   }
   if ('json' in reply) return send(res, reply.status, reply.json);
-  res.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store' });
+  if ('stream' in reply) return reply.stream(res);
+  res.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store', ...reply.headers });
   res.end(method === 'HEAD' ? undefined : reply.text);
 }
 

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import { protocols } from './pcid.js';
-import { httpSource, verifyHistory, type Range } from './verify.js';
+import { httpSource, verifyAggregates, verifyHistory, type Range } from './verify.js';
 
 const MESH_HELP = `usage: gridlet mesh pcids [--json]
 
@@ -38,6 +38,9 @@ const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-tok
 Walks a device's history of signed readings messages from any gateway of the mesh: checks every
 message's CID, encoding, protocol (pCID), Ed25519 signature and signer, follows prev links to the
 first message, and reports the seqs covered, holes, what the meter declared lost, branches and merges.
+It also walks the device's 15-minute and daily aggregate chains the gateway holds (what a gateway of
+another operator may have instead of readings), and recomputes their values where it can see the
+readings they name.
 Exits 0 when the history holds, 1 on any problem (a bad signature or hash, a missing message, a hole).
 
   --gateway URL     the gateway's HTTP API (default http://127.0.0.1:8080)
@@ -77,18 +80,36 @@ export async function verifyMain(argv: string[]): Promise<number> {
   }
   const token = (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined);
   try {
-    const r = await verifyHistory(p[0], httpSource(base, token));
-    if (v.json) console.log(JSON.stringify(r, null, 2));
+    const src = httpSource(base, token);
+    const r = await verifyHistory(p[0], src);
+    // Aggregate chains (meter-aggregates-v1): what another operator's gateway may hold instead of readings.
+    const ag = await verifyAggregates(p[0], src);
+    if (v.json) console.log(JSON.stringify({ ...r, aggregates: ag }, null, 2));
     else {
       console.log(`device ${r.device}: ${r.messages} message(s), ${r.heads.length} head(s), signed by ` +
         (r.signers.map((s) => `${s.gateway} (${s.operator})`).join(', ') || 'nobody'));
       console.log(`seqs covered: ${ranges(r.covered)}; declared lost by the meter: ${ranges(r.declaredLost)}; holes: ${ranges(r.holes)}`);
+      if (r.removed.length) {
+        console.log(`removed by retention: ${ranges(r.removed)} (${r.tombstones.length} signed tombstone(s): ` +
+          `${r.tombstones.map((t) => `${t.cid} by ${t.gateway}, ${t.removed} message(s)`).join('; ')})`);
+      }
       if (r.ackedSeq) console.log(`acked by this gateway up to seq ${r.ackedSeq}`);
       console.log(`branches: ${r.branches.length}${r.branches.map((b) => ` (${b.at} → ${b.children.length})`).join('')}; merges: ${r.merges.length}`);
       for (const x of r.problems) console.log(`problem: ${x}`);
-      console.log(r.messages === 0 ? 'no history: the gateway has no readings messages of this device' : r.problems.length ? `FAILED: ${r.problems.length} problem(s)` : 'ok: every message verifies and the history is whole');
+      if (ag.messages) {
+        console.log(`aggregates: ${ag.messages} message(s) in ${ag.chains.length} chain(s) ` +
+          `(${ag.chains.map((c) => `${c.resolution} s, channels ${c.channels ? c.channels.join(',') : 'all'}: ${c.windows} window(s)`).join('; ')}); ` +
+          `recomputed from their readings: ${ag.sourcesChecked}, readings not visible here: ${ag.sourcesWithheld}`);
+        for (const x of ag.problems) console.log(`problem: ${x}`);
+        if (r.messages === 0 && r.removed.length === 0 && r.problems.length === 0) {
+          console.log(ag.problems.length ? `FAILED: ${ag.problems.length} problem(s)` : 'ok: every aggregate verifies (this gateway holds no readings messages of the device)');
+        }
+      }
+      const whole = r.messages > 0 || r.removed.length > 0;
+      if (whole || !ag.messages) console.log(!whole ? 'no history: the gateway has no readings messages of this device' : r.problems.length ? `FAILED: ${r.problems.length} problem(s)` : 'ok: every message verifies and the history is whole');
     }
-    return r.problems.length || r.messages === 0 ? 1 : 0;
+    if (ag.problems.length) return 1;
+    return r.problems.length || (r.messages === 0 && r.removed.length === 0 && ag.messages === 0) ? 1 : 0;
   } catch (e) {
     console.error(`gridlet verify: ${(e as Error).message}`);
     return 1;

@@ -1,7 +1,10 @@
 // The gateway's part in the mesh (MESH.md): it signs a readings message for every accepted frame that
 // added records (hash-chained per device through `prev`), pairing and revocation messages for its
 // registry, and its own identity message; it keeps them in the block store, announces them, serves
-// them by CID, and verifies every message a peer sends before it keeps or acts on it.
+// them by CID, and verifies every message a peer sends before it keeps or acts on it. What of a meter
+// goes to another operator's gateways — announced, served, kept — follows the device's sharing policy
+// (gateway/privacy): readings messages, signed aggregates or nothing, and a signed consent message tells
+// every gateway when the policy changes.
 
 import { Counter, Gauge } from 'prom-client';
 import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
@@ -15,10 +18,15 @@ import { decodeMessage, encodeMessage, MessageError, openMessage, signerFromSeed
 import type { MeshNode } from './node.js';
 import { openCapabilities, PeerBackend, signCapabilities, type ServeOffload } from './offload.js';
 import type { OffloadBackend } from '../offload/backend.js';
+import { applyTombstone } from '../privacy/retention.js';
+import { Aggregator, RESIGN_HORIZON_S } from '../privacy/aggregate.js';
+import { audienceShare, ConsentBook, consentOf, mayHave, policyOf, samePolicy, selectionsFor, type BlockView } from '../privacy/consent.js';
+import { DEFAULT_POLICY, type PrivacyPolicy } from '../privacy/policy.js';
+import type { BlockStore, Disclosure } from '../store/store.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
 import {
-  guestPayload, HybridClock, identityPayload, parseGuest, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
-  registryPayload, type MeshRecord, type RegistryEntry,
+  aggregatePayload, consentPayload, guestPayload, HybridClock, identityPayload, parseAggregate, parseConsent, parseGuest, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
+  registryPayload, type Aggregate, type MeshRecord, type RegistryEntry,
 } from './protocols.js';
 
 export const PUBLIC_TOPIC = 'gridlet/mesh/1';
@@ -27,6 +35,8 @@ export const operatorTopic = (operator: string) => `gridlet/mesh/1/operator/${op
 export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
 const MAX_PENDING = 1000;
 const RECOVERY_BATCH = 500;
+/** At startup, at most this many readings messages per device are read back for windows left unsigned. */
+const RECOVERY_WALK = 5000;
 
 export interface MeshOptions {
   ctx: GatewayContext;
@@ -46,6 +56,8 @@ export interface MeshOptions {
 /** What became of a message received from a peer. */
 export type Received =
   | 'accepted' | 'duplicate' | 'opaque' | 'untrusted' | 'revoked' | 'future' | 'unauthorized' | 'cid' | 'conflict'
+  /** A block about a device whose sharing consent does not let this gateway's operator keep it: not kept (not refused for good). */
+  | 'private'
   | MessageError['fault'];
 
 export class Mesh {
@@ -59,6 +71,10 @@ export class Mesh {
   /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
   onRevoke: (deviceId: string) => Promise<void> = async () => {};
   readonly counts: { received: { [r: string]: number }; created: { [p: string]: number } } = { received: {}, created: {} };
+  /** The latest sharing consent per device (sharing-consent-v1). */
+  readonly consents = new ConsentBook();
+  /** Signs this gateway's devices' 15-minute and daily aggregates (meter-aggregates-v1). */
+  readonly aggregator: Aggregator;
 
   readonly #ctx: GatewayContext;
   readonly #o: MeshOptions;
@@ -74,6 +90,7 @@ export class Mesh {
   readonly #received: Counter<'result'>;
   readonly #created: Counter<'protocol'>;
   #timer?: NodeJS.Timeout;
+  #offPrivacy?: () => void;
   #closed = false;
   /** What each peer (by peer id) announced it runs for others, from its latest trusted announcement. */
   readonly #peerCaps = new Map<string, { capabilities: string[]; t: number; gateway: string; operator: string }>();
@@ -88,6 +105,12 @@ export class Mesh {
     this.signer = signerFromSeed(sign.secretKey.subarray(0, 32), sign.publicKey);
     this.peerId = peerIdOf(sign.publicKey);
     this.clock = new HybridClock(o.ctx.now);
+    this.aggregator = new Aggregator({
+      now: () => this.#ctx.now(),
+      selections: async (id) => ((await this.#isLocal(id)) ? selectionsFor(await this.#ctx.privacy.effectivePolicy(id)) : []),
+      block: (cid) => this.#ctx.store.blocks.get(cid),
+      publish: (a) => this.#publishAggregate(a),
+    }, o.syncIntervalMs ?? 5000);
     const registers = [o.ctx.metrics.registry];
     this.#received = new Counter({
       name: 'gridlet_mesh_messages_received_total', registers, labelNames: ['result'],
@@ -125,11 +148,17 @@ export class Mesh {
         serveBlock: (cid, peer) => mesh.#serve(cid, peer),
         serveOffload: o.serveOffload,
       });
-      mesh.#timer = setInterval(() => void mesh.announceSummary(), o.syncIntervalMs ?? 5000);
+      mesh.#timer = setInterval(() => void mesh.#tick(), o.syncIntervalMs ?? 5000);
       mesh.#timer.unref();
     }
     await mesh.#recover();
+    await mesh.#startPrivacy();
     return mesh;
+  }
+
+  /** The block store this mesh keeps its messages in (tools, tests). */
+  get blocks(): BlockStore {
+    return this.#ctx.store.blocks;
   }
 
   get gatewayId(): string {
@@ -148,6 +177,12 @@ export class Mesh {
     // Identities first: registry messages are judged by who signed them.
     for (const b of await blocks.list('identity')) await this.#apply(decodeMessage(b.bytes), 'identity', {});
     for (const b of await blocks.list('registry')) await this.#apply(decodeMessage(b.bytes), 'registry', {});
+    for (const b of await blocks.list('consent')) this.#addConsent(decodeMessage(b.bytes));
+    for (const b of await blocks.list('aggregate')) {
+      const m = decodeMessage(b.bytes);
+      const a = parseAggregate(m.payload);
+      if (typeof a !== 'string') this.aggregator.chains.add(m.cid, a, equal(m.kid, this.signer.publicKey));
+    }
     for (const b of await blocks.list('guest')) await this.#apply(decodeMessage(b.bytes), 'guest', {});
   }
 
@@ -198,7 +233,11 @@ export class Mesh {
 
   /** A device was paired here: its pairing message is signed, kept and announced before this resolves. */
   paired(deviceId: string): Promise<void> {
-    return this.#serial(deviceId, () => this.#pairingMessage(deviceId));
+    return this.#serial(deviceId, async () => {
+      await this.#pairingMessage(deviceId);
+      // A group policy may already share more than the default: the mesh learns it with the pairing.
+      await this.#checkConsent(deviceId);
+    });
   }
 
   /** Runs per-device work one at a time, in arrival order. */
@@ -251,7 +290,10 @@ export class Mesh {
       });
       if (ok) {
         this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
-        await this.#announce([m.bytes], operatorTopic(this.operator));
+        const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
+        const resolutions = [...new Set(selectionsFor(policy).map((s) => s.resolution))];
+        if (resolutions.length) this.aggregator.noteReadings(deviceId, m.cid, records, resolutions);
+        await this.#disclose(deviceId, m, { kind: 'readings' }, [covers[0][0], Math.max(...covers.map((c) => c[1]))], policy);
         return;
       }
     }
@@ -311,7 +353,7 @@ export class Mesh {
   async receive(bytes: Uint8Array, from: { peer?: string; expect?: Uint8Array; ancestor?: boolean } = {}): Promise<Received> {
     if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#count('cid');
     const r = await this.#receive(bytes, from);
-    if (!['accepted', 'duplicate', 'opaque', 'untrusted'].includes(r)) {
+    if (!['accepted', 'duplicate', 'opaque', 'untrusted', 'private'].includes(r)) {
       if (this.#refused.size >= 10_000) this.#refused.clear();
       this.#refused.add(toHex(cidOf(bytes)));
     }
@@ -355,7 +397,7 @@ export class Mesh {
   async #apply(m: GridMessage, protocol: ProtocolName | undefined, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
     const blocks = this.#ctx.store.blocks;
     const now = this.#ctx.now();
-    const block = (kind: 'readings' | 'registry' | 'identity' | 'guest' | 'opaque', deviceId: string | null = null) =>
+    const block = (kind: 'readings' | 'registry' | 'identity' | 'guest' | 'opaque' | 'aggregate' | 'consent', deviceId: string | null = null) =>
       ({ cid: m.cid, bytes: m.bytes, kind, deviceId, receivedAt: now });
     switch (protocol) {
       case undefined:
@@ -375,6 +417,7 @@ export class Mesh {
         if (typeof r === 'string') return 'payload';
         if (!this.crdt.bound(m.kid, r.gateway)) return 'untrusted';
         if (this.crdt.state(r.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+        if (!(await this.#mayKeep(r.device, m.kid, { kind: 'readings' }))) return 'private';
         await blocks.appendChain({ deviceId: r.device, prev: r.prev, block: block('readings', r.device) });
         this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId: r.device, cid: cidText(m.cid), from: from.peer });
         // Walk back to the parents this gateway does not hold yet.
@@ -392,6 +435,44 @@ export class Mesh {
         await blocks.put(block('registry', e.device));
         this.#addRegistry(m, e);
         await this.#afterRegistryChange(e.device);
+        return 'accepted';
+      }
+      case 'tombstone':
+        // Retention (privacy/retention.ts): kept, and the removed messages its signer wrote are dropped here too.
+        return applyTombstone(this.#ctx.store, m, (kid, gateway) => this.crdt.bound(kid, gateway), now);
+      case 'aggregates': {
+        const a = parseAggregate(m.payload);
+        if (typeof a === 'string') return 'payload';
+        if (!this.crdt.bound(m.kid, a.gateway)) return 'untrusted';
+        if (this.crdt.state(a.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+        if (!(await this.#mayKeep(a.device, m.kid, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
+        await blocks.put(block('aggregate', a.device));
+        this.aggregator.chains.add(m.cid, a, equal(m.kid, this.signer.publicKey));
+        this.#ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid), from: from.peer });
+        if (a.prev && !(await blocks.has(a.prev))) void this.fetchBlock(a.prev, from.peer, true);
+        return 'accepted';
+      }
+      case 'consent': {
+        const c = parseConsent(m.payload);
+        if (typeof c === 'string') return 'payload';
+        if (c.hlc[0] > now + MAX_CLOCK_AHEAD_MS) return 'future';
+        if (!this.crdt.bound(m.kid, c.gateway)) return 'untrusted';
+        // Judged by the device's current pairing: not known yet, the message comes again with a later summary.
+        const st = this.crdt.state(c.device);
+        if (!st) return 'untrusted';
+        if (c.gateway !== st.gateway && this.crdt.identity(m.kid)?.operator !== this.#deviceOperator(c.device)) return 'unauthorized';
+        let policy: PrivacyPolicy;
+        try {
+          policy = policyOf(c);
+        } catch {
+          return 'payload';
+        }
+        this.clock.observe(c.hlc);
+        await blocks.put(block('consent', c.device));
+        if (this.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy })) {
+          this.#ctx.events.emit('consent', { deviceId: c.device, cid: cidText(m.cid), from: from.peer });
+          await this.#afterConsent(c.device);
+        }
         return 'accepted';
       }
       case 'guest': {
@@ -454,9 +535,22 @@ export class Mesh {
     // Our own identity travels whole: peers judge everything else we sign by it.
     const own = await this.#ctx.store.blocks.get(this.identityCid);
     const caps = signCapabilities({ capabilities: this.#o.capabilities?.() ?? [], gateway: this.gatewayId, peer: this.peerId, t: this.#ctx.now() }, this.signer);
-    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids()], caps }));
-    const heads = (await this.#ctx.store.blocks.allHeads()).map((h) => h.cid);
-    await this.node.publish(operatorTopic(this.operator), encodeGossip({ have: heads }));
+    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids(), ...this.consents.cids()], caps }));
+    // Chain heads go to each operator's topic, those of devices whose policy lets that operator have them only.
+    const heads: { device: string; cid: Uint8Array; view: BlockView }[] = [
+      ...(await this.#ctx.store.blocks.allHeads()).map((h) => ({ device: h.deviceId, cid: h.cid, view: { kind: 'readings' } as BlockView })),
+      ...this.aggregator.chains.heads().map((h) => ({ device: h.device, cid: fromHex(h.cid), view: { kind: 'aggregate', ...h.selection } as BlockView })),
+    ];
+    const policies = new Map<string, { policy: PrivacyPolicy; operator: string }>();
+    for (const op of [this.operator, ...this.#operators()]) {
+      const have: Uint8Array[] = [];
+      for (const h of heads) {
+        let p = policies.get(h.device);
+        if (!p) policies.set(h.device, (p = { policy: await this.#policyFor(h.device), operator: this.#deviceOperator(h.device) }));
+        if (op === p.operator || mayHave(audienceShare(p.policy, p.operator, op), h.view)) have.push(h.cid);
+      }
+      if (op === this.operator || have.length) await this.node.publish(operatorTopic(op), encodeGossip({ have }));
+    }
   }
 
   async #onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
@@ -506,7 +600,7 @@ export class Mesh {
     let best: { peer: string; gateway: string } | undefined;
     for (const [peer, c] of this.#peerCaps) {
       // Same operator only: a job carries the meter's recent readings as context, and what may reach
-      // another operator's gateways is bounded by each device's sharing policy (MESH.md), not built yet.
+      // another operator's gateways is bounded by each device's sharing policy (MESH.md): jobs stay with the operator.
       if (!connected.has(peer) || !c.capabilities.includes(kind) || c.operator !== this.operator) continue;
       best ??= { peer, gateway: c.gateway };
     }
@@ -557,15 +651,180 @@ export class Mesh {
   async #serve(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'> {
     const bytes = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
     if (!bytes) return undefined;
-    // Readings go to this operator's gateways only (no device sharing policy allows more yet).
-    let protocol: ProtocolName | undefined;
+    // A meter's data goes only to gateways its sharing policy lets have it (MESH.md "Operators and privacy").
+    let m: GridMessage;
     try {
-      protocol = protocolOf(decodeMessage(bytes).pcid);
+      m = decodeMessage(bytes);
     } catch {
       return bytes;
     }
-    if (protocol === 'readings' && this.crdt.identityByPeer(peer)?.operator !== this.operator) return 'refused';
+    const about = viewOf(m);
+    if (!about) return bytes;
+    const who = this.crdt.identityByPeer(peer);
+    if (!who) return 'refused';
+    const devOp = this.#deviceOperator(about.device, m.kid);
+    if (who.operator === devOp) return bytes;
+    const share = audienceShare(await this.#policyFor(about.device), devOp, who.operator);
+    if (!mayHave(share, about.view)) return 'refused';
+    await this.#ctx.privacy.recordDisclosure({
+      audience: peer, operator: who.operator, deviceId: about.device, cid: cidText(m.cid), kind: about.view.kind,
+      seq: about.seq, level: levelOf(about.view), purposes: share.purposes, via: 'serve',
+    });
     return bytes;
+  }
+
+  // ---------------------------------------------------------------- privacy (gateway/privacy, sharing-consent-v1)
+
+  /** Consents for this gateway's devices, aggregates of windows left unsigned by a restart, and policy changes from now on. */
+  async #startPrivacy(): Promise<void> {
+    const privacy = this.#ctx.privacy;
+    this.#offPrivacy = privacy.onChange((ids) => void this.#policyChanged(ids).catch((e: Error) =>
+      this.#ctx.log.error({ err: e.message }, 'mesh: sharing consent not signed')));
+    await this.#policyChanged('all');
+    const blocks = this.#ctx.store.blocks;
+    for (const d of await this.#ctx.store.listDevices()) {
+      const resolutions = d.state === 'paired' ? [...new Set(selectionsFor(await privacy.effectivePolicy(d.id)).map((s) => s.resolution))] : [];
+      if (resolutions.length === 0) continue;
+      // Walk back from the chain's heads through the messages no aggregate names yet, down to the newest
+      // signed window (bounded: older unsigned windows stay raw).
+      const named = new Set<string>();
+      for (const b of await blocks.list('aggregate', d.id)) {
+        const a = parseAggregate(decodeMessage(b.bytes).payload);
+        if (typeof a !== 'string' && b.receivedAt >= this.#ctx.now() - 2 * RESIGN_HORIZON_S * 1000) for (const c of a.sources) named.add(toHex(c));
+      }
+      const cutoff = this.aggregator.newestSigned(d.id) ?? -1;
+      const queue = await blocks.heads(d.id);
+      const seen = new Set<string>();
+      while (queue.length && seen.size < RECOVERY_WALK) {
+        const cid = queue.shift()!;
+        if (seen.has(toHex(cid)) || named.has(toHex(cid))) continue;
+        seen.add(toHex(cid));
+        const bytes = await blocks.get(cid);
+        if (!bytes) continue;
+        const m = decodeMessage(bytes);
+        const r = parseReadings(m.payload);
+        if (typeof r === 'string') continue;
+        if (equal(m.kid, this.signer.publicKey)) this.aggregator.noteReadings(d.id, m.cid, r.records, resolutions);
+        if (r.records.every((x) => x[1] < cutoff)) continue;
+        queue.push(...r.prev);
+      }
+    }
+  }
+
+  async #tick(): Promise<void> {
+    await this.announceSummary();
+    await this.aggregator.tick().catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: aggregates not signed'));
+  }
+
+  /** A device's policy changed here: a new consent message, signed and announced to everyone. */
+  async #policyChanged(ids: string[] | 'all'): Promise<void> {
+    const list = ids === 'all' ? (await this.#ctx.store.listDevices()).filter((d) => d.state === 'paired').map((d) => d.id) : ids;
+    await Promise.all(list.map((id) => this.#serial(id, () => this.#checkConsent(id))));
+  }
+
+  async #checkConsent(deviceId: string): Promise<void> {
+    if (!(await this.#isLocal(deviceId))) return;
+    const st = this.crdt.state(deviceId);
+    if (st && !equal(st.pairingKid, this.signer.publicKey)) return;
+    const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
+    const held = this.consents.get(deviceId);
+    if (held ? samePolicy(held.policy, policy) : samePolicy(policy, DEFAULT_POLICY)) return;
+    const m = this.#sign('consent', consentPayload({ device: deviceId, gateway: this.gatewayId, ...consentOf(policy), hlc: this.clock.now() }));
+    const r = await this.#apply(m, 'consent', {});
+    if (r !== 'accepted') return void this.#ctx.log.warn({ device: deviceId, result: r }, 'mesh: own sharing consent not kept');
+    await this.#announce([m.bytes], PUBLIC_TOPIC);
+  }
+
+  /** Loads a kept consent message (it was checked when it was kept). */
+  #addConsent(m: GridMessage): void {
+    const c = parseConsent(m.payload);
+    if (typeof c === 'string') return;
+    try {
+      this.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy: policyOf(c) });
+      this.clock.observe(c.hlc);
+    } catch {
+      // a policy this version cannot read: ignored
+    }
+  }
+
+  /** A consent changed what this gateway may keep of another operator's device: what it may not keep goes. */
+  async #afterConsent(deviceId: string): Promise<void> {
+    const devOp = this.#deviceOperator(deviceId);
+    if (devOp === this.operator) return;
+    const share = audienceShare(this.consents.policy(deviceId), devOp, this.operator);
+    const blocks = this.#ctx.store.blocks;
+    const drop: Uint8Array[] = [];
+    if (!mayHave(share, { kind: 'readings' })) for (const b of await blocks.list('readings', deviceId)) drop.push(b.cid);
+    for (const b of await blocks.list('aggregate', deviceId)) {
+      const a = parseAggregate(decodeMessage(b.bytes).payload);
+      if (typeof a === 'string' || mayHave(share, { kind: 'aggregate', resolution: a.resolution, channels: a.channels })) continue;
+      drop.push(b.cid);
+      this.aggregator.chains.forget(deviceId, a);
+    }
+    if (drop.length === 0) return;
+    const n = await blocks.delete(drop);
+    this.#ctx.log.info({ device: deviceId, deleted: n, level: share.level }, 'mesh: sharing consent withdrawn; blocks this gateway may no longer keep deleted');
+    this.#ctx.events.emit('consent-deleted', { deviceId, deleted: n });
+  }
+
+  /** Is the device paired on this gateway (its policy is the privacy service's, not a consent message's)? */
+  async #isLocal(deviceId: string): Promise<boolean> {
+    return (await this.#ctx.store.getDevice(deviceId))?.state === 'paired';
+  }
+
+  /** The policy that bounds what of a device goes where: this gateway's own for its devices, else the latest consent. */
+  async #policyFor(deviceId: string): Promise<PrivacyPolicy> {
+    return (await this.#isLocal(deviceId)) ? this.#ctx.privacy.effectivePolicy(deviceId) : this.consents.policy(deviceId);
+  }
+
+  /** The device's operator: its current pairing's gateway's (else the signer's of a message about it, else this one's). */
+  #deviceOperator(deviceId: string, signer?: Uint8Array): string {
+    const st = this.crdt.state(deviceId);
+    return (st && this.crdt.identity(st.pairingKid)?.operator) ?? (signer && this.crdt.identity(signer)?.operator) ?? this.operator;
+  }
+
+  /** Other operators this gateway knows gateways of. */
+  #operators(): string[] {
+    return [...new Set([...this.crdt.identities.values()].map((s) => s.entry.operator))].filter((o) => o !== this.operator);
+  }
+
+  async #mayKeep(deviceId: string, signer: Uint8Array, view: BlockView): Promise<boolean> {
+    const devOp = this.#deviceOperator(deviceId, signer);
+    if (devOp === this.operator) return true;
+    return mayHave(audienceShare(await this.#policyFor(deviceId), devOp, this.operator), view);
+  }
+
+  /** Announces one of this gateway's messages about its device to its operator and to every operator the policy lets have it. */
+  async #disclose(deviceId: string, m: GridMessage, view: BlockView, seq?: [number, number], known?: PrivacyPolicy): Promise<void> {
+    await this.#announce([m.bytes], operatorTopic(this.operator));
+    const others = this.#operators();
+    if (others.length === 0) return;
+    const policy = known ?? (await this.#ctx.privacy.effectivePolicy(deviceId));
+    const out: Disclosure[] = [];
+    for (const op of others) {
+      const share = audienceShare(policy, this.operator, op);
+      if (!mayHave(share, view)) continue;
+      await this.#announce([m.bytes], operatorTopic(op));
+      out.push({
+        audience: operatorTopic(op), operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq, level: levelOf(view),
+        purposes: share.purposes, via: 'announce',
+      });
+    }
+    if (out.length) await this.#ctx.privacy.recordDisclosure(out);
+  }
+
+  async #publishAggregate(a: Aggregate): Promise<GridMessage> {
+    const m = this.#sign('aggregates', aggregatePayload({ ...a, gateway: this.gatewayId }));
+    await this.#ctx.store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'aggregate', deviceId: a.device, receivedAt: this.#ctx.now() });
+    this.#ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid) });
+    await this.#disclose(a.device, m, { kind: 'aggregate', resolution: a.resolution, channels: a.channels });
+    return m;
+  }
+
+  /** The device's policy as the mesh knows it (its latest consent), and that consent's CID. */
+  consentOf(deviceId: string): { policy: PrivacyPolicy; cid?: string } {
+    const c = this.consents.get(deviceId);
+    return { policy: this.consents.policy(deviceId), cid: c && cidText(c.cid) };
   }
 
   // ---------------------------------------------------------------- views
@@ -596,6 +855,11 @@ export class Mesh {
     return { cid: best, heads };
   }
 
+  /** The heads of the device's aggregate chains this gateway holds (text CIDs), one per (resolution, channels). */
+  aggregateHeads(deviceId: string): string[] {
+    return this.aggregator.chains.heads().filter((h) => h.device === deviceId).map((h) => cidText(fromHex(h.cid))).sort();
+  }
+
   /** Every device's heads as text CIDs. */
   async allHeads(): Promise<{ [deviceId: string]: string[] }> {
     const out: { [deviceId: string]: string[] } = {};
@@ -615,9 +879,32 @@ export class Mesh {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const [e, h] of this.#listeners) this.#ctx.events.off(e, h);
+    this.#offPrivacy?.();
     await this.settled().catch(() => {});
     await this.node?.close();
   }
+}
+
+/** What a readings or aggregates message is about, for sharing decisions; undefined for other protocols. */
+function viewOf(m: GridMessage): { device: string; view: BlockView; seq?: [number, number] } | undefined {
+  const protocol = protocolOf(m.pcid);
+  if (protocol === 'readings') {
+    const r = parseReadings(m.payload);
+    return typeof r === 'string' ? undefined : { device: r.device, view: { kind: 'readings' }, seq: [r.first, r.last] };
+  }
+  if (protocol === 'aggregates') {
+    const a = parseAggregate(m.payload);
+    return typeof a === 'string' ? undefined : { device: a.device, view: { kind: 'aggregate', resolution: a.resolution, channels: a.channels } };
+  }
+  return undefined;
+}
+
+function levelOf(v: BlockView): 'full' | '15min' | 'daily' {
+  return v.kind === 'readings' ? 'full' : v.resolution === 900 ? '15min' : 'daily';
+}
+
+function fromHex(hex: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 
 export function toMeshRecord(r: StoredRecord): MeshRecord {

@@ -132,6 +132,8 @@ export class MeshNode {
         o.log.warn({ err: (err as Error).message }, 'mesh gossip handler failed');
       }
     });
+    node.addEventListener('peer:connect', (e) => o.log.info({ peer: e.detail.toString() }, 'mesh peer connected'));
+    node.addEventListener('peer:disconnect', (e) => o.log.info({ peer: e.detail.toString() }, 'mesh peer disconnected'));
     pubsub.addEventListener('subscription-change', (e) => {
       for (const s of e.detail.subscriptions) {
         if (s.subscribe && o.topics.includes(s.topic)) o.onPeerSubscribed(e.detail.peerId.toString(), s.topic);
@@ -221,6 +223,12 @@ export class MeshNode {
 
   /** Asks one peer for a block; undefined when it does not have it (or may not give it). */
   async fetch(peer: string, cid: Uint8Array, timeoutMs = 5000): Promise<Uint8Array | undefined> {
+    const r = await this.fetchAnswer(peer, cid, timeoutMs);
+    return r === 'refused' ? undefined : r;
+  }
+
+  /** Asks one peer for a block: its bytes, 'refused' (the peer may not give it to us), or undefined. */
+  async fetchAnswer(peer: string, cid: Uint8Array, timeoutMs = 5000): Promise<Uint8Array | 'refused' | undefined> {
     if (this.#isolated) return undefined;
     const signal = AbortSignal.timeout(timeoutMs);
     let pid: PeerId;
@@ -235,6 +243,7 @@ export class MeshNode {
       stream.send(cid);
       await stream.close({ signal });
       const res = await readAll(stream, MAX_MESSAGE_BYTES + 1, signal);
+      if (res && res.length === 1 && res[0] === REFUSED) return 'refused';
       if (!res || res.length === 0 || res[0] !== FOUND) return undefined;
       return res.subarray(1);
     } catch (e) {

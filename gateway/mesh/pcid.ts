@@ -15,6 +15,9 @@ export const PROTOCOL_FILES = {
   registry: 'device-registry-v1.md',
   identity: 'gateway-identity-v1.md',
   guest: 'guest-publication-v1.md',
+  tombstone: 'retention-tombstone-v1.md',
+  aggregates: 'meter-aggregates-v1.md',
+  consent: 'sharing-consent-v1.md',
 } as const;
 
 export type ProtocolName = keyof typeof PROTOCOL_FILES;

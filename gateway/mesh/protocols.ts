@@ -259,3 +259,204 @@ export function parseGuest(p: Payload): GuestPublication | string {
   if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
   return { guest, name: p.name, size: p.size, manifest: p.manifest, gateway: p.gateway };
 }
+
+// ------------------------------------------------------------------ retention tombstone v1
+
+export interface Tombstone {
+  device: string;
+  gateway: string;
+  /** Binary CIDs of the removed readings messages, bytewise sorted. */
+  removed: Uint8Array[];
+  from: number;
+  through: number;
+  /** Unix ms. */
+  at: number;
+  reason: string;
+  /** The signer's previous tombstone for the device. */
+  prev: Uint8Array | null;
+}
+
+export function tombstonePayload(t: Tombstone): Payload {
+  const removed = [...t.removed].sort(compareCid);
+  return {
+    device: t.device, gateway: t.gateway, removed: removed.map(link), from: t.from, through: t.through, at: t.at,
+    reason: t.reason, prev: t.prev ? link(t.prev) : null,
+  };
+}
+
+export function parseTombstone(p: Payload): Tombstone | string {
+  const keys = exactKeys(p, ['device', 'gateway', 'removed', 'from', 'through', 'at', 'reason', 'prev']);
+  if (keys) return keys;
+  if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+  if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+  if (!Array.isArray(p.removed)) return 'removed must be an array of links';
+  const removed: Uint8Array[] = [];
+  for (const x of p.removed) {
+    const c = linkCid(x);
+    if (!c) return 'removed must link CIDs';
+    if (removed.length && compareCid(removed[removed.length - 1], c) >= 0) return 'removed links must be sorted and distinct';
+    removed.push(c);
+  }
+  if (!uint(p.from) || !uint(p.through) || p.from > p.through) return 'from and through must be unsigned integers, from ≤ through';
+  if (!uint(p.at)) return 'at must be unix milliseconds';
+  if (typeof p.reason !== 'string' || p.reason.length === 0 || p.reason.length > 200) return 'reason must be 1-200 characters';
+  let prev: Uint8Array | null = null;
+  if (p.prev !== null) {
+    prev = linkCid(p.prev) ?? null;
+    if (!prev) return 'prev must be null or link a CID';
+  }
+  return { device: p.device, gateway: p.gateway, removed, from: p.from, through: p.through, at: p.at, reason: p.reason, prev };
+}
+
+// ------------------------------------------------------------------ meter aggregates v1
+
+export type AggregateMethod = 'last' | 'mean';
+export type AggregateValue = [channel: number, method: AggregateMethod, value: number, count: number];
+
+export interface Aggregate {
+  device: string;
+  gateway: string;
+  resolution: 900 | 86400;
+  /** Window start, unix seconds. */
+  start: number;
+  /** The channels the message was built for; null = every channel. */
+  channels: number[] | null;
+  values: AggregateValue[];
+  /** Readings messages (binary CIDs) whose readings went in, bytewise sorted. */
+  sources: Uint8Array[];
+  prev: Uint8Array | null;
+}
+
+export const RESOLUTIONS = [900, 86400] as const;
+
+/** How a channel is summarised (meter-aggregates-v1.md): instantaneous quantities by mean, the rest by last. */
+export function methodOf(channel: number): AggregateMethod {
+  return channel >= 3 && channel <= 10 ? 'mean' : 'last';
+}
+
+export function aggregatePayload(a: Aggregate): Payload {
+  return {
+    device: a.device, gateway: a.gateway, resolution: a.resolution, start: a.start,
+    channels: a.channels ? [...a.channels] : null,
+    values: a.values.map((v) => [...v]) as CborValue[],
+    sources: [...a.sources].sort(compareCid).map(link),
+    prev: a.prev ? link(a.prev) : null,
+  };
+}
+
+export function parseAggregate(p: Payload): Aggregate | string {
+  const keys = exactKeys(p, ['device', 'gateway', 'resolution', 'start', 'channels', 'values', 'sources', 'prev']);
+  if (keys) return keys;
+  if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+  if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+  if (p.resolution !== 900 && p.resolution !== 86400) return 'resolution must be 900 or 86400';
+  if (!uint(p.start) || p.start % p.resolution !== 0) return 'start must be unix seconds, a multiple of resolution';
+  let channels: number[] | null = null;
+  if (p.channels !== null) {
+    if (!Array.isArray(p.channels) || p.channels.length === 0 || !p.channels.every((c) => uint(c))) return 'channels must be null or channel numbers';
+    channels = p.channels as number[];
+    for (let i = 1; i < channels.length; i++) if (channels[i] <= channels[i - 1]) return 'channels must be increasing';
+  }
+  if (!Array.isArray(p.values) || p.values.length === 0) return 'values must be a non-empty array';
+  let last = -1;
+  for (let i = 0; i < p.values.length; i++) {
+    const v = p.values[i];
+    if (!Array.isArray(v) || v.length !== 4 || !uint(v[0]) || !int(v[2]) || !uint(v[3]) || v[3] < 1) return `value ${i} is not [channel, method, value, count]`;
+    if (v[1] !== methodOf(v[0] as number)) return `value ${i}: channel ${v[0]} is summarised by "${methodOf(v[0] as number)}"`;
+    if ((v[0] as number) <= last) return 'values must be in increasing channel order, one per channel';
+    if (channels && !channels.includes(v[0] as number)) return `value ${i}: channel ${v[0]} is not among channels`;
+    last = v[0] as number;
+  }
+  if (!Array.isArray(p.sources) || p.sources.length === 0) return 'sources must be a non-empty array of links';
+  const sources: Uint8Array[] = [];
+  for (const x of p.sources) {
+    const c = linkCid(x);
+    if (!c) return 'sources must link CIDs';
+    if (sources.length && compareCid(sources[sources.length - 1], c) >= 0) return 'sources must be sorted and distinct';
+    sources.push(c);
+  }
+  let prev: Uint8Array | null = null;
+  if (p.prev !== null) {
+    prev = linkCid(p.prev) ?? null;
+    if (!prev) return 'prev must be null or a link';
+  }
+  return { device: p.device, gateway: p.gateway, resolution: p.resolution, start: p.start, channels, values: p.values as AggregateValue[], sources, prev };
+}
+
+// ------------------------------------------------------------------ sharing consent v1
+
+export interface ConsentShare {
+  level: 'none' | 'daily' | '15min' | 'full';
+  purposes: string[];
+  channels?: number[];
+}
+
+export interface Consent {
+  device: string;
+  gateway: string;
+  policy: { operator: ConsentShare; peers: { [operator: string]: ConsentShare }; mesh: ConsentShare };
+  /** Seconds; null = until removed by hand. */
+  retention: number | null;
+  hlc: Hlc;
+}
+
+const CONSENT_LEVELS = ['none', 'daily', '15min', 'full'];
+const CONSENT_PURPOSES = ['billing', 'grid-operations', 'research'];
+
+function sharePayload(s: ConsentShare): CborValue {
+  const o: { [k: string]: CborValue } = { level: s.level, purposes: [...s.purposes] };
+  if (s.channels) o.channels = [...s.channels];
+  return o;
+}
+
+function parseShareValue(v: CborValue, where: string): ConsentShare | string {
+  if (!textMap(v)) return `${where} must be a share map`;
+  for (const k of Object.keys(v)) if (!['level', 'purposes', 'channels'].includes(k)) return `${where}: unknown key ${k}`;
+  if (typeof v.level !== 'string' || !CONSENT_LEVELS.includes(v.level)) return `${where}.level must be one of ${CONSENT_LEVELS.join(', ')}`;
+  if (!Array.isArray(v.purposes) || v.purposes.some((p) => typeof p !== 'string' || !CONSENT_PURPOSES.includes(p)) ||
+      new Set(v.purposes).size !== v.purposes.length) return `${where}.purposes must be distinct purposes`;
+  const s: ConsentShare = { level: v.level as ConsentShare['level'], purposes: v.purposes as string[] };
+  if (v.channels !== undefined) {
+    if (!Array.isArray(v.channels) || !v.channels.every((c) => uint(c) && (c as number) <= 65535)) return `${where}.channels must be channel numbers`;
+    const c = v.channels as number[];
+    for (let i = 1; i < c.length; i++) if (c[i] <= c[i - 1]) return `${where}.channels must be increasing`;
+    s.channels = c;
+  }
+  return s;
+}
+
+export function consentPayload(c: Consent): Payload {
+  const peers: { [k: string]: CborValue } = {};
+  for (const [k, s] of Object.entries(c.policy.peers)) peers[k] = sharePayload(s);
+  return {
+    device: c.device, gateway: c.gateway,
+    policy: { operator: sharePayload(c.policy.operator), peers, mesh: sharePayload(c.policy.mesh) },
+    retention: c.retention, hlc: [...c.hlc],
+  };
+}
+
+export function parseConsent(p: Payload): Consent | string {
+  const keys = exactKeys(p, ['device', 'gateway', 'policy', 'retention', 'hlc']);
+  if (keys) return keys;
+  if (typeof p.device !== 'string' || !isDeviceId(p.device)) return 'device must be a device id';
+  if (typeof p.gateway !== 'string' || !isDeviceId(p.gateway)) return 'gateway must be a gateway id';
+  if (p.retention !== null && !uint(p.retention)) return 'retention must be seconds or null';
+  const hlc = parseHlc(p.hlc);
+  if (!hlc) return 'hlc must be [ms, n]';
+  if (!textMap(p.policy)) return 'policy must be a map';
+  const pk = exactKeys(p.policy, ['operator', 'peers', 'mesh']);
+  if (pk) return `policy: ${pk}`;
+  const operator = parseShareValue(p.policy.operator, 'policy.operator');
+  if (typeof operator === 'string') return operator;
+  const mesh = parseShareValue(p.policy.mesh, 'policy.mesh');
+  if (typeof mesh === 'string') return mesh;
+  if (!textMap(p.policy.peers)) return 'policy.peers must be a map of operator name to share';
+  const peers: { [k: string]: ConsentShare } = {};
+  for (const [k, v] of Object.entries(p.policy.peers)) {
+    if (k.length === 0 || k.length > 200) return 'policy.peers keys must be operator names';
+    const s = parseShareValue(v, `policy.peers.${k}`);
+    if (typeof s === 'string') return s;
+    peers[k] = s;
+  }
+  return { device: p.device, gateway: p.gateway, policy: { operator, peers, mesh }, retention: p.retention, hlc };
+}

@@ -28,8 +28,10 @@ export function meshRoutes(mesh: Mesh): Route[] {
         const id = req.params[0];
         if (!isDeviceId(id)) throw new HttpError(404, `no device "${id.slice(0, 40)}": a device id is 16 characters a-z and 2-7`);
         const h = await mesh.heads(id);
-        if (!h) throw new HttpError(404, `no readings messages of device ${id} on this gateway`);
-        return { status: 200, json: { cid: cidText(h.cid), heads: h.heads.map(cidText) } };
+        // Aggregate chains (meter-aggregates-v1): what a gateway of another operator may hold instead of readings.
+        const aggregates = mesh.aggregateHeads(id);
+        if (!h && aggregates.length === 0) throw new HttpError(404, `no readings or aggregates messages of device ${id} on this gateway`);
+        return { status: 200, json: { cid: h ? cidText(h.cid) : null, heads: h ? h.heads.map(cidText) : [], aggregates } };
       },
     },
     {

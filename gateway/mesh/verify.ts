@@ -6,7 +6,8 @@ import { toHex } from '../../firmware/core/bytes.js';
 import { cidOf, cidText, parseCidText } from './cid.js';
 import { MessageError, openMessage } from './message.js';
 import { protocols } from './pcid.js';
-import { parseIdentity, parseReadings, recordLast, type Identity } from './protocols.js';
+import { parseAggregate, parseIdentity, parseReadings, parseTombstone, recordLast, type Aggregate, type Identity } from './protocols.js';
+import { checkSources } from '../privacy/aggregate.js';
 
 export type Range = [first: number, last: number];
 
@@ -27,6 +28,10 @@ export interface HistoryReport {
   merges: string[];
   /** The serving gateway's acked seq for the device (0 when it does not hold the pairing). */
   ackedSeq: number;
+  /** Seqs removed by retention, as signed tombstones that name missing messages of the chain say. */
+  removed: Range[];
+  /** The tombstones that stood in for missing messages. */
+  tombstones: { cid: string; gateway: string; from: number; through: number; removed: number; reason: string }[];
   problems: string[];
 }
 
@@ -36,6 +41,12 @@ export interface HistorySource {
   /** CIDs of the gateway identity messages the source knows. */
   identities(): Promise<string[]>;
   ackedSeq(deviceId: string): Promise<number>;
+  /** CIDs of the retention tombstones the source keeps for the device (retention-tombstone-v1). */
+  tombstones?(deviceId: string): Promise<string[]>;
+  /** The device's gateway in the registry, when the source knows it. */
+  gateway?(deviceId: string): Promise<string | undefined>;
+  /** Heads of the device's aggregate chains the source holds (meter-aggregates-v1). */
+  aggregates?(deviceId: string): Promise<string[]>;
 }
 
 function merge(ranges: Range[]): Range[] {
@@ -71,6 +82,44 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
     }
   }
 
+  // Tombstones: a missing message counts as removed when one that verifies, signed by the device's
+  // gateway or by the gateway of the message naming it, names it.
+  const removedBy = new Map<string, { cid: string; gateway: string; from: number; through: number; removed: number; reason: string }>();
+  const tombstonePrev = new Map<string, string | null>();
+  const tombstoneInfo = new Map<string, HistoryReport['tombstones'][number]>();
+  for (const c of (await src.tombstones?.(deviceId)) ?? []) {
+    const bytes = await src.block(c);
+    if (!bytes) {
+      problems.push(`tombstone ${c} is not served`);
+      continue;
+    }
+    try {
+      const m = openMessage(bytes);
+      if (cidText(cidOf(bytes)) !== c) throw new MessageError('malformed', 'its bytes do not hash to its CID');
+      if (toHex(m.pcid) !== toHex(p.tombstone.pcid)) throw new MessageError('pcid', 'not a retention tombstone');
+      const t = parseTombstone(m.payload);
+      if (typeof t === 'string') throw new MessageError('payload', t);
+      if (t.device !== deviceId) throw new MessageError('payload', `it is about device ${t.device}`);
+      const id = keys.get(toHex(m.kid));
+      if (!id || id.gateway !== t.gateway) throw new MessageError('signature', `it names gateway ${t.gateway} but its key is bound to ${id ? id.gateway : 'no gateway identity'}`);
+      const info = { cid: c, gateway: t.gateway, from: t.from, through: t.through, removed: t.removed.length, reason: t.reason };
+      tombstonePrev.set(c, t.prev ? cidText(t.prev) : null);
+      tombstoneInfo.set(c, info);
+      for (const r of t.removed) {
+        const k = cidText(r);
+        const had = removedBy.get(k);
+        if (!had || had.through < info.through) removedBy.set(k, info);
+      }
+    } catch (e) {
+      problems.push(`tombstone ${c}: ${(e as Error).message}`);
+    }
+  }
+  const deviceGateway = await src.gateway?.(deviceId);
+  type TombstoneInfo = HistoryReport['tombstones'][number];
+  const usedTombstones = new Map<string, TombstoneInfo>();
+  /** Gateways of the held messages that name a CID as their prev. */
+  const namedBy = new Map<string, Set<string>>();
+
   const heads = await src.heads(deviceId);
   const seen = new Set<string>();
   const children = new Map<string, string[]>();
@@ -86,7 +135,10 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
     const cid = parseCidText(c);
     const bytes = cid && (await src.block(c));
     if (!bytes) {
-      problems.push(`message ${c} is named but not served (a hole in the chain)`);
+      const t = removedBy.get(c);
+      if (t && (t.gateway === deviceGateway || namedBy.get(c)?.has(t.gateway))) usedTombstones.set(t.cid, t);
+      else if (t) problems.push(`message ${c} is removed by tombstone ${t.cid} of gateway ${t.gateway}, which is neither the device's gateway nor the writer of the message naming it`);
+      else problems.push(`message ${c} is named but not served (a hole in the chain)`);
       continue;
     }
     let m;
@@ -120,6 +172,9 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
     if (r.prev.length > 1) merges.push(c);
     for (const parent of r.prev) {
       const t = cidText(parent);
+      const by = namedBy.get(t) ?? new Set<string>();
+      by.add(r.gateway);
+      namedBy.set(t, by);
       const list = children.get(t) ?? [];
       list.push(c);
       children.set(t, list);
@@ -128,10 +183,25 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
   }
   if (queue.length) problems.push(`stopped after ${maxMessages} messages`);
 
+  // A tombstone in use vouches for its signer's earlier tombstones of the device (its prev chain).
+  for (const start of [...usedTombstones.values()]) {
+    let prev = tombstonePrev.get(start.cid);
+    while (prev) {
+      const info = tombstoneInfo.get(prev);
+      if (!info) {
+        problems.push(`tombstone ${prev}, named by tombstone ${start.cid}, is not served`);
+        break;
+      }
+      if (usedTombstones.has(prev)) break;
+      usedTombstones.set(prev, info);
+      prev = tombstonePrev.get(prev);
+    }
+  }
   const cov = merge(covered);
+  const removed = merge([...usedTombstones.values()].map((t): Range => [t.from, t.through]));
   const holes: Range[] = [];
   let next = 1;
-  for (const [a, b] of cov) {
+  for (const [a, b] of merge([...cov, ...removed])) {
     if (a > next) holes.push([next, a - 1]);
     next = Math.max(next, b + 1);
   }
@@ -141,7 +211,7 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
   const branches = [...children.entries()].filter(([, c]) => c.length > 1).map(([at, c]) => ({ at, children: c.sort() }));
   return {
     device: deviceId, messages: seen.size, heads, signers: [...signers.values()], covered: cov, holes,
-    declaredLost: merge(lost), branches, merges, ackedSeq, problems,
+    declaredLost: merge(lost), branches, merges, ackedSeq, removed, tombstones: [...usedTombstones.values()], problems,
   };
 }
 
@@ -182,5 +252,113 @@ export function httpSource(base: string, token?: string): HistorySource {
       const d = (await r.json()) as { ackedSeq?: number };
       return d.ackedSeq ?? 0;
     },
+    async aggregates(id) {
+      const r = await get(`api/mesh/heads/${id}`);
+      if (r.status === 404) return [];
+      if (!r.ok) throw new Error(`GET /api/mesh/heads/${id} answered ${r.status}`);
+      return ((await r.json()) as { aggregates?: string[] }).aggregates ?? [];
+    },
+    async tombstones(id) {
+      const r = await get(`api/privacy/tombstones/${id}`);
+      if (r.status === 404) return [];
+      if (!r.ok) throw new Error(`GET /api/privacy/tombstones/${id} answered ${r.status}`);
+      return ((await r.json()) as { tombstones: string[] }).tombstones;
+    },
+    async gateway(id) {
+      const r = await get(`api/devices/${id}`);
+      if (!r.ok) return undefined;
+      return ((await r.json()) as { gateway?: string }).gateway;
+    },
   };
+}
+
+export interface AggregatesReport {
+  device: string;
+  messages: number;
+  /** One per (resolution, channels): its head, how many messages and windows it holds. */
+  chains: { resolution: number; channels: number[] | null; head: string; messages: number; windows: number }[];
+  signers: { gateway: string; operator: string }[];
+  /** Messages whose values were recomputed from their sources (the source served them all). */
+  sourcesChecked: number;
+  /** Messages whose sources the source did not serve (another operator's gateway may not see them). */
+  sourcesWithheld: number;
+  problems: string[];
+}
+
+/**
+ * Verifies a device's aggregate chains (meter-aggregates-v1) from their heads through `prev`: every
+ * message's CID, pCID, signature and signer binding, one signer and one selection per chain, and, where
+ * the source serves the readings messages an aggregate names, its values recomputed from them.
+ */
+export async function verifyAggregates(deviceId: string, src: HistorySource, maxMessages = 1_000_000): Promise<AggregatesReport> {
+  const p = protocols();
+  const problems: string[] = [];
+  const keys = new Map<string, Identity>();
+  for (const c of await src.identities()) {
+    const bytes = await src.block(c);
+    try {
+      if (!bytes) throw new Error('not served');
+      const m = openMessage(bytes);
+      const i = parseIdentity(m.payload, m.kid);
+      if (cidText(cidOf(bytes)) !== c || toHex(m.pcid) !== toHex(p.identity.pcid) || typeof i === 'string') throw new Error('not a gateway identity message');
+      keys.set(toHex(m.kid), i);
+    } catch (e) {
+      problems.push(`identity message ${c}: ${(e as Error).message}`);
+    }
+  }
+  const signers = new Map<string, { gateway: string; operator: string }>();
+  const chains: AggregatesReport['chains'] = [];
+  let messages = 0;
+  let sourcesChecked = 0;
+  let sourcesWithheld = 0;
+  for (const head of (await src.aggregates?.(deviceId)) ?? []) {
+    const chain = { resolution: 0, channels: null as number[] | null, head, messages: 0, windows: 0 };
+    const windows = new Set<number>();
+    let signer: string | undefined;
+    for (let c: string | undefined = head; c && messages < maxMessages;) {
+      const bytes = await src.block(c);
+      if (!bytes) {
+        problems.push(`aggregate ${c} is named but not served (a hole in the chain)`);
+        break;
+      }
+      let a: Aggregate | string;
+      let kid: Uint8Array;
+      try {
+        const m = openMessage(bytes);
+        if (cidText(cidOf(bytes)) !== c) throw new Error('its bytes do not hash to its CID');
+        if (toHex(m.pcid) !== toHex(p.aggregates.pcid)) throw new Error(`its pCID ${cidText(m.pcid)} is not meter aggregates v1`);
+        a = parseAggregate(m.payload);
+        kid = m.kid;
+      } catch (e) {
+        problems.push(`aggregate ${c}: ${(e as Error).message}`);
+        break;
+      }
+      if (typeof a === 'string') {
+        problems.push(`aggregate ${c}: ${a}`);
+        break;
+      }
+      messages++;
+      chain.messages++;
+      if (chain.messages === 1) Object.assign(chain, { resolution: a.resolution, channels: a.channels });
+      else if (chain.resolution !== a.resolution || JSON.stringify(chain.channels) !== JSON.stringify(a.channels)) {
+        problems.push(`aggregate ${c} is in the chain of ${head} but has another resolution or channels`);
+      }
+      if (a.device !== deviceId) problems.push(`aggregate ${c} is about device ${a.device}, not ${deviceId}`);
+      const id = keys.get(toHex(kid));
+      if (!id || id.gateway !== a.gateway) problems.push(`aggregate ${c} names gateway ${a.gateway} but its key is bound to ${id ? id.gateway : 'no gateway identity'}`);
+      else signers.set(id.gateway, { gateway: id.gateway, operator: id.operator });
+      if (signer !== undefined && signer !== a.gateway) problems.push(`aggregate ${c}: a chain has one signer, but it names ${a.gateway} after ${signer}`);
+      signer = a.gateway;
+      windows.add(a.start);
+      const sources = await Promise.all(a.sources.map((s) => src.block(cidText(s)).catch(() => undefined)));
+      if (sources.every((s) => s !== undefined)) {
+        sourcesChecked++;
+        for (const x of checkSources(a, sources)) problems.push(`aggregate ${c}: ${x}`);
+      } else sourcesWithheld++;
+      c = a.prev ? cidText(a.prev) : undefined;
+    }
+    chain.windows = windows.size;
+    chains.push(chain);
+  }
+  return { device: deviceId, messages, chains, signers: [...signers.values()], sourcesChecked, sourcesWithheld, problems };
 }

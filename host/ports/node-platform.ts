@@ -31,20 +31,30 @@ export class NodeClock implements Clock {
 export class NodeTimers implements Timers {
   #next = 1;
   #live = new Map<number, NodeJS.Timeout>();
+  readonly #unref: boolean;
+  readonly #minRepeatMs: number;
+  /**
+   * `unref` (default true): the timers do not keep the process alive. `minRepeatMs`: repeats faster than
+   * this are slowed to it (a fleet of thousands of agents in one process sets it).
+   */
+  constructor(opts: { unref?: boolean; minRepeatMs?: number } = {}) {
+    this.#unref = opts.unref ?? true;
+    this.#minRepeatMs = opts.minRepeatMs ?? 0;
+  }
   set(callback: () => void, ms: number): number {
     const id = this.#next++;
     const h = setTimeout(() => {
       this.#live.delete(id);
       callback();
     }, ms);
-    h.unref?.();
+    if (this.#unref) h.unref?.();
     this.#live.set(id, h);
     return id;
   }
   repeat(callback: () => void, ms: number): number {
     const id = this.#next++;
-    const h = setInterval(callback, ms);
-    h.unref?.();
+    const h = setInterval(callback, Math.max(ms, this.#minRepeatMs));
+    if (this.#unref) h.unref?.();
     this.#live.set(id, h);
     return id;
   }

@@ -67,8 +67,8 @@ test('gridlet pair pairs a device and prints one line; a wrong code fails with t
   for (const k of ['id', 'state', 'gateway', 'labels', 'model', 'firmware', 'lastSeen', 'ackedSeq']) assert.ok(k in devices[0], k);
   const table = capture();
   assert.is(await devicesMain(['--gateway', ready.http], table), 0);
-  assert.match(table.stdout[0], /^ID\s+STATE\s+MODEL/);
-  assert.match(table.stdout[1], new RegExp(`^${d.id}\\s+paired\\s+wire-test`));
+  assert.match(table.stdout[0], /^ID\s+STATE\s+ONLINE\s+LAST READING/);
+  assert.match(table.stdout[1], new RegExp(`^${d.id}\\s+paired\\s+(yes|no)\\s+-`));
   await d.close();
 });
 
@@ -81,8 +81,8 @@ test('gridlet pair --csv pairs each line and reports failures', async () => {
   writeFileSync(csv, `deviceId,code\n${a.id},${a.code}\nabcdefghijklmnop,AAAAA-AAAAA\n`);
   const io = capture();
   assert.is(await pairMain(['--csv', csv, '--gateway', ready.http], io), 1);
-  assert.equal(io.stdout, [`paired ${a.id} (wire-test 0.0.1-test) with gateway ${ready.id}`]);
-  assert.match(io.stderr[0], /no Hello seen from device abcdefghijklmnop/);
+  assert.equal(io.stdout, ['paired 1, refused 0 (403), unknown 1 (404), timeout 0']);
+  assert.match(io.stderr[0], /pairs\.csv:3: abcdefghijklmnop: unknown \(404\): no Hello seen from device abcdefghijklmnop/);
   await a.close();
 });
 
@@ -97,8 +97,8 @@ test('usage errors exit 2 with help; an unreachable gateway is named', async () 
   assert.is(await devicesMain(['--gateway', 'http://127.0.0.1:1'], down), 1);
   assert.match(down.stderr[0], /cannot reach the gateway at http:\/\/127\.0\.0\.1:1/);
   const pg = capture();
-  assert.is(await gatewayMain(['--data', join(dir, 'x'), '--store', 'postgres://db/gridlet'], pg), 1);
-  assert.match(pg.stderr[0], /not supported yet/);
+  assert.is(await gatewayMain(['--data', join(dir, 'x'), '--store', 'postgres://127.0.0.1:1/gridlet'], pg), 1);
+  assert.match(pg.stderr[0], /cannot connect to PostgreSQL at postgres:\/\/127\.0\.0\.1:1\/gridlet/);
   const mesh = capture();
   assert.is(await gatewayMain(['--data', join(dir, 'm'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
     '--peer', '/ip4/127.0.0.1/tcp/1'], mesh), 1);

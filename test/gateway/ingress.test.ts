@@ -105,4 +105,74 @@ test('a handler that throws does not wedge the queue', async () => {
   await ingress.close();
 });
 
+test('devices are handled concurrently, each device in order, and each PUBACK waits for its own handling', async () => {
+  const gates = new Map<string, ReturnType<typeof deferred>>();
+  const started: string[] = [];
+  const finished: string[] = [];
+  const ingress = new Ingress({
+    url, clientId: 'ingress-d', protocolVersion: 4, subscriptions: ['gl/v1/d/+/up'], log, now: Date.now,
+    async onMessage(topic, payload) {
+      const key = `${topic}#${Buffer.from(payload).toString()}`;
+      started.push(key);
+      const g = deferred();
+      gates.set(key, g);
+      await g.promise;
+      finished.push(key);
+    },
+  });
+  await ingress.start();
+  const c = mqtt.connect(url, { clientId: 'pub-d', protocolVersion: 4 });
+  await new Promise((r) => c.once('connect', r));
+  const a = 'gl/v1/d/aaaaaaaaaaaaaaaa/up';
+  const b = 'gl/v1/d/bbbbbbbbbbbbbbbb/up';
+  await c.publishAsync(a, Buffer.from('1'), { qos: 1 });
+  await c.publishAsync(a, Buffer.from('2'), { qos: 1 });
+  await c.publishAsync(b, Buffer.from('1'), { qos: 1 });
+  // Device b's message is handled while device a's first one is still running; a's second waits for its first.
+  await eventually(() => started.includes(`${b}#1`), 2000, 'the other device handled concurrently');
+  assert.equal(started, [`${a}#1`, `${b}#1`]);
+  assert.is(ingress.inFlight, 3);
+  gates.get(`${b}#1`)!.resolve();
+  await eventually(() => finished.includes(`${b}#1`), 2000, 'b done');
+  await sleep(100);
+  // MQTT orders PUBACKs as their PUBLISHes arrived: b's waits behind a's unfinished ones.
+  assert.not.ok(acked.includes(b), 'no PUBACK ahead of earlier messages still being handled');
+  gates.get(`${a}#1`)!.resolve();
+  await eventually(() => started.includes(`${a}#2`), 2000, 'a#2 after a#1');
+  await sleep(100);
+  assert.not.ok(acked.filter((x) => x === a).length >= 2, 'a#2 not acknowledged while it runs');
+  gates.get(`${a}#2`)!.resolve();
+  await eventually(() => acked.filter((x) => x === a).length === 2 && acked.includes(b), 2000, 'all acknowledged');
+  assert.equal(finished, [`${b}#1`, `${a}#1`, `${a}#2`]);
+  await c.endAsync();
+  await ingress.close();
+});
+
+test('at maxInFlight the ingress stops taking messages until one finishes (backpressure)', async () => {
+  const gates: (() => void)[] = [];
+  let handled = 0;
+  const ingress = new Ingress({
+    url, clientId: 'ingress-e', protocolVersion: 4, subscriptions: ['gl/v1/hello/+'], log, now: Date.now, maxInFlight: 2,
+    async onMessage() {
+      await new Promise<void>((r) => gates.push(r));
+      handled++;
+    },
+  });
+  await ingress.start();
+  const c = mqtt.connect(url, { clientId: 'pub-e', protocolVersion: 4 });
+  await new Promise((r) => c.once('connect', r));
+  for (let i = 0; i < 6; i++) await c.publishAsync(`gl/v1/hello/dev${i}aaaaaaaaaaaa`, Buffer.from('x'), { qos: 1 });
+  await sleep(300);
+  // Two admitted, plus the one mqtt.js read before the ingress held its callback back.
+  assert.ok(ingress.inFlight <= 3, `in flight ${ingress.inFlight}`);
+  assert.ok(ingress.inFlight >= 2);
+  for (let round = 0; round < 20 && handled < 6; round++) {
+    for (const g of gates.splice(0)) g();
+    await sleep(50);
+  }
+  assert.is(handled, 6, 'every message handled once capacity freed');
+  await c.endAsync();
+  await ingress.close();
+});
+
 test.run();

@@ -39,7 +39,8 @@ test('pCIDs are the CIDs of the protocol documents\' exact bytes', () => {
   const bytes = readFileSync('docs/protocols/meter-readings-v1.md');
   assert.is(P.readings.text, 'b' + base32(new Uint8Array([1, 0x55, 0x12, 0x20, ...sha256(bytes)])));
   assert.ok(P.readings.text.startsWith('bafkrei'), 'CIDv1 raw sha2-256 text starts with bafkrei');
-  assert.is(new Set(Object.values(P).map((p) => p.text)).size, 4, 'four distinct protocols');
+  assert.is(new Set(Object.values(P).map((p) => p.text)).size, Object.keys(P).length, 'distinct protocols');
+  assert.ok(Object.keys(P).length >= 4);
   assert.is(protocolOf(P.registry.pcid), 'registry');
   assert.is(protocolOf(cidOf(new Uint8Array([1]))), undefined);
 });
@@ -253,7 +254,7 @@ test('`gridlet mesh pcids` prints each protocol\'s pCID and document', async () 
   }
   assert.is(lines[0], `readings  ${P.readings.text}  docs/protocols/meter-readings-v1.md`);
   assert.equal(lines.slice(0, 4).map((l) => l.split(/\s+/)[0]), ['readings', 'registry', 'identity', 'guest']);
-  assert.is(JSON.parse(lines[4]).registry.pcid, P.registry.text);
+  assert.is(JSON.parse(lines[Object.keys(P).length]).registry.pcid, P.registry.text);
 });
 
 test.run();

@@ -58,6 +58,8 @@ test('a gateway without a backend gets the answer from a peer that announced llm
   const t0 = Date.now();
   await eventually(() => A.gw.mesh.peerCapabilities()[B.gw.mesh.peerId]?.includes('llm.generate'), 10_000, 'A learns what B offers');
   console.log(`A learned B's capabilities after ${Date.now() - t0} ms`);
+  // Each side learns the other's summary on its own schedule: wait for B to hear A, then check what it heard.
+  await eventually(() => B.gw.mesh.peerCapabilities()[A.gw.mesh.peerId] !== undefined, 10_000, 'B hears from A');
   assert.equal(B.gw.mesh.peerCapabilities()[A.gw.mesh.peerId], [], 'A announces nothing to offer');
 
   const d = await pairDevice(A);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { useRandom } from '../../firmware/core/crypto.js';
+import { Body, type Config } from '../../firmware/core/wire/bodies.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js';
 import { WireDevice } from './wire-device.js';
 
@@ -104,15 +105,29 @@ export async function helloSeen(t: TestGateway, d: WireDevice, ms = 3000): Promi
   }
 }
 
-/** Connects, Hellos and pairs a device through POST /api/pairings; reconnects it with its credentials. */
+/**
+ * Connects, Hellos and pairs a device through POST /api/pairings; reconnects it with its credentials.
+ * Like a meter, the device takes the sharing policy the gateway sends at pairing (config `privacy`,
+ * kept until acknowledged) and acknowledges it, so a test starts with nothing pending for it; the
+ * policy body is left out of `d.downlinks`.
+ */
 export async function pairDevice(t: TestGateway, d = t.device()): Promise<WireDevice> {
   await d.connect(t.gw.mqttUrl);
   await d.hello();
   await helloSeen(t, d);
   const r = await t.api('POST', '/api/pairings', { deviceId: d.id, code: d.code });
   if (r.status !== 201) throw new Error(`pairing failed: ${r.status} ${r.text}`);
+  const isPolicy = (x: WireDevice['downlinks'][number]) => x.body.type === Body.config && 'privacy' in (x.body as Config).values;
+  const policy = await d.until(() => d.downlinks.find(isPolicy), 3000, 'the sharing policy sent at pairing');
   await d.close();
   await d.connect(t.gw.mqttUrl, { credentials: true });
+  const accepted = t.gw.stats().framesAccepted;
+  await d.send({ type: Body.downAck, counter: policy.counter });
+  for (const end = Date.now() + 3000; t.gw.stats().framesAccepted === accepted;) {
+    if (Date.now() > end) throw new Error(`device ${d.id}: the gateway did not take the down-ack of its policy`);
+    await sleep(5);
+  }
+  d.downlinks = d.downlinks.filter((x) => !isPolicy(x));
   return d;
 }
 
