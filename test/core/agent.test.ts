@@ -203,6 +203,28 @@ test('a demand-response event runs on time from flash even while the link is dow
   assert.equal(dr, [{ event: 'evt-1', phase: 'start' }, { event: 'evt-1', phase: 'end' }]);
 });
 
+test('a time body does not set back a meter clock already in its second (DR events start on time); a wrong clock is corrected', () => {
+  const { agent, gw, run, time } = pairedWorld();
+  const wall = time.now() - time.monotonic(); // the true time is wall + monotonic
+  run(1000 - (time.now() % 1000) + 800);
+  // 0.8 s into a second, the gateway names that second.
+  const second = Math.floor(time.now() / 1000);
+  gw.send(agent.deviceId, { type: Body.time, time: second });
+  run(10);
+  assert.is(time.now(), wall + time.monotonic(), 'the clock is kept, not set back 0.8 s');
+  const startAt = second + 5;
+  gw.send(agent.deviceId, { type: Body.drEvent, id: 'evt-2', start: startAt, duration: 60, level: 2, modification: 0 });
+  run(startAt * 1000 - (wall + time.monotonic()) - 50);
+  assert.is(agent.dr.level, 0, 'not yet');
+  run(100);
+  assert.is(agent.dr.level, 2, 'started on time (within 50 ms)');
+  // A clock five minutes behind the gateway is set to the middle of the named second.
+  const told = Math.floor(time.now() / 1000) + 300;
+  gw.send(agent.deviceId, { type: Body.time, time: told });
+  run(1);
+  assert.ok(Math.abs(time.now() - (told * 1000 + 500)) <= 5, `clock ${time.now()}, told ${told}`);
+});
+
 test('tariffs are kept by their window and the one covering now is the price signal', () => {
   const { agent, gw, run, time } = pairedWorld();
   const prices: number[] = [];

@@ -162,15 +162,15 @@ test('at maxInFlight the ingress stops taking messages until one finishes (backp
   const c = mqtt.connect(url, { clientId: 'pub-e', protocolVersion: 4 });
   await new Promise((r) => c.once('connect', r));
   for (let i = 0; i < 6; i++) await c.publishAsync(`gl/v1/hello/dev${i}aaaaaaaaaaaa`, Buffer.from('x'), { qos: 1 });
-  await sleep(300);
+  await eventually(() => ingress.inFlight >= 2, 5000, 'two messages admitted');
+  await sleep(300); // time for more to be taken, were the ingress not holding back
   // Two admitted, plus the one mqtt.js read before the ingress held its callback back.
   assert.ok(ingress.inFlight <= 3, `in flight ${ingress.inFlight}`);
   assert.ok(ingress.inFlight >= 2);
-  for (let round = 0; round < 20 && handled < 6; round++) {
+  await eventually(() => {
     for (const g of gates.splice(0)) g();
-    await sleep(50);
-  }
-  assert.is(handled, 6, 'every message handled once capacity freed');
+    return handled === 6;
+  }, 10_000, 'every message handled once capacity freed');
   await c.endAsync();
   await ingress.close();
 });

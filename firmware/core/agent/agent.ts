@@ -495,7 +495,13 @@ export class Agent {
 
   #setClock(unixSeconds: number): void {
     const was = this.#clockValid;
-    this.#o.clock.set?.(unixSeconds * 1000);
+    const named = unixSeconds * 1000;
+    const now = this.#o.clock.now();
+    // A time body names the whole second it was sent in and arrives a moment later. A valid clock that reads
+    // within that second (or the next, for transit) is as good as the body can tell; setting it to the
+    // second's start would put the meter up to a second behind, and DR events start by this clock.
+    // Otherwise the middle of the named second is the best guess.
+    if (!(was && now >= named && now < named + 2000)) this.#o.clock.set?.(named + 500);
     this.#clockValid = true;
     if (!was) this.recordEvent('clock-set');
   }
