@@ -72,6 +72,7 @@ export class Offload {
         return buildRequest(store, device, gatewayId, prompt, maxTokens, config.context);
       },
       now: deps.now,
+      quota: store.quota,
       log: deps.log,
       gatewayId,
       registry: deps.registry,

@@ -3,13 +3,16 @@
 // answer, or an error that says what went wrong and what to do — except a job the device replaced by
 // reusing its id (it no longer waits for the old one). Bounded everywhere: queue length (overall and per
 // device), jobs at once, a token-bucket rate and a daily quota per device, the wait in the queue, the
-// time to the first token, silences between tokens, and each job's total time.
+// time to the first token, silences between tokens, and each job's total time. The daily quota is
+// counted in the store (it survives a restart, and replicas share it); the rate's token buckets stay in
+// this process: a restart refills them and each replica has its own, which the daily quota still bounds.
 
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { CborValue } from '../../firmware/core/cbor.js';
 import { Body, type JobResult, type TextMap } from '../../firmware/core/wire/bodies.js';
 import { TokenBuckets } from '../rate.js';
+import type { QuotaStore } from '../store/store.js';
 import { BackendError, type GenerateRequest, type OffloadBackend, type PeerRouter } from './backend.js';
 import { Chunker, truncateUtf8 } from './chunker.js';
 
@@ -70,6 +73,8 @@ export interface QueueDeps {
   prepare(deviceId: string, prompt: string, maxTokens: number): Promise<GenerateRequest>;
   /** For the rate limit and the daily quota (unix ms; tests move it). */
   now: () => number;
+  /** Where the daily quota is counted (the gateway's store). */
+  quota: QuotaStore;
   log: Logger;
   gatewayId: string;
   registry?: Registry;
@@ -106,8 +111,14 @@ export class OffloadQueue {
   readonly #queue: Entry[] = [];
   readonly #running = new Map<OffloadBackend, number>();
   #runningTotal = 0;
+  /** In memory, per process (see the top of the file). */
   readonly #rate: TokenBuckets;
-  readonly #quota = new Map<string, { day: string; used: number }>();
+  /** Per device, its last admission: a device's jobs and cancels are admitted one at a time, in order. */
+  readonly #admitting = new Map<string, Promise<void>>();
+  /** Admissions past the busy checks that wait for the store: they count as jobs waiting. */
+  #counting = 0;
+  /** The UTC day whose older quota rows were last pruned. */
+  #prunedDay = '';
   #closing = false;
   readonly #metrics?: {
     jobs: Counter<'kind' | 'result'>;
@@ -158,18 +169,30 @@ export class OffloadQueue {
 
   /** A `job` body from a device. Never throws; the outcome reaches the device as job-result bodies. */
   submit(deviceId: string, job: number, kind: string, input: TextMap): void {
+    // The quota check waits for the store: a device's later job (or cancel) waits for its earlier one.
+    const admitted = (this.#admitting.get(deviceId) ?? Promise.resolve())
+      .then(() => this.#admit(deviceId, job, kind, input))
+      .catch((e) => this.#d.log.error({ deviceId, job, kind, err: (e as Error).message }, 'offload job not admitted'));
+    this.#admitting.set(deviceId, admitted);
+    void admitted.then(() => {
+      if (this.#admitting.get(deviceId) === admitted) this.#admitting.delete(deviceId);
+    });
+  }
+
+  async #admit(deviceId: string, job: number, kind: string, input: TextMap): Promise<void> {
     if (kind === JOB_CANCEL) {
       const target = input.job;
       if (typeof target === 'number') this.cancel(deviceId, target);
       return;
     }
-    const refuse = (result: Ending, error: string) => {
+    const refuse = (result: Ending, error: string): Promise<void> => {
       this.#count(kind, result);
       this.#d.log.info({ deviceId, job, kind, result, error }, 'offload job refused');
-      this.#deliver(deviceId, { type: Body.jobResult, job, index: 0, text: '', final: true, error: truncateUtf8(error) })
+      return this.#deliver(deviceId, { type: Body.jobResult, job, index: 0, text: '', final: true, error: truncateUtf8(error) })
         .catch((e) => this.#d.log.warn({ deviceId, job, err: (e as Error).message }, 'job-result not delivered'));
     };
-    if (this.#closing) return refuse('shutdown', 'the gateway is shutting down; ask again in a minute');
+    const shutdown = 'the gateway is shutting down; ask again in a minute';
+    if (this.#closing) return refuse('shutdown', shutdown);
     if (kind !== LLM_GENERATE) return refuse('invalid', `unknown job kind "${truncateUtf8(kind, 40)}"; this gateway runs ${LLM_GENERATE}`);
     const prompt = input.prompt;
     if (typeof prompt !== 'string' || prompt.trim() === '') return refuse('invalid', `${LLM_GENERATE} needs input {"prompt": text} with some text`);
@@ -187,15 +210,12 @@ export class OffloadQueue {
     let mine = 0;
     for (const e of this.#entries.values()) if (e.deviceId === deviceId) mine++;
     if (mine >= this.o.maxPerDevice) return refuse('busy', `this meter already has ${mine} jobs at the gateway; wait for an answer (or cancel one) and ask again`);
-    if (this.#queue.length >= this.o.maxQueued) return refuse('busy', `the gateway is busy (${this.#queue.length} jobs waiting); ask again in a minute`);
-    const quota = this.#quotaOf(deviceId);
-    if (this.o.dailyQuota > 0 && quota.used >= this.o.dailyQuota) {
-      return refuse('quota', `this meter has used its ${this.o.dailyQuota} jobs for today; the quota resets at 00:00 UTC`);
-    }
-    if (!this.#rate.take(deviceId)) {
-      return refuse('rate-limited', `too many jobs from this meter: ${this.o.rateBurst} in a row, then one per ${Math.ceil(this.o.rateIntervalMs / 1000)} s; ask again shortly`);
-    }
-    quota.used++;
+    const waiting = this.#queue.length + this.#counting;
+    if (waiting >= this.o.maxQueued) return refuse('busy', `the gateway is busy (${waiting} jobs waiting); ask again in a minute`);
+    this.#counting++;
+    const refusal = await this.#take(deviceId, job).finally(() => this.#counting--);
+    if (refusal) return refuse(...refusal);
+    if (this.#closing) return refuse('shutdown', shutdown);
 
     const entry: Entry = { key, deviceId, job, kind, prompt, maxTokens, acceptedAt: performance.now(), state: 'queued', silent: false };
     this.#entries.set(key, entry);
@@ -206,6 +226,35 @@ export class OffloadQueue {
       this.#end(entry, 'busy', `the gateway is busy: the job waited ${secs(this.o.queueTimeoutMs)} in its queue; ask again later`);
     }, this.o.queueTimeoutMs);
     this.#dispatch();
+  }
+
+  /** Takes a job from the device's daily quota and a token from its bucket, or says why not (quota first). */
+  async #take(deviceId: string, job: number): Promise<[Ending, string] | undefined> {
+    const limit = this.o.dailyQuota;
+    const used: [Ending, string] = ['quota', `this meter has used its ${limit} jobs for today; the quota resets at 00:00 UTC`];
+    const day = new Date(this.#d.now()).toISOString().slice(0, 10);
+    try {
+      if (limit > 0) {
+        this.#prune(day);
+        if ((await this.#d.quota.used(deviceId, day)) >= limit) return used;
+      }
+      if (!this.#rate.take(deviceId)) {
+        return ['rate-limited', `too many jobs from this meter: ${this.o.rateBurst} in a row, then one per ${Math.ceil(this.o.rateIntervalMs / 1000)} s; ask again shortly`];
+      }
+      // The take decides: another replica may have granted the meter's last job of the day meanwhile.
+      if (limit > 0 && !(await this.#d.quota.take(deviceId, day, limit)).granted) return used;
+      return undefined;
+    } catch (e) {
+      this.#d.log.warn({ deviceId, job, err: (e as Error).message }, 'offload quota not counted');
+      return ['busy', `the gateway could not count this meter's daily quota (${(e as Error).message}); ask again in a minute`];
+    }
+  }
+
+  /** Once a day (and after a start): the quota rows of earlier days go. */
+  #prune(day: string): void {
+    if (this.#prunedDay === day) return;
+    this.#prunedDay = day;
+    this.#d.quota.prune(day).catch((e) => this.#d.log.warn({ err: (e as Error).message }, 'old offload quota rows not pruned'));
   }
 
   /** `job.cancel`: a queued job ends at once, a running one as soon as its backend stops. */
@@ -222,7 +271,8 @@ export class OffloadQueue {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    const ended: Promise<void>[] = [];
+    // Admissions under way refuse their job once the store answers; those refusals go out too.
+    const ended: Promise<void>[] = [...this.#admitting.values()];
     for (const e of [...this.#entries.values()]) {
       if (e.state === 'queued') {
         this.#unqueue(e);
@@ -341,17 +391,6 @@ export class OffloadQueue {
 
   #count(kind: string, result: Ending): void {
     this.#metrics?.jobs.inc({ kind: kind === LLM_GENERATE ? kind : 'other', result });
-  }
-
-  #quotaOf(deviceId: string): { day: string; used: number } {
-    const day = new Date(this.#d.now()).toISOString().slice(0, 10);
-    let q = this.#quota.get(deviceId);
-    if (!q || q.day !== day) {
-      if (q === undefined && this.#quota.size > 100_000) for (const [k, v] of this.#quota) if (v.day !== day) this.#quota.delete(k);
-      q = { day, used: 0 };
-      this.#quota.set(deviceId, q);
-    }
-    return q;
   }
 
   /** @internal used by ResultStream */

@@ -9,7 +9,7 @@ import { utf8Length } from '../../gateway/offload/chunker.js';
 import { answer } from './job-results.js';
 import { OpenAiBackend } from '../../gateway/offload/openai.js';
 import { closedPort, startFakeLlm, streamText, type FakeLlm, type FakeRequest } from './fake-llm.js';
-import { eventually, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import { eventually, pairDevice, sleep, startTestGateway, tempDir, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
 
 const T0 = 1_700_000_000;
@@ -283,6 +283,32 @@ test('rate limit, daily quota, per-meter limit and bad input are refused with a 
     assert.is(await g.metric('gridlet_offload_jobs_total', { result: 'quota' }), 1);
   } finally {
     await g.close();
+  }
+});
+
+test('the daily quota survives a restart: the gateway started again on the same data dir still refuses the meter', async () => {
+  let now = Date.UTC(2026, 0, 1, 12);
+  const opts = { dataDir: tempDir(), llmUrl: fake.url, clock: () => now, offload: { queue: { ...QUEUE, dailyQuota: 2 } } };
+  const a = await startTestGateway(opts);
+  const d = await pairDevice(a);
+  await job(d, 1, 'normal 1');
+  assert.is((await answer(d, 1)).error, undefined);
+  await job(d, 2, 'normal 2');
+  assert.is((await answer(d, 2)).error, undefined);
+  await a.stop();
+
+  const b = await startTestGateway(opts);
+  try {
+    await d.connect(b.gw.mqttUrl, { credentials: true });
+    await job(d, 3, 'normal 3');
+    assert.match((await answer(d, 3)).error!, /^this meter has used its 2 jobs for today; the quota resets at 00:00 UTC$/);
+    assert.is(await b.metric('gridlet_offload_jobs_total', { result: 'quota' }), 1);
+    now = Date.UTC(2026, 0, 2, 0, 1);
+    await job(d, 4, 'normal 4');
+    assert.is((await answer(d, 4)).error, undefined, 'a new day, a new quota');
+  } finally {
+    b.devices.push(d);
+    await b.close();
   }
 });
 
