@@ -34,7 +34,7 @@ const AUDIT_HELP = `usage: gridlet audit [--device ID] [--limit N] [--json]
 The audit log: every disclosure of a device's data, newest first — when, to whom (a mesh peer and its
 operator, or the HTTP API), what (message CID, kind, seqs, level), for which purposes and how (announced,
 served to a peer, read over HTTP).
-  --device ID       only this device's disclosures
+  --device ID       only this device's disclosures (and live streams of every device, shown as *)
   --limit N         at most N entries (default 100)
 ${CLIENT_HELP}
   --json            print the entries as JSON`;

@@ -7,12 +7,17 @@
 // rather than growing the gateway's memory. A comment line every HEARTBEAT_MS keeps proxies and dead
 // connections honest. close() ends every open stream so the gateway's own close is never held up.
 // The browser reads this with fetch() (not EventSource), so it can send the bearer token on
-// non-loopback binds like every other API call.
+// non-loopback binds like every other API call. `?device=ID` (repeatable) limits a stream to those
+// devices. Opening a stream is recorded in the audit log once, with its device filter (it discloses
+// live readings as they come), like every other read of meter data.
 
 import type { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import type { PrivacyService } from '../privacy/service.js';
 import type { RecordJson } from '../records.js';
-import type { Reply, Route } from './server.js';
+import { EVERY_DEVICE, type Disclosure } from '../store/store.js';
+import { HttpError, type Reply, type Route } from './server.js';
 
 export const HEARTBEAT_MS = 15_000;
 /** Events queued for a client whose socket is not draining before it is disconnected. */
@@ -25,6 +30,13 @@ interface Client {
   res: ServerResponse;
   queue: string[];
   waiting: boolean;
+  /** The devices this stream is limited to (`?device=`); undefined: every device. */
+  devices?: Set<string>;
+}
+
+export interface EventStreamOptions {
+  /** Where each stream opened is recorded (the audit log). */
+  privacy?: Pick<PrivacyService, 'recordDisclosure' | 'effectivePolicy'>;
 }
 
 export interface EventStream {
@@ -53,7 +65,7 @@ function recordsSummary(deviceId: string, records: RecordJson[]): { records: unk
   return { records: { deviceId, lastSeq, count: records.length, latest, readings, events }, dr };
 }
 
-export function eventStream(events: EventEmitter): EventStream {
+export function eventStream(events: EventEmitter, o: EventStreamOptions = {}): EventStream {
   const clients = new Set<Client>();
   let closed = false;
 
@@ -79,7 +91,20 @@ export function eventStream(events: EventEmitter): EventStream {
   function broadcast(event: string, data: unknown): void {
     if (!clients.size) return;
     const chunk = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-    for (const c of clients) write(c, chunk);
+    // Every event is about one device (its `deviceId`).
+    const deviceId = (data as { deviceId?: string }).deviceId ?? '';
+    for (const c of clients) if (!c.devices || c.devices.has(deviceId)) write(c, chunk);
+  }
+  /** One audit entry per stream opened: per device of its filter, else one about every device. */
+  async function audit(devices: string[]): Promise<void> {
+    if (!o.privacy) return;
+    const entry = (deviceId: string, purposes: Disclosure['purposes']): Disclosure => ({
+      audience: 'http', deviceId, kind: 'events', level: 'full', purposes, via: 'http',
+    });
+    if (devices.length === 0) return o.privacy.recordDisclosure(entry(EVERY_DEVICE, []));
+    const out: Disclosure[] = [];
+    for (const id of devices) out.push(entry(id, (await o.privacy.effectivePolicy(id)).operator.purposes));
+    await o.privacy.recordDisclosure(out);
   }
 
   const device = (change: string) => (e: { [k: string]: unknown }) => broadcast('device', { change, ...e });
@@ -104,16 +129,20 @@ export function eventStream(events: EventEmitter): EventStream {
 
   const route: Route = {
     method: 'GET', pattern: /^\/api\/events$/,
-    async handle(): Promise<Reply> {
+    async handle(req): Promise<Reply> {
       if (closed) return { status: 503, json: { error: 'the gateway is closing' } };
       if (clients.size >= MAX_CLIENTS) return { status: 503, json: { error: `at most ${MAX_CLIENTS} live streams at once; close a dashboard tab` } };
+      const filter = [...new Set(req.query.getAll('device'))];
+      const bad = filter.find((id) => !isDeviceId(id));
+      if (bad !== undefined) throw new HttpError(400, `device "${bad.slice(0, 40)}" is not a device id: 16 characters a-z and 2-7`);
+      await audit(filter);
       return {
         status: 200,
         stream(res) {
           res.writeHead(200, {
             'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', connection: 'keep-alive',
           });
-          const c: Client = { res, queue: [], waiting: false };
+          const c: Client = { res, queue: [], waiting: false, devices: filter.length ? new Set(filter) : undefined };
           clients.add(c);
           res.on('close', () => clients.delete(c));
           res.socket?.setNoDelay(true);

@@ -6,7 +6,12 @@
 //
 // Heads are not touched: a removed message that was a head stays one by CID, later messages name it as
 // their prev, and the tombstone says where it went. Aggregates and other non-raw messages are kept.
+// The CIDs a tombstone names are noted in the block store, so that the mesh never takes them back.
+//
+// Replicas sharing a store take turns: a pass runs under the store's retention lock, and one that another
+// replica's pass already covered (at or after its time; a scheduled one: within the interval) is skipped.
 
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { toHex } from '../../firmware/core/bytes.js';
 import { cidText } from '../mesh/cid.js';
@@ -67,6 +72,9 @@ export class Retention {
   readonly #d: RetentionDeps;
   /** Each device's latest tombstone of this gateway, read from the block store once per device. */
   readonly #latest = new Map<string, { cid: Uint8Array; t: Tombstone } | null>();
+  /** Names this process's passes in the store's retention mark. */
+  readonly #by = randomUUID();
+  #intervalMs = DEFAULT_RETENTION_INTERVAL_MS;
   #timer?: NodeJS.Timeout;
   #running?: Promise<RetentionReport>;
 
@@ -76,8 +84,9 @@ export class Retention {
 
   /** Runs every `intervalMs` (unref'd) until close(). */
   start(intervalMs = DEFAULT_RETENTION_INTERVAL_MS): void {
+    this.#intervalMs = intervalMs;
     this.#timer = setInterval(() => {
-      this.run().catch((e: Error) => this.#d.log.error({ err: e.message }, 'privacy: retention run failed'));
+      this.#pass(true).catch((e: Error) => this.#d.log.error({ err: e.message }, 'privacy: retention run failed'));
     }, intervalMs);
     this.#timer.unref();
   }
@@ -88,14 +97,28 @@ export class Retention {
 
   /** One run over every device this gateway stores; runs asked for while one is going join it. */
   run(): Promise<RetentionReport> {
-    this.#running ??= this.#run().finally(() => {
+    return this.#pass(false);
+  }
+
+  #pass(scheduled: boolean): Promise<RetentionReport> {
+    const at = this.#d.now();
+    this.#running ??= this.#d.store.privacy.retentionPass(async (last) => {
+      if (last && last.by !== this.#by) {
+        // Another replica ran the latest pass: its tombstones are newer than those this process remembers.
+        this.#latest.clear();
+        if (last.at >= at - (scheduled ? this.#intervalMs : 0)) {
+          this.#d.log.debug({ at, covered: last.at }, 'privacy: retention pass skipped; another replica\'s pass covered it');
+          return { result: { at, devices: [] } };
+        }
+      }
+      return { result: await this.#run(at), mark: { at, by: this.#by } };
+    }).finally(() => {
       this.#running = undefined;
     });
     return this.#running;
   }
 
-  async #run(): Promise<RetentionReport> {
-    const at = this.#d.now();
+  async #run(at: number): Promise<RetentionReport> {
     const devices: DeviceRetention[] = [];
     for (const d of await this.#d.store.listDevices()) {
       try {
@@ -155,6 +178,8 @@ export class Retention {
       };
       const m: GridMessage = encodeMessage(protocols().tombstone.pcid, tombstonePayload(t), this.#d.signer);
       // The tombstone is kept before anything goes: a crash in between leaves a promise the next run keeps.
+      // Its CIDs are noted before it is kept, so every kept tombstone's are (the mesh never takes them back).
+      await store.blocks.noteRemoved(deviceId, this.#d.gatewayId, batch);
       await store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'tombstone', deviceId, receivedAt: at });
       last = { cid: m.cid, t };
       this.#latest.set(deviceId, last);
@@ -178,6 +203,8 @@ export async function applyTombstone(
   const t = parseTombstone(m.payload);
   if (typeof t === 'string') return 'payload';
   if (!bound(m.kid, t.gateway)) return 'untrusted';
+  // Noted first (every kept tombstone's CIDs are): from now on the mesh neither asks peers for them nor keeps them again.
+  await store.blocks.noteRemoved(t.device, t.gateway, t.removed);
   await store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'tombstone', deviceId: t.device, receivedAt: now });
   const drop: Uint8Array[] = [];
   for (const cid of t.removed) {

@@ -3,7 +3,7 @@
 
 import type { PrivacyPolicy } from '../privacy/policy.js';
 import type { PgDb } from './postgres-db.js';
-import type { AuditEntry, Disclosure, GroupPolicy, PrivacyStore } from './store.js';
+import { EVERY_DEVICE, type AuditEntry, type Disclosure, type GroupPolicy, type PrivacyStore, type RetentionMark } from './store.js';
 import { readPolicy, toAuditEntry as toEntry, type AuditRow } from './rows.js';
 
 export const PRIVACY_DDL = [
@@ -33,7 +33,16 @@ export const PRIVACY_DDL = [
     via TEXT NOT NULL
   )`,
   'CREATE INDEX IF NOT EXISTS privacy_audit_device ON privacy_audit (device_id, id)',
+  // The latest retention pass of any replica (one row).
+  `CREATE TABLE IF NOT EXISTS privacy_retention (
+    id SMALLINT PRIMARY KEY,
+    ran_at BIGINT NOT NULL,
+    ran_by TEXT NOT NULL
+  )`,
 ];
+
+/** Arbitrary, fixed: the advisory lock one replica's retention pass holds. */
+const RETENTION_LOCK = 0x7265_7465;
 
 export class PostgresPrivacyStore implements PrivacyStore {
   constructor(readonly db: PgDb) {}
@@ -91,7 +100,23 @@ export class PostgresPrivacyStore implements PrivacyStore {
     const before = q.beforeId ?? Number.MAX_SAFE_INTEGER;
     const r = q.deviceId === undefined
       ? await this.db.query<AuditRow>('SELECT * FROM privacy_audit WHERE id < $1 ORDER BY id DESC LIMIT $2', [before, q.limit])
-      : await this.db.query<AuditRow>('SELECT * FROM privacy_audit WHERE device_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [q.deviceId, before, q.limit]);
+      : await this.db.query<AuditRow>('SELECT * FROM privacy_audit WHERE device_id IN ($1, $4) AND id < $2 ORDER BY id DESC LIMIT $3',
+        [q.deviceId, before, q.limit, EVERY_DEVICE]);
     return r.rows.map(toEntry);
+  }
+
+  async retentionPass<T>(pass: (last: RetentionMark | undefined) => Promise<{ result: T; mark?: RetentionMark }>): Promise<T> {
+    // The lock (and this transaction's connection) is held for the whole pass; the pass's own writes go
+    // through other connections and are committed as they go.
+    return this.db.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [RETENTION_LOCK]);
+      const r = (await c.query<{ ran_at: number; ran_by: string }>('SELECT ran_at, ran_by FROM privacy_retention WHERE id = 1')).rows[0];
+      const out = await pass(r && { at: r.ran_at, by: r.ran_by });
+      if (out.mark) {
+        await c.query(`INSERT INTO privacy_retention (id, ran_at, ran_by) VALUES (1, $1, $2)
+          ON CONFLICT (id) DO UPDATE SET ran_at = excluded.ran_at, ran_by = excluded.ran_by`, [out.mark.at, out.mark.by]);
+      }
+      return out.result;
+    });
   }
 }

@@ -5,7 +5,7 @@
 
 import type Database from 'better-sqlite3';
 import { parsePolicy, type PrivacyPolicy } from '../privacy/policy.js';
-import type { AuditEntry, Disclosure, GroupPolicy, PrivacyStore } from './store.js';
+import { EVERY_DEVICE, type AuditEntry, type Disclosure, type GroupPolicy, type PrivacyStore, type RetentionMark } from './store.js';
 import { readPolicy, toAuditEntry as toEntry, type AuditRow } from './rows.js';
 
 export const PRIVACY_SCHEMA = `
@@ -40,6 +40,9 @@ CREATE INDEX IF NOT EXISTS privacy_audit_device ON privacy_audit (device_id, id)
 export class SqlitePrivacyStore implements PrivacyStore {
   readonly #db: Database.Database;
   readonly #q;
+  /** One process owns a SQLite database: retention passes queue here, and the mark is this process's. */
+  #retention: Promise<unknown> = Promise.resolve();
+  #mark?: RetentionMark;
 
   constructor(db: Database.Database) {
     this.#db = db;
@@ -59,7 +62,7 @@ export class SqlitePrivacyStore implements PrivacyStore {
         VALUES (@at, @audience, @operator, @device, @cid, @kind, @seq, @last, @level, @purposes, @via)`),
       audit: db.prepare<[number, number], AuditRow>('SELECT * FROM privacy_audit WHERE id < ? ORDER BY id DESC LIMIT ?'),
       auditDevice: db.prepare<[string, number, number], AuditRow>(
-        'SELECT * FROM privacy_audit WHERE device_id = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+        `SELECT * FROM privacy_audit WHERE device_id IN (?, '${EVERY_DEVICE}') AND id < ? ORDER BY id DESC LIMIT ?`),
     };
   }
 
@@ -109,5 +112,15 @@ export class SqlitePrivacyStore implements PrivacyStore {
     const before = q.beforeId ?? Number.MAX_SAFE_INTEGER;
     const rows = q.deviceId === undefined ? this.#q.audit.all(before, q.limit) : this.#q.auditDevice.all(q.deviceId, before, q.limit);
     return rows.map(toEntry);
+  }
+
+  retentionPass<T>(pass: (last: RetentionMark | undefined) => Promise<{ result: T; mark?: RetentionMark }>): Promise<T> {
+    const run = this.#retention.then(async () => {
+      const out = await pass(this.#mark);
+      if (out.mark) this.#mark = out.mark;
+      return out.result;
+    });
+    this.#retention = run.catch(() => {});
+    return run;
   }
 }

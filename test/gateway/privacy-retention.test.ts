@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf as cidOfBytes, cidText, parseCidText } from '../../gateway/mesh/cid.js';
 import { verifyMain } from '../../gateway/mesh/cli.js';
+import { encodeGossip, operatorTopic } from '../../gateway/mesh/mesh.js';
 import { openMessage } from '../../gateway/mesh/message.js';
 import { protocols } from '../../gateway/mesh/pcid.js';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +22,7 @@ import { httpSource, verifyHistory, type HistorySource } from '../../gateway/mes
 import pino from 'pino';
 import { Retention } from '../../gateway/privacy/retention.js';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
-import { eventually, pairDevice, startTestGateway, type TestGateway } from './support.js';
+import { eventually, metricValue, pairDevice, startTestGateway, tempDir, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
 
 let t: TestGateway;
@@ -279,6 +280,103 @@ test('a peer that holds the removed messages drops them when the tombstone reach
   } finally {
     await B.close();
     await A.close();
+  }
+});
+
+test('a peer that still serves and announces a removed message does not bring it back', async () => {
+  const mesh = (peers: string[] = []) => ({ meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300 });
+  let aOffset = 0;
+  const A = await startTestGateway({ ...mesh(), clock: () => Date.now() - aOffset });
+  const B = await startTestGateway(mesh([A.gw.meshAddr!]));
+  try {
+    for (const g of [A, B]) await eventually(async () => (await g.api('GET', '/api/mesh')).json.gateways.length === 2, 15_000, 'both identities');
+    const d = await pairDevice(A);
+    const now = Math.floor(Date.now() / 1000);
+    aOffset = 10 * DAY_S * 1000;
+    await d.send({ type: Body.readings, first: 1, records: [[now - 10 * DAY_S, 1, 1]] });
+    await d.waitAck(1);
+    await A.gw.mesh.settled();
+    aOffset = 0;
+    await d.send({ type: Body.readings, first: 2, records: [[now, 1, 2]] });
+    await d.waitAck(2);
+    await A.gw.mesh.settled();
+    const head = (await A.api('GET', `/api/mesh/heads/${d.id}`)).json.cid;
+    await eventually(async () => {
+      const v = await verifyHistory(d.id, httpSource(B.gw.httpUrl));
+      return v.problems.length === 0 && v.covered.length === 1 && v.covered[0][0] === 1 && v.covered[0][1] === 2;
+    }, 10_000, 'B holds the whole chain');
+    const headMsg = parseReadings(openMessage(new Uint8Array(await (await fetch(`${A.gw.httpUrl}/api/mesh/blocks/${head}`)).arrayBuffer())).payload);
+    if (typeof headMsg === 'string') throw new Error(headMsg);
+    const oldCid = headMsg.prev[0];
+    const oldBytes = new Uint8Array(await (await fetch(`${B.gw.httpUrl}/api/mesh/blocks/${cidText(oldCid)}`)).arrayBuffer());
+
+    // B is cut off while A removes the old message: the tombstone never reaches it, and B keeps its copy.
+    await B.gw.mesh.isolate();
+    assert.is((await A.api('PUT', `/api/devices/${d.id}/privacy`, { retentionDays: 5 })).status, 200);
+    assert.equal((await A.api('POST', '/api/privacy/retention/run', {})).json.devices.map((x: any) => x.blocksDeleted), [1]);
+    B.gw.mesh.rejoin();
+    await eventually(async () => (await A.api('GET', '/api/mesh')).json.peers.length === 1, 15_000, 'B back');
+    assert.is((await B.api('GET', `/api/mesh/blocks/${cidText(oldCid)}`)).status, 200, 'B still serves it');
+
+    // Asked by CID (HTTP, as a prev walk or an announcement would), A does not fetch it from B.
+    assert.is((await A.api('GET', `/api/mesh/blocks/${cidText(oldCid)}`)).status, 404);
+    assert.is(await A.gw.mesh.fetchBlock(oldCid, undefined, true), undefined);
+    // Announced and pushed by B, it is refused; so is the message handed over directly.
+    const removed = () => A.gw.mesh.counts.received.removed ?? 0;
+    const before = removed();
+    await eventually(async () => {
+      await B.gw.mesh.node!.publish(operatorTopic('local'), encodeGossip({ have: [oldCid], blocks: [oldBytes] }));
+      return removed() > before;
+    }, 10_000, 'A refused the pushed message');
+    assert.is(await A.gw.mesh.receive(oldBytes, { ancestor: true }), 'removed');
+    assert.is(await A.gw.mesh.blocks.has(oldCid), false);
+    assert.is((await A.api('GET', `/api/mesh/blocks/${cidText(oldCid)}`)).status, 404);
+    const metrics = (await A.api('GET', '/metrics')).text;
+    assert.ok(metricValue(metrics, 'gridlet_mesh_messages_received_total', { result: 'removed' }) >= 3, metrics);
+    const v = await verifyHistory(d.id, httpSource(A.gw.httpUrl));
+    assert.equal([v.problems, v.covered, v.removed], [[], [[2, 2]], [[1, 1]]]);
+  } finally {
+    await B.close();
+    await A.close();
+  }
+});
+
+test('tombstones kept by an older gridlet (their CIDs not noted): after a restart their messages are refused too', async () => {
+  const dir = tempDir();
+  let aOffset = 0;
+  const A = await startTestGateway({ dataDir: dir, clock: () => Date.now() - aOffset });
+  let oldBytes: Uint8Array;
+  let id: string;
+  try {
+    const d = await pairDevice(A);
+    id = d.id;
+    const now = Math.floor(Date.now() / 1000);
+    aOffset = 10 * DAY_S * 1000;
+    await d.send({ type: Body.readings, first: 1, records: [[now - 10 * DAY_S, 1, 1]] });
+    await d.waitAck(1);
+    await A.gw.mesh.settled();
+    aOffset = 0;
+    const old = (await A.api('GET', `/api/mesh/heads/${d.id}`)).json.cid;
+    oldBytes = new Uint8Array(await (await fetch(`${A.gw.httpUrl}/api/mesh/blocks/${old}`)).arrayBuffer());
+    assert.is((await A.api('PUT', `/api/devices/${d.id}/privacy`, { retentionDays: 5 })).status, 200);
+    assert.equal((await A.api('POST', '/api/privacy/retention/run', {})).json.devices.map((x: any) => x.blocksDeleted), [1]);
+    assert.is(await A.gw.mesh.receive(oldBytes), 'removed');
+  } finally {
+    await A.stop();
+  }
+  // What an older gridlet left: the tombstone, but no note of the CIDs it names.
+  const Database = (await import('better-sqlite3')).default;
+  const db = new Database(join(dir, 'gridlet.sqlite'));
+  assert.is(db.prepare('DELETE FROM mesh_removed').run().changes, 1);
+  db.close();
+  const B = await startTestGateway({ dataDir: dir });
+  try {
+    assert.is(await B.gw.mesh.receive(oldBytes), 'removed');
+    assert.is(await B.gw.mesh.blocks.has(cidOfBytes(oldBytes)), false);
+    const v = await verifyHistory(id, httpSource(B.gw.httpUrl));
+    assert.equal([v.problems, v.removed], [[], [[1, 1]]]);
+  } finally {
+    await B.close();
   }
 });
 

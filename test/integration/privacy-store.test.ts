@@ -6,9 +6,18 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import pino from 'pino';
+import nacl from 'tweetnacl';
 import { Body } from '../../firmware/core/wire/bodies.js';
+import { cidText } from '../../gateway/mesh/cid.js';
+import { decodeMessage, encodeMessage, signerFromSeed } from '../../gateway/mesh/message.js';
+import { protocols } from '../../gateway/mesh/pcid.js';
+import { parseTombstone, readingsPayload } from '../../gateway/mesh/protocols.js';
 import { parsePolicy } from '../../gateway/privacy/policy.js';
+import { Retention } from '../../gateway/privacy/retention.js';
+import type { PrivacyService } from '../../gateway/privacy/service.js';
 import { httpSource, verifyHistory } from '../../gateway/mesh/verify.js';
 import { PostgresStore } from '../../gateway/store/postgres.js';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
@@ -86,6 +95,63 @@ for (const b of backends) {
     // A removed message fetched again later is no head: a kept message names it.
     await s.blocks.appendChain({ deviceId: 'dev1aaaaaaaaaaaa', prev: [cid(1)], block: block(2, 400) });
     assert.equal(await s.blocks.heads('dev1aaaaaaaaaaaa'), [cid(3)]);
+  });
+
+  it('removed CIDs: noted per tombstone gateway, idempotently', async (s) => {
+    assert.equal(await s.blocks.removedBy(cid(1)), []);
+    await s.blocks.noteRemoved('dev1aaaaaaaaaaaa', 'gwbbbbbbbbbbbbbb', [cid(1), cid(2)]);
+    await s.blocks.noteRemoved('dev1aaaaaaaaaaaa', 'gwbbbbbbbbbbbbbb', [cid(1)]);
+    await s.blocks.noteRemoved('dev1aaaaaaaaaaaa', 'gwaaaaaaaaaaaaaa', [cid(1)]);
+    await s.blocks.noteRemoved('dev1aaaaaaaaaaaa', 'gwaaaaaaaaaaaaaa', []);
+    assert.equal(await s.blocks.removedBy(cid(1)), [
+      { deviceId: 'dev1aaaaaaaaaaaa', gateway: 'gwaaaaaaaaaaaaaa' }, { deviceId: 'dev1aaaaaaaaaaaa', gateway: 'gwbbbbbbbbbbbbbb' },
+    ]);
+    assert.equal(await s.blocks.removedBy(cid(2)), [{ deviceId: 'dev1aaaaaaaaaaaa', gateway: 'gwbbbbbbbbbbbbbb' }]);
+    assert.equal(await s.blocks.removedBy(cid(3)), []);
+  });
+
+  it('two replicas run retention at once: one pass does it, one tombstone for the removed range', async (s, url) => {
+    // On PostgreSQL a second store on the same database is a second replica; SQLite has one process.
+    const other = url ? await PostgresStore.open(url) : s;
+    try {
+      const id = 'devaaaaaaaaaaaaa';
+      const gw = 'gwaaaaaaaaaaaaaa';
+      const T0 = 1_700_000_000;
+      const seed = new Uint8Array(randomBytes(32));
+      const signer = signerFromSeed(seed, nacl.sign.keyPair.fromSeed(seed).publicKey);
+      const ks = new Uint8Array(32).fill(7);
+      await s.completePairing({
+        id, publicKey: new Uint8Array(32).fill(1), ks, gatewayId: gw, model: 'm1', firmware: '1.0', capabilities: ['readings'], firstSeen: 1000, counter: 1, now: 2000,
+      });
+      const reading = (seq: number) => ({ kind: 1 as const, seq, t: T0 + seq, gatewayTimed: false, channel: 1, value: seq });
+      assert.ok((await s.commitFrame({ deviceId: id, ks, counter: 2, now: T0 * 1000, records: [reading(1), reading(2), reading(3)] })).ok);
+      const P = protocols();
+      const m1 = encodeMessage(P.readings.pcid, readingsPayload({ device: id, gateway: gw, records: [[1, T0 + 1, 1, 1], [2, T0 + 2, 1, 2]], prev: [] }), signer);
+      const m2 = encodeMessage(P.readings.pcid, readingsPayload({ device: id, gateway: gw, records: [[3, T0 + 3, 1, 3]], prev: [m1.cid] }), signer);
+      for (const [m, prev] of [[m1, []], [m2, [m1.cid]]] as const) {
+        await s.blocks.appendChain({ deviceId: id, prev: [...prev], block: { cid: m.cid, bytes: m.bytes, kind: 'readings', deviceId: id, receivedAt: T0 * 1000 } });
+      }
+      const privacy = { effectivePolicy: async () => parsePolicy({ retentionDays: 1 }) } as unknown as PrivacyService;
+      const replica = (store: Store, now: number) => new Retention({ store, privacy, gatewayId: gw, signer, log: pino({ level: 'silent' }), now: () => now });
+      // Their clocks differ by a millisecond (else both would sign the very same tombstone).
+      const at = (T0 + 10 * 86_400) * 1000;
+      const [a, b] = await Promise.all([replica(s, at).run(), replica(other, at + 1).run()]);
+      const done = [...a.devices, ...b.devices];
+      assert.equal(done.map((d) => [d.deviceId, d.through, d.recordsDeleted, d.blocksDeleted]), [[id, 3, 3, 2]]);
+      const tombstones = await s.blocks.list('tombstone', id);
+      assert.equal(tombstones.map((x) => cidText(x.cid)), [done[0].tombstone]);
+      const t = parseTombstone(decodeMessage(tombstones[0].bytes).payload);
+      if (typeof t === 'string') throw new Error(t);
+      assert.equal([t.from, t.through, t.removed.length], [1, 3, 2]);
+      assert.equal(await s.blocks.removedBy(m1.cid), [{ deviceId: id, gateway: gw }]);
+      assert.equal(await s.blocks.removedBy(m2.cid), [{ deviceId: id, gateway: gw }]);
+
+      // An hour later each replica runs again: nothing new expired, so no tombstone for the same range.
+      for (const r of [replica(other, at + 3_600_000), replica(s, at + 3_600_001)]) assert.equal((await r.run()).devices, []);
+      assert.is((await s.blocks.list('tombstone', id)).length, 1);
+    } finally {
+      if (other !== s) await other.close();
+    }
   });
 
   it('a stored policy that no longer validates is refused with the reason', async (s, url) => {
