@@ -61,8 +61,12 @@ export interface GatewayOptions {
   meshListen?: string;
   /** Mesh peers' multiaddrs including /p2p/<peer id>; dialled at start and redialled when lost. */
   peers?: string[];
-  /** How often the mesh announces its heads and registry (default 5000 ms). */
+  /** How often the mesh announces what changed of its heads and registry (default 5000 ms). */
   meshSyncMs?: number;
+  /** How often the mesh announces all it holds (anti-entropy; default 12 × meshSyncMs). */
+  meshAntiEntropyMs?: number;
+  /** Mesh summaries larger than this many bytes go out in parts (default 256 KiB). */
+  meshSummaryBytes?: number;
   /** A pino logger, or the core's Logger port (`log(level, message)`), which gets info and above. */
   logger?: Logger | CoreLogger;
   /** Timings and bounds; tests shorten them. */
@@ -200,7 +204,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const { store, identity, share } = await openStore(dbPath, opts.dataDir);
   const events = new EventEmitter();
-  const live = eventStream(events);
+  // Streams opened are audited by the privacy service (made below; used only once the API is up).
+  const live = eventStream(events, { privacy: { recordDisclosure: (d) => privacy.recordDisclosure(d), effectivePolicy: (id) => privacy.effectivePolicy(id) } });
   const ingresses: MessageIngress[] = [];
   /** The ingress each device was last heard on: its downlinks go back that way. */
   const via = new Map<string, MessageIngress>();
@@ -341,6 +346,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   try {
     mesh = await Mesh.start({
       ctx, operator: opts.operator ?? 'local', listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs,
+      antiEntropyMs: opts.meshAntiEntropyMs, summaryMaxBytes: opts.meshSummaryBytes,
       capabilities: () => offload.capabilities(),
       serveOffload: offload.backend ? (peer, req, signal, onText) => offload.serve(peer, req, signal, onText) : undefined,
     })

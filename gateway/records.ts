@@ -60,36 +60,47 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
   if (records.some((x) => x.kind !== 7 && x.gatewayTimed)) await gw.timeSync(device);
 }
 
-// The 'records' event drives the work that follows a commit (the mesh signs and keeps a readings
-// message per event; the dashboard shows them). It is emitted after the ack, from a queue drained a
-// few events per turn of the event loop, so that work never holds up frames and acks waiting for I/O;
-// while a device's event waits, later records of the same device join it (one message for several
-// frames under load, at once when idle). A crash loses only queued events: the records are committed,
-// and the mesh carries the ones no message covers at restart (BlockStore.uncovered).
+// The 'records' event drives the work that follows a commit (the mesh signs and keeps one readings
+// message per frame; the dashboard shows the records). It is emitted after the ack, from a queue drained
+// a few devices per turn of the event loop, so that work never holds up frames and acks waiting for I/O;
+// while a device's event waits, later frames of the same device join it as further frames of one event,
+// so the mesh can sign them one message each and keep them in one transaction. A crash loses only queued
+// events: the records are committed, and the mesh carries the ones no message covers at restart
+// (BlockStore.uncovered).
 const EMIT_PER_TURN = 32;
-const queues = new WeakMap<EventEmitter, { pending: Map<string, RecordJson[]>; scheduled: boolean }>();
 
-function emitRecords(events: EventEmitter, deviceId: string, records: RecordJson[]): void {
+/** The 'records' event: every record, and the same records frame by frame (`frames.flat()` equals `records`). */
+export interface RecordsEvent {
+  deviceId: string;
+  records: RecordJson[];
+  frames: RecordJson[][];
+}
+
+const queues = new WeakMap<EventEmitter, { pending: Map<string, RecordJson[][]>; scheduled: boolean }>();
+
+/** Queues a frame's records for the device's next 'records' event (exported for tests). */
+export function emitRecords(events: EventEmitter, deviceId: string, records: RecordJson[]): void {
   let q = queues.get(events);
   if (!q) queues.set(events, (q = { pending: new Map(), scheduled: false }));
   const waiting = q.pending.get(deviceId);
   if (waiting) {
-    for (const r of records) waiting.push(r);
+    waiting.push(records);
     return;
   }
-  q.pending.set(deviceId, records);
+  q.pending.set(deviceId, [records]);
   if (!q.scheduled) {
     q.scheduled = true;
     setImmediate(() => drain(events, q!));
   }
 }
 
-function drain(events: EventEmitter, q: { pending: Map<string, RecordJson[]>; scheduled: boolean }): void {
+function drain(events: EventEmitter, q: { pending: Map<string, RecordJson[][]>; scheduled: boolean }): void {
   let n = 0;
-  for (const [deviceId, records] of q.pending) {
+  for (const [deviceId, frames] of q.pending) {
     if (n++ >= EMIT_PER_TURN) break;
     q.pending.delete(deviceId);
-    events.emit('records', { deviceId, records });
+    const e: RecordsEvent = { deviceId, records: frames.length === 1 ? frames[0] : frames.flat(), frames };
+    events.emit('records', e);
   }
   if (q.pending.size) setImmediate(() => drain(events, q));
   else q.scheduled = false;

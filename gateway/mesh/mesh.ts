@@ -10,7 +10,7 @@ import { Counter, Gauge } from 'prom-client';
 import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
 import { equal, toHex } from '../../firmware/core/bytes.js';
 import type { GatewayContext } from '../context.js';
-import type { RecordJson } from '../records.js';
+import type { RecordJson, RecordsEvent } from '../records.js';
 import type { StoredRecord } from '../store/store.js';
 import { cidOf, cidText, compareCid, parseCidText } from './cid.js';
 import { DeviceRegistryCrdt, type MeshDeviceState } from './device-registry.js';
@@ -24,8 +24,9 @@ import { audienceShare, ConsentBook, consentOf, mayHave, policyOf, samePolicy, s
 import { DEFAULT_POLICY, type PrivacyPolicy } from '../privacy/policy.js';
 import type { BlockStore, Disclosure } from '../store/store.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
+import { partition, SUMMARY_MAX_BYTES, SummaryLedger, type SummaryHead } from './summary.js';
 import {
-  aggregatePayload, consentPayload, guestPayload, HybridClock, identityPayload, parseAggregate, parseConsent, parseGuest, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, recordLast,
+  aggregatePayload, consentPayload, guestPayload, HybridClock, identityPayload, parseAggregate, parseConsent, parseGuest, parseIdentity, parseReadings, parseRegistry, parseTombstone, peerIdOf, readingsPayload, recordLast,
   registryPayload, type Aggregate, type MeshRecord, type RegistryEntry,
 } from './protocols.js';
 
@@ -37,6 +38,15 @@ const MAX_PENDING = 1000;
 const RECOVERY_BATCH = 500;
 /** At startup, at most this many readings messages per device are read back for windows left unsigned. */
 const RECOVERY_WALK = 5000;
+/**
+ * CIDs summaries name are fetched this many at a time: a peer serves at most 32 block streams per
+ * connection at once (libp2p's default), and one a summary names is asked for once per announcement.
+ */
+const FETCH_CONCURRENCY = 8;
+/** At most this many named CIDs wait to be fetched; the next full summary names those left out again. */
+const MAX_WANTED = 200_000;
+/** Peers subscribing within this long of the first share one full summary (and full ones are a sync interval apart). */
+const SUBSCRIBED_DEBOUNCE_MS = 200;
 
 export interface MeshOptions {
   ctx: GatewayContext;
@@ -45,12 +55,38 @@ export interface MeshOptions {
   listen?: string;
   /** Peers' multiaddrs (with /p2p/<peer id>), dialled and redialled. */
   peers?: string[];
-  /** How often heads and registry summaries are announced (default 5 s). */
+  /** How often heads and registry summaries are announced (default 5 s): each names only what changed since the last. */
   syncIntervalMs?: number;
+  /**
+   * How often a full summary goes out besides the one for a newly subscribed peer (default 12 sync
+   * intervals, 60 s): it repairs a lost gossip message and heals what a partition left apart.
+   */
+  antiEntropyMs?: number;
+  /** A summary larger than this many bytes (encoded) goes out as several gossip messages (default 256 KiB). */
+  summaryMaxBytes?: number;
   /** The job kinds this gateway runs for others (offload.capabilities()), announced with each summary. */
   capabilities?: () => string[];
   /** Runs a peer's job on this gateway's backend (/gridlet/offload/1). */
   serveOffload?: ServeOffload;
+}
+
+/** What one summary published (announceSummary). */
+export interface SummarySent {
+  messages: number;
+  bytes: number;
+  /** CIDs named, on all topics. */
+  cids: number;
+}
+
+/** The 'mesh-summary' event: one gossip message of a summary. */
+export interface SummaryEvent {
+  topic: string;
+  kind: 'full' | 'delta';
+  /** Its index among the parts of the summary on this topic, and how many parts there are. */
+  part: number;
+  parts: number;
+  have: Uint8Array[];
+  bytes: number;
 }
 
 /** What became of a message received from a peer. */
@@ -58,6 +94,8 @@ export type Received =
   | 'accepted' | 'duplicate' | 'opaque' | 'untrusted' | 'revoked' | 'future' | 'unauthorized' | 'cid' | 'conflict'
   /** A block about a device whose sharing consent does not let this gateway's operator keep it: not kept (not refused for good). */
   | 'private'
+  /** A message a retention tombstone removed (retention-tombstone-v1 "Keeping"): never taken back. */
+  | 'removed'
   | MessageError['fault'];
 
 export class Mesh {
@@ -87,8 +125,22 @@ export class Mesh {
   /** Guest module CIDs (hex) some held publication names: their bytes may be fetched and kept raw. */
   readonly #guestCids = new Map<string, number>();
   readonly #fetching = new Map<string, Promise<Uint8Array | undefined>>();
+  /** CIDs summaries named that this gateway lacks, in the order named, with the peer that named them. */
+  readonly #wanted = new Map<string, { cid: Uint8Array; peer: string }>();
+  #fetchers = 0;
   readonly #received: Counter<'result'>;
   readonly #created: Counter<'protocol'>;
+  readonly #summaryBytes: Counter<'kind'>;
+  readonly #summaryMessages: Counter<'kind'>;
+  readonly #summaryCids: Counter<'kind'>;
+  /** What summaries told the mesh, so that the next one names only what changed (summary.ts). */
+  readonly #ledger = new SummaryLedger();
+  /** Summaries go out one at a time. */
+  #summaries: Promise<unknown> = Promise.resolve();
+  /** performance.now() of the last full summary. */
+  #lastFull = -Infinity;
+  /** A full summary for peers that just subscribed, waiting out the debounce. */
+  #fullSoon?: NodeJS.Timeout;
   #timer?: NodeJS.Timeout;
   #offPrivacy?: () => void;
   #closed = false;
@@ -120,6 +172,16 @@ export class Mesh {
       name: 'gridlet_mesh_messages_created_total', registers, labelNames: ['protocol'],
       help: 'Grid messages this gateway signed, by protocol.',
     });
+    const summaryHelp = 'full (a peer subscribed, or anti-entropy) or delta (what changed since the last)';
+    this.#summaryMessages = new Counter({
+      name: 'gridlet_mesh_summary_messages_total', registers, labelNames: ['kind'], help: `Summary gossip messages published, ${summaryHelp}.`,
+    });
+    this.#summaryBytes = new Counter({
+      name: 'gridlet_mesh_summary_bytes_total', registers, labelNames: ['kind'], help: `Bytes of summary gossip published, ${summaryHelp}.`,
+    });
+    this.#summaryCids = new Counter({
+      name: 'gridlet_mesh_summary_cids_total', registers, labelNames: ['kind'], help: `CIDs named in summary gossip, ${summaryHelp}.`,
+    });
     const self = this;
     new Gauge({
       name: 'gridlet_mesh_peers', help: 'Mesh peers connected.', registers,
@@ -144,11 +206,11 @@ export class Mesh {
         topics: [PUBLIC_TOPIC, operatorTopic(o.operator)],
         log: o.ctx.log,
         onGossip: (topic, data, from) => void mesh.#onGossip(topic, data, from),
-        onPeerSubscribed: () => void mesh.announceSummary(),
+        onPeerSubscribed: () => mesh.#peerSubscribed(),
         serveBlock: (cid, peer) => mesh.#serve(cid, peer),
         serveOffload: o.serveOffload,
       });
-      mesh.#timer = setInterval(() => void mesh.#tick(), o.syncIntervalMs ?? 5000);
+      mesh.#timer = setInterval(() => void mesh.#tick(), mesh.#syncMs);
       mesh.#timer.unref();
     }
     await mesh.#recover();
@@ -184,6 +246,15 @@ export class Mesh {
       if (typeof a !== 'string') this.aggregator.chains.add(m.cid, a, equal(m.kid, this.signer.publicKey));
     }
     for (const b of await blocks.list('guest')) await this.#apply(decodeMessage(b.bytes), 'guest', {});
+    // Tombstones kept by an older gridlet, before their CIDs were noted as removed: noted now, newest
+    // first down to one already noted (since then each tombstone's CIDs are noted before it is kept).
+    const tombstones = await blocks.list('tombstone');
+    for (let i = tombstones.length - 1; i >= 0; i--) {
+      const t = parseTombstone(decodeMessage(tombstones[i].bytes).payload);
+      if (typeof t === 'string' || t.removed.length === 0) continue;
+      if ((await blocks.removedBy(t.removed[0])).some((r) => r.gateway === t.gateway)) break;
+      await blocks.noteRemoved(t.device, t.gateway, t.removed);
+    }
   }
 
   async #publishIdentity(): Promise<void> {
@@ -217,7 +288,7 @@ export class Mesh {
         const rows = await this.#ctx.store.blocks.uncovered(d.id, RECOVERY_BATCH);
         if (rows.length === 0 || rows[0].seq === first) break;
         first = rows[0].seq;
-        await this.#append(d.id, rows.map(toMeshRecord));
+        await this.#append(d.id, [rows.map(toMeshRecord)]);
       }
     }
   }
@@ -228,7 +299,7 @@ export class Mesh {
       this.#ctx.events.on(event, h);
       this.#listeners.push([event, h]);
     };
-    on('records', (e: { deviceId: string; records: RecordJson[] }) => this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.records)));
+    on('records', (e: RecordsEvent) => this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.frames)));
   }
 
   /** A device was paired here: its pairing message is signed, kept and announced before this resolves. */
@@ -266,39 +337,55 @@ export class Mesh {
     return m;
   }
 
-  async #onRecords(deviceId: string, json: RecordJson[]): Promise<void> {
-    const records: MeshRecord[] = [];
-    for (const r of json) {
-      if (r[2] === 'event') {
-        // The API shape turned event data into JSON; the message carries the CBOR as stored.
-        const row = (await this.#ctx.store.readRecords(deviceId, r[0], 1)).find((x) => x.seq === r[0]);
-        records.push(row && row.kind === 2 ? toMeshRecord(row) : [r[0], r[1], 'event', r[3], {}]);
-      } else records.push(r as MeshRecord);
+  /** One readings message per frame (MESH.md), the frames that waited together kept in one transaction. */
+  async #onRecords(deviceId: string, frames: RecordJson[][]): Promise<void> {
+    const out: MeshRecord[][] = [];
+    for (const json of frames) {
+      const records: MeshRecord[] = [];
+      for (const r of json) {
+        if (r[2] === 'event') {
+          // The API shape turned event data into JSON; the message carries the CBOR as stored.
+          const row = (await this.#ctx.store.readRecords(deviceId, r[0], 1)).find((x) => x.seq === r[0]);
+          records.push(row && row.kind === 2 ? toMeshRecord(row) : [r[0], r[1], 'event', r[3], {}]);
+        } else records.push(r as MeshRecord);
+      }
+      if (records.length) out.push(records);
     }
-    if (records.length) await this.#append(deviceId, records);
+    if (out.length) await this.#append(deviceId, out);
   }
 
-  async #append(deviceId: string, records: MeshRecord[]): Promise<void> {
+  /**
+   * Signs one readings message per entry of `messages`, each naming the one before it (the first names
+   * the device's heads), and keeps them in one transaction; then announces them in one gossip message.
+   */
+  async #append(deviceId: string, messages: MeshRecord[][]): Promise<void> {
     const blocks = this.#ctx.store.blocks;
-    const covers = records.map((r): [number, number] => [r[0], recordLast(r)]);
+    const covers = messages.map((records) => records.map((r): [number, number] => [r[0], recordLast(r)]));
     for (let attempt = 0; attempt < 10; attempt++) {
       const heads = await blocks.heads(deviceId);
-      const m = this.#sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev: heads }));
-      const ok = await blocks.appendChain({
-        deviceId, prev: heads, expectHeads: heads, covers,
-        block: { cid: m.cid, bytes: m.bytes, kind: 'readings', deviceId, receivedAt: this.#ctx.now() },
-      });
-      if (ok) {
-        this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
-        const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
-        const resolutions = [...new Set(selectionsFor(policy).map((s) => s.resolution))];
-        if (resolutions.length) this.aggregator.noteReadings(deviceId, m.cid, records, resolutions);
-        await this.#disclose(deviceId, m, { kind: 'readings' }, [covers[0][0], Math.max(...covers.map((c) => c[1]))], policy);
-        return;
+      const signed: GridMessage[] = [];
+      for (const records of messages) {
+        const prev = signed.length ? [signed[signed.length - 1].cid] : heads;
+        signed.push(this.#sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev })));
       }
+      const now = this.#ctx.now();
+      const ok = await blocks.appendChain({
+        deviceId, prev: heads, expectHeads: heads, covers: covers[0],
+        block: { cid: signed[0].cid, bytes: signed[0].bytes, kind: 'readings', deviceId, receivedAt: now },
+        next: signed.slice(1).map((m, i) => ({ block: { cid: m.cid, bytes: m.bytes, kind: 'readings', deviceId, receivedAt: now }, covers: covers[i + 1] })),
+      });
+      if (!ok) continue;
+      for (const m of signed) this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
+      const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
+      const resolutions = [...new Set(selectionsFor(policy).map((s) => s.resolution))];
+      if (resolutions.length) signed.forEach((m, i) => this.aggregator.noteReadings(deviceId, m.cid, messages[i], resolutions));
+      const seqs = covers.map((c): [number, number] => [c[0][0], Math.max(...c.map((x) => x[1]))]);
+      await this.#disclose(deviceId, signed, { kind: 'readings' }, seqs, policy);
+      return;
     }
     throw new Error(`device ${deviceId}: its chain head kept moving; readings message not written (recovered at restart)`);
   }
+
 
   async #pairingMessage(deviceId: string): Promise<void> {
     const d = await this.#ctx.store.getDevice(deviceId);
@@ -372,6 +459,7 @@ export class Mesh {
       throw e;
     }
     if (await this.#ctx.store.blocks.has(m.cid)) return 'duplicate';
+    if (await this.#removed(m.cid, m.kid)) return 'removed';
     const protocol = protocolOf(m.pcid);
     if (protocol !== 'identity' && !this.crdt.identity(m.kid)) {
       // Not trusted before an identity message binds its key; kept aside until one does.
@@ -470,6 +558,7 @@ export class Mesh {
         this.clock.observe(c.hlc);
         await blocks.put(block('consent', c.device));
         if (this.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy })) {
+          this.#ledger.changed([c.device]);
           this.#ctx.events.emit('consent', { deviceId: c.device, cid: cidText(m.cid), from: from.peer });
           await this.#afterConsent(c.device);
         }
@@ -487,6 +576,8 @@ export class Mesh {
   }
 
   #addRegistry(m: GridMessage, e: RegistryEntry): void {
+    // The device's operator (whose gateways may have all of it) may change with its pairing.
+    this.#ledger.changed([e.device]);
     if (e.op === 'pair') this.crdt.addPairing({ cid: m.cid, kid: m.kid, entry: e });
     else this.crdt.addRevocation({ cid: m.cid, kid: m.kid, entry: e });
   }
@@ -527,30 +618,79 @@ export class Mesh {
     }
   }
 
-  /** Announces what this gateway holds: identities and registry publicly, chain heads to its operator. */
-  async announceSummary(): Promise<void> {
+  /**
+   * Announces what this gateway holds: identities, registry and consents publicly (with our identity
+   * message and capabilities), chain heads on each operator's topic that operator may have. A full
+   * summary names everything; a delta only what the summaries before it did not (summary.ts).
+   */
+  announceSummary(kind: 'full' | 'delta' = 'full'): Promise<SummarySent> {
+    const next = this.#summaries.then(() => this.#summarise(kind));
+    this.#summaries = next.catch(() => {});
+    return next;
+  }
+
+  async #summarise(kind: 'full' | 'delta'): Promise<SummarySent> {
     await this.publishGuests().catch((e: Error) => this.#ctx.log.warn({ err: e.message }, 'mesh: guest publication failed'));
-    if (!this.node || this.#closed) return;
+    const sent: SummarySent = { messages: 0, bytes: 0, cids: 0 };
+    if (!this.node || this.#closed) return sent;
+    const full = kind === 'full';
+    if (full) this.#lastFull = performance.now();
+    this.#ledger.begin();
     const ids = [...this.crdt.identities.values()].map((s) => s.cid);
-    // Our own identity travels whole: peers judge everything else we sign by it.
+    // Our own identity travels whole in every summary: peers judge everything else we sign by it.
     const own = await this.#ctx.store.blocks.get(this.identityCid);
     const caps = signCapabilities({ capabilities: this.#o.capabilities?.() ?? [], gateway: this.gatewayId, peer: this.peerId, t: this.#ctx.now() }, this.signer);
-    await this.node.publish(PUBLIC_TOPIC, encodeGossip({ blocks: own ? [own] : [], have: [...ids, ...this.crdt.cids(), ...this.consents.cids()], caps }));
+    const have = this.#ledger.publicHave([...ids, ...this.crdt.cids(), ...this.consents.cids()], full);
+    await this.#publishSummary(PUBLIC_TOPIC, kind, { blocks: own ? [own] : [], caps }, have, sent);
     // Chain heads go to each operator's topic, those of devices whose policy lets that operator have them only.
-    const heads: { device: string; cid: Uint8Array; view: BlockView }[] = [
-      ...(await this.#ctx.store.blocks.allHeads()).map((h) => ({ device: h.deviceId, cid: h.cid, view: { kind: 'readings' } as BlockView })),
-      ...this.aggregator.chains.heads().map((h) => ({ device: h.device, cid: fromHex(h.cid), view: { kind: 'aggregate', ...h.selection } as BlockView })),
+    const heads: SummaryHead<BlockView>[] = [
+      ...(await this.#ctx.store.blocks.allHeads()).map((h) => ({ device: h.deviceId, cid: h.cid, key: toHex(h.cid), view: { kind: 'readings' } as BlockView })),
+      ...this.aggregator.chains.heads().map((h) => ({ device: h.device, cid: fromHex(h.cid), key: h.cid, view: { kind: 'aggregate', ...h.selection } as BlockView })),
     ];
     const policies = new Map<string, { policy: PrivacyPolicy; operator: string }>();
     for (const op of [this.operator, ...this.#operators()]) {
-      const have: Uint8Array[] = [];
-      for (const h of heads) {
+      const have = await this.#ledger.heads(op, heads, full, async (h) => {
         let p = policies.get(h.device);
         if (!p) policies.set(h.device, (p = { policy: await this.#policyFor(h.device), operator: this.#deviceOperator(h.device) }));
-        if (op === p.operator || mayHave(audienceShare(p.policy, p.operator, op), h.view)) have.push(h.cid);
-      }
-      if (op === this.operator || have.length) await this.node.publish(operatorTopic(op), encodeGossip({ have }));
+        return op === p.operator || mayHave(audienceShare(p.policy, p.operator, op), h.view);
+      });
+      if (have.length || (full && op === this.operator)) await this.#publishSummary(operatorTopic(op), kind, {}, have, sent);
     }
+    return sent;
+  }
+
+  /** Publishes one topic's part of a summary, in as many gossip messages as its size asks. */
+  async #publishSummary(topic: string, kind: 'full' | 'delta', rest: { blocks?: Uint8Array[]; caps?: Uint8Array }, have: Uint8Array[], sent: SummarySent): Promise<void> {
+    const parts = partition(have, encodeGossip({ ...rest, have: [] }).length, this.#o.summaryMaxBytes ?? SUMMARY_MAX_BYTES);
+    for (const [part, cids] of parts.entries()) {
+      const data = encodeGossip({ ...rest, have: cids });
+      await this.node!.publish(topic, data);
+      sent.messages++;
+      sent.bytes += data.length;
+      sent.cids += cids.length;
+      this.#summaryMessages.inc({ kind });
+      this.#summaryBytes.inc({ kind }, data.length);
+      this.#summaryCids.inc({ kind }, cids.length);
+      this.#ctx.events.emit('mesh-summary', { topic, kind, part, parts: parts.length, have: cids, bytes: data.length } satisfies SummaryEvent);
+    }
+  }
+
+  get #syncMs(): number {
+    return this.#o.syncIntervalMs ?? 5000;
+  }
+
+  /**
+   * A peer subscribed to one of our topics: a full summary, so that it learns everything we hold. Peers
+   * subscribing meanwhile share it, and full summaries for subscriptions are at least a sync interval apart.
+   */
+  #peerSubscribed(): void {
+    if (this.#fullSoon || this.#closed) return;
+    const wait = Math.max(SUBSCRIBED_DEBOUNCE_MS, this.#lastFull + this.#syncMs - performance.now());
+    this.#fullSoon = setTimeout(() => {
+      this.#fullSoon = undefined;
+      void this.announceSummary('full').catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
+    }, wait);
+    this.#fullSoon.unref();
   }
 
   async #onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
@@ -563,10 +703,31 @@ export class Mesh {
     for (const b of g.blocks ?? []) await this.receive(b, { peer: from });
     if (g.caps) this.#onCapabilities(g.caps);
     for (const cid of g.have ?? []) {
-      // A head is new history: refused for a revoked device (only ancestors of held messages are not).
-      if (!(await this.#ctx.store.blocks.has(cid))) void this.fetchBlock(cid, from, false);
+      if (!(await this.#ctx.store.blocks.has(cid))) this.#want(cid, from);
     }
     void topic;
+  }
+
+  /** A CID a summary named and this gateway lacks: fetched in turn, FETCH_CONCURRENCY at a time. */
+  #want(cid: Uint8Array, peer: string): void {
+    const key = toHex(cid);
+    if (this.#wanted.has(key) || this.#fetching.has(key) || this.#wanted.size >= MAX_WANTED) return;
+    this.#wanted.set(key, { cid, peer });
+    while (this.#fetchers < FETCH_CONCURRENCY && this.#wanted.size) void this.#fetchWanted();
+  }
+
+  async #fetchWanted(): Promise<void> {
+    this.#fetchers++;
+    try {
+      for (let next = this.#wanted.entries().next(); !next.done && !this.#closed; next = this.#wanted.entries().next()) {
+        const [key, { cid, peer }] = next.value;
+        this.#wanted.delete(key);
+        // A head is new history: refused for a revoked device (only ancestors of held messages are not).
+        await this.fetchBlock(cid, peer, false).catch((e: Error) => this.#ctx.log.debug({ cid: cidText(cid), err: e.message }, 'mesh fetch failed'));
+      }
+    } finally {
+      this.#fetchers--;
+    }
   }
 
   /** A capability announcement (offload.ts): kept only when an identity binds its key, gateway and peer. */
@@ -614,12 +775,31 @@ export class Mesh {
     return b;
   }
 
+  /**
+   * Did a tombstone remove this CID (retention-tombstone-v1 "Keeping")? One counts when this gateway
+   * signed it, when its gateway is the device's, or when it is the gateway of the message's own signer.
+   */
+  async #removed(cid: Uint8Array, kid?: Uint8Array): Promise<boolean> {
+    for (const r of await this.#ctx.store.blocks.removedBy(cid)) {
+      if (r.gateway === this.gatewayId || this.crdt.state(r.deviceId)?.gateway === r.gateway) return true;
+      if (kid && this.crdt.bound(kid, r.gateway)) return true;
+    }
+    return false;
+  }
+
   /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
   async fetchBlock(cid: Uint8Array, hint?: string, ancestor = false): Promise<Uint8Array | undefined> {
     const local = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
     if (local || !this.node) return local;
     const key = toHex(cid);
     if (this.#refused.has(key)) return undefined;
+    if (await this.#removed(cid)) {
+      // Not asked for again (a head peers keep announcing, a prev walk, an HTTP fetch): counted once.
+      if (this.#refused.size >= 10_000) this.#refused.clear();
+      this.#refused.add(key);
+      this.#count('removed');
+      return undefined;
+    }
     let f = this.#fetching.get(key);
     if (!f) {
       f = (async () => {
@@ -712,12 +892,14 @@ export class Mesh {
   }
 
   async #tick(): Promise<void> {
-    await this.announceSummary();
+    const full = performance.now() - this.#lastFull >= (this.#o.antiEntropyMs ?? 12 * this.#syncMs);
+    await this.announceSummary(full ? 'full' : 'delta').catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
     await this.aggregator.tick().catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: aggregates not signed'));
   }
 
   /** A device's policy changed here: a new consent message, signed and announced to everyone. */
   async #policyChanged(ids: string[] | 'all'): Promise<void> {
+    this.#ledger.changed(ids);
     const list = ids === 'all' ? (await this.#ctx.store.listDevices()).filter((d) => d.state === 'paired').map((d) => d.id) : ids;
     await Promise.all(list.map((id) => this.#serial(id, () => this.#checkConsent(id))));
   }
@@ -795,8 +977,10 @@ export class Mesh {
   }
 
   /** Announces one of this gateway's messages about its device to its operator and to every operator the policy lets have it. */
-  async #disclose(deviceId: string, m: GridMessage, view: BlockView, seq?: [number, number], known?: PrivacyPolicy): Promise<void> {
-    await this.#announce([m.bytes], operatorTopic(this.operator));
+  /** Announces messages to this operator and to every other operator the device's policy lets have them. */
+  async #disclose(deviceId: string, ms: GridMessage[], view: BlockView, seqs?: [number, number][], known?: PrivacyPolicy): Promise<void> {
+    const bytes = ms.map((m) => m.bytes);
+    await this.#announce(bytes, operatorTopic(this.operator));
     const others = this.#operators();
     if (others.length === 0) return;
     const policy = known ?? (await this.#ctx.privacy.effectivePolicy(deviceId));
@@ -804,20 +988,23 @@ export class Mesh {
     for (const op of others) {
       const share = audienceShare(policy, this.operator, op);
       if (!mayHave(share, view)) continue;
-      await this.#announce([m.bytes], operatorTopic(op));
-      out.push({
-        audience: operatorTopic(op), operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq, level: levelOf(view),
-        purposes: share.purposes, via: 'announce',
-      });
+      await this.#announce(bytes, operatorTopic(op));
+      for (const [i, m] of ms.entries()) {
+        out.push({
+          audience: operatorTopic(op), operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq: seqs?.[i], level: levelOf(view),
+          purposes: share.purposes, via: 'announce',
+        });
+      }
     }
     if (out.length) await this.#ctx.privacy.recordDisclosure(out);
   }
+
 
   async #publishAggregate(a: Aggregate): Promise<GridMessage> {
     const m = this.#sign('aggregates', aggregatePayload({ ...a, gateway: this.gatewayId }));
     await this.#ctx.store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'aggregate', deviceId: a.device, receivedAt: this.#ctx.now() });
     this.#ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid) });
-    await this.#disclose(a.device, m, { kind: 'aggregate', resolution: a.resolution, channels: a.channels });
+    await this.#disclose(a.device, [m], { kind: 'aggregate', resolution: a.resolution, channels: a.channels });
     return m;
   }
 
@@ -878,6 +1065,8 @@ export class Mesh {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    clearTimeout(this.#fullSoon);
+    this.#wanted.clear();
     for (const [e, h] of this.#listeners) this.#ctx.events.off(e, h);
     this.#offPrivacy?.();
     await this.settled().catch(() => {});

@@ -3,6 +3,7 @@
 // own records its messages carry. Replicas append to one device's chain under a transaction-scoped
 // advisory lock on the device, so `expectHeads` and the head move are one atomic step.
 
+import type pg from 'pg';
 import { bytea, PgDb, sameSet } from './postgres-db.js';
 import type { BlockKind, BlockStore, ChainAppend, StoredBlock, StoredRecord } from './store.js';
 import { toBlock, toRecord, type BlockRow, type RecordSqlRow } from './rows.js';
@@ -32,6 +33,13 @@ export const BLOCKS_DDL = [
     seq BIGINT NOT NULL,
     last BIGINT NOT NULL,
     PRIMARY KEY (device_id, seq)
+  )`,
+  // CIDs retention tombstones name as removed (retention-tombstone-v1 "Keeping"): not fetched or kept again.
+  `CREATE TABLE IF NOT EXISTS mesh_removed (
+    cid BYTEA NOT NULL,
+    gateway TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    PRIMARY KEY (cid, gateway)
   )`,
 ];
 
@@ -85,20 +93,11 @@ export class PostgresBlockStore implements BlockStore {
         const heads = (await c.query<{ cid: Buffer }>('SELECT cid FROM mesh_heads WHERE device_id = $1', [a.deviceId])).rows;
         if (!sameSet(heads.map((r) => new Uint8Array(r.cid)), a.expectHeads)) return false;
       }
-      const b = a.block;
-      const cid = bytea(b.cid);
-      await c.query(INSERT, [cid, bytea(b.bytes), b.kind, b.deviceId, b.receivedAt]);
-      for (const p of a.prev) {
-        await c.query('INSERT INTO mesh_links (parent, child) VALUES ($1, $2) ON CONFLICT DO NOTHING', [bytea(p), cid]);
-        await c.query('DELETE FROM mesh_heads WHERE device_id = $1 AND cid = $2', [a.deviceId, bytea(p)]);
-      }
-      // A message some kept message already names (an ancestor fetched late) is no head.
-      const child = await c.query('SELECT 1 FROM mesh_links WHERE parent = $1 LIMIT 1', [cid]);
-      if (child.rows.length === 0) {
-        await c.query('INSERT INTO mesh_heads (device_id, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [a.deviceId, cid]);
-      }
-      for (const [seq, last] of a.covers ?? []) {
-        await c.query('INSERT INTO mesh_covered (device_id, seq, last) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a.deviceId, seq, last]);
+      await link(c, a.deviceId, a.block, a.prev, a.covers);
+      let prev = a.block.cid;
+      for (const n of a.next ?? []) {
+        await link(c, a.deviceId, n.block, [prev], n.covers);
+        prev = n.block.cid;
       }
       return true;
     });
@@ -115,6 +114,18 @@ export class PostgresBlockStore implements BlockStore {
     });
   }
 
+  async noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void> {
+    if (!cids.length) return;
+    await this.db.query(`INSERT INTO mesh_removed (cid, gateway, device_id) SELECT c, $2, $3 FROM unnest($1::bytea[]) AS c
+      ON CONFLICT DO NOTHING`, [cids.map(bytea), gateway, deviceId]);
+  }
+
+  async removedBy(cid: Uint8Array): Promise<{ deviceId: string; gateway: string }[]> {
+    const r = await this.db.query<{ device_id: string; gateway: string }>(
+      'SELECT device_id, gateway FROM mesh_removed WHERE cid = $1 ORDER BY gateway COLLATE "C"', [bytea(cid)]);
+    return r.rows.map((x) => ({ deviceId: x.device_id, gateway: x.gateway }));
+  }
+
   async parents(cid: Uint8Array): Promise<Uint8Array[]> {
     const r = await this.db.query<{ parent: Buffer }>('SELECT parent FROM mesh_links WHERE child = $1 ORDER BY parent', [bytea(cid)]);
     return r.rows.map((x) => new Uint8Array(x.parent));
@@ -124,5 +135,23 @@ export class PostgresBlockStore implements BlockStore {
     const r = await this.db.query<RecordSqlRow>(`SELECT r.* FROM records r WHERE r.device_id = $1 AND NOT EXISTS
       (SELECT 1 FROM mesh_covered c WHERE c.device_id = r.device_id AND c.seq = r.seq) ORDER BY r.seq LIMIT $2`, [deviceId, limit]);
     return r.rows.map(toRecord);
+  }
+}
+
+/** Keeps one chain message: the block, its links to its parents, the device's heads and what it covers. */
+async function link(c: pg.PoolClient, deviceId: string, b: StoredBlock, prev: Uint8Array[], covers: [number, number][] | undefined): Promise<void> {
+  const cid = bytea(b.cid);
+  await c.query(INSERT, [cid, bytea(b.bytes), b.kind, b.deviceId, b.receivedAt]);
+  for (const p of prev) {
+    await c.query('INSERT INTO mesh_links (parent, child) VALUES ($1, $2) ON CONFLICT DO NOTHING', [bytea(p), cid]);
+    await c.query('DELETE FROM mesh_heads WHERE device_id = $1 AND cid = $2', [deviceId, bytea(p)]);
+  }
+  // A message some kept message already names (an ancestor fetched late) is no head.
+  const child = await c.query('SELECT 1 FROM mesh_links WHERE parent = $1 LIMIT 1', [cid]);
+  if (child.rows.length === 0) {
+    await c.query('INSERT INTO mesh_heads (device_id, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [deviceId, cid]);
+  }
+  for (const [seq, last] of covers ?? []) {
+    await c.query('INSERT INTO mesh_covered (device_id, seq, last) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [deviceId, seq, last]);
   }
 }

@@ -19,13 +19,19 @@ import { GUESTS_DDL, PostgresGuestStore } from './postgres-guests.js';
 import { PAIRING_DDL, PostgresPairingShare } from './postgres-pairing.js';
 import { PostgresPrivacyStore, PRIVACY_DDL } from './postgres-privacy.js';
 import { IDENTITY_DDL, sharedIdentity } from './postgres-identity.js';
+import { PostgresQuotaStore, QUOTA_DDL } from './postgres-quota.js';
 import { toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type { GatewayIdentity } from '../identity.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
 
-export const PG_SCHEMA_VERSION = 1;
+/**
+ * 2: the offload daily quota (postgres-quota.ts), the CIDs tombstones removed (mesh_removed) and the
+ * retention pass record: an older replica would grant each meter a quota of its own and take removed
+ * messages back from peers.
+ */
+export const PG_SCHEMA_VERSION = 2;
 
 const CORE_DDL = [
   `CREATE TABLE IF NOT EXISTS devices (
@@ -169,6 +175,7 @@ export class PostgresStore implements Store {
   readonly blocks: PostgresBlockStore;
   readonly guests: PostgresGuestStore;
   readonly privacy: PostgresPrivacyStore;
+  readonly quota: PostgresQuotaStore;
   /** The Hello table and pending pairings, shared by the replicas (pairing.ts). */
   readonly pairing: PostgresPairingShare;
 
@@ -177,6 +184,7 @@ export class PostgresStore implements Store {
     this.blocks = new PostgresBlockStore(db);
     this.guests = new PostgresGuestStore(db);
     this.privacy = new PostgresPrivacyStore(db);
+    this.quota = new PostgresQuotaStore(db);
     this.pairing = new PostgresPairingShare(db);
   }
 
@@ -184,7 +192,7 @@ export class PostgresStore implements Store {
   static async open(url: string, o: { max?: number } = {}): Promise<PostgresStore> {
     const db = await PgDb.open(url, o);
     try {
-      await db.migrate(PG_SCHEMA_VERSION, [...CORE_DDL, ...BLOCKS_DDL, ...GUESTS_DDL, ...PAIRING_DDL, ...IDENTITY_DDL, ...PRIVACY_DDL]);
+      await db.migrate(PG_SCHEMA_VERSION, [...CORE_DDL, ...BLOCKS_DDL, ...GUESTS_DDL, ...PAIRING_DDL, ...IDENTITY_DDL, ...PRIVACY_DDL, ...QUOTA_DDL]);
     } catch (e) {
       await db.close().catch(() => {});
       throw e;

@@ -123,3 +123,10 @@ export function readPolicy(text: string, where: string): PrivacyPolicy {
     throw new Error(`the stored privacy policy of ${where} is not valid: ${(e as Error).message}`);
   }
 }
+
+export interface QuotaSqlRow { used: number }
+
+/** A quota take from the row its statement returned: none when refused, and then `used` reads the count. */
+export async function quotaTake(taken: QuotaSqlRow | undefined, used: () => Promise<number>): Promise<{ granted: boolean; used: number }> {
+  return taken ? { granted: true, used: taken.used } : { granted: false, used: await used() };
+}

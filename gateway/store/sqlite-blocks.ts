@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS mesh_covered (
   last INTEGER NOT NULL,
   PRIMARY KEY (device_id, seq)
 ) WITHOUT ROWID;
+-- CIDs retention tombstones name as removed (retention-tombstone-v1 "Keeping"): not fetched or kept again.
+CREATE TABLE IF NOT EXISTS mesh_removed (
+  cid BLOB NOT NULL,
+  gateway TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  PRIMARY KEY (cid, gateway)
+) WITHOUT ROWID;
 `;
 
 function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
@@ -119,18 +126,28 @@ export class SqliteBlockStore implements BlockStore {
   #appendChain(a: ChainAppend): boolean {
     return this.#db.transaction((): boolean => {
       if (a.expectHeads && !sameSet(this.#q.heads.all(a.deviceId).map((r) => new Uint8Array(r.cid)), a.expectHeads)) return false;
-      this.#put(a.block);
-      const cid = blob(a.block.cid);
-      for (const p of a.prev) {
-        this.#q.link.run(blob(p), cid);
-        this.#q.dropHead.run(a.deviceId, blob(p));
+      this.#link(a.deviceId, a.block, a.prev, a.covers);
+      let prev = a.block.cid;
+      for (const n of a.next ?? []) {
+        this.#link(a.deviceId, n.block, [prev], n.covers);
+        prev = n.block.cid;
       }
-      // A message some kept message already names (an ancestor fetched late) is no head.
-      if (this.#q.hasChild.get(cid)!.n === 0) this.#q.addHead.run(a.deviceId, cid);
-      for (const [seq, last] of a.covers ?? []) this.#q.cover.run(a.deviceId, seq, last);
       return true;
     }).immediate();
   }
+
+  #link(deviceId: string, block: StoredBlock, prev: Uint8Array[], covers: [number, number][] | undefined): void {
+    this.#put(block);
+    const cid = blob(block.cid);
+    for (const p of prev) {
+      this.#q.link.run(blob(p), cid);
+      this.#q.dropHead.run(deviceId, blob(p));
+    }
+    // A message some kept message already names (an ancestor fetched late) is no head.
+    if (this.#q.hasChild.get(cid)!.n === 0) this.#q.addHead.run(deviceId, cid);
+    for (const [seq, last] of covers ?? []) this.#q.cover.run(deviceId, seq, last);
+  }
+
 
   async delete(cids: Uint8Array[]): Promise<number> {
     const del = this.#db.prepare('DELETE FROM mesh_blocks WHERE cid = ?');
@@ -144,6 +161,18 @@ export class SqliteBlockStore implements BlockStore {
       }
       return n;
     }).immediate();
+  }
+
+  async noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void> {
+    const add = this.#db.prepare('INSERT INTO mesh_removed (cid, gateway, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
+    this.#db.transaction(() => {
+      for (const c of cids) add.run(blob(c), gateway, deviceId);
+    }).immediate();
+  }
+
+  async removedBy(cid: Uint8Array): Promise<{ deviceId: string; gateway: string }[]> {
+    return this.#db.prepare<[Buffer], { device_id: string; gateway: string }>('SELECT device_id, gateway FROM mesh_removed WHERE cid = ? ORDER BY gateway')
+      .all(blob(cid)).map((r) => ({ deviceId: r.device_id, gateway: r.gateway }));
   }
 
   async parents(cid: Uint8Array): Promise<Uint8Array[]> {

@@ -11,6 +11,7 @@ import { ReplayWindow } from '../../firmware/core/wire/frame.js';
 import { SqliteBlockStore } from './sqlite-blocks.js';
 import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { SqlitePrivacyStore } from './sqlite-privacy.js';
+import { SqliteQuotaStore } from './sqlite-quota.js';
 import { blob, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
@@ -19,8 +20,10 @@ import type {
 /**
  * 1: devices, records, downlinks, mesh blocks, guests. 2: privacy policies and the audit log
  * (sqlite-privacy.ts): a gateway older than that would ignore the policies, so it refuses the store.
+ * 3: the offload daily quota (sqlite-quota.ts) and the CIDs tombstones removed (mesh_removed): an older
+ * gateway would hand every meter a fresh quota and take removed messages back from peers.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Most frame commits in one group-commit transaction. */
 const MAX_GROUP_COMMIT = 512;
 
@@ -81,6 +84,7 @@ export class SqliteStore implements Store {
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
   readonly privacy: SqlitePrivacyStore;
+  readonly quota: SqliteQuotaStore;
 
   constructor(readonly path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -98,6 +102,7 @@ export class SqliteStore implements Store {
     this.blocks = new SqliteBlockStore(db, toRecord);
     this.guests = new SqliteGuestStore(db);
     this.privacy = new SqlitePrivacyStore(db);
+    this.quota = new SqliteQuotaStore(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     this.#q = {
       device: db.prepare<[string], DeviceSqlRow>('SELECT * FROM devices WHERE id = ?'),

@@ -156,6 +156,9 @@ export interface Store {
   /** Sharing policies per device and per group, and the audit log of disclosures (gateway/privacy). */
   readonly privacy: PrivacyStore;
 
+  /** Each device's offload jobs per UTC day (the queue's daily quota), counted here so that it survives restarts and replicas share it. */
+  readonly quota: QuotaStore;
+
   /**
    * Retention: deletes the device's records (and gaps) whose seqs are all ≤ `through`, with their
    * coverage notes; returns how many rows went. The device's ackedSeq is unchanged.
@@ -199,6 +202,8 @@ export interface ChainAppend {
   expectHeads?: Uint8Array[];
   /** Seq ranges [seq, last] of this gateway's own records the message carries. */
   covers?: [number, number][];
+  /** Further messages of the same chain, each naming only the one before it, kept in the same transaction. */
+  next?: { block: StoredBlock; covers?: [number, number][] }[];
 }
 
 export interface BlockStore {
@@ -226,6 +231,13 @@ export interface BlockStore {
   delete(cids: Uint8Array[]): Promise<number>;
   /** The parents (`prev`) a kept chain message was appended with. */
   parents(cid: Uint8Array): Promise<Uint8Array[]>;
+  /**
+   * Retention: notes that a tombstone of `gateway` names these CIDs as removed messages of the device
+   * (retention-tombstone-v1 "Keeping"), so that they are not fetched or kept again. Idempotent.
+   */
+  noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void>;
+  /** Who removed a CID: the device and gateway of each noted tombstone naming it (none: empty). */
+  removedBy(cid: Uint8Array): Promise<{ deviceId: string; gateway: string }[]>;
 }
 
 /** A group policy: applies to devices whose labels match `selector`; higher `priority` is tried first. */
@@ -237,12 +249,16 @@ export interface GroupPolicy {
   updatedAt: number;
 }
 
+/** The `deviceId` of an audit entry about every device at once (a live event stream without a device filter). */
+export const EVERY_DEVICE = '*';
+
 /** One disclosure of a device's data (the audit log), as recorded. */
 export interface Disclosure {
   /** Who got it: a mesh peer id, or `http` for the operator API. */
   audience: string;
   /** The operator of a mesh peer (MESH.md `--operator`); absent for `http`. */
   operator?: string;
+  /** The device, or EVERY_DEVICE; a device's audit entries include those about every device. */
   deviceId: string;
   /** What: the grid message's text CID when a message went out, its kind, the seq range and level. */
   cid?: string;
@@ -281,6 +297,32 @@ export interface PrivacyStore {
   addAudit(at: number, entries: Disclosure[]): Promise<void>;
   /** Newest first; `beforeId` pages further back. */
   audit(q: { deviceId?: string; limit: number; beforeId?: number }): Promise<AuditEntry[]>;
+  /**
+   * Retention across replicas (privacy/retention.ts): runs `pass` holding the store's retention lock, so
+   * that one pass runs at a time whichever process asks, given the mark the latest completed pass left;
+   * the mark `pass` returns replaces it before the lock is let go.
+   */
+  retentionPass<T>(pass: (last: RetentionMark | undefined) => Promise<{ result: T; mark?: RetentionMark }>): Promise<T>;
+}
+
+/** What the latest retention pass left: when it ran (its `at`, unix ms) and which process ran it. */
+export interface RetentionMark {
+  at: number;
+  by: string;
+}
+
+/** The offload daily quota (gateway/offload/queue.ts): jobs per device per `day`, a UTC date `YYYY-MM-DD`. */
+export interface QuotaStore {
+  /**
+   * Takes one job from the device's quota for `day` if fewer than `limit` (≥ 1) are used, in one atomic
+   * step: stores of several replicas taking at once never grant more than `limit` together. `used` is
+   * the count after the take (refused: the count as it is).
+   */
+  take(deviceId: string, day: string, limit: number): Promise<{ granted: boolean; used: number }>;
+  /** Jobs the device has used on `day` (0 when none). */
+  used(deviceId: string, day: string): Promise<number>;
+  /** Forgets the counts of the days before `day`; returns how many rows went. */
+  prune(day: string): Promise<number>;
 }
 
 /** A guest module admitted by POST /api/guests (the bytes the CID names are kept beside it). */

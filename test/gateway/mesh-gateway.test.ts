@@ -17,6 +17,7 @@ import { protocols } from '../../gateway/mesh/pcid.js';
 import { identityPayload, parseReadings, peerIdOf, readingsPayload, registryPayload } from '../../gateway/mesh/protocols.js';
 import { verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
 import { verifyMain } from '../../gateway/mesh/cli.js';
+import { emitRecords } from '../../gateway/records.js';
 import { pairDevice, startTestGateway, type TestGateway } from './support.js';
 
 const T0 = 1_700_000_000;
@@ -85,6 +86,52 @@ test('one signed message per frame that added records, hash-chained through prev
     console.log = log;
   }
   assert.match(lines.join('\n'), /3 message\(s\), 1 head\(s\)[\s\S]*seqs covered: 1-6; declared lost by the meter: 4-6; holes: none[\s\S]*acked by this gateway up to seq 6[\s\S]*ok:/);
+});
+
+test('a burst of frames still gets one message per frame, in order, each naming the one before', async () => {
+  const d = await pairDevice(t);
+  const events: { frames: unknown[][] }[] = [];
+  const seen = (e: { deviceId: string; frames: unknown[][] }) => void (e.deviceId === d.id && events.push(e));
+  t.gw.events.on('records', seen);
+  const N = 40;
+  await Promise.all(Array.from({ length: N }, (_, i) => d.send({ type: Body.readings, first: i + 1, records: [[T0 + i, 1, i]] })));
+  await d.waitAck(N);
+  await t.gw.mesh.settled();
+  t.gw.events.off('records', seen);
+  const chain = [];
+  for (let c: string | null = (await t.api('GET', `/api/mesh/heads/${d.id}`)).json.cid; c;) {
+    const r = parseReadings(decodeMessage(await block(c)).payload);
+    if (typeof r === 'string') throw new Error(r);
+    chain.push(r);
+    c = r.prev.length ? cidText(r.prev[0]) : null;
+  }
+  chain.reverse();
+  assert.equal(chain.map((r) => [r.first, r.last]), Array.from({ length: N }, (_, i) => [i + 1, i + 1]), 'one message per frame');
+  assert.ok(chain.slice(1).every((r) => r.prev.length === 1), 'a single chain');
+  assert.is(events.flatMap((e) => e.frames).length, N, 'the records events carry every frame separately');
+});
+
+test('frames that waited together for the mesh still become one message each', async () => {
+  const d = await pairDevice(t);
+  const got: { records: unknown[]; frames: unknown[][] }[] = [];
+  const seen = (e: { deviceId: string; records: unknown[]; frames: unknown[][] }) => void (e.deviceId === d.id && got.push(e));
+  t.gw.events.on('records', seen);
+  // Three frames queued in the same turn, as under load: one records event carrying three frames.
+  for (let i = 1; i <= 3; i++) emitRecords(t.gw.events, d.id, [[i, T0 + i, 1, i * 10]]);
+  await new Promise((r) => setImmediate(r));
+  t.gw.events.off('records', seen);
+  assert.is(got.length, 1);
+  assert.equal(got[0].frames, [[[1, T0 + 1, 1, 10]], [[2, T0 + 2, 1, 20]], [[3, T0 + 3, 1, 30]]]);
+  assert.equal(got[0].records, got[0].frames.flat());
+  await t.gw.mesh.settled();
+  const chain = [];
+  for (let c: string | null = (await t.api('GET', `/api/mesh/heads/${d.id}`)).json.cid; c;) {
+    const r = parseReadings(decodeMessage(await block(c)).payload);
+    if (typeof r === 'string') throw new Error(r);
+    chain.unshift(r);
+    c = r.prev.length ? cidText(r.prev[0]) : null;
+  }
+  assert.equal(chain.map((r) => r.records), [[[1, T0 + 1, 1, 10]], [[2, T0 + 2, 1, 20]], [[3, T0 + 3, 1, 30]]]);
 });
 
 function peer(operator = 'local') {

@@ -250,6 +250,27 @@ for (const backend of backends) {
     assert.ok((await s.blocks.heads(dev)).every((h) => h[4] !== 3));
   });
 
+  it('blocks: several messages of one chain kept in one append', async (s) => {
+    const dev = 'dev1aaaaaaaaaaaa';
+    assert.ok(await s.blocks.appendChain({ deviceId: dev, block: block(2), prev: [], expectHeads: [] }));
+    const ok = await s.blocks.appendChain({
+      deviceId: dev, block: block(3), prev: [cid(2)], expectHeads: [cid(2)], covers: [[1, 1]],
+      next: [{ block: block(4), covers: [[2, 2]] }, { block: block(5), covers: [[3, 3]] }],
+    });
+    assert.ok(ok);
+    assert.equal(await s.blocks.heads(dev), [cid(5)], 'the last message is the only head');
+    assert.equal(await s.blocks.parents(cid(4)), [cid(3)]);
+    assert.equal(await s.blocks.parents(cid(5)), [cid(4)]);
+    assert.equal((await s.blocks.list('readings', dev)).map((x) => x.cid[4]), [2, 3, 4, 5]);
+    // A moved head refuses the whole batch: none of its messages is kept.
+    const stale = await s.blocks.appendChain({ deviceId: dev, block: block(6), prev: [cid(3)], expectHeads: [cid(3)], next: [{ block: block(7) }] });
+    assert.is(stale, false);
+    assert.is(await s.blocks.has(cid(7)), false);
+    await s.completePairing(pairing(dev));
+    await s.commitFrame({ deviceId: dev, ks: KS, counter: 2, now: 3000, records: [reading(1), reading(2), reading(3), reading(4)] });
+    assert.equal(await s.blocks.uncovered(dev, 10), [reading(4)], 'every message of the batch records what it covers');
+  });
+
   it('guests: modules by CID', async (s) => {
     const m = { cid: 'bafk1', name: 'g', version: '1.0.0', size: 3, instrumented: false, manifest: { a: 1 }, addedAt: 100 };
     assert.is(await s.guests.put(m, new Uint8Array([0, 97, 115])), 'added');
@@ -285,6 +306,27 @@ for (const backend of backends) {
     assert.equal((await s.privacy.audit({ deviceId: 'dev1aaaaaaaaaaaa', limit: 10 })).length, 1);
     assert.equal((await s.privacy.audit({ limit: 10, beforeId: all[0].id })).length, 1);
     assert.is(await s.privacy.deleteGroupPolicy('site=x'), false);
+  });
+
+  it('quota: takes from two stores at once (replicas) never pass the limit; days are apart and old ones pruned', async (s, open) => {
+    const id = 'dev1aaaaaaaaaaaa';
+    const day = '2026-01-01';
+    const other = await open();
+    const both = [s, other];
+    const takes = await Promise.all(Array.from({ length: 50 }, (_, i) => both[i % 2].quota.take(id, day, 10)));
+    const granted = takes.filter((t) => t.granted);
+    assert.is(granted.length, 10, 'exactly the limit granted');
+    assert.equal(granted.map((t) => t.used).sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i + 1));
+    assert.ok(takes.every((t) => t.granted || t.used === 10), 'a refusal reports the count');
+    assert.is(await other.quota.used(id, day), 10);
+    assert.equal(await s.quota.take(id, day, 12), { granted: true, used: 11 }, 'a higher limit grants more');
+    // Other devices and other days count apart.
+    assert.equal(await s.quota.take('dev2aaaaaaaaaaaa', day, 10), { granted: true, used: 1 });
+    assert.equal(await other.quota.take(id, '2026-01-02', 10), { granted: true, used: 1 });
+    assert.is(await s.quota.used('dev3aaaaaaaaaaaa', day), 0);
+    assert.is(await other.quota.prune('2026-01-02'), 2);
+    assert.is(await s.quota.used(id, day), 0);
+    assert.is(await s.quota.used(id, '2026-01-02'), 1);
   });
 
   it('concurrency: two stores on one database (replicas) never accept a counter twice nor store a seq twice', async (s, open) => {
