@@ -169,6 +169,32 @@ export interface ScaleResult {
   report: FleetReport;
   broker: 'embedded' | 'mosquitto';
   gateway: { rssBytes: number; rssIdleBytes: number; rssPerMeterBytes: number; cpuSeconds: number };
+  /** Signed readings messages (one per frame that added records) and how long after the fleet the mesh was done signing. */
+  mesh: { readingsMessages: number; settledAfterS: number };
+}
+
+/** The gateway's count of readings messages it signed (its /metrics). */
+async function readingsMessages(httpUrl: string): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const m = /^gridlet_mesh_messages_created_total\{protocol="readings"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Waits until the readings message count stops moving (3 s unchanged, at most 5 minutes). */
+async function meshSettled(httpUrl: string): Promise<{ readingsMessages: number; settledAfterS: number }> {
+  const t0 = Date.now();
+  let last = -1;
+  let since = Date.now();
+  for (;;) {
+    const n = await readingsMessages(httpUrl);
+    if (n !== last) {
+      last = n;
+      since = Date.now();
+    } else if (Date.now() - since >= 3000 || Date.now() - t0 > 300_000) {
+      return { readingsMessages: n, settledAfterS: Math.round((since - t0) / 100) / 10 };
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 /** One scale run: broker (+ Mosquitto), gateway child, fleet; everything stopped afterwards. */
@@ -187,8 +213,9 @@ export async function scaleRun(broker: 'embedded' | 'mosquitto', fleet: Omit<Fle
     const report = await f.run();
     clearInterval(sampler);
     const rss = Math.max(peak, gw.rss());
+    const mesh = await meshSettled(gw.httpUrl);
     return {
-      report, broker,
+      report, broker, mesh,
       gateway: {
         rssBytes: rss, rssIdleBytes: idle, rssPerMeterBytes: Math.round((rss - idle) / Math.max(1, report.paired)),
         cpuSeconds: Math.round((gw.cpuSeconds() - cpu0) * 10) / 10,
@@ -227,7 +254,7 @@ async function main(): Promise<number> {
     onProgress: progressBar(process.stderr),
   });
   console.log(reportLine(r.report));
-  console.log(JSON.stringify({ broker: r.broker, ...r.report, gateway: r.gateway }));
+  console.log(JSON.stringify({ broker: r.broker, ...r.report, gateway: r.gateway, mesh: r.mesh }));
   return r.report.lost === 0 && r.report.dup === 0 && r.report.unpaired === 0 ? 0 : 1;
 }
 
