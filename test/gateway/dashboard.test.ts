@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
 import { WEB_DIR } from '../../gateway/web/serve.js';
-import { eventually, startTestGateway, type TestGateway } from './support.js';
+import { eventually, readSse, startTestGateway, type SseEvent, type TestGateway } from './support.js';
 
 let t: TestGateway | undefined;
 let host: HostAgent | undefined;
@@ -28,24 +28,9 @@ async function pairedMeter(t: TestGateway): Promise<HostAgent> {
 }
 
 /** Reads Server-Sent Events from a fetch body until `until` returns true for the events so far. */
-async function readEvents(body: ReadableStream<Uint8Array>, until: (events: { event: string; data: any }[]) => boolean): Promise<{ event: string; data: any }[]> {
+async function readEvents(body: ReadableStream<Uint8Array>, until: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
   const reader = body.getReader();
-  const text = new TextDecoder();
-  const events: { event: string; data: any }[] = [];
-  let buf = '';
-  while (!until(events)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the stream ended after ${events.map((e) => e.event).join(', ')}`);
-    buf += text.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const ev = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-    }
-  }
+  const events = await readSse(reader, until);
   reader.releaseLock();
   return events;
 }

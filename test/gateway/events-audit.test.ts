@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Body } from '../../firmware/core/wire/bodies.js';
-import { pairDevice, startTestGateway, type TestGateway } from './support.js';
+import { pairDevice, readSse, startTestGateway, type TestGateway } from './support.js';
 
 let t: TestGateway;
 
@@ -17,28 +17,6 @@ test.after(async () => {
   await t.close();
 });
 
-type Sse = { event: string; data: any };
-
-/** Reads Server-Sent Events until `until` holds for what was read. */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, until: (events: Sse[]) => boolean): Promise<Sse[]> {
-  const text = new TextDecoder();
-  const events: Sse[] = [];
-  let buf = '';
-  while (!until(events)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the stream ended after ${events.map((e) => e.event).join(', ')}`);
-    buf += text.decode(value, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const ev = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-    }
-  }
-  return events;
-}
 
 const streamEntries = async (device?: string) =>
   ((await t.api('GET', `/api/audit${device ? `?device=${device}` : ''}`)).json.entries as any[]).filter((e) => e.kind === 'events');
@@ -62,7 +40,7 @@ test('a stream opened is audited once, with its device filter; it carries only t
     await d1.send({ type: Body.readings, first: seq, records: [[now + seq, 1, seq]] });
     await d1.waitAck(seq);
   }
-  const events = await readUntil(reader, (es) => es.filter((e) => e.event === 'records').length === 3);
+  const events = await readSse(reader, (es) => es.filter((e) => e.event === 'records').length === 3);
   await reader.cancel();
   assert.equal(events.filter((e) => e.event === 'records').map((e) => [e.data.deviceId, e.data.lastSeq]), [[d1.id, 1], [d1.id, 2], [d1.id, 3]]);
   assert.ok(events.every((e) => e.event === 'ready' || e.data.deviceId === d1.id), 'no event of the other device');

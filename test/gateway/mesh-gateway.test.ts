@@ -38,6 +38,18 @@ async function block(cid: string): Promise<Uint8Array> {
   return new Uint8Array(await r.arrayBuffer());
 }
 
+/** The device's readings messages from its first to its head, following the first parent. */
+async function chainOf(deviceId: string) {
+  const chain = [];
+  for (let c: string | null = (await t.api('GET', `/api/mesh/heads/${deviceId}`)).json.cid; c;) {
+    const r = parseReadings(decodeMessage(await block(c)).payload);
+    if (typeof r === 'string') throw new Error(r);
+    chain.unshift(r);
+    c = r.prev.length ? cidText(r.prev[0]) : null;
+  }
+  return chain;
+}
+
 test('one signed message per frame that added records, hash-chained through prev', async () => {
   const d = await pairDevice(t);
   await d.send({ type: Body.readings, first: 1, records: [[T0, 1, 10], [T0, 3, 20]] });
@@ -98,14 +110,7 @@ test('a burst of frames still gets one message per frame, in order, each naming 
   await d.waitAck(N);
   await t.gw.mesh.settled();
   t.gw.events.off('records', seen);
-  const chain = [];
-  for (let c: string | null = (await t.api('GET', `/api/mesh/heads/${d.id}`)).json.cid; c;) {
-    const r = parseReadings(decodeMessage(await block(c)).payload);
-    if (typeof r === 'string') throw new Error(r);
-    chain.push(r);
-    c = r.prev.length ? cidText(r.prev[0]) : null;
-  }
-  chain.reverse();
+  const chain = await chainOf(d.id);
   assert.equal(chain.map((r) => [r.first, r.last]), Array.from({ length: N }, (_, i) => [i + 1, i + 1]), 'one message per frame');
   assert.ok(chain.slice(1).every((r) => r.prev.length === 1), 'a single chain');
   assert.is(events.flatMap((e) => e.frames).length, N, 'the records events carry every frame separately');
@@ -124,13 +129,7 @@ test('frames that waited together for the mesh still become one message each', a
   assert.equal(got[0].frames, [[[1, T0 + 1, 1, 10]], [[2, T0 + 2, 1, 20]], [[3, T0 + 3, 1, 30]]]);
   assert.equal(got[0].records, got[0].frames.flat());
   await t.gw.mesh.settled();
-  const chain = [];
-  for (let c: string | null = (await t.api('GET', `/api/mesh/heads/${d.id}`)).json.cid; c;) {
-    const r = parseReadings(decodeMessage(await block(c)).payload);
-    if (typeof r === 'string') throw new Error(r);
-    chain.unshift(r);
-    c = r.prev.length ? cidText(r.prev[0]) : null;
-  }
+  const chain = await chainOf(d.id);
   assert.equal(chain.map((r) => r.records), [[[1, T0 + 1, 1, 10]], [[2, T0 + 2, 1, 20]], [[3, T0 + 3, 1, 30]]]);
 });
 

@@ -145,3 +145,26 @@ export async function eventually<T>(f: () => Promise<T | undefined | false> | T 
     await sleep(20);
   }
 }
+
+export type SseEvent = { event: string; data: any };
+
+/** Reads Server-Sent Events (`event:` and JSON `data:` lines) until `until` holds for what was read. */
+export async function readSse(reader: ReadableStreamDefaultReader<Uint8Array>, until: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
+  const text = new TextDecoder();
+  const events: SseEvent[] = [];
+  let buf = '';
+  while (!until(events)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the stream ended after ${events.map((e) => e.event).join(', ')}`);
+    buf += text.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const ev = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+    }
+  }
+  return events;
+}
