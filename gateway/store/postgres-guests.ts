@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { PgDb } from './postgres-db.js';
 import type { GuestModule, GuestStore } from './store.js';
-import { pruneGuests as prune, toModule, type GuestMap, type ModuleRow } from './rows.js';
+import { markDeploying, markRemoving, pruneGuests as prune, toModule, type GuestMap, type ModuleRow } from './rows.js';
 
 export const GUESTS_DDL = [
   `CREATE TABLE IF NOT EXISTS guest_modules (
@@ -53,20 +53,12 @@ export class PostgresGuestStore implements GuestStore {
   }
 
   async deploying(deviceId: string, cid: string, name: string, at: number): Promise<boolean> {
-    return this.#update(deviceId, (guests) => {
-      guests[cid] = { state: 'deploying', at, name, deployedAt: at };
-    });
+    return this.#update(deviceId, (guests) => markDeploying(guests, cid, name, at));
   }
 
   async removing(deviceId: string, name: string, at: number): Promise<string[]> {
-    const cids: string[] = [];
-    await this.#update(deviceId, (guests) => {
-      for (const [cid, g] of Object.entries(guests)) {
-        if (g.name !== name) continue;
-        guests[cid] = { state: 'removing', at, name, deployedAt: g.deployedAt };
-        cids.push(cid);
-      }
-    });
+    let cids: string[] = [];
+    await this.#update(deviceId, (guests) => void (cids = markRemoving(guests, name, at)));
     return cids;
   }
 

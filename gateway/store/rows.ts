@@ -99,6 +99,22 @@ export function pruneGuests(guests: GuestMap): void {
   for (const k of settled.slice(0, keys.length - MAX_GUESTS_PER_DEVICE)) delete guests[k];
 }
 
+/** Marks a guest deploying on a device (GuestStore.deploying), in the device's guests map. */
+export function markDeploying(guests: GuestMap, cid: string, name: string, at: number): void {
+  guests[cid] = { state: 'deploying', at, name, deployedAt: at };
+}
+
+/** Marks every guest of that name removing (GuestStore.removing); returns their CIDs. */
+export function markRemoving(guests: GuestMap, name: string, at: number): string[] {
+  const cids: string[] = [];
+  for (const [cid, g] of Object.entries(guests)) {
+    if (g.name !== name) continue;
+    guests[cid] = { state: 'removing', at, name, deployedAt: g.deployedAt };
+    cids.push(cid);
+  }
+  return cids;
+}
+
 export interface AuditRow {
   id: number; at: number; audience: string; operator: string | null; device_id: string; cid: string | null; kind: string;
   seq: number | null; last: number | null; level: string; purposes: string; via: string;

@@ -4,7 +4,7 @@
 
 import type Database from 'better-sqlite3';
 import type { GuestModule, GuestState, GuestStore } from './store.js';
-import { MAX_GUESTS_PER_DEVICE, pruneGuests as prune, toModule, type GuestMap, type ModuleRow } from './rows.js';
+import { MAX_GUESTS_PER_DEVICE, markDeploying, markRemoving, pruneGuests as prune, toModule, type GuestMap, type ModuleRow } from './rows.js';
 export { MAX_GUESTS_PER_DEVICE };
 
 export const GUEST_SCHEMA = `
@@ -92,20 +92,12 @@ export class SqliteGuestStore implements GuestStore {
   }
 
   async deploying(deviceId: string, cid: string, name: string, at: number): Promise<boolean> {
-    return this.#update(deviceId, (guests) => {
-      guests[cid] = { state: 'deploying', at, name, deployedAt: at };
-    });
+    return this.#update(deviceId, (guests) => markDeploying(guests, cid, name, at));
   }
 
   async removing(deviceId: string, name: string, at: number): Promise<string[]> {
-    const cids: string[] = [];
-    await this.#update(deviceId, (guests) => {
-      for (const [cid, g] of Object.entries(guests)) {
-        if (g.name !== name) continue;
-        guests[cid] = { state: 'removing', at, name, deployedAt: g.deployedAt };
-        cids.push(cid);
-      }
-    });
+    let cids: string[] = [];
+    await this.#update(deviceId, (guests) => void (cids = markRemoving(guests, name, at)));
     return cids;
   }
 
