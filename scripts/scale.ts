@@ -229,30 +229,14 @@ export async function scaleRun(broker: 'embedded' | 'mosquitto', fleet: Omit<Fle
 }
 
 async function main(): Promise<number> {
+  const { FLEET_OPTIONS, fleetOptions, progressBar } = await import('../host/cli/sim.js');
   const { values: v } = parseArgs({
     args: process.argv.slice(2),
-    options: {
-      meters: { type: 'string', default: '1000' },
-      duration: { type: 'string', default: '60' },
-      broker: { type: 'string', default: 'embedded' },
-      interval: { type: 'string' },
-      'flap-every': { type: 'string' },
-      grace: { type: 'string' },
-      'pair-concurrency': { type: 'string' },
-      'connect-rate': { type: 'string' },
-      seed: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: { ...FLEET_OPTIONS, meters: { type: 'string', default: '1000' }, duration: { type: 'string', default: '60' }, broker: { type: 'string', default: 'embedded' }, json: { type: 'boolean' } },
   });
   const broker = v.broker as string;
   if (broker !== 'embedded' && broker !== 'mosquitto') throw new Error('--broker must be embedded or mosquitto');
-  const num = (x: string | undefined) => (x === undefined ? undefined : Number(x));
-  const { progressBar } = await import('../host/cli/sim.js');
-  const r = await scaleRun(broker, {
-    meters: Number(v.meters), durationS: Number(v.duration), intervalMs: num(v.interval), flapEveryS: num(v['flap-every']),
-    graceS: num(v.grace), pairConcurrency: num(v['pair-concurrency']), connectRate: num(v['connect-rate']), seed: num(v.seed),
-    onProgress: progressBar(process.stderr),
-  });
+  const r = await scaleRun(broker, { ...fleetOptions(v, 'usage: npm run scale -- --meters N --duration S --broker embedded|mosquitto [gridlet sim\'s fleet options]'), onProgress: progressBar(process.stderr) });
   console.log(reportLine(r.report));
   console.log(JSON.stringify({ broker: r.broker, ...r.report, gateway: r.gateway, mesh: r.mesh }));
   return r.report.lost === 0 && r.report.dup === 0 && r.report.unpaired === 0 ? 0 : 1;

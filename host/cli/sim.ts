@@ -1,6 +1,6 @@
 // `gridlet sim`: a fleet of simulated meters in one process against a gateway (host/sim/fleet.ts).
 
-import { Fleet, reportLine, type FleetProgress } from '../sim/fleet.js';
+import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet sim --meters N --broker URL --gateway HTTP_URL [--duration S] [--interval MS]
@@ -36,47 +36,59 @@ Exit status 0 when nothing was lost or duplicated and every meter paired, 1 othe
 
 Each meter holds one connection: raise \`ulimit -n\` above N (plus the gateway's and broker's) for big fleets.`;
 
-function positive(v: unknown, name: string, min: number, integer = true): number | undefined {
+function positive(v: unknown, name: string, min: number, help: string, integer = true): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) throw new UsageError(`${name} must be ${integer ? 'a whole number' : 'a number'} ≥ ${min}\n\n${HELP}`);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) throw new UsageError(`${name} must be ${integer ? 'a whole number' : 'a number'} ≥ ${min}\n\n${help}`);
   return n;
+}
+
+/** The options `gridlet sim` and `npm run scale` share: the fleet's size, timing and seed. */
+export const FLEET_OPTIONS = {
+  meters: { type: 'string' },
+  duration: { type: 'string' },
+  interval: { type: 'string' },
+  'flap-every': { type: 'string' },
+  grace: { type: 'string' },
+  'pair-concurrency': { type: 'string' },
+  'connect-rate': { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** Checks the FLEET_OPTIONS values (a UsageError naming the option, then `help`, if one is wrong). */
+export function fleetOptions(v: { [k: string]: unknown }, help: string): Omit<FleetOptions, 'broker' | 'gateway'> {
+  const meters = positive(v.meters, '--meters', 1, help);
+  if (meters === undefined) throw new UsageError(`--meters N is required\n\n${help}`);
+  return {
+    meters,
+    durationS: positive(v.duration, '--duration', 1, help, false),
+    intervalMs: positive(v.interval, '--interval', 100, help),
+    flapEveryS: positive(v['flap-every'], '--flap-every', 1, help, false),
+    graceS: positive(v.grace, '--grace', 0, help, false),
+    pairConcurrency: positive(v['pair-concurrency'], '--pair-concurrency', 1, help),
+    connectRate: positive(v['connect-rate'], '--connect-rate', 1, help),
+    seed: positive(v.seed, '--seed', 0, help),
+  };
 }
 
 export async function simMain(argv: string[]): Promise<number> {
   return run(async () => {
     const r = parse(argv, {
-      meters: { type: 'string' },
       broker: { type: 'string' },
       gateway: { type: 'string' },
-      duration: { type: 'string' },
-      interval: { type: 'string' },
-      'flap-every': { type: 'string' },
-      grace: { type: 'string' },
-      'pair-concurrency': { type: 'string' },
-      'connect-rate': { type: 'string' },
-      seed: { type: 'string' },
+      ...FLEET_OPTIONS,
       'api-token': { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
     }, HELP);
     if (!r) return 0;
     const v = r.values;
-    const meters = positive(v.meters, '--meters', 1);
-    if (meters === undefined) throw new UsageError(`--meters N is required\n\n${HELP}`);
     const broker = v.broker as string | undefined;
     if (!broker || !/^(mqtts?|wss?|tcp):\/\//.test(broker)) throw new UsageError(`--broker URL is required, e.g. mqtt://127.0.0.1:1883\n\n${HELP}`);
     const gateway = v.gateway as string | undefined;
     if (!gateway || !/^https?:\/\//.test(gateway)) throw new UsageError(`--gateway HTTP_URL is required, e.g. http://127.0.0.1:8080\n\n${HELP}`);
     const fleet = new Fleet({
-      meters, broker, gateway,
-      durationS: positive(v.duration, '--duration', 1, false),
-      intervalMs: positive(v.interval, '--interval', 100),
-      flapEveryS: positive(v['flap-every'], '--flap-every', 1, false),
-      graceS: positive(v.grace, '--grace', 0, false),
-      pairConcurrency: positive(v['pair-concurrency'], '--pair-concurrency', 1),
-      connectRate: positive(v['connect-rate'], '--connect-rate', 1),
-      seed: positive(v.seed, '--seed', 0),
+      ...fleetOptions(v, HELP), broker, gateway,
       apiToken: v['api-token'] as string | undefined,
       topicPrefix: v.prefix as string | undefined,
       onProgress: progressBar(process.stderr),
