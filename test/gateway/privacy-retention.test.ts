@@ -242,7 +242,13 @@ test('retention by the policy of a group; a later run chains its tombstone to th
  * Gateways A and B on one mesh; a device paired at A sends one reading 10 days old (by A's clock) and one
  * now, and B holds the whole chain. `oldCid` is the old reading's message, which retention will remove.
  */
-async function twoGatewaysOneOldReading(): Promise<{ A: TestGateway; B: TestGateway; d: Awaited<ReturnType<typeof pairDevice>>; oldCid: Uint8Array }> {
+/** The device's history at `g` verifies: reading 2 covered, reading 1 removed by a tombstone. */
+async function assertRemovedAndWhole(g: TestGateway, deviceId: string): Promise<void> {
+  const v = await verifyHistory(deviceId, httpSource(g.gw.httpUrl));
+  assert.equal([v.problems, v.covered, v.removed], [[], [[2, 2]], [[1, 1]]], `the history at ${g.gw.id}`);
+}
+
+async function withTwoGateways(f: (g: { A: TestGateway; B: TestGateway; d: Awaited<ReturnType<typeof pairDevice>>; oldCid: Uint8Array }) => Promise<void>): Promise<void> {
   const mesh = (peers: string[] = []) => ({ meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300 });
   let aOffset = 0;
   const A = await startTestGateway({ ...mesh(), clock: () => Date.now() - aOffset });
@@ -267,17 +273,17 @@ async function twoGatewaysOneOldReading(): Promise<{ A: TestGateway; B: TestGate
     }, 10_000, 'B holds the whole chain');
     const headMsg = parseReadings(openMessage(new Uint8Array(await (await fetch(`${A.gw.httpUrl}/api/mesh/blocks/${head}`)).arrayBuffer())).payload);
     if (typeof headMsg === 'string') throw new Error(headMsg);
-    return { A, B, d, oldCid: headMsg.prev[0] };
-  } catch (e) {
+    await f({ A, B, d, oldCid: headMsg.prev[0] });
+    // What remains at A still verifies, with the old reading accounted for as removed.
+    await assertRemovedAndWhole(A, d.id);
+  } finally {
     await B.close();
     await A.close();
-    throw e;
   }
 }
 
 test('a peer that holds the removed messages drops them when the tombstone reaches it, and still verifies', async () => {
-  const { A, B, d, oldCid: old } = await twoGatewaysOneOldReading();
-  try {
+  await withTwoGateways(async ({ A, B, d, oldCid: old }) => {
     const oldCid = cidText(old);
     assert.is((await B.api('GET', `/api/mesh/blocks/${oldCid}`)).status, 200);
 
@@ -289,17 +295,12 @@ test('a peer that holds the removed messages drops them when the tombstone reach
     await eventually(async () => (await B.api('GET', `/api/privacy/tombstones/${d.id}`)).json.tombstones.length === 1, 10_000, 'the tombstone at B');
     assert.equal((await B.api('GET', `/api/privacy/tombstones/${d.id}`)).json.tombstones, [run[0].tombstone]);
     assert.is((await B.api('GET', `/api/mesh/blocks/${oldCid}`)).status, 404);
-    const v = await verifyHistory(d.id, httpSource(B.gw.httpUrl));
-    assert.equal([v.problems, v.covered, v.removed], [[], [[2, 2]], [[1, 1]]]);
-  } finally {
-    await B.close();
-    await A.close();
-  }
+    await assertRemovedAndWhole(B, d.id);
+  });
 });
 
 test('a peer that still serves and announces a removed message does not bring it back', async () => {
-  const { A, B, d, oldCid } = await twoGatewaysOneOldReading();
-  try {
+  await withTwoGateways(async ({ A, B, d, oldCid }) => {
     const oldBytes = new Uint8Array(await (await fetch(`${B.gw.httpUrl}/api/mesh/blocks/${cidText(oldCid)}`)).arrayBuffer());
 
     // B is cut off while A removes the old message: the tombstone never reaches it, and B keeps its copy.
@@ -325,12 +326,7 @@ test('a peer that still serves and announces a removed message does not bring it
     assert.is((await A.api('GET', `/api/mesh/blocks/${cidText(oldCid)}`)).status, 404);
     const metrics = (await A.api('GET', '/metrics')).text;
     assert.ok(metricValue(metrics, 'gridlet_mesh_messages_received_total', { result: 'removed' }) >= 3, metrics);
-    const v = await verifyHistory(d.id, httpSource(A.gw.httpUrl));
-    assert.equal([v.problems, v.covered, v.removed], [[], [[2, 2]], [[1, 1]]]);
-  } finally {
-    await B.close();
-    await A.close();
-  }
+  });
 });
 
 test('tombstones kept by an older gridlet (their CIDs not noted): after a restart their messages are refused too', async () => {
