@@ -26,9 +26,10 @@ export type CborValue =
 export class CborError extends Error {
   constructor(message: string, readonly offset: number) {
     super(`${message} at byte ${offset}`);
-    this.name = 'CborError';
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(CborError.prototype, 'name', { value: 'CborError' });
 
 // ---------------------------------------------------------------- encoder
 

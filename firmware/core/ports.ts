@@ -111,10 +111,11 @@ export class GuestTrap extends Error {
   readonly kind: number;
   constructor(kind: number, message: string) {
     super(message);
-    this.name = 'GuestTrap';
     this.kind = kind;
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(GuestTrap.prototype, 'name', { value: 'GuestTrap' });
 
 export interface GuestInstance {
   /** Calls an export with a fuel budget; throws a GuestTrap on trap, fuel exhaustion or memory breach. */

@@ -6,7 +6,6 @@
 export class Assertion extends Error {
   constructor(opts = {}) {
     super(opts.message);
-    this.name = 'Assertion';
     this.code = 'ERR_ASSERTION';
     this.details = opts.details || false;
     this.generated = !!opts.generated;
@@ -15,6 +14,8 @@ export class Assertion extends Error {
     this.actual = opts.actual;
   }
 }
+
+Object.defineProperty(Assertion.prototype, 'name', { value: 'Assertion' }); // Error.prototype is frozen, as on a meter
 
 const has = Object.prototype.hasOwnProperty;
 

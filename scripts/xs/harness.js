@@ -347,3 +347,18 @@ G.handleCommand = function handleCommand(message) {
   }
   return reply;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Moddable freezes every built-in once the image's modules are preloaded; xsnap does not. Freeze
+// them here too, so that core code that writes to a built-in (`this.name = …` in an Error
+// subclass assigns to the frozen Error.prototype's `name`, and throws on a meter) fails here.
+
+for (const name of Object.getOwnPropertyNames(G)) {
+  const v = G[name];
+  if (typeof v !== 'function' || !/^[A-Z]/.test(name) || !v.prototype) continue;
+  Object.freeze(v.prototype);
+  Object.freeze(v);
+}
+for (const v of [Object.getPrototypeOf(function* () {}), Object.getPrototypeOf(async function () {}),
+  Object.getPrototypeOf([][Symbol.iterator]()), Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())),
+  Object.getPrototypeOf(Uint8Array), Object.getPrototypeOf(Uint8Array.prototype), Math, JSON, Reflect]) Object.freeze(v);

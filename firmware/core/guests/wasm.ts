@@ -32,9 +32,10 @@ const MAX_ENTRIES = 4096;
 export class WasmError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'WasmError';
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(WasmError.prototype, 'name', { value: 'WasmError' });
 
 export function valTypeName(t: number): string {
   switch (t) {

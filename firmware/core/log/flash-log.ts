@@ -84,9 +84,10 @@ const MIN_BLOCK_SIZE = 512;
 export class LogInvariantError extends Error {
   constructor(message: string) {
     super(`flash log invariant broken: ${message}`);
-    this.name = 'LogInvariantError';
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(LogInvariantError.prototype, 'name', { value: 'LogInvariantError' });
 
 function invariant(ok: boolean, message: string): void {
   if (!ok) throw new LogInvariantError(message);

@@ -65,7 +65,6 @@ export class TelegramError extends Error {
   readonly line?: string;
   constructor(reason: TelegramErrorReason, message: string, detail?: { expected?: number; actual?: number; line?: string }) {
     super(message);
-    this.name = 'TelegramError';
     this.reason = reason;
     if (detail) {
       if (detail.expected !== undefined) this.expected = detail.expected;
@@ -74,6 +73,8 @@ export class TelegramError extends Error {
     }
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(TelegramError.prototype, 'name', { value: 'TelegramError' });
 
 export interface TelegramParserOptions {
   onTelegram?: (result: TelegramResult) => void;

@@ -88,9 +88,10 @@ export const DOWNLINK_TYPES: readonly number[] = [16, 17, 18, 19, 20, 21, 22, 23
 export class BodyError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'BodyError';
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(BodyError.prototype, 'name', { value: 'BodyError' });
 
 function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
