@@ -1,26 +1,25 @@
-// The crypto of WIRE.md: NaCl box/secretbox (tweetnacl), SHA-256 and HMAC-SHA256 (@noble/hashes).
-// Randomness comes only from the Random port (installed with useRandom), so the same code runs on XS.
+// The crypto of WIRE.md: NaCl box/secretbox (tweetnacl), SHA-256, HMAC-SHA256 and PBKDF2 (sha256.ts).
+// Randomness comes only from the Random port (installed with useRandom), so the same code runs on XS;
+// tweetnacl never draws random bytes itself (key pairs are made from the port's bytes).
 
 import nacl from 'tweetnacl';
-import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
-import { hmac as nobleHmac } from '@noble/hashes/hmac.js';
-import { pbkdf2 as noblePbkdf2 } from '@noble/hashes/pbkdf2.js';
 import type { Random } from './ports.js';
-import { concat, utf8Encode } from './bytes.js';
+import { utf8Encode } from './bytes.js';
+import { HmacSha256, pbkdf2HmacSha256, Sha256 } from './sha256.js';
 
-let source: Random | undefined;
+/**
+ * The installed Random port. A property of an object, not a module variable: on a meter this module
+ * is preloaded into flash, where a module variable cannot be assigned at run time.
+ */
+const installed: { source: Random | undefined } = { source: undefined };
 
-/** Routes all of the core's randomness (and tweetnacl's) through the platform's Random port. */
+/** Routes all of the core's randomness through the platform's Random port. */
 export function useRandom(random: Random): void {
-  source = random;
-  nacl.setPRNG((x: Uint8Array, n: number) => {
-    const b = new Uint8Array(n);
-    random.fill(b);
-    x.set(b);
-  });
+  installed.source = random;
 }
 
 export function randomBytes(n: number): Uint8Array {
+  const source = installed.source;
   if (!source) throw new Error('no Random port installed: call useRandom() at startup');
   const b = new Uint8Array(n);
   source.fill(b);
@@ -28,16 +27,18 @@ export function randomBytes(n: number): Uint8Array {
 }
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  return nobleSha256(parts.length === 1 ? parts[0] : concat(...parts));
+  const h = new Sha256();
+  for (const p of parts) h.update(p);
+  return h.digest();
 }
 
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  return nobleHmac(nobleSha256, key, parts.length === 1 ? parts[0] : concat(...parts));
+  return new HmacSha256(key).mac(parts);
 }
 
-/** PBKDF2-HMAC-SHA256 (RFC 8018), pure JS: the console's PIN hash (console/pin.ts). */
+/** PBKDF2-HMAC-SHA256 (RFC 8018): the console's PIN hash (console/pin.ts). */
 export function pbkdf2Sha256(password: Uint8Array, salt: Uint8Array, iterations: number, dkLen = 32): Uint8Array {
-  return noblePbkdf2(nobleSha256, password, salt, { c: iterations, dkLen });
+  return pbkdf2HmacSha256(password, salt, iterations, dkLen);
 }
 
 export function text(s: string): Uint8Array {
@@ -50,7 +51,7 @@ export interface BoxKeyPair {
 }
 
 export function boxKeyPair(): BoxKeyPair {
-  return nacl.box.keyPair();
+  return nacl.box.keyPair.fromSecretKey(randomBytes(32));
 }
 
 export function boxKeyPairFromSecret(secretKey: Uint8Array): BoxKeyPair {

@@ -1,19 +1,25 @@
 // A minimal gateway built from the core's wire primitives: a test double for core agent tests
 // (the real gateway, with its broker and store, is tested in test/gateway and test/integration).
 
-import { boxKeyPair, randomBytes, sha256 } from '../../../firmware/core/crypto.js';
+import { boxKeyPairFromSecret, randomBytes, sha256 } from '../../../firmware/core/crypto.js';
 import { Body, decodeBody, encodeBody, UPLINK_TYPES, type DownBody, type UpBody } from '../../../firmware/core/wire/bodies.js';
 import { Direction, openBox, parseFrame, ReplayWindow, sealFrame } from '../../../firmware/core/wire/frame.js';
 import {
   buildPairAccept, decodeHello, encodePairAccept, idFromPublicKey, normalizePairCode, pairKey, sessionKey,
 } from '../../../firmware/core/wire/pairing.js';
 import { parseTopic, topics, TopicKind } from '../../../firmware/core/wire/topics.js';
-import { BusTransport, type MemoryBus } from './sim-world.js';
+import { BusTransport, SeededRandom, type MemoryBus } from './sim-world.js';
+
+function secretFrom(random: SeededRandom): Uint8Array {
+  const b = new Uint8Array(32);
+  random.fill(b);
+  return b;
+}
 
 export interface StoredRecord { seq: number; kind: number; t: number; a: unknown; b: unknown }
 
 export class MiniGateway {
-  keys = boxKeyPair();
+  keys = boxKeyPairFromSecret(secretFrom(new SeededRandom(0x6a7e)));
   id = idFromPublicKey(this.keys.publicKey);
   links: BusTransport[];
   /** The link each device was last heard on: downlinks go back that way. */
