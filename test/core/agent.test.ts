@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Agent, AgentState } from '../../firmware/core/agent/agent.js';
+import { Agent, AgentState, HELLO_EVERY_MS, PAIR_CONFIRM_MS } from '../../firmware/core/agent/agent.js';
 import { RamLog } from '../../firmware/core/log/ram-log.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { decodeHello } from '../../firmware/core/wire/pairing.js';
@@ -145,6 +145,52 @@ test('identity and pairing survive a reboot; the uplink counter never goes back'
   assert.equal(values, [1, 2]);
   assert.ok(w.gw.sessions.get(again.deviceId)!.window.highest > sessionsBefore);
   assert.is(w.gw.dropped, 0, 'no frame of the rebooted agent was refused as a replay');
+});
+
+test('a pairing cut short before the gateway heard `paired` is announced again after a reboot', () => {
+  const w = world();
+  const agent = w.mk();
+  agent.start();
+  w.run(10);
+  w.bus.drop = (topic) => topic.endsWith('/up'); // the `paired` frame is lost (power cut right after PairAccept)
+  w.gw.pair(agent.deviceId, agent.identity.pairCode);
+  w.run(10);
+  assert.is(agent.state, AgentState.paired);
+  assert.not.ok(w.gw.sessions.get(agent.deviceId)!.confirmed);
+  agent.stop();
+  w.bus.drop = undefined;
+  const again = w.mk();
+  again.start();
+  w.run(1000);
+  assert.ok(w.gw.sessions.get(again.deviceId)!.confirmed, 'the rebooted meter said `paired` again');
+  w.run(PAIR_CONFIRM_MS + 1000);
+  assert.is(again.state, AgentState.paired, 'the gateway answered: the pairing stands');
+});
+
+test('a pairing its gateway never confirms is given up, and the meter says Hello again', () => {
+  const w = world();
+  const agent = w.mk();
+  agent.start();
+  w.run(10);
+  w.bus.drop = (topic) => topic.endsWith('/up'); // the gateway never hears the meter again
+  w.gw.pair(agent.deviceId, agent.identity.pairCode);
+  w.run(10);
+  agent.stop();
+  const again = w.mk(); // after a reboot: the stored pairing is still unconfirmed
+  again.start();
+  assert.is(again.state, AgentState.paired);
+  w.run(PAIR_CONFIRM_MS - 1000);
+  assert.is(again.state, AgentState.paired);
+  w.run(2000);
+  assert.is(again.state, AgentState.unpaired);
+  w.bus.drop = undefined;
+  w.gw.hellos.clear();
+  w.run(HELLO_EVERY_MS + 1000);
+  assert.ok(w.gw.hellos.has(again.deviceId), 'Hello again, ready to be paired');
+  w.gw.pair(again.deviceId, again.identity.pairCode);
+  w.run(10);
+  assert.is(again.state, AgentState.paired);
+  assert.ok(w.gw.sessions.get(again.deviceId)!.confirmed);
 });
 
 test('an ack beyond anything written is not trusted', () => {

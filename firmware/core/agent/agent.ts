@@ -35,7 +35,7 @@ import {
 } from '../wire/pairing.js';
 import { DEFAULT_PREFIX, topics } from '../wire/topics.js';
 import {
-  forgetSession, loadDownWindow, loadIdentity, loadSession, saveDownWindow, saveSession, UpCounter,
+  confirmSession, forgetSession, loadDownWindow, loadIdentity, loadSession, saveDownWindow, saveSession, UpCounter,
   type Identity, type Session,
 } from './identity.js';
 
@@ -62,6 +62,11 @@ export interface AgentOptions {
   counters?: { next(name: string): number };
   /** Heap bytes in use, for `status` (the platform knows; 0 if it does not). */
   heapUsed?: () => number;
+  /**
+   * How long a new pairing may go without a word from its gateway before the device gives it up and
+   * says Hello again (default PAIR_CONFIRM_MS).
+   */
+  pairConfirmMs?: number;
   /** Called on things a host UI shows: 'paired', 'unpaired', 'ack', 'reading', 'link'. */
   onEvent?: (name: string, detail?: unknown) => void;
 }
@@ -69,6 +74,12 @@ export interface AgentOptions {
 /** Seconds without an ack after which unacked records are sent again (WIRE.md). */
 export const RESEND_AFTER_MS = 30_000;
 export const HELLO_EVERY_MS = 60_000;
+/**
+ * A pairing the gateway never confirmed (power cut or crash between PairAccept and the gateway's
+ * first answer; the gateway gives up after 15 s) is dropped after this long, so that the meter says
+ * Hello again instead of knocking with credentials its gateway does not know.
+ */
+export const PAIR_CONFIRM_MS = 120_000;
 const PAIR_FAILURE_LIMIT = 5;
 const PAIR_LOCKOUT_MS = 10 * 60_000;
 /** Body bytes per frame: 2048 minus the frame's own overhead (array, counter, salt, MAC) with margin. */
@@ -98,6 +109,7 @@ export class Agent {
   #helloTimer = -1;
   #tickTimer = -1;
   #statusTimer = -1;
+  #confirmTimer = -1;
   /** Highest seq handed to the link; everything above `ackedSeq` up to it is in flight. */
   #sentSeq = 0;
   #ackedSeq = 0;
@@ -192,6 +204,7 @@ export class Agent {
     this.#started = true;
     this.#startedAt = this.#o.clock.monotonic();
     this.#o.log.appendEvent(this.#unixSeconds(), 'power-up');
+    this.#awaitConfirmation();
     this.#links.start(this.#transportOptions(), {
       onConnect: () => this.#onConnect(),
       onDisconnect: (reason) => this.#emit('link', { state: 'down', reason }),
@@ -206,8 +219,8 @@ export class Agent {
   stop(): void {
     this.#o.meter?.stop();
     this.dr.stop();
-    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer]) if (id >= 0) this.#o.timers.clear(id);
-    this.#helloTimer = this.#tickTimer = this.#statusTimer = -1;
+    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer]) if (id >= 0) this.#o.timers.clear(id);
+    this.#helloTimer = this.#tickTimer = this.#statusTimer = this.#confirmTimer = -1;
     this.#links.stop();
     this.#started = false;
   }
@@ -340,8 +353,20 @@ export class Agent {
     this.#enterPaired(session, true);
     this.#o.logger?.log('info', `paired with gateway ${accept.gatewayId}`);
     this.#emit('paired', { gatewayId: accept.gatewayId });
+    this.#awaitConfirmation();
     // Reconnect with the session's MQTT credentials; #onConnect then sends the `paired` body.
     this.#links.restart(this.#transportOptions());
+  }
+
+  /** Gives an unconfirmed pairing PAIR_CONFIRM_MS to hear from its gateway (see there). */
+  #awaitConfirmation(): void {
+    if (!this.#session || this.#session.confirmed || this.#confirmTimer >= 0) return;
+    const ms = this.#o.pairConfirmMs ?? PAIR_CONFIRM_MS;
+    this.#confirmTimer = this.#o.timers.set(() => {
+      this.#confirmTimer = -1;
+      if (this.state !== AgentState.paired || this.#session?.confirmed) return;
+      this.#unpair(`gateway ${this.#session?.gatewayId} never confirmed the pairing within ${Math.round(ms / 1000)} s; saying Hello again (pair it again)`);
+    }, ms);
   }
 
   #enterPaired(session: Session, fresh: boolean): void {
@@ -351,7 +376,8 @@ export class Agent {
     this.#upCounter = counters ? { take: () => counters.next('frame.up') } : new UpCounter(this.#o.kv);
     const [highest, bits] = loadDownWindow(this.#o.kv);
     this.#downWindow = ReplayWindow.from(highest, bits);
-    this.#announcePaired = fresh;
+    // Until the gateway answers, every connection says `paired` again: the first may have been lost.
+    this.#announcePaired = fresh || !session.confirmed;
     if (this.#helloTimer >= 0) this.#o.timers.clear(this.#helloTimer);
     this.#helloTimer = -1;
     this.#helloHashes = [];
@@ -361,7 +387,7 @@ export class Agent {
 
   /** Forgets the gateway (the technician's `unpair`) and returns to Hello. */
   unpair(): void {
-    if (this.state === AgentState.paired) this.#unpair();
+    if (this.state === AgentState.paired) this.#unpair('unpaired by the technician; returning to Hello');
   }
 
   /**
@@ -383,13 +409,15 @@ export class Agent {
     this.#sendBody({ type: Body.job, job: this.#nextJob++, kind: 'job.cancel', input: { job } });
   }
 
-  #unpair(): void {
+  #unpair(reason = 'unpaired by the gateway; returning to Hello'): void {
     forgetSession(this.#o.kv);
     this.#session = undefined;
     this.#upCounter = undefined;
     this.state = AgentState.unpaired;
     this.#announcePaired = false;
-    this.#o.logger?.log('warn', 'unpaired by the gateway; returning to Hello');
+    if (this.#confirmTimer >= 0) this.#o.timers.clear(this.#confirmTimer);
+    this.#confirmTimer = -1;
+    this.#o.logger?.log('warn', reason);
     this.#emit('unpaired');
     this.#links.restart(this.#transportOptions());
   }
@@ -432,6 +460,11 @@ export class Agent {
     saveDownWindow(this.#o.kv, this.#downWindow.highest, this.#downWindow.bits);
     this.counters.downlinks++;
     this.#announcePaired = false; // the gateway has heard us
+    if (!s.confirmed) {
+      confirmSession(this.#o.kv, s);
+      if (this.#confirmTimer >= 0) this.#o.timers.clear(this.#confirmTimer);
+      this.#confirmTimer = -1;
+    }
     this.#onDownBody(body, f.counter);
     this.#pump();
   }

@@ -49,6 +49,11 @@ export interface Session {
   gatewayPublicKey: Uint8Array;
   gatewayId: string;
   ks: Uint8Array;
+  /**
+   * The gateway has answered a frame of this session (any authentic downlink): pairing is complete
+   * on its side too. Until then the device says `paired` on every connection (WIRE.md step 5).
+   */
+  confirmed?: boolean;
 }
 
 const K_SESSION = 'ses';
@@ -63,16 +68,29 @@ export function loadSession(kv: KeyValue): Session | undefined {
     if (!(m instanceof Map)) return undefined;
     const pk = m.get(1), id = m.get(2), ks = m.get(3);
     if (!(pk instanceof Uint8Array) || typeof id !== 'string' || !(ks instanceof Uint8Array)) return undefined;
-    return { gatewayPublicKey: pk, gatewayId: id, ks };
+    return { gatewayPublicKey: pk, gatewayId: id, ks, confirmed: m.get(4) === true };
   } catch {
     return undefined;
   }
 }
 
+function encodeSession(s: Session): Uint8Array {
+  const m = new Map<number, CborValue>([[1, s.gatewayPublicKey], [2, s.gatewayId], [3, s.ks]]);
+  if (s.confirmed) m.set(4, true);
+  return encode(m);
+}
+
+/** Stores a new session, with fresh frame counters. */
 export function saveSession(kv: KeyValue, s: Session): void {
-  kv.set(K_SESSION, encode(new Map<number, CborValue>([[1, s.gatewayPublicKey], [2, s.gatewayId], [3, s.ks]])));
+  kv.set(K_SESSION, encodeSession(s));
   kv.delete(K_UP);
   kv.delete(K_DOWN);
+}
+
+/** Marks the stored session confirmed by its gateway (counters untouched). */
+export function confirmSession(kv: KeyValue, s: Session): void {
+  s.confirmed = true;
+  kv.set(K_SESSION, encodeSession(s));
 }
 
 export function forgetSession(kv: KeyValue): void {

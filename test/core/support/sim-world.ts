@@ -101,7 +101,10 @@ export class MemoryBus {
   /** Every message ever published, for assertions. */
   log: BusMessage[] = [];
   up = true;
+  /** Messages for which this says true are lost on the way (a link that loses what it carried). */
+  drop: ((topic: string) => boolean) | undefined;
   publish(m: BusMessage): void {
+    if (this.drop?.(m.topic)) return;
     this.queue.push(m);
     this.log.push(m);
   }
