@@ -4,6 +4,12 @@
 // them: reconnect with the core's jittered backoff, resubscribe on every CONNACK, and a bounded
 // queue drained as the socket becomes writable. Like the host transport it publishes QoS 1 and
 // leaves retransmission to the agent, which resends every record no ack has covered.
+//
+// The client calls onControl, onReadable and onError from inside its own parser, and goes on using
+// its socket when the callback returns: closing the client there (a pairing reconnects with new
+// credentials; a lost connection is closed) makes its parser touch a closed socket, which aborts the
+// runtime. So this adapter only takes note inside those callbacks, and tells the agent (and closes
+// clients) from a timer, after the client has returned.
 
 import MQTTClient from 'embedded:network/mqtt/client';
 import TCP from 'embedded:io/socket/tcp';
@@ -40,6 +46,8 @@ interface ControlMessage { operation: number; id?: number; returnCode?: number }
 interface ReadableInfo { more: boolean; topic?: string; byteLength?: number; QoS?: number }
 
 const CONNACK_TIMEOUT_MS = 15_000;
+/** Complete inbound messages held for delivery; more than this between two timer turns are dropped (the gateway sends again). */
+const INBOX_MESSAGES = 8;
 
 /** For brokers given as an IPv4 address: the client always asks a resolver first. */
 class LiteralResolver {
@@ -71,6 +79,13 @@ export class ModdableMqttTransport implements Transport {
   #inBuf: Uint8Array;
   #inLen = 0;
   #inDrop = false;
+  /** What the client's callbacks noted, handled from #deliverTimer outside them. */
+  #inbox: { topic: string; payload: Uint8Array }[] = [];
+  #connacked: Client | undefined;
+  #failed: Client | undefined;
+  #deliverTimer: Timer | undefined;
+  /** Inbound messages dropped because the inbox was full. */
+  dropped = 0;
 
   constructor(broker: BrokerOptions) {
     this.#b = broker;
@@ -139,7 +154,7 @@ export class ModdableMqttTransport implements Transport {
       dns: IPV4.test(host) ? { io: LiteralResolver } : { io: Resolver, servers: this.#b.dns ?? ['1.1.1.1', '8.8.8.8'], socket: { io: UDP } },
       socket: { io: TCP },
       onControl(this: Client, msg: ControlMessage) {
-        if (this === self.#client) self.#onControl(msg);
+        if (this === self.#client && msg.operation === MQTTClient.CONNACK) self.#note(() => (self.#connacked = this));
       },
       onReadable(this: Client, count: number, info: ReadableInfo) {
         if (this === self.#client) self.#onReadable(count, info);
@@ -151,7 +166,7 @@ export class ModdableMqttTransport implements Transport {
         self.#drain();
       },
       onError(this: Client) {
-        if (this === self.#client) self.#lost('connection lost');
+        if (this === self.#client) self.#note(() => (self.#failed = this));
       },
     };
     try {
@@ -167,8 +182,35 @@ export class ModdableMqttTransport implements Transport {
     }, CONNACK_TIMEOUT_MS);
   }
 
-  #onControl(msg: ControlMessage): void {
-    if (msg.operation !== MQTTClient.CONNACK) return; // PUBACKs: the agent's own acks are what count
+  /** Records what a client callback saw; #deliver acts on it once the client has returned. */
+  #note(record: () => void): void {
+    record();
+    if (this.#deliverTimer === undefined) this.#deliverTimer = Timer.set(() => this.#deliver(), 0);
+  }
+
+  #deliver(): void {
+    this.#deliverTimer = undefined;
+    if (this.#failed !== undefined) {
+      const failed = this.#failed === this.#client;
+      this.#failed = this.#connacked = undefined;
+      this.#inbox.length = 0;
+      if (failed) this.#lost('connection lost');
+      return;
+    }
+    if (this.#connacked !== undefined) {
+      const current = this.#connacked === this.#client;
+      this.#connacked = undefined;
+      if (current) this.#onConnack();
+    }
+    // A message may make the agent restart the link (pairing): what is still in the inbox then
+    // belongs to the old connection and is dropped with it (#drop empties the inbox).
+    while (this.#inbox.length && this.state === LinkState.up) {
+      const m = this.#inbox.shift()!;
+      this.#handlers?.onMessage(m.topic, m.payload);
+    }
+  }
+
+  #onConnack(): void {
     if (this.#connackTimer !== undefined) Timer.clear(this.#connackTimer);
     this.#connackTimer = undefined;
     const subs = this.#options?.subscriptions ?? [];
@@ -201,6 +243,8 @@ export class ModdableMqttTransport implements Transport {
     if (this.#retry !== undefined) Timer.clear(this.#retry);
     if (this.#connackTimer !== undefined) Timer.clear(this.#connackTimer);
     this.#retry = this.#connackTimer = undefined;
+    this.#inbox.length = 0;
+    this.#connacked = this.#failed = undefined;
     this.#queue.length = 0;
     this.#queued = 0;
     this.#writable = 0;
@@ -239,7 +283,12 @@ export class ModdableMqttTransport implements Transport {
       }
     }
     if (info.more) return;
-    if (!this.#inDrop) this.#handlers?.onMessage(this.#inTopic, this.#inBuf.slice(0, this.#inLen));
+    if (!this.#inDrop) {
+      if (this.#inbox.length < INBOX_MESSAGES) {
+        const message = { topic: this.#inTopic, payload: this.#inBuf.slice(0, this.#inLen) };
+        this.#note(() => this.#inbox.push(message));
+      } else this.dropped++;
+    }
     this.#inLen = 0;
     this.#inDrop = false;
   }

@@ -1,6 +1,9 @@
 // Fake `embedded:network/mqtt/client` with the Moddable SDK client's contract: callbacks are
 // called with the client as `this`; `write` throws "overflow" when the packet does not fit in
 // what onWritable last offered; no reconnect, no queue. Tests drive it through `clients`.
+// Like the real client (examples/io/tcp/mqttclient), it calls onControl, onReadable and onError
+// from inside its parser and uses its socket again when they return: a callback that closed the
+// client makes that throw, as it aborts the runtime on a meter.
 
 export interface FakeOptions {
   host: string; port: number; id: string; user?: string; password?: string; keepalive: number;
@@ -55,12 +58,17 @@ export default class FakeMQTTClient {
     this.closed = true;
     this.connected = false;
   }
+  /** What the real parser does after each callback (`socket.format = …`). */
+  #parserGoesOn(callback: string): void {
+    if (this.closed) throw new Error(`mqtt client closed inside ${callback}: its parser then uses a closed socket (XS abort on a meter)`);
+  }
 
   // --- what the test calls
   connack(writable = 4096): void {
     this.connected = true;
     this.writable = writable;
     this.options.onControl.call(this, { operation: FakeMQTTClient.CONNACK });
+    this.#parserGoesOn('onControl');
     this.options.onWritable.call(this, writable);
   }
   offerWritable(n: number): void {
@@ -73,12 +81,14 @@ export default class FakeMQTTClient {
       this.#incoming = part.slice();
       const info = at === 0 ? { topic, byteLength: payload.length, QoS: 1, more: at + part.length < payload.length } : { more: at + part.length < payload.length };
       this.options.onReadable.call(this, part.length, info);
+      this.#parserGoesOn('onReadable');
       if (payload.length === 0) break;
     }
   }
   fail(): void {
     this.connected = false;
     this.options.onError.call(this);
+    this.#parserGoesOn('onError');
     this.close();
   }
 }
