@@ -1,39 +1,32 @@
-// A host agent: the firmware core's Agent on Node ports. Used by `gridlet agent`, the demo and tests.
+// A host agent: the firmware core's device (firmware/core/device.ts) on Node ports. Used by
+// `gridlet agent`, the demo and tests. What differs from the firmware image is only the ports.
 
 import { join } from 'node:path';
-import { Agent, AgentState, type AgentOptions } from '../firmware/core/agent/agent.js';
-import type { RecordLog } from '../firmware/core/log/record-log.js';
-import { FlashLog } from '../firmware/core/log/flash-log.js';
-import { FlashCounters } from '../firmware/core/log/counters.js';
-import { DEFAULT_PARTITION, splitPartition } from '../firmware/core/log/partition.js';
-import { MemoryFlash } from '../firmware/core/log/memory-flash.js';
-import { FileFlash } from './flash/file-flash.js';
+import { AgentState, type Agent, type AgentOptions } from '../firmware/core/agent/agent.js';
 import { loadIdentity } from '../firmware/core/agent/identity.js';
+import { utf8Decode, utf8Encode } from '../firmware/core/bytes.js';
+import { PAIRED_ONCE_KEY } from '../firmware/core/console/agent-bridge.js';
+import type { Console } from '../firmware/core/console/console.js';
+import type { Interlocks } from '../firmware/core/control/relays.js';
 import { useRandom } from '../firmware/core/crypto.js';
+import { createDevice } from '../firmware/core/device.js';
+import type { GuestSupervisor } from '../firmware/core/guests/supervisor.js';
+import { MemoryFlash } from '../firmware/core/log/memory-flash.js';
+import { DEFAULT_PARTITION } from '../firmware/core/log/partition.js';
+import type { RecordLog } from '../firmware/core/log/record-log.js';
 import type { Flash, KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
-import { FileKeyValue, MemoryKeyValue } from './ports/file-kv.js';
-import { MqttTransport } from './ports/mqtt-transport.js';
-import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
+import { openPty, type Pty } from './console/pty.js';
+import { FileFlash } from './flash/file-flash.js';
+import { NodeGuestEngine } from './guests/wasm-engine.js';
+import { preinstallGuests } from './guests/preinstall.js';
+import { DsmrSerialMeter, parseDsmrSpec } from './meter/dsmr-serial.js';
 import { ReplayMeter } from './meter/replay-meter.js';
 import { SimMeter } from './meter/sim-meter.js';
-import { DsmrSerialMeter, parseDsmrSpec } from './meter/dsmr-serial.js';
-// --- technician console (issue 7) ---
-import { AgentBridge, PAIRED_ONCE_KEY } from '../firmware/core/console/agent-bridge.js';
-import { Console } from '../firmware/core/console/console.js';
-import { LogRing } from '../firmware/core/console/log-ring.js';
-import { ReadingsRing } from '../firmware/core/console/readings-ring.js';
-import { provisionFactoryPin } from '../firmware/core/console/pin.js';
-import { utf8Decode, utf8Encode } from '../firmware/core/bytes.js';
-import { openPty, type Pty } from './console/pty.js';
-import { PtySerialPort } from './ports/pty-serial.js';
-
-import type { CborValue } from '../firmware/core/cbor.js';
-import { Interlocks } from '../firmware/core/control/relays.js';
-import { GuestSupervisor } from '../firmware/core/guests/supervisor.js';
-import { consoleGuests, consoleRelays } from '../firmware/core/console/adapters.js';
-import { NodeGuestEngine } from './guests/wasm-engine.js';
+import { FileKeyValue, MemoryKeyValue } from './ports/file-kv.js';
 import { HostRelay } from './ports/host-relay.js';
-import { preinstallGuests } from './guests/preinstall.js';
+import { MqttTransport } from './ports/mqtt-transport.js';
+import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
+import { PtySerialPort } from './ports/pty-serial.js';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -55,7 +48,6 @@ export interface HostAgentOptions {
   kv?: KeyValue;
   /** Guests to install at start: built guests by name, or FILE.wasm[:MANIFEST.json]. */
   guests?: string[];
-  // --- technician console (issue 7) ---
   /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
   consolePty?: boolean | Pty;
   /** What the console's `reboot` does; without it the console answers that this host cannot reboot. */
@@ -70,7 +62,6 @@ export interface HostAgent {
   guests: GuestSupervisor;
   interlocks: Interlocks;
   relays: HostRelay[];
-  // --- technician console (issue 7) ---
   console?: Console;
   /** The console's pseudo-terminal; `consolePty.path` is what a technician opens. */
   consolePty?: Pty;
@@ -91,91 +82,43 @@ export function parseMeterSpec(spec: string, kv: KeyValue, log: RecordLog, inter
 export function createHostAgent(o: HostAgentOptions): HostAgent {
   const kv = o.kv ?? (o.dataDir ? new FileKeyValue(join(o.dataDir, 'kv')) : new MemoryKeyValue());
   const timers = new NodeTimers();
-  // The data partition, as on a meter: the record log, then the persistent frame counters.
+  // The data partition, as on a meter (the device lays out the record log and the counters in it).
   const flash = o.flash ?? (o.dataDir
     ? new FileFlash(join(o.dataDir, 'flash.bin'), { blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize })
     : new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }));
-  const parts = splitPartition(flash);
-  const log = new FlashLog(parts.log);
-  const counters = new FlashCounters(parts.counters);
   useRandom(nodeRandom);
-  loadIdentity(kv); // created now so the simulated meter's seed can come from it
+  loadIdentity(kv); // made now so that the simulated meter's seed can come from it
   const seed = seedFrom(kv);
-  const meter = parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed, o.logger);
-  const c = o.consolePty ? consoleParts(kv, o) : undefined;
-  const logger = c?.logRing ?? o.logger;
-  // Relays behind their interlocks, and the guest supervisor on Node's WebAssembly (GUESTS.md).
-  const clock = new NodeClock();
-  let agentRef: Agent | undefined;
-  const early: [string, { [key: string]: CborValue }][] = [];
-  const record = (kind: string, data: { [key: string]: CborValue }) => {
-    if (agentRef) agentRef.recordEvent(kind, data);
-    else early.push([kind, data]);
-  };
-  const relays = [1, 2, 3].map((id) => new HostRelay(id, logger));
-  const interlocks = new Interlocks({ relays, clock, timers, kv, random: nodeRandom, onEvent: record });
-  interlocks.powerUp();
-  const guests = new GuestSupervisor({
-    engine: new NodeGuestEngine(), clock, timers, kv, interlocks, onEvent: record, logger,
-    onAck: (ack) => agentRef?.sendGuestAck(ack),
+  const consolePty = o.consolePty === true ? openPty() : o.consolePty || undefined;
+  const relays = [1, 2, 3].map((id) => new HostRelay(id, o.logger));
+  const device = createDevice({
+    kv, random: nodeRandom, clock: new NodeClock(), timers, flash, uplinks: o.brokers.map(
+      (url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary')),
+    meter: (log) => parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed, o.logger),
+    relays, guestEngine: new NodeGuestEngine(), console: consolePty ? new PtySerialPort(consolePty) : undefined,
+    logger: o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
+    topicPrefix: o.topicPrefix, heapUsed: () => process.memoryUsage().heapUsed, onEvent: o.onEvent, reboot: o.onReboot,
   });
-  const uplinks = o.brokers.map((url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary'));
-  const agent = new Agent({
-    kv, random: nodeRandom, clock, timers, log, counters, uplinks, meter,
-    logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
-    capabilities: ['relay:1', 'guests'], topicPrefix: o.topicPrefix, onEvent: c?.onEvent ?? o.onEvent,
-    heapUsed: () => process.memoryUsage().heapUsed,
-  });
-  agentRef = agent;
-  agent.attachGuests(guests);
-  guests.restore();
-  if (o.guests?.length) for (const line of preinstallGuests(guests, o.guests)) logger?.log('info', line);
-  for (const [kind, data] of early) agent.recordEvent(kind, data);
-  const con = c ? startConsole(c, agent, kv, log, timers, o, guests, interlocks) : undefined;
+  const guests = device.guests!;
+  if (o.guests?.length) for (const line of preinstallGuests(guests, o.guests)) device.logRing.log('info', line);
+  // A host has no label: it keeps its factory PIN in its KeyValue store and shows it until the first pairing.
+  if (device.factoryPin) kv.set(LABEL_PIN_KEY, utf8Encode(device.factoryPin));
+  const label = kv.get(LABEL_PIN_KEY);
+  const pairedOnce = device.agent.state === AgentState.paired || !!kv.get(PAIRED_ONCE_KEY);
   return {
-    agent, kv, log, meter, guests, interlocks, relays, ...con,
+    agent: device.agent, kv, log: device.log, meter: device.meter, guests, interlocks: device.interlocks, relays,
+    console: device.console, consolePty,
+    factoryPin: consolePty && label && !pairedOnce ? utf8Decode(label) : undefined,
     stop() {
-      agent.stop();
-      guests.dispose();
-      interlocks.dispose();
+      device.stop();
       timers.clearAll();
-      if (o.consolePty === true) con?.consolePty.close();
+      if (o.consolePty === true) consolePty?.close();
     },
   };
 }
 
-// --- technician console (issue 7) ---
 /** KeyValue key where a host keeps its factory PIN in clear: the host's stand-in for a label. */
 const LABEL_PIN_KEY = 'host.label.factory_pin';
-
-function consoleParts(kv: KeyValue, o: HostAgentOptions) {
-  const clock = new NodeClock();
-  const readings = new ReadingsRing();
-  const logRing = new LogRing(clock, o.logger);
-  const onEvent: AgentOptions['onEvent'] = (name, detail) => {
-    readings.onAgentEvent(name, detail);
-    o.onEvent?.(name, detail);
-  };
-  // At first boot a host makes its factory PIN, as a factory would print one on the label.
-  const fresh = provisionFactoryPin(kv);
-  if (fresh) kv.set(LABEL_PIN_KEY, utf8Encode(fresh));
-  const label = kv.get(LABEL_PIN_KEY);
-  return { clock, readings, logRing, onEvent, factoryPin: label ? utf8Decode(label) : undefined };
-}
-
-function startConsole(c: NonNullable<ReturnType<typeof consoleParts>>, agent: Agent, kv: KeyValue, log: RecordLog,
-  timers: NodeTimers, o: HostAgentOptions, guests: GuestSupervisor, interlocks: Interlocks) {
-  const consolePty = o.consolePty === true ? openPty() : (o.consolePty as Pty);
-  const bridge = new AgentBridge({
-    agent, kv, log, clock: c.clock, timers, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
-    heapUsed: () => process.memoryUsage().heapUsed, readings: c.readings, logRing: c.logRing, reboot: o.onReboot,
-    guests: consoleGuests(guests), relays: consoleRelays(interlocks),
-  });
-  const technicianConsole = new Console({ port: new PtySerialPort(consolePty), host: bridge, kv, clock: c.clock, timers });
-  technicianConsole.start();
-  const pairedOnce = agent.state === AgentState.paired || !!kv.get(PAIRED_ONCE_KEY);
-  return { console: technicianConsole, consolePty, factoryPin: pairedOnce ? undefined : c.factoryPin };
-}
 
 /** A per-device seed for the simulated meter, so two meters differ but one meter is stable. */
 function seedFrom(kv: KeyValue): number {

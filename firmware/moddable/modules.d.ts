@@ -56,3 +56,8 @@ declare module 'gridlet/wasm3' {
     close(): void;
   }
 }
+
+declare module 'gridlet/settings' {
+  /** The image's settings: the manifest's config (on the simulator, with ./gridlet-sim.json over it). */
+  export default function settings(): Record<string, unknown>;
+}

@@ -1,6 +1,9 @@
 // The SerialPort port over ECMA-419 `embedded:io/serial`: the technician's console on one UART, the
-// meter's P1 port on another. Bytes are read into one buffer allocated up front; writes that the
-// UART cannot take yet wait in a bounded queue (console output is dropped, and counted, beyond it).
+// meter's P1 port on another. Writes that the UART cannot take yet wait in a bounded queue (console
+// output is dropped, and counted, beyond it).
+// Only what every Moddable implementation of the class does is used: `read(count)` returning an
+// ArrayBuffer and `write(ArrayBuffer)`. The ESP32's also takes a buffer to read into and a view to
+// write, the simulator's (lin, a serial device such as a pseudo-terminal) does not.
 
 import Serial from 'embedded:io/serial';
 import type { SerialPort } from '../core/ports.js';
@@ -8,6 +11,8 @@ import type { SerialPort } from '../core/ports.js';
 export interface SerialOptions {
   /** UART number (the ESP32 has 0–2; 0 carries the xsbug debugger and the boot log). */
   port: number;
+  /** The simulator's serial device (`/dev/pts/N`); on a meter, the pins below. */
+  device?: string;
   receive?: number;
   transmit?: number;
   baud: number;
@@ -21,7 +26,6 @@ export class UartPort implements SerialPort {
   /** Bytes dropped because the transmit queue was full. */
   dropped = 0;
   #io: Serial;
-  #rx = new Uint8Array(256);
   #onBytes: ((bytes: Uint8Array) => void) | undefined;
   #queue: Uint8Array;
   #head = 0;
@@ -45,9 +49,10 @@ export class UartPort implements SerialPort {
         self.#drain();
       },
     };
-    if (o.receive !== undefined) this.#io = new Serial({ ...common, receive: o.receive, transmit: o.transmit });
+    if (o.device !== undefined) this.#io = new Serial({ ...common, device: o.device } as unknown as ConstructorParameters<typeof Serial>[0]);
+    else if (o.receive !== undefined) this.#io = new Serial({ ...common, receive: o.receive, transmit: o.transmit });
     else if (o.transmit !== undefined) this.#io = new Serial({ ...common, transmit: o.transmit });
-    else throw new RangeError(`serial port ${o.port} needs a receive or a transmit pin`);
+    else throw new RangeError(`serial port ${o.port} needs a receive or a transmit pin (or a device on the simulator)`);
   }
 
   onReadable(callback: (bytes: Uint8Array) => void): void {
@@ -56,7 +61,7 @@ export class UartPort implements SerialPort {
 
   write(bytes: Uint8Array): void {
     if (this.#len === 0 && bytes.length <= this.#writable) {
-      this.#io.write(bytes);
+      this.#io.write(own(bytes));
       this.#writable -= bytes.length;
       return;
     }
@@ -77,24 +82,29 @@ export class UartPort implements SerialPort {
   }
 
   #readable(count: number): void {
-    const rx = this.#rx;
-    while (count > 0) {
-      const n = this.#io.read(count < rx.length ? rx.subarray(0, count) : rx) ?? 0;
-      if (n <= 0) return;
-      count -= n;
-      if (this.#sevenBit) for (let i = 0; i < n; i++) rx[i] &= 0x7f;
-      this.#onBytes?.(rx.subarray(0, n));
-    }
+    if (count <= 0) return;
+    const chunk = this.#io.read(count);
+    if (!(chunk instanceof ArrayBuffer) || chunk.byteLength === 0) return;
+    const rx = new Uint8Array(chunk);
+    if (this.#sevenBit) for (let i = 0; i < rx.length; i++) rx[i] &= 0x7f;
+    this.#onBytes?.(rx);
   }
 
   #drain(): void {
     const q = this.#queue;
     while (this.#len > 0 && this.#writable > 0) {
       const contiguous = Math.min(this.#len, q.length - this.#head, this.#writable);
-      this.#io.write(q.subarray(this.#head, this.#head + contiguous));
+      this.#io.write(q.slice(this.#head, this.#head + contiguous).buffer);
       this.#head = (this.#head + contiguous) % q.length;
       this.#len -= contiguous;
       this.#writable -= contiguous;
     }
   }
+}
+
+/** The bytes as an ArrayBuffer of their own (what every implementation's write takes). */
+function own(bytes: Uint8Array): ArrayBuffer {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes.buffer as ArrayBuffer
+    : bytes.slice().buffer;
 }

@@ -1,8 +1,9 @@
 // Fake `embedded:io/serial`: bytes in through `receive`, out into `sent`, with the UART's
-// writable count under the test's control.
+// writable count under the test's control. Like the simulator's real module (modules/io/serial/lin),
+// `read` takes a count and returns an ArrayBuffer, and `write` takes only an ArrayBuffer.
 
 interface SerialOptions {
-  port: number; baud: number; receive?: number; transmit?: number; format?: string;
+  port: number; baud: number; device?: string; receive?: number; transmit?: number; format?: string;
   onReadable?: (this: FakeSerial, count: number) => void;
   onWritable?: (this: FakeSerial, count: number) => void;
 }
@@ -18,14 +19,15 @@ export default class FakeSerial {
     this.options = options;
     ports.push(this);
   }
-  read(into?: Uint8Array): number | ArrayBuffer | undefined {
-    if (!into) return undefined;
-    const n = Math.min(into.length, this.#rx.length);
-    for (let i = 0; i < n; i++) into[i] = this.#rx.shift()!;
-    return n;
+  read(count?: number): ArrayBuffer | undefined {
+    if (count !== undefined && typeof count !== 'number') return new ArrayBuffer(0); // what lin does with a buffer
+    const n = Math.min(count ?? this.#rx.length, this.#rx.length);
+    if (n === 0) return undefined;
+    return Uint8Array.from(this.#rx.splice(0, n)).buffer;
   }
-  write(bytes: Uint8Array): void {
-    for (const b of bytes) this.sent.push(b);
+  write(data: ArrayBuffer): void {
+    if (!(data instanceof ArrayBuffer)) throw new TypeError('serial write takes an ArrayBuffer on the simulator');
+    for (const b of new Uint8Array(data)) this.sent.push(b);
   }
   close(): void {}
 

@@ -1,5 +1,5 @@
 /*
- * embedded:storage/flash for the lin simulator: partitions in RAM with NOR semantics (erase sets
+ * Fake embedded:storage/flash: partitions in RAM with NOR semantics (erase sets
  * 0xff, writes only clear bits). Only the `gridlog` partition exists, 256 blocks of 4 KB, empty at
  * every launch. The ESP32 builds use the Moddable SDK's real module instead (modules/io/flash/esp32).
  */
