@@ -11,8 +11,8 @@ export class ConsoleLogger implements Logger {
 
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void {
     if (LEVELS[level] < LEVELS[this.minimum]) return;
-    const line = `${level === 'info' ? '' : level + ': '}${message}\r\n`;
-    this.console?.write(utf8Encode(line));
-    trace(line);
+    const line = `${level === 'info' ? '' : level + ': '}${message}`;
+    this.console?.write(utf8Encode(line + '\r\n'));
+    trace(line + '\n');
   }
 }
