@@ -6,9 +6,10 @@
 // creates then is frozen into flash. So nothing happens at the top level; the runtime calls the
 // default export at boot.
 
-import Instrumentation from 'instrumentation';
 import SNTP from 'sntp';
 import settings from 'gridlet/settings';
+import { stats as heapStats } from 'gridlet/xs-heap';
+import Timer from 'timer';
 import { createDevice } from './core/device.js';
 import type { Relay, Transport } from './core/ports.js';
 import { PartitionFlash } from './moddable/flash.js';
@@ -71,9 +72,10 @@ function boot(): void {
     }))
     : undefined;
 
-  const slotsUsed = Instrumentation.map('XS Slot Heap Used');
-  const chunksUsed = Instrumentation.map('XS Chunk Heap Used');
-  const heapUsed = () => (Instrumentation.get(slotsUsed) ?? 0) + (Instrumentation.get(chunksUsed) ?? 0);
+  const heapUsed = () => {
+    const h = heapStats();
+    return h[0] * h[1] + h[4];
+  };
   const clock = new ModdableClock();
   const dns = str(config.dns, '1.1.1.1,8.8.8.8').split(',').map((s) => s.trim());
   const uplinks = brokerList(str(config.broker, '')).map((b) => new ModdableMqttTransport({ ...b, dns, random01 }));
@@ -90,6 +92,7 @@ function boot(): void {
     uplinks: uplinks as Transport[],
     meter,
     relays,
+    relayConfig: relays.map((r) => ({ id: r.id, minDwellS: num(config.relayMinDwellS, 60), maxTogglesPerHour: num(config.relayMaxTogglesPerHour, 6) })),
     guestEngine: new Wasm3Engine(),
     console: consolePort,
     logger,
@@ -123,4 +126,13 @@ function boot(): void {
     },
   });
   wifi.start();
+
+  // `traceHeapS=N`: every N seconds a line with the XS heaps and stack (docs/firmware.md, "Heap budget").
+  const every = num(config.traceHeapS, 0);
+  if (every > 0) {
+    Timer.repeat(() => {
+      const [slot, slots, slotsPeak, slotsAllocated, chunks, chunksPeak, chunksAllocated, stackPeak, stack] = heapStats();
+      trace(`heap slot=${slot} slots=${slots} slotsPeak=${slotsPeak} slotsAllocated=${slotsAllocated} chunks=${chunks} chunksPeak=${chunksPeak} chunksAllocated=${chunksAllocated} stackPeak=${stackPeak} stack=${stack}\n`);
+    }, every * 1000);
+  }
 }

@@ -4,7 +4,7 @@
 //   1. type-check firmware/ (core, Moddable adapters, main.ts) with firmware/tsconfig.json: ES2022
 //      plus @moddable/typings and no Node or DOM types, so a Node-only API fails the build;
 //   2. bundle it with esbuild into XS-loadable ES modules in build/firmware/:
-//        core.js  the platform-neutral core with tweetnacl and @noble/hashes inlined (no imports),
+//        core.js  the platform-neutral core with tweetnacl inlined (no imports),
 //                 loaded once in XS (xsnap) to prove it evaluates as a module there;
 //        main.js  the firmware entry (main.ts + firmware/moddable + core), importing only Moddable
 //                 and gridlet native modules; the manifests in manifests/ build it into the image;
@@ -137,7 +137,23 @@ async function bundles() {
   const core = await bundle({ stdin: { contents: entry, resolveDir: join(root, 'firmware', 'core'), sourcefile: 'core-entry.ts', loader: 'ts' } }, 'core.js');
   if (core.imports.length) throw new Error(`core.js imports ${core.imports.join(', ')}: firmware/core must import nothing platform-specific`);
   const main = await bundle({ entryPoints: [join(root, 'firmware', 'main.ts')], external: MODDABLE_MODULES }, 'main.js');
+  preloadCheck(readFileSync(join(out, 'main.js'), 'utf8'));
   return `core.js ${(core.bytes / 1024).toFixed(1)} KB; main.js ${(main.bytes / 1024).toFixed(1)} KB importing ${main.imports.join(', ')}`;
+}
+
+/**
+ * mcconfig preloads main.js: its top level runs at build time and what it leaves is frozen into flash.
+ * Some objects cannot live there (Moddable's docs: "XS linker warnings", "preload"): a RegExp made at
+ * module level crashes exec() at run time, a generator object cannot be stored at all. Refused here,
+ * with the name, so that the image never meets them.
+ */
+function preloadCheck(code) {
+  const bad = [];
+  for (const line of code.split('\n')) {
+    const m = /^(?:var|let|const) ([\w$]+) = (\/(?![/*])|new RegExp\()/.exec(line) ?? /^\s+static ([\w$]+) = (\/(?![/*])|new RegExp\()/.exec(line);
+    if (m) bad.push(`${m[1]}: a RegExp made when the module loads (make it inside the function that uses it)`);
+  }
+  if (bad.length) throw new Error(`main.js is preloaded into flash, where these cannot live:\n  ${bad.join('\n  ')}`);
 }
 
 /** Evaluates build/firmware/core.js as an ES module in XS: every core module's top level runs. */
@@ -182,6 +198,7 @@ function syntaxCheck() {
     { file: join(wasm3, 'guest-engine.c'), flags: [`-I${join(wasm3, 'syntax')}`], what: 'wasm3 binding vs declared wasm3 API' },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: [], what: 'random (lin)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: ['-DESP32=1', `-I${join(wasm3, 'syntax', 'esp')}`], what: 'random (esp32)' },
+    { file: join(root, 'firmware', 'moddable', 'native', 'xs-heap.c'), flags: [`-I${join(xs, 'sources')}`], what: 'xs-heap' },
   ];
   const real = process.env.WASM3 && join(process.env.WASM3, 'source');
   if (real && existsSync(join(real, 'wasm3.h'))) {

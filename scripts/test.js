@@ -4,6 +4,7 @@
 //   node scripts/test.js integration   tests against Mosquitto, PostgreSQL and other real services
 //   node scripts/test.js hil           the hardware-in-the-loop suite alone (HIL_PORT=/dev/ttyUSB0 for a real meter)
 //   node scripts/test.js browser       the dashboard in headless Chromium (/usr/bin/chromium; skipped, PENDING, without it)
+//   node scripts/test.js firmware      the firmware image on Moddable's simulator (run through scripts/test-firmware.js)
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -15,6 +16,7 @@ const suites = {
   integration: ['test/integration'],
   hil: ['hil-tests'],
   browser: ['test/browser'],
+  firmware: ['test/firmware'],
 };
 const suite = process.argv[2] ?? 'unit';
 const only = process.argv[3];

@@ -61,3 +61,11 @@ declare module 'gridlet/settings' {
   /** The image's settings: the manifest's config (on the simulator, with ./gridlet-sim.json over it). */
   export default function settings(): Record<string, unknown>;
 }
+
+declare module 'gridlet/xs-heap' {
+  /**
+   * [slotSize, slots, slotsPeak, slotsAllocated, chunks, chunksPeak, chunksAllocated, stackPeakBytes, stackBytes]
+   * of the running XS machine (firmware/moddable/native/xs-heap.c); stackPeakBytes is -1 where not kept.
+   */
+  export function stats(): number[];
+}

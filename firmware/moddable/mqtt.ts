@@ -57,7 +57,8 @@ class LiteralResolver {
   close(): void {}
 }
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+// A function, not a module constant: a RegExp preloaded into the image's flash crashes exec() on XS.
+const isIPv4 = (host: string) => /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
 
 export class ModdableMqttTransport implements Transport {
   readonly name: string;
@@ -151,7 +152,7 @@ export class ModdableMqttTransport implements Transport {
       clean: true,
       keepalive: this.#b.keepaliveMs ?? 30_000,
       will: o.will ? { topic: o.will.topic, message: o.will.payload.slice().buffer, QoS: o.will.qos, retain: false } : undefined,
-      dns: IPV4.test(host) ? { io: LiteralResolver } : { io: Resolver, servers: this.#b.dns ?? ['1.1.1.1', '8.8.8.8'], socket: { io: UDP } },
+      dns: isIPv4(host) ? { io: LiteralResolver } : { io: Resolver, servers: this.#b.dns ?? ['1.1.1.1', '8.8.8.8'], socket: { io: UDP } },
       socket: { io: TCP },
       onControl(this: Client, msg: ControlMessage) {
         if (this === self.#client && msg.operation === MQTTClient.CONNACK) self.#note(() => (self.#connacked = this));

@@ -135,19 +135,20 @@ export function ensureSdk({ log = () => {} } = {}) {
 
 /**
  * Builds an image for the simulator (mcconfig -m -p lin) into `out`; `config` adds key=value pairs
- * to the manifest's config. Returns the path of its mc.so and how long the build took.
+ * to the manifest's config; `instrument` makes an instrumented release build (-i), whose XS machine
+ * keeps its stack peak. Returns the path of its mc.so and how long the build took.
  */
-export function buildImage({ manifest, out, config = {}, wasm3 = wasm3Source(), log = () => {} }) {
+export function buildImage({ manifest, out, config = {}, instrument = false, wasm3 = wasm3Source(), log = () => {} }) {
   const sdk = ensureSdk({ log });
   if (!wasm3) throw new Error('no wasm3 source: put it at ../shared/toolchains/wasm3 beside this checkout or set WASM3');
   mkdirSync(out, { recursive: true });
   const started = Date.now();
-  const args = ['-m', '-p', 'lin', '-o', out, resolve(manifest), ...Object.entries(config).map(([k, v]) => `${k}=${v}`)];
+  const args = ['-m', ...(instrument ? ['-i'] : []), '-p', 'lin', '-o', out, resolve(manifest), ...Object.entries(config).map(([k, v]) => `${k}=${v}`)];
   const r = spawnSync(join(sdk.bin, 'mcconfig'), args, {
     cwd: root, env: { ...sdk.env, WASM3: dirname(wasm3) }, encoding: 'utf8', maxBuffer: 64 << 20,
   });
   const text = (r.stdout ?? '') + (r.stderr ?? '');
-  const so = join(out, 'bin', 'lin', 'mc', 'release', 'lin', 'mc.so');
+  const so = join(out, 'bin', 'lin', 'mc', instrument ? 'instrument' : 'release', 'lin', 'mc.so');
   if (r.status !== 0 || !existsSync(so)) {
     const interesting = text.split('\n').filter((l) => !l.startsWith('# ')).slice(-40).join('\n');
     throw new Error(`mcconfig ${relative(root, manifest)} failed:\n${interesting}`);

@@ -44,9 +44,10 @@ export const MANIFEST_LIMITS = {
   kvMax: 64,
 } as const;
 
-const NAME = /^[a-z][a-z0-9-]*$/;
-const VERSION = /^\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]+)?$/;
-const CAPABILITY = /^(channel|signal|relay|kv):(\*|\d{1,5})$/;
+// Functions, not module constants: a RegExp preloaded into the image's flash crashes exec() on XS.
+const isName = (s: string) => /^[a-z][a-z0-9-]*$/.test(s);
+const isVersion = (s: string) => /^\d{1,6}\.\d{1,6}\.\d{1,6}(?:[-+][0-9A-Za-z.-]+)?$/.test(s);
+const capability = (s: string) => /^(channel|signal|relay|kv):(\*|\d{1,5})$/.exec(s);
 
 export const CAPABILITY_GRAMMAR = '`channel:*`, `channel:N`, `signal:*`, `signal:N`, `relay:N`, `emit`, `kv:N`';
 
@@ -73,11 +74,11 @@ export function parseManifest(value: unknown): ManifestResult {
     if (known.indexOf(k) < 0) return fail(`unknown field "${k}" (fields: ${known.join(', ')})`);
   }
   const name = o.name;
-  if (typeof name !== 'string' || name.length === 0 || name.length > MANIFEST_LIMITS.nameLength || !NAME.test(name)) {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MANIFEST_LIMITS.nameLength || !isName(name)) {
     return fail(`"name" must be 1–${MANIFEST_LIMITS.nameLength} characters of a-z, 0-9 and "-", starting with a letter (it becomes part of event kinds guest.<name>.<kind>)`);
   }
   const version = o.version;
-  if (typeof version !== 'string' || version.length > MANIFEST_LIMITS.versionLength || !VERSION.test(version)) {
+  if (typeof version !== 'string' || version.length > MANIFEST_LIMITS.versionLength || !isVersion(version)) {
     return fail(`"version" must be a version like "1.0.0"`);
   }
   const period = intField(o, 'period_s', MANIFEST_LIMITS.periodMin, MANIFEST_LIMITS.periodMax);
@@ -109,7 +110,7 @@ function grant(g: Grants, c: string): string | undefined {
     g.emit = true;
     return undefined;
   }
-  const m = CAPABILITY.exec(c);
+  const m = capability(c);
   if (!m) return `capability "${c}" is not one of ${CAPABILITY_GRAMMAR}`;
   const kind = m[1];
   const all = m[2] === '*';

@@ -5,7 +5,8 @@ import { PIN_CONFIG_KEY } from '../pin.js';
 import { stripControl } from '../text.js';
 import { type Command } from './command.js';
 
-const KEY = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+// A function, not a module constant: a RegExp preloaded into the image's flash crashes exec() on XS.
+const isKey = (key: string) => /^[a-z0-9][a-z0-9_.-]{0,63}$/.test(key);
 export const MAX_CONFIG_VALUE = 200;
 
 export const config: Command = {
@@ -22,7 +23,7 @@ export const config: Command = {
       r.err('usage', 'config get <key> | config set <key> <value>');
       return;
     }
-    if (!KEY.test(key)) {
+    if (!isKey(key)) {
       r.err('usage', 'a config key is 1-64 of a-z 0-9 _ . - (for example tz)');
       return;
     }
