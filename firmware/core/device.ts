@@ -70,7 +70,7 @@ export interface Device {
   readonly console: Console | undefined;
   readonly logRing: LogRing;
   readonly readings: ReadingsRing;
-  /** The factory PIN made at this boot (the device's first): the label's, shown once; else undefined. */
+  /** The factory PIN made at this boot (the first with a console): the label's, shown once; else undefined. */
   readonly factoryPin: string | undefined;
   /** Stops the agent, the guests and the interlocks' timers. */
   stop(): void;
@@ -82,8 +82,8 @@ export function createDevice(o: DeviceOptions): Device {
   const log = new FlashLog(parts.log);
   const counters = new FlashCounters(parts.counters);
   loadIdentity(o.kv);
-  // At first boot the meter makes its factory PIN (CONSOLE.md): the factory prints it on the label.
-  const factoryPin = provisionFactoryPin(o.kv);
+  // At first boot a meter with a console makes its factory PIN (CONSOLE.md): the factory prints it on the label.
+  const factoryPin = o.console ? provisionFactoryPin(o.kv) : undefined;
   const meter = typeof o.meter === 'function' ? o.meter(log) : o.meter;
   const readings = new ReadingsRing();
   const logRing = new LogRing(o.clock, o.logger);

@@ -8,11 +8,10 @@
 // gateway and a broker. Repeating core timers faster than once a second (the agent's 250 ms pacing
 // tick, the links' check) run once a second here; live readings are still sent the moment they are taken.
 
-import { Agent, AgentState } from '../../firmware/core/agent/agent.js';
-import { FlashLog } from '../../firmware/core/log/flash-log.js';
-import { FlashCounters } from '../../firmware/core/log/counters.js';
+import { AgentState, type Agent } from '../../firmware/core/agent/agent.js';
+import { createDevice } from '../../firmware/core/device.js';
+import type { FlashLog } from '../../firmware/core/log/flash-log.js';
 import { MemoryFlash } from '../../firmware/core/log/memory-flash.js';
-import { splitPartition } from '../../firmware/core/log/partition.js';
 import type { Transport, TransportHandlers, TransportOptions } from '../../firmware/core/ports.js';
 import { MemoryKeyValue } from '../ports/file-kv.js';
 import { MqttTransport } from '../ports/mqtt-transport.js';
@@ -122,10 +121,6 @@ class Member {
   paired = false;
 
   constructor(readonly index: number, fleet: Fleet, seed: number) {
-    const flash = new MemoryFlash(FLASH);
-    const parts = splitPartition(flash);
-    this.log = new FlashLog(parts.log);
-    const counters = new FlashCounters(parts.counters);
     this.link = new MqttTransport(fleet.o.broker, 'primary');
     this.meter = new SimMeter({ seed, intervalMs: fleet.interval });
     const transport = new TimedTransport(this.link, () => {
@@ -135,14 +130,18 @@ class Member {
         this.#inFlight.push([newest, performance.now()]);
       }
     });
-    this.agent = new Agent({
-      kv: new MemoryKeyValue(), random: nodeRandom, clock: fleet.clock, timers: fleet.timers, log: this.log, counters,
+    // The meter as firmware/main.ts and the host agent compose it, without relays, guests or console:
+    // the fleet drives its readings itself (read()).
+    const device = createDevice({
+      kv: new MemoryKeyValue(), random: nodeRandom, clock: fleet.clock, timers: fleet.timers, flash: new MemoryFlash(FLASH),
       uplinks: [transport], model: 'gridlet-sim', firmware: '0.1.0', capabilities: [], topicPrefix: fleet.o.topicPrefix,
       onEvent: (name, detail) => {
         if (name === 'ack') this.#onAck((detail as { seq: number }).seq, fleet);
         else if (name === 'paired') this.paired = true;
       },
     });
+    this.agent = device.agent;
+    this.log = device.log;
   }
 
   #onAck(seq: number, fleet: Fleet): void {

@@ -10,11 +10,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from '../../firmware/core/agent/agent.js';
-import { FlashCounters } from '../../firmware/core/log/counters.js';
-import { FlashLog } from '../../firmware/core/log/flash-log.js';
+import type { Agent } from '../../firmware/core/agent/agent.js';
+import { createDevice } from '../../firmware/core/device.js';
+import type { FlashLog } from '../../firmware/core/log/flash-log.js';
 import { MemoryFlash } from '../../firmware/core/log/memory-flash.js';
-import { DEFAULT_PARTITION, splitPartition } from '../../firmware/core/log/partition.js';
+import { DEFAULT_PARTITION } from '../../firmware/core/log/partition.js';
 import { LinkState, type Timers, type Transport, type TransportHandlers, type TransportOptions } from '../../firmware/core/ports.js';
 import { startGateway, type Gateway } from '../../gateway/gateway.js';
 import { FaultyFlash, PowerCut } from '../flash/faulty-flash.js';
@@ -154,16 +154,16 @@ class SimDevice {
   boot(): void {
     for (;;) {
       try {
-        const parts = splitPartition(this.flash);
-        this.log = new FlashLog(parts.log);
-        const counters = new FlashCounters(parts.counters);
         this.dead = false;
         this.timers = new DeviceTimers(() => this.crash());
         this.link = new DeviceLink(this.gw.mqttUrl, () => this.crash(), this.prng, () => (this.armed ? this.lossRate : 0));
-        this.agent = new Agent({
-          kv: this.kv, random: nodeRandom, clock: new NodeClock(), timers: this.timers, log: this.log, counters,
+        // Composed as a meter is (firmware/core/device.ts): the log and counters on the faulty flash.
+        const device = createDevice({
+          kv: this.kv, random: nodeRandom, clock: new NodeClock(), timers: this.timers, flash: this.flash,
           uplinks: [this.link], model: 'sim', firmware: 'sim',
         });
+        this.log = device.log;
+        this.agent = device.agent;
         this.agent.start();
         return;
       } catch (e) {
