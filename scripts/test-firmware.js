@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkTargets } from './firmware/check-targets.js';
 import { buildImage, ensureSdk, root, sdkSource, wasm3Source } from './firmware/sdk.js';
 
 const filter = process.argv[2];
@@ -43,6 +44,16 @@ timed('npm run build:firmware', () => {
   const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-firmware.js')], { cwd: root, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stdout + r.stderr);
 });
+// The ESP32 targets as far as mcconfig goes without ESP-IDF; needs a full SDK ($GRIDLET_MODDABLE_FULL).
+{
+  const t = checkTargets(process.env.GRIDLET_MODDABLE_FULL ?? sdk.moddable);
+  if (t.pending) say(`PENDING ESP32 targets: ${t.pending} (set GRIDLET_MODDABLE_FULL)`);
+  else {
+    for (const r of t.results) say(`${r.ok ? 'ok  ' : 'FAIL'} mcconfig -p ${r.platform} ${r.manifest}${r.problem ? ` — ${r.problem}` : ''}`);
+    if (!t.results.every((r) => r.ok)) process.exit(1);
+  }
+}
+
 let image;
 // Instrumented (-i): the same release build, with the XS machine keeping its stack peak for the heap test.
 timed('lin image (mcconfig -m -i -p lin manifests/lin/manifest.json)', () => {
