@@ -30,7 +30,7 @@ export const OPENADR_HELP = `  --openadr-vtn URL       be an OpenADR 3 VEN of th
   --openadr-callback-url URL
                           where the VTN reaches this gateway's HTTP listener, for a webhook subscription
                           (events in well under a second); without it, only a VTN on this machine
-                          subscribes (both on loopback)`;
+                          subscribes (both on loopback); "none": never subscribe, poll only`;
 
 export class OpenAdrUsageError extends Error {}
 

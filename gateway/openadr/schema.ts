@@ -7,7 +7,14 @@
 // minItems/maxItems, minimum/maximum with OpenAPI 3.0's boolean exclusiveMinimum/exclusiveMaximum,
 // allOf, anyOf, oneOf (exactly one; `discriminator` is a hint only), and the formats date-time (RFC 3339,
 // with a time zone), uri (absolute) and int32. test/gateway/openadr-schema.test.ts checks that it reaches
-// Ajv's verdict on every example of test/fixtures/openadr.
+// Ajv's verdict on every example of test/fixtures/openadr (against the documents as published).
+//
+// One defect of the 3.1.0 document is mended in what load() returns: its server representations `ven` and
+// `resource` are allOf objectMetadata (objectType VEN or RESOURCE) and BlVenRequest / BlResourceRequest
+// (objectType BL_VEN_REQUEST / BL_RESOURCE_REQUEST), which no object can satisfy at once. There, the
+// request's objectType (a discriminator of requests) is left out, so that a VTN's VEN and resource
+// objects (objectType VEN, RESOURCE, as openleadr-rs sends them) validate. published() is the document
+// unchanged.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +45,7 @@ export interface Operation {
 
 const MAX_PROBLEMS = 8;
 const DIR = join(fileURLToPath(import.meta.url), '..', 'schema');
-const loaded = new Map<OpenAdrSpecVersion, OpenAdrSpec>();
+const loaded = new Map<string, OpenAdrSpec>();
 
 export class OpenAdrSpec {
   readonly version: OpenAdrSpecVersion;
@@ -51,12 +58,35 @@ export class OpenAdrSpec {
     this.#schemas = ((doc.components as Schema)?.schemas ?? {}) as { [name: string]: Schema };
   }
 
-  /** The document of a version, read once per process. */
+  /** The document of a version (3.1.0's `ven` and `resource` mended, see above), read once per process. */
   static load(version: OpenAdrSpecVersion): OpenAdrSpec {
-    let s = loaded.get(version);
+    return OpenAdrSpec.#read(version, true);
+  }
+
+  /** The document exactly as published. */
+  static published(version: OpenAdrSpecVersion): OpenAdrSpec {
+    return OpenAdrSpec.#read(version, false);
+  }
+
+  static #read(version: OpenAdrSpecVersion, mend: boolean): OpenAdrSpec {
+    const key = `${version}${mend ? '' : ' as published'}`;
+    let s = loaded.get(key);
     if (!s) {
-      s = new OpenAdrSpec(version, parse(readFileSync(join(DIR, `openadr3-${version}.yaml`), 'utf8')) as Schema);
-      loaded.set(version, s);
+      const doc = parse(readFileSync(join(DIR, `openadr3-${version}.yaml`), 'utf8')) as Schema;
+      if (mend && version === '3.1.0') {
+        const schemas = (doc.components as Schema).schemas as { [name: string]: Schema };
+        for (const [name, request] of [['ven', 'BlVenRequest'], ['resource', 'BlResourceRequest']]) {
+          const r = schemas[request];
+          const properties = { ...(r.properties as Schema) };
+          delete properties.objectType;
+          schemas[name] = {
+            ...schemas[name],
+            allOf: [{ $ref: '#/components/schemas/objectMetadata' }, { ...r, properties, required: (r.required as string[]).filter((k) => k !== 'objectType') }],
+          };
+        }
+      }
+      s = new OpenAdrSpec(version, doc);
+      loaded.set(key, s);
     }
     return s;
   }

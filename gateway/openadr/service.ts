@@ -27,7 +27,7 @@ export interface OpenAdrVtnOptions {
   venName?: string;
   /** Seconds between polls, default 30. */
   pollS?: number;
-  /** The base URL at which the VTN reaches this gateway's HTTP listener, for a webhook subscription. */
+  /** The base URL at which the VTN reaches this gateway's HTTP listener, for a webhook subscription; `none`: no subscription. */
   callbackUrl?: string;
 }
 
@@ -67,7 +67,7 @@ export function checkVtnOptions(o: OpenAdrVtnOptions, gatewayId: string): Omit<V
   if (!venName || [...venName].length > 128) throw new Error(`--openadr-ven-name must be 1 to 128 characters, not "${venName.slice(0, 40)}"`);
   const pollS = o.pollS ?? DEFAULT_POLL_S;
   if (!Number.isInteger(pollS) || pollS < 1 || pollS > 3600) throw new Error(`--openadr-poll-s must be a whole number of seconds from 1 to 3600, not "${o.pollS}"`);
-  if (o.callbackUrl !== undefined) {
+  if (o.callbackUrl !== undefined && o.callbackUrl !== 'none') {
     let c: URL;
     try {
       c = new URL(o.callbackUrl);
@@ -107,7 +107,7 @@ export class OpenAdr {
     const listener = new URL(httpUrl);
     this.#links.forEach((l, i) => {
       // Without --openadr-callback-url, a VTN on this machine can reach a listener on loopback.
-      const callbackBase = l.callbackUrl ?? (isLoopback(new URL(l.url).hostname.replace(/^\[|\]$/g, '')) && isLoopback(listener.hostname.replace(/^\[|\]$/g, '')) ? httpUrl : undefined);
+      const callbackBase = l.callbackUrl === 'none' ? undefined : l.callbackUrl ?? (isLoopback(new URL(l.url).hostname.replace(/^\[|\]$/g, '')) && isLoopback(listener.hostname.replace(/^\[|\]$/g, '')) ? httpUrl : undefined);
       const ven = new Ven({ ...l, idPrefix: i === 0 ? '' : `vtn${i + 1}/`, callbackBase }, {
         store: this.#d.store, downlink: this.#d.downlink, privacy: this.#d.privacy, log: this.#d.log, metrics: this.#metrics,
         now: this.#d.now, dataDir: this.#d.dataDir, tuning,

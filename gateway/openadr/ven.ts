@@ -506,6 +506,8 @@ export class Ven {
       seen.add(key);
       await this.#apply(key, ev, ctx, rows);
     }
+    // An object that does not parse and has no id could be any event: nothing is taken as gone this time.
+    if (events.invalid.some((bad) => !bad.id)) return;
     for (const e of Object.values(this.#state.events)) {
       if (!seen.has(e.key) && !e.gone) await this.#gone(e, rows);
     }

@@ -19,7 +19,7 @@ test('every fixture gets Ajv\'s verdict against both versions, failing at the pl
     for (const version of OPENADR_VERSIONS) {
       const m = /^(ok|FAIL)\((\w+)\)(?::\s*(.*))?$/.exec(e[version]);
       if (!m) continue; // n/a: a fragment, not an object of the API
-      const spec = OpenAdrSpec.load(version);
+      const spec = OpenAdrSpec.published(version);
       const value = JSON.parse(readFileSync(join(dir, e.file), 'utf8')) as unknown;
       const problems = (Array.isArray(value) ? value : [value]).flatMap((x) => spec.validate(m[2], x));
       const where = `${e.file} as ${version} ${m[2]}`;
@@ -37,6 +37,15 @@ test('every fixture gets Ajv\'s verdict against both versions, failing at the pl
   }
   assert.ok(compared >= 100, `${compared} verdicts compared`);
   assert.ok(failures >= 40 && failures < compared - 40, 'both verdicts occur');
+});
+
+test('3.1.0 as gridlet reads it: a VTN\'s VEN and resource objects (objectType VEN, RESOURCE) validate', () => {
+  const resource = JSON.parse(readFileSync(join(dir, 'openleadr-rs', 'openleadr-rs__resource.json'), 'utf8'));
+  assert.match(problemText(OpenAdrSpec.published('3.1.0').validate('resource', resource)), /\/objectType must be one of "BL_RESOURCE_REQUEST"/);
+  assert.equal(OpenAdrSpec.load('3.1.0').validate('resource', resource), []);
+  const ven = { id: 'v1', createdDateTime: '2025-01-01T00:00:00Z', modificationDateTime: '2025-01-01T00:00:00Z', objectType: 'VEN', clientID: 'c1', venName: 'gw' };
+  assert.equal(OpenAdrSpec.load('3.1.0').validate('ven', ven), []);
+  assert.match(problemText(OpenAdrSpec.load('3.1.0').validate('ven', { ...ven, venName: undefined, objectType: 'PROGRAM2' })), /objectType must be one of/);
 });
 
 test('date-time is RFC 3339 with a time zone and a real date', () => {
