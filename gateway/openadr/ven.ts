@@ -506,8 +506,9 @@ export class Ven {
       seen.add(key);
       await this.#apply(key, ev, ctx, rows);
     }
-    // An object that does not parse and has no id could be any event: nothing is taken as gone this time.
-    if (events.invalid.some((bad) => !bad.id)) return;
+    // An answer with an object that does not parse is not trusted to be complete: nothing is taken as gone
+    // while it lasts (a wrong cancellation switches demand response off on every meter at once).
+    if (events.invalid.length) return;
     for (const e of Object.values(this.#state.events)) {
       if (!seen.has(e.key) && !e.gone) await this.#gone(e, rows);
     }

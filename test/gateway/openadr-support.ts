@@ -4,6 +4,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
 import type { OpenAdrSpecVersion } from '../../gateway/openadr/schema.js';
@@ -21,6 +23,7 @@ export interface VenSetup {
   /** The gateway's log lines (pino JSON). */
   logs: { level: number; msg: string; [k: string]: unknown }[];
   dir: string;
+  proxies: Map<number, Awaited<ReturnType<typeof linkProxy>>>;
   close(): Promise<void>;
 }
 
@@ -45,6 +48,8 @@ function replayFile(dir: string, n: number, seconds: number): string {
 export async function startVen(o: {
   version: OpenAdrSpecVersion; meters?: number; labels?: { [k: string]: string }[]; vtn?: Partial<TestVtnOptions>;
   link?: Partial<OpenAdrVtnOptions>; tuning?: Partial<OpenAdrTuning>; seconds?: number;
+  /** Meters (by index) whose link goes through a proxy the test can cut (VenSetup.proxies). */
+  proxied?: number[];
 }): Promise<VenSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-openadr-'));
   const vtn = await TestVtn.start({ version: o.version, ...o.vtn });
@@ -56,8 +61,10 @@ export async function startVen(o: {
     openadrTuning: { pollMs: 150, timeoutMs: 1000, reportGraceMs: 1500, authBackoffMaxMs: 1000, ...o.tuning },
   });
   const meters: HostAgent[] = [];
+  const proxies: VenSetup['proxies'] = new Map();
   for (let n = 0; n < (o.meters ?? 0); n++) {
-    const h = createHostAgent({ brokers: [t.gw.mqttUrl], meter: `replay:${replayFile(dir, n, o.seconds ?? 240)}`, intervalMs: 500, topicPrefix: t.prefix });
+    if (o.proxied?.includes(n)) proxies.set(n, await linkProxy(t.gw.mqttUrl));
+    const h = createHostAgent({ brokers: [proxies.get(n)?.url ?? t.gw.mqttUrl], meter: `replay:${replayFile(dir, n, o.seconds ?? 240)}`, intervalMs: 500, topicPrefix: t.prefix });
     h.agent.start();
     meters.push(h);
   }
@@ -75,9 +82,10 @@ export async function startVen(o: {
     }
   }
   return {
-    vtn, t, meters, logs, dir,
+    vtn, t, meters, logs, dir, proxies,
     async close() {
       for (const h of meters) h.stop();
+      for (const p of proxies.values()) await p.close();
       await t.close();
       await vtn.close();
       rmSync(dir, { recursive: true, force: true });
@@ -120,4 +128,37 @@ export function simpleEvent(version: OpenAdrSpecVersion, programID: string, o: {
     intervalPeriod: { start: iso(o.start), duration: `PT${o.durationS}S` },
     intervals: Array.from({ length: n }, (_, i) => ({ id: i, payloads: [{ type: 'SIMPLE', values: [o.level] }] })),
   };
+}
+
+/** A TCP proxy in front of the broker, for one meter: cut() takes the meter's link away, restore() gives it back. */
+export async function linkProxy(target: string): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+  const t = new URL(target);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const listen = () => new Promise<void>((resolve) => {
+    server = createServer((c) => {
+      const up = connect(Number(t.port), t.hostname);
+      for (const s of [c, up]) {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+        s.on('error', () => {});
+      }
+      c.pipe(up).pipe(c);
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+    });
+    server.listen(port, '127.0.0.1', () => {
+      port = (server!.address() as AddressInfo).port;
+      resolve();
+    });
+  });
+  const cut = async () => {
+    const s = server;
+    server = undefined;
+    for (const x of sockets) x.destroy();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+  await listen();
+  return { url: `mqtt://127.0.0.1:${port}`, cut, restore: listen, close: cut };
 }

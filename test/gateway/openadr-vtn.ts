@@ -62,7 +62,7 @@ export class TestVtn {
     this.version = o.version;
     this.spec = OpenAdrSpec.load(o.version);
     this.#ops = this.spec.operations();
-    this.#clients = o.clients ?? { ven1: 'secret1' };
+    this.#clients = { ...(o.clients ?? { ven1: 'secret1' }) };
     this.tokenTtlS = o.tokenTtlS ?? 3600;
     this.#slowMs = o.slowMs ?? 5000;
     this.#base = `/openadr3/${o.version}`;
@@ -155,6 +155,11 @@ export class TestVtn {
     const o = this.data[c].get(id);
     if (!o) throw new Error(`no ${c} ${id}`);
     o.targets = targets;
+  }
+
+  /** Adds or changes a client's secret. */
+  setClient(id: string, secret: string): void {
+    this.#clients[id] = secret;
   }
 
   count(method: string, pathPrefix: string): number {
