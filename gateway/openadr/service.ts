@@ -5,16 +5,12 @@
 //   POST /api/openadr/<key>/notify     the webhook a VTN calls (authenticated by the subscription's token)
 
 import type { EventEmitter } from 'node:events';
-import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { isLoopback } from '../http/security.js';
 import { HttpError, type Route } from '../http/server.js';
-import type { Store } from '../store/store.js';
-import type { Downlink } from '../downlink.js';
-import type { PrivacyService } from '../privacy/service.js';
 import { openAdrMetrics } from './metrics.js';
 import { OPENADR_VERSIONS, type OpenAdrSpecVersion } from './schema.js';
-import { DEFAULT_OPENADR_TUNING, Ven, type OpenAdrTuning, type VtnLink } from './ven.js';
+import { DEFAULT_OPENADR_TUNING, Ven, type OpenAdrTuning, type VenDeps, type VtnLink } from './ven.js';
 
 export interface OpenAdrVtnOptions {
   /** The VTN's base URL, e.g. https://vtn.example.com/openadr3/3.1.0 */
@@ -31,15 +27,9 @@ export interface OpenAdrVtnOptions {
   callbackUrl?: string;
 }
 
-export interface OpenAdrDeps {
-  store: Store;
-  downlink: Pick<Downlink, 'send'>;
-  privacy: Pick<PrivacyService, 'effectivePolicy' | 'recordDisclosure'>;
+export interface OpenAdrDeps extends Omit<VenDeps, 'metrics' | 'tuning'> {
   events: EventEmitter;
-  log: Logger;
   registry: Registry;
-  now(): number;
-  dataDir: string;
   gatewayId: string;
   tuning?: Partial<OpenAdrTuning>;
 }

@@ -477,7 +477,6 @@ export class Ven {
   // ---------------------------------------------------------------- events
 
   async #poll(): Promise<void> {
-    const v = this.link.version;
     const programs = await this.client.list<{ id: string; programName: string; payloadDescriptors?: { payloadType?: string; currency?: string }[] | null }>('/programs', 'program');
     for (const bad of programs.invalid) this.#objectProblem('schema', `program ${bad.id ?? `#${bad.index}`}`, problemText(bad.problems));
     this.#programs = programs.items.map((p) => ({
