@@ -18,6 +18,7 @@ export const VEN_NAME = 'gw-test';
 
 export interface VenSetup {
   vtn: TestVtn;
+  /** The gateway (a test may restart it on the same data directory and replace this). */
   t: TestGateway;
   meters: HostAgent[];
   /** The gateway's log lines (pino JSON). */
@@ -81,16 +82,17 @@ export async function startVen(o: {
       if (r.status !== 200) throw new Error(`labels: ${r.status} ${r.text}`);
     }
   }
-  return {
+  const setup: VenSetup = {
     vtn, t, meters, logs, dir, proxies,
     async close() {
       for (const h of meters) h.stop();
       for (const p of proxies.values()) await p.close();
-      await t.close();
+      await setup.t.close();
       await vtn.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return setup;
 }
 
 /** The meter's scheduled demand-response events by id. */

@@ -7,8 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OpenAdrSpecVersion } from '../../gateway/openadr/schema.js';
+import { drMain } from '../../gateway/cli-ops.js';
 import { drOf, secondsFromNow, simpleEvent, startVen, VEN_NAME, type VenSetup } from './openadr-support.js';
-import { eventually, metricValue, sleep } from './support.js';
+import { eventually, metricValue, sleep, startTestGateway } from './support.js';
 
 let s: VenSetup | undefined;
 
@@ -58,6 +59,11 @@ for (const version of ['3.1.0', '3.0.1'] as OpenAdrSpecVersion[]) {
     assert.equal(shown[one.id as string], [m2.agent.deviceId]);
     assert.equal(shown[group.id as string], [m0.agent.deviceId, m1.agent.deviceId].sort());
     assert.equal(shown[all.id as string], [...ids].sort());
+    // … and so does `gridlet dr vtn`.
+    const out: string[] = [];
+    assert.is(await drMain(['vtn', '--gateway', t.gw.httpUrl], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0, out.join('\n'));
+    assert.match(out[0], new RegExp(`OpenADR ${version.replace(/\./g, '\\.')}  VEN ${VEN_NAME} \\(${ven.id}\\)  link ok  resources 3`));
+    assert.ok(out.some((l) => l.includes(`${one.id} one`) && /pending/.test(l) && / 1 /.test(l)), out.join('\n'));
 
     // A change (level 3, a later start) replaces the event on the meter.
     await vtn.updateEvent(one.id as string, simpleEvent(version, program.id as string, { name: 'one', start: start + 60, durationS: 600, level: 3, targets: { resource: [m2.agent.deviceId] } }));
@@ -124,5 +130,23 @@ for (const version of ['3.1.0', '3.0.1'] as OpenAdrSpecVersion[]) {
     await sleep(0);
   });
 }
+
+test('3.1.0: what changed on the VTN while the gateway was down reaches the meters after its restart', async () => {
+  s = await startVen({ version: '3.1.0', meters: 1, link: { callbackUrl: 'none' } });
+  const { vtn, meters: [m] } = s;
+  const program = vtn.addProgram({ programName: 'restart' });
+  const start = secondsFromNow(600);
+  const a = await vtn.addEvent(simpleEvent('3.1.0', program.id as string, { name: 'a', start, durationS: 60, level: 2 }));
+  const b = await vtn.addEvent(simpleEvent('3.1.0', program.id as string, { name: 'b', start: start + 60, durationS: 60, level: 1 }));
+  await eventually(() => drOf(m).has(`${a.id}#0`) && drOf(m).has(`${b.id}#0`), 15_000, 'both events at the meter');
+  const port = new URL(s.t.gw.mqttUrl).port;
+  await s.t.gw.close();
+  await vtn.deleteEvent(a.id as string);
+  await vtn.updateEvent(b.id as string, simpleEvent('3.1.0', program.id as string, { name: 'b', start: start + 60, durationS: 60, level: 3 }));
+  s.t = await startTestGateway({ ...s.t.opts, mqttListen: `127.0.0.1:${port}` });
+  await eventually(() => drOf(m).get(`${a.id}#0`)?.state === 'ended' && drOf(m).get(`${b.id}#0`)?.level === 3, 30_000, 'the deletion and the change after the restart');
+  assert.is(vtn.data.vens.size, 1, 'the VEN found again, not registered twice');
+  assert.is(vtn.data.resources.size, 1);
+});
 
 test.run();
