@@ -189,6 +189,8 @@ export class Ven {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
+    // A run waiting on a slow VTN is not waited for: its requests end now.
+    this.client.abort();
     await this.#running;
     // Subscriptions are taken back, so that the VTN does not call a gateway that is gone.
     const w = this.#state.webhook;
@@ -279,6 +281,7 @@ export class Ven {
   // ---------------------------------------------------------------- failures
 
   #failure(e: unknown): void {
+    if (this.#closed) return; // requests ended by close()
     const err = e instanceof VtnError ? e : new VtnError('internal', (e as Error)?.message ?? String(e));
     if (!(e instanceof VtnError)) this.#d.log.error({ vtn: this.link.url, err: err.message, stack: (e as Error)?.stack }, 'OpenADR: internal error');
     this.#count(err.kind, err.message);

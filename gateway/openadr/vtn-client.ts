@@ -50,6 +50,8 @@ export class VtnClient {
   readonly spec: OpenAdrSpec;
   readonly #o: VtnClientOptions;
   #token: string | undefined;
+  /** Aborts what is in flight when the gateway closes. */
+  #abort = new AbortController();
   /** Unix ms after which the token is fetched again. */
   #refreshAt = 0;
   /** Unix ms the current token expires (for status). */
@@ -63,6 +65,12 @@ export class VtnClient {
 
   get url(): string {
     return this.#o.url;
+  }
+
+  /** Ends the requests in flight (they fail as `timeout`); later requests run again. */
+  abort(): void {
+    this.#abort.abort();
+    this.#abort = new AbortController();
   }
 
   /** Forgets the token (the VTN refused it): the next request fetches another. */
@@ -158,7 +166,9 @@ export class VtnClient {
 
   async #fetch(method: string, path: string, init: { headers: { [k: string]: string }; body?: string }): Promise<Response> {
     try {
-      return await fetch(this.#o.url + path, { method, ...init, redirect: 'error', signal: AbortSignal.timeout(this.#o.timeoutMs ?? 10_000) });
+      const timeout = AbortSignal.timeout(this.#o.timeoutMs ?? 10_000);
+      const signal = typeof AbortSignal.any === 'function' ? AbortSignal.any([timeout, this.#abort.signal]) : timeout;
+      return await fetch(this.#o.url + path, { method, ...init, redirect: 'error', signal });
     } catch (e) {
       const err = e as Error & { cause?: { code?: string; message?: string } };
       if (err.name === 'TimeoutError' || err.name === 'AbortError') {

@@ -18,6 +18,7 @@ export const VEN_NAME = 'gw-test';
 
 export interface VenSetup {
   vtn: TestVtn;
+  vtn2?: TestVtn;
   /** The gateway (a test may restart it on the same data directory and replace this). */
   t: TestGateway;
   meters: HostAgent[];
@@ -51,14 +52,20 @@ export async function startVen(o: {
   link?: Partial<OpenAdrVtnOptions>; tuning?: Partial<OpenAdrTuning>; seconds?: number;
   /** Meters (by index) whose link goes through a proxy the test can cut (VenSetup.proxies). */
   proxied?: number[];
+  /** A second VTN (an aggregator's) of this version, after the first on the command line. */
+  second?: OpenAdrSpecVersion;
 }): Promise<VenSetup> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-openadr-'));
   const vtn = await TestVtn.start({ version: o.version, ...o.vtn });
+  const vtn2 = o.second ? await TestVtn.start({ version: o.second }) : undefined;
   const logs: VenSetup['logs'] = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => void logs.push(JSON.parse(l)) });
   const t = await startTestGateway({
     dataDir: join(dir, 'gw'), logger,
-    openadr: [{ url: vtn.url, clientId: 'ven1', clientSecret: 'secret1', version: o.version, venName: VEN_NAME, ...o.link }],
+    openadr: [
+      { url: vtn.url, clientId: 'ven1', clientSecret: 'secret1', version: o.version, venName: VEN_NAME, ...o.link },
+      ...(vtn2 ? [{ url: vtn2.url, clientId: 'ven1', clientSecret: 'secret1', version: o.second, venName: VEN_NAME, ...o.link }] : []),
+    ],
     openadrTuning: { pollMs: 150, timeoutMs: 1000, reportGraceMs: 1500, authBackoffMaxMs: 1000, ...o.tuning },
   });
   const meters: HostAgent[] = [];
@@ -83,12 +90,13 @@ export async function startVen(o: {
     }
   }
   const setup: VenSetup = {
-    vtn, t, meters, logs, dir, proxies,
+    vtn, vtn2, t, meters, logs, dir, proxies,
     async close() {
       for (const h of meters) h.stop();
       for (const p of proxies.values()) await p.close();
       await setup.t.close();
       await vtn.close();
+      await vtn2?.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -131,6 +131,21 @@ for (const version of ['3.1.0', '3.0.1'] as OpenAdrSpecVersion[]) {
   });
 }
 
+test('two VTNs at once (a utility on 3.1.0, an aggregator on 3.0.1): each registers the meter and reaches it', async () => {
+  s = await startVen({ version: '3.1.0', second: '3.0.1', meters: 1, link: { callbackUrl: 'none' } });
+  const { vtn, vtn2, t, meters: [m] } = s;
+  await eventually(() => vtn.data.resources.size === 1 && vtn2!.data.resources.size === 1, 15_000, 'the meter registered on both');
+  const start = secondsFromNow(600);
+  const a = await vtn.addEvent(simpleEvent('3.1.0', vtn.addProgram({ programName: 'utility' }).id as string, { name: 'u', start, durationS: 60, level: 2 }));
+  const b = await vtn2!.addEvent(simpleEvent('3.0.1', vtn2!.addProgram({ programName: 'aggregator' }).id as string, { name: 'g', start, durationS: 60, level: 1 }));
+  // Both VTNs number their events from 1: the second one's dr-events carry its prefix.
+  assert.is(a.id, b.id);
+  await eventually(() => drOf(m).get(`${a.id}#0`)?.level === 2 && drOf(m).get(`vtn2/${b.id}#0`)?.level === 1, 15_000, 'both events at the meter');
+  const links = (await t.api('GET', '/api/openadr')).json.vtns;
+  assert.equal(links.map((l: { vtn: string; version: string; link: string }) => [l.vtn, l.version, l.link]), [[vtn.url, '3.1.0', 'ok'], [vtn2!.url, '3.0.1', 'ok']]);
+  assert.equal([...vtn.badRequests, ...vtn2!.badRequests], []);
+});
+
 test('3.1.0: what changed on the VTN while the gateway was down reaches the meters after its restart', async () => {
   s = await startVen({ version: '3.1.0', meters: 1, link: { callbackUrl: 'none' } });
   const { vtn, meters: [m] } = s;
