@@ -106,7 +106,8 @@ test('a meter offline through a report interval: MISSING, then its late readings
   const resOf = (id: string) => ([...vtn.data.reports.values()].find((r) => r.eventID === ev.id)?.resources as Res[] | undefined)?.find((r) => r.resourceName === id);
   const first = await eventually(() => resOf(late)?.intervals.length === 2 && resOf(late), 30_000, 'the report with the offline meter');
   assert.equal(first.intervals.map((i) => i.payloads), [[{ type: 'DATA_QUALITY', values: ['MISSING'] }], [{ type: 'DATA_QUALITY', values: ['MISSING'] }]]);
-  assert.ok(resOf(meters[0].agent.deviceId)!.intervals.every((i) => i.payloads[0].type === 'USAGE'), 'the online meter reported');
+  await eventually(() => resOf(meters[0].agent.deviceId)!.intervals.every((i) => i.payloads[0].type === 'USAGE'), 15_000, 'the online meter reported');
+  assert.ok(resOf(late)!.intervals.every((i) => i.payloads[0].type === 'DATA_QUALITY'), 'the offline meter still MISSING');
   const reportId = [...vtn.data.reports.values()].find((r) => r.eventID === ev.id)!.id;
   assert.is(vtn.count('POST', '/reports'), 1);
 
