@@ -672,7 +672,7 @@ export class Ven {
       if (waiting && r.intervals !== ended.length && now < lastEnd * 1000 + this.#d.tuning.reportGraceMs) continue;
       // Sharing policies: the VTN is the operator's audience; meters that do not share this are left out.
       const level = levelFor(intervals);
-      const channels = requests.some((q) => q.peak) ? [POWER_CHANNEL] : [ENERGY_CHANNEL];
+      const channels = [...(requests.some((q) => !q.peak) ? [ENERGY_CHANNEL] : []), ...(requests.some((q) => q.peak) ? [POWER_CHANNEL] : [])];
       const tracks = new Map<string, Track>();
       const withheld: string[] = [];
       for (const [id, track] of Object.entries(r.tracks)) {
