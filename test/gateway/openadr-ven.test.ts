@@ -89,10 +89,15 @@ for (const version of ['3.1.0', '3.0.1'] as OpenAdrSpecVersion[]) {
   });
 
   test(`${version}: a USAGE and DEMAND report equals the energy the meters stored in each interval`, async () => {
-    s = await startVen({ version, meters: 2, link: { callbackUrl: 'none' } });
-    const { vtn, t, meters } = s;
+    s = await startVen({ version, meters: 3, link: { callbackUrl: 'none' } });
+    const { vtn, t } = s;
+    const meters = s.meters.slice(0, 2);
+    // The third meter shares only daily totals with the operator: it is left out of 3-second intervals.
+    const privateId = s.meters[2].agent.deviceId;
+    const policy = await t.api('PUT', `/api/devices/${privateId}/privacy`, { operator: { level: 'daily', purposes: ['grid-operations'] } });
+    assert.is(policy.status, 200, policy.text);
     const program = vtn.addProgram({ programName: 'usage' });
-    await eventually(() => vtn.data.resources.size === 2, 15_000, 'resources');
+    await eventually(() => vtn.data.resources.size === 3, 15_000, 'resources');
     const start = secondsFromNow(3);
     const ev = await vtn.addEvent(simpleEvent(version, program.id as string, {
       name: 'measured', start, durationS: 3, level: 1, intervals: 3,
@@ -123,6 +128,9 @@ for (const version of ['3.1.0', '3.0.1'] as OpenAdrSpecVersion[]) {
       }
     }
     assert.ok(total > 0, 'the meters used energy');
+    assert.not.ok((report.resources as { resourceName: string }[]).some((x) => x.resourceName === privateId), 'the private meter is not in the report');
+    const shownReport = (await t.api('GET', '/api/openadr')).json.vtns[0].events.find((x: { id: string }) => x.id === ev.id).report;
+    assert.equal(shownReport.withheld, [privateId]);
     // The report is a disclosure to the operator's audience, in the audit log.
     const audit = (await t.api('GET', `/api/audit?device=${meters[0].agent.deviceId}`)).json;
     assert.ok(JSON.stringify(audit).includes('openadr-report'), JSON.stringify(audit).slice(0, 300));
