@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pool, Progress } from '../host/cli/progress.js';
+import { drVtn } from './openadr/cli-status.js';
 import { api, CLIENT_HELP, client, errorOf, parse, processIo, run, table, UsageError, type Io } from './cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -198,12 +199,15 @@ const DR_HELP = `usage: gridlet dr send (--device ID… | --label SELECTOR) --le
                       [--gateway URL] [--api-token TOKEN] [--json]
        gridlet dr send (--device ID… | --label SELECTOR) --openadr FILE.json [--currency EUR] […]
        gridlet dr list <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
+       gridlet dr vtn [--gateway URL] [--api-token TOKEN] [--json]
 
 send: sends a demand-response event (WIRE.md dr-event) to devices; the gateway keeps it until each
 device acknowledges it. Devices run it by their own clock, also while offline. To a label selector,
 the gateway sends it to every paired device that matches (one request); to several --device ids the
 requests go a few at a time, with a progress bar on a terminal.
 list: the demand-response history a device reported (its dr events: start, end, missed).
+vtn: the utilities' OpenADR 3 VTNs the gateway is a VEN of (gridlet gateway --openadr-vtn): link state,
+their events, the meters each is for, and the reports sent.
 
   --level N         0 normal operation … 3 the strongest request
   --start T         unix seconds, an RFC 3339 date-time (2025-03-14T18:00:00Z), now or now+SECONDS
@@ -255,7 +259,8 @@ export async function drMain(argv: string[], io: Io = processIo): Promise<number
   }
   return run('dr', DR_HELP, io, async () => {
     if (sub === 'list') return drList(rest, io);
-    if (sub !== 'send') throw new UsageError(`unknown subcommand "${sub}"; use gridlet dr send or gridlet dr list`);
+    if (sub === 'vtn') return drVtn(rest, io, DR_HELP);
+    if (sub !== 'send') throw new UsageError(`unknown subcommand "${sub}"; use gridlet dr send, gridlet dr list or gridlet dr vtn`);
     const { values: v } = parse(rest, {
       device: { type: 'string', multiple: true }, label: { type: 'string', multiple: true },
       level: { type: 'string' }, start: { type: 'string' }, duration: { type: 'string' }, limit: { type: 'string' },

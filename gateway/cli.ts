@@ -9,6 +9,7 @@ import { normalizePairCode } from '../firmware/core/wire/pairing.js';
 import { isDeviceId } from '../firmware/core/wire/topics.js';
 import { pool, Progress, type ProgressSink } from '../host/cli/progress.js';
 import { startGateway } from './gateway.js';
+import { OPENADR_CLI_OPTIONS, OPENADR_HELP, openAdrGroups, OpenAdrUsageError } from './openadr/cli-options.js';
 
 export interface Io {
   out(line: string): void;
@@ -57,6 +58,8 @@ const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PO
                       [--api-token TOKEN] [--store sqlite:PATH | --store postgres://…] [--operator NAME] [--topic-prefix P]
                       [--mesh-listen MULTIADDR] [--peer MULTIADDR]...
                       [--llm-url URL [--llm-model NAME] | --llm-gguf PATH]
+                      [--openadr-vtn URL --openadr-client-id ID [--openadr-version V] [--openadr-ven-name N]
+                       [--openadr-poll-s N] [--openadr-client-secret-file PATH] [--openadr-callback-url URL]]...
 
 Runs a gateway: pairs meters, stores their records, serves the operator HTTP API. Prints
 "gateway ready mqtt=<url> http=<url> id=<gatewayId>" when ready (with " mesh=<multiaddr>/p2p/<peer id>"
@@ -89,6 +92,7 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
   --llm-model NAME        the model name to ask that server for (Ollama and vLLM need it)
   --llm-gguf PATH         run a local GGUF model instead, on the optional package node-llama-cpp
                           (loaded with the first job)
+${OPENADR_HELP}
   --retention-interval S  how often readings past their sharing policy's retention are removed
                           (default 3600 seconds)
   --log-level L           debug, info, warn or error (default info, or GRIDLET_LOG_LEVEL)
@@ -103,7 +107,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
-      'retention-interval': { type: 'string' }, replica: { type: 'string' },
+      'retention-interval': { type: 'string' }, replica: { type: 'string' }, ...OPENADR_CLI_OPTIONS,
     }, false);
     if (v.help) {
       io.out(GATEWAY_HELP);
@@ -116,6 +120,12 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     const retention = v['retention-interval'] as string | undefined;
     if (retention !== undefined && (!/^\d{1,7}$/.test(retention) || Number(retention) < 1)) {
       throw new UsageError(`--retention-interval must be a whole number of seconds (at least 1), not "${retention}"`);
+    }
+    let openadr;
+    try {
+      openadr = openAdrGroups(argv, process.env.GRIDLET_OPENADR_CLIENT_SECRET || undefined);
+    } catch (e) {
+      throw e instanceof OpenAdrUsageError ? new UsageError(e.message) : e;
     }
     const logger = gatewayLogger(level, format, process.stderr);
     const gw = await startGateway({
@@ -134,6 +144,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       llmModel: v['llm-model'] as string | undefined,
       llmGguf: v['llm-gguf'] as string | undefined,
       ...(retention === undefined ? {} : { tuning: { retentionIntervalMs: Number(retention) * 1000 } }),
+      openadr,
       logger,
     });
     io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}${gw.meshAddr ? ` mesh=${gw.meshAddr}` : ''}`);

@@ -32,6 +32,8 @@ import { PrivacyService } from './privacy/service.js';
 import { Retention } from './privacy/retention.js';
 import { privacyRoutes } from './http/privacy-routes.js';
 import { TokenBuckets } from './rate.js';
+import { OpenAdr, type OpenAdrVtnOptions } from './openadr/service.js';
+import type { OpenAdrTuning } from './openadr/ven.js';
 import { Registry } from './registry.js';
 import { PostgresStore } from './store/postgres.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -83,6 +85,9 @@ export interface GatewayOptions {
   ingressConnections?: number;
   /** Offload bounds, timeouts and context size (tests shorten them), or a backend object. */
   offload?: Omit<OffloadConfig, 'llmUrl' | 'llmModel' | 'llmGguf'>;
+  /** OpenADR 3 VTNs the gateway is a VEN of (gateway/openadr), and timings tests shorten. */
+  openadr?: OpenAdrVtnOptions[];
+  openadrTuning?: Partial<OpenAdrTuning>;
 }
 
 export interface Gateway {
@@ -107,6 +112,8 @@ export interface Gateway {
   offload: Offload;
   /** Sharing policies, their changes and the audit log (privacy/service.ts). */
   privacy: PrivacyService;
+  /** The OpenADR 3 VENs (none without `openadr` options). */
+  openadr: OpenAdr;
   close(): Promise<void>;
 }
 
@@ -255,6 +262,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
   };
   const pairing = new Pairing(ctx, share);
+  const openadr = new OpenAdr(opts.openadr ?? [], {
+    store, downlink, privacy, events, log, registry: metrics.registry, now, dataDir: opts.dataDir, gatewayId: identity.id, tuning: opts.openadrTuning,
+  });
   let mesh: Mesh | undefined;
   let retention: Retention | undefined;
   registry = new Registry(ctx, pairing, downlink, connected);
@@ -404,13 +414,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     http = await HttpServer.start({
       listen: httpListen, apiToken: opts.apiToken, log,
       routes: [...meshRoutes(mesh), ...live.routes, ...routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry, privacy }),
-        ...deviceOpsRoutes({ registry, store, downlink, log, now }), ...privacyRoutes({ privacy, registry, store, retention })],
+        ...deviceOpsRoutes({ registry, store, downlink, log, now }), ...privacyRoutes({ privacy, registry, store, retention }), ...openadr.routes()],
     }).catch((e: Error & { code?: string }) => {
       throw new Error(`cannot listen for HTTP on ${opts.httpListen ?? '127.0.0.1:8080'}: ${e.code ?? e.message}` +
         (e.code === 'EADDRINUSE' ? '; use --http-listen HOST:PORT' : ''));
     });
     await refreshCounts();
+    openadr.start(http.url);
   } catch (e) {
+    await openadr.close();
     live.close();
     retention?.close();
     pairing.close();
@@ -445,8 +457,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sendDownlink,
     offload,
     privacy,
+    openadr,
     close() {
       closing ??= (async () => {
+        await openadr.close(); // its last reports and subscriptions go while the store is open
         retention!.close();
         pairing.close();
         await offload.close(); // running jobs end with an error result while the broker is still up

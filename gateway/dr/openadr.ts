@@ -374,3 +374,30 @@ function tariff(
   if (typeof price === 'string') throw new FieldError(field, `${shown(v)} ${price} (a tariff carries 1/100000 of the currency unit per kWh)`);
   return { type: Body.tariff, price, currency };
 }
+
+export interface IntervalTime {
+  id: number;
+  /** Unix seconds. */
+  start: number;
+  duration: number;
+}
+
+/**
+ * The start and length of each interval of an event, as mapOpenAdr times them (an interval without a
+ * start follows the previous one; "0001-01-01" is `nowS`), whatever its payloads: a VEN's reports follow
+ * these intervals. Throws FieldError when a time is missing or malformed.
+ */
+export function eventIntervals(ev: { [k: string]: unknown }, nowS: number): IntervalTime[] {
+  const eventPeriod = period(ev.intervalPeriod, 'intervalPeriod');
+  const intervals = Array.isArray(ev.intervals) ? ev.intervals : [];
+  const out: IntervalTime[] = [];
+  let prevEnd: number | undefined;
+  intervals.slice(0, MAX_INTERVALS).forEach((iv, i) => {
+    const f = `intervals[${i}]`;
+    if (!isObject(iv) || typeof iv.id !== 'number') throw new FieldError(`${f}.id`, 'must be an integer');
+    const t = intervalTiming(i, f, '', period(iv.intervalPeriod, `${f}.intervalPeriod`), eventPeriod, prevEnd, nowS, () => {});
+    prevEnd = t.start + t.duration;
+    out.push({ id: iv.id, start: t.start, duration: t.duration });
+  });
+  return out;
+}

@@ -36,6 +36,11 @@ export interface Route {
   handle(req: Request): Promise<Reply>;
   /** Served without the bearer token: the dashboard's static files, which hold no data. */
   public?: boolean;
+  /**
+   * Called by another server (an OpenADR VTN's notifications): served under any Host name and without the
+   * API token; the route checks the caller's own credentials.
+   */
+  webhook?: boolean;
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
@@ -97,9 +102,6 @@ function send(res: ServerResponse, status: number, json: unknown, headers: { [k:
 async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions, hosts: Set<string>): Promise<void> {
   const method = req.method ?? 'GET';
   const host = (req.headers.host ?? '').toLowerCase();
-  if (!hosts.has(host)) {
-    return refuse(req, res, 421, `Host "${host.slice(0, 100)}" is not this gateway's address; use ${[...hosts][0]}`);
-  }
   let url: URL;
   try {
     url = new URL(req.url ?? '/', 'http://gateway');
@@ -107,8 +109,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions,
     return refuse(req, res, 400, 'malformed request URL');
   }
   const path = url.pathname;
+  // A webhook is called by another server, at whatever name it was given, and checks its own credentials.
+  const webhook = o.routes.some((r) => r.webhook && r.method === method && r.pattern.test(path));
+  if (!hosts.has(host) && !webhook) {
+    return refuse(req, res, 421, `Host "${host.slice(0, 100)}" is not this gateway's address; use ${[...hosts][0]}`);
+  }
   const isPublic = (method === 'GET' || method === 'HEAD') && (path === '/api/health' || o.routes.some((r) => r.public && r.pattern.test(path)));
-  if (o.apiToken && !isPublic && !bearerMatches(req.headers.authorization, o.apiToken)) {
+  if (o.apiToken && !isPublic && !webhook && !bearerMatches(req.headers.authorization, o.apiToken)) {
     return refuse(req, res, 401, 'this gateway requires "Authorization: Bearer <token>" (its --api-token)', { 'www-authenticate': 'Bearer' });
   }
   let params: string[] | undefined;

@@ -254,7 +254,7 @@ export const EVERY_DEVICE = '*';
 
 /** One disclosure of a device's data (the audit log), as recorded. */
 export interface Disclosure {
-  /** Who got it: a mesh peer id, or `http` for the operator API. */
+  /** Who got it: a mesh peer id, `http` for the operator API, or `openadr:<VTN URL>` for a VTN's report. */
   audience: string;
   /** The operator of a mesh peer (MESH.md `--operator`); absent for `http`. */
   operator?: string;
@@ -266,7 +266,8 @@ export interface Disclosure {
   seq?: [number, number];
   level: Level;
   purposes: Purpose[];
-  via: 'announce' | 'serve' | 'http';
+  /** `openadr`: a report posted to an OpenADR VTN (gateway/openadr). */
+  via: 'announce' | 'serve' | 'http' | 'openadr';
 }
 
 export interface AuditEntry extends Disclosure {

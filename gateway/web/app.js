@@ -1098,6 +1098,7 @@ function drPage(root, preset) {
   const limitIn = h('input#dr-limit', { type: 'number', min: 0, placeholder: 'optional, W' });
   const out = h('div#dr-result.result', { hidden: true });
   const recent = h('tbody');
+  const openadr = openAdrPanel();
   append(root,
     h('div.page-head', h('h1', 'Demand response')),
     h('div.grid2',
@@ -1128,7 +1129,8 @@ function drPage(root, preset) {
         h('div.row2', h('label', 'Start', startIn), h('label', 'Duration (minutes)', durIn)), h('label', 'Power limit (W)', limitIn),
         h('button.primary#dr-submit', { type: 'submit' }, 'Send event'), out)),
       h('div.card', h('h2', 'Reported by meters'), h('p.muted', 'Start, end and missed events as meters report them, newest first (live).'),
-        h('div.table-wrap.scroll', h('table#dr-recent', h('thead', h('tr', h('th', 'Time'), h('th', 'Device'), h('th', 'Event'), h('th', 'Phase'))), recent)))));
+        h('div.table-wrap.scroll', h('table#dr-recent', h('thead', h('tr', h('th', 'Time'), h('th', 'Device'), h('th', 'Event'), h('th', 'Phase'))), recent)))),
+    openadr.el);
   if (preset && DEVICE_ID.test(preset)) target.set(preset);
   /** What meters reported before the page opened: the first DR_PAGE_DEVICES paired meters' histories. */
   async function loadRecent() {
@@ -1153,7 +1155,42 @@ function drPage(root, preset) {
   });
   renderRecent();
   void loadRecent();
-  return {};
+  return { dispose: openadr.dispose };
+}
+
+/** The utilities' VTNs the gateway is an OpenADR 3 VEN of (GET /api/openadr), refreshed every 5 s. */
+function openAdrPanel() {
+  const body = h('div#openadr-links');
+  const el = h('div.card#openadr', h('h2', 'Utility programs (OpenADR 3)'), body);
+  const when = (iso) => (iso ? dateTimeText(Date.parse(iso)) : '—');
+  function render(st) {
+    if (!st) return fill(body, h('p.muted', 'The gateway did not answer GET /api/openadr.'));
+    if (!st.vtns.length) {
+      return fill(body, h('p.muted', 'This gateway is not connected to a VTN. Start it with ', h('code', '--openadr-vtn URL --openadr-client-id ID'),
+        ' to take a utility\'s demand-response events to the meters they target and report usage back.'));
+    }
+    fill(body, ...st.vtns.map((v) => h('div.vtn', { 'data-vtn': v.key, 'data-link': v.link },
+      h('p', h(`span.chip.vtn-${v.link}`, v.link), ' ', h('span.mono', v.vtn), ` · OpenADR ${v.version} · VEN `, h('span.mono', v.venName),
+        ` · ${v.resources} resource(s) · last poll ${when(v.lastPoll)}`, v.webhook.state === 'subscribed' ? ' · webhook' : ''),
+      v.failing.length ? h('p.error', v.failing.map((f) => `${f.kind}: ${f.message} (${f.count}× since ${when(f.since)})`).join(' · ')) : null,
+      h('div.table-wrap.scroll', h('table.openadr-events',
+        h('thead', h('tr', h('th', 'Event'), h('th', 'Program'), h('th', 'State'), h('th', 'Start'), h('th', 'End'), h('th', 'Meters'), h('th', 'Report'))),
+        h('tbody', ...(v.events.length ? v.events.map((e) => h('tr', { 'data-event': e.key },
+          h('td', h('span.mono', e.id ?? e.key), e.name ? ` ${e.name}` : '', e.error ? h('div.error', e.error) : null),
+          h('td', e.program ?? e.programID),
+          h('td', h(`span.chip.oadr-${e.state}`, e.state)),
+          h('td.nowrap', when(e.start)), h('td.nowrap', when(e.end)),
+          h('td', { title: e.devices.join(' ') }, String(e.devices.length)),
+          h('td', e.report ? `${e.report.intervals} interval(s)${e.report.missing ? `, ${e.report.missing} missing` : ''}${e.report.sentAt ? ` · ${when(e.report.sentAt)}` : ''}` : '—')))
+          : [h('tr', h('td.muted', { colSpan: 7 }, 'No events from this VTN.'))])))))));
+  }
+  async function load() {
+    const r = await api('GET', '/api/openadr').catch(() => undefined);
+    render(r?.ok ? r.json : undefined);
+  }
+  void load();
+  const tick = setInterval(load, 5000);
+  return { el, dispose() { clearInterval(tick); } };
 }
 
 // ---- start ----------------------------------------------------------------------------------------
