@@ -2,7 +2,7 @@
 // writable count under the test's control.
 
 interface SerialOptions {
-  port: number; baud: number; receive?: number; transmit?: number; format?: string;
+  port: number; baud: number; receive?: number; transmit?: number; format?: string; data?: number; parity?: string;
   onReadable?: (this: FakeSerial, count: number) => void;
   onWritable?: (this: FakeSerial, count: number) => void;
 }
