@@ -67,6 +67,8 @@ export interface TelegramResult {
   values: Array<[number, number]>;
   /** Number of OBIS lines in the telegram (mapped or not). */
   obis: number;
+  /** The telegram's text from `/` to `!` (latin1), when the parser was asked to keep it. */
+  text?: string;
 }
 
 export type TelegramErrorReason = 'crc' | 'too-long' | 'malformed' | 'truncated';
@@ -98,6 +100,8 @@ export interface TelegramParserOptions {
   maxBytes?: number;
   /** Seconds east of UTC for the meter's W and S clock flags. Default CET: { winter: 3600, summer: 7200 }. */
   zone?: { winter: number; summer: number };
+  /** Hand the telegram's text on in the result (people and tests: `gridlet meter parse`; allocates). */
+  keepText?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -152,6 +156,7 @@ export class TelegramParser {
   #onTelegram: ((result: TelegramResult) => void) | undefined;
   #onError: ((error: TelegramError) => void) | undefined;
   #reader: LineReader;
+  #keepText: boolean;
 
   constructor(options: TelegramParserOptions = {}) {
     const max = options.maxBytes ?? 2048;
@@ -160,6 +165,7 @@ export class TelegramParser {
     this.#buf = new Uint8Array(max);
     this.#onTelegram = options.onTelegram;
     this.#onError = options.onError;
+    this.#keepText = options.keepText ?? false;
     const zone = options.zone ?? { winter: 3600, summer: 7200 };
     this.#reader = new LineReader(zone.winter, zone.summer);
   }
@@ -302,6 +308,7 @@ export class TelegramParser {
       );
       return;
     }
+    if (this.#keepText) outcome.text = latin1(this.#buf, 0, len, len);
     if (this.#onTelegram) this.#onTelegram(outcome);
   }
 }

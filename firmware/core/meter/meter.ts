@@ -21,7 +21,7 @@ import { EnvelopeFramer } from './envelope.js';
 import { MeterError } from './error.js';
 import { HdlcFramer } from './hdlc.js';
 import { MbusFramer } from './mbus.js';
-import type { MeterFormat, MeterReading } from './reading.js';
+import type { MeterFormat, MeterReading, Register } from './reading.js';
 import { TYPES, type Framing, type MeterType } from './types.js';
 
 export { isMeterType, lineSettings, METER_TYPES, usesKeys, type Framing, type LineSettings, type MeterType } from './types.js';
@@ -195,6 +195,7 @@ export class MeterParser {
         const p = new TelegramParser({
           maxBytes: this.#o.maxTelegramBytes ?? 4096,
           zone: this.#o.zone,
+          keepText: this.#o.registers,
           onTelegram: (r) => this.#gate(telegramReading(r, 'dsmr', undefined), undefined),
           onError: (e) => this.#textError(e),
         });
@@ -240,6 +241,7 @@ export class MeterParser {
     const inner = this.#inner ?? (this.#inner = new TelegramParser({
       maxBytes: this.#o.maxTelegramBytes ?? 4096,
       zone: this.#o.zone,
+      keepText: this.#o.registers,
       onTelegram: (r) => {
         const c = this.#context!;
         this.#gate(telegramReading(r, c.format === 'envelope' ? 'smarty' : c.format, c), undefined);
@@ -270,11 +272,26 @@ function framingName(f: Framing): string {
 function telegramReading(r: TelegramResult, format: MeterFormat, c: CipherContext | undefined): MeterReading {
   const out: MeterReading = { format, values: r.values, header: r.header, crc: r.crc };
   if (r.time !== undefined) out.time = r.time;
+  if (r.text !== undefined) out.registers = telegramRegisters(r.text);
   if (c) {
     out.security = c.security;
     out.systemTitle = c.systemTitle;
     out.frameCounter = c.frameCounter;
     out.frames = c.frames;
+  }
+  return out;
+}
+
+/** The OBIS lines of a P1 telegram as registers: the last group's number and unit, or its text. */
+function telegramRegisters(text: string): Register[] {
+  const out: Register[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}(?:[*&]\d{1,3})?)((?:\([^()]*\))+)$/.exec(line);
+    if (!m) continue;
+    const groups = m[2].slice(1, -1).split(')(');
+    const last = groups[groups.length - 1];
+    const n = /^(-?\d+(?:\.\d+)?)\*(.+)$/.exec(last);
+    out.push(n ? { obis: m[1], type: 'text', value: Number(n[1]), unit: n[2] } : { obis: m[1], type: 'text', value: last });
   }
   return out;
 }
