@@ -55,6 +55,9 @@ interface Candidate {
   framing: Framing;
   push(bytes: Uint8Array): void;
   pushByte(b: number): void;
+  /** Bytes of an unfinished frame held, and the most it may hold. */
+  buffered(): number;
+  capacity: number;
   /** Frames whose header checked out so far (0 for text telegrams, which lock by their outcome). */
   headers(): number;
   end(): void;
@@ -96,6 +99,20 @@ export class MeterParser {
     });
     const max = options.maxBytes ?? 2048;
     for (const framing of info.framings) this.#candidates.push(this.#candidate(framing, max));
+  }
+
+  /** Bytes the framings hold of unfinished frames (each within its own capacity). */
+  get buffered(): number {
+    let n = 0;
+    for (const c of this.#candidates) n = Math.max(n, c.buffered());
+    return n;
+  }
+
+  /** The most bytes any one framing holds of an unfinished frame. */
+  get capacity(): number {
+    let n = 0;
+    for (const c of this.#candidates) n = Math.max(n, c.capacity);
+    return n;
   }
 
   /** The framing the stream was recognised as, or undefined while still looking. */
@@ -202,6 +219,7 @@ export class MeterParser {
         const one = new Uint8Array(1);
         return {
           framing, headers: () => 0, push: (b) => p.push(b), end: () => p.end(), reset: () => p.reset(),
+          buffered: () => p.buffered, capacity: p.capacity,
           pushByte(b) {
             one[0] = b;
             p.push(one);
@@ -262,6 +280,7 @@ export class MeterParser {
 function framer(framing: Framing, f: HdlcFramer | MbusFramer | EnvelopeFramer): Candidate {
   return {
     framing, headers: () => f.frames, push: (b) => f.push(b), pushByte: (b) => f.pushByte(b), end: () => f.end(), reset: () => f.reset(),
+    buffered: () => f.buffered, capacity: f.capacity,
   };
 }
 
