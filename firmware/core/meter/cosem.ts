@@ -115,6 +115,7 @@ export class CosemReader {
   /** Tariff registers E = 1…9 of the four energy channels, summed when C.8.0 is missing. */
   readonly #tariffs = new Float64Array(4 * 10);
   #registers: Register[] | undefined;
+  #lastListId: string | undefined;
   /** Why read() returned false. */
   error = '';
   /** Where the body ended. */
@@ -149,7 +150,7 @@ export class CosemReader {
     if (this.#listIdStart >= 0) {
       if (startsWith(bytes, this.#listIdStart, this.#listIdLength, KAMSTRUP)) this.#list = LIST_KAMSTRUP;
       else if (startsWith(bytes, this.#listIdStart, this.#listIdLength, KFM)) this.#list = LIST_KAIFA;
-      if (printable(bytes, this.#listIdStart, this.#listIdLength)) this.listId = latin1(bytes, this.#listIdStart, this.#listIdStart + this.#listIdLength);
+      if (printable(bytes, this.#listIdStart, this.#listIdLength)) this.listId = this.#listIdText(bytes, this.#listIdStart, this.#listIdLength);
     }
     if (this.#registersWithObis === 0) {
       // Values only: Kaifa's lists by their length, or its list 1 (one double-long-unsigned: P+).
@@ -176,6 +177,18 @@ export class CosemReader {
     for (let c = 1; c <= MAX_CHANNEL; c++) if (ch[c] === ch[c]) values.push([c, ch[c]]);
     timeOut[0] = notificationTime === notificationTime ? notificationTime : this.#clock === this.#clock ? this.#clock : this.#bareTime;
     return values;
+  }
+
+  /** The list identifier as text, made once per identifier (a meter keeps its list). */
+  #listIdText(b: Uint8Array, s: number, n: number): string {
+    const last = this.#lastListId;
+    if (last !== undefined && last.length === n) {
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = last.charCodeAt(i) === b[s + i];
+      if (same) return last;
+    }
+    this.#lastListId = latin1(b, s, s + n);
+    return this.#lastListId;
   }
 
   /** One pass over the items; false when malformed. */

@@ -96,6 +96,8 @@ export class DlmsDecoder {
   #security: Security = 'none';
   #title = '';
   #counter = -1;
+  readonly #lastTitle = new Uint8Array(8);
+  #lastTitleText = '';
 
   constructor(options: DlmsDecoderOptions) {
     this.#o = options;
@@ -327,9 +329,8 @@ export class DlmsDecoder {
     }
     const sc = b[p];
     const fc = ((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0;
-    const who = `system title ${systemTitleText(b, title)}, frame counter ${fc}`;
     if ((sc & 0x0f) !== 0 || (sc & 0x80) !== 0) {
-      this.#fail('gcm', 'suite', `frame ${frame} (${who}) uses security control ${hex2(sc)}: only suite 0 (AES-GCM-128) without compression is supported`);
+      this.#fail('gcm', 'suite', `frame ${frame} (${this.#who(b, title, fc)}) uses security control ${hex2(sc)}: only suite 0 (AES-GCM-128) without compression is supported`);
       return REFUSED;
     }
     const auth = (sc & 0x10) !== 0;
@@ -338,11 +339,11 @@ export class DlmsDecoder {
     const textStart = p + 5;
     const textEnd = e - tagLength;
     if (textEnd < textStart) {
-      this.#fail('gcm', 'length', `the ciphered APDU in frame ${frame} (${who}) is too short for its tag`);
+      this.#fail('gcm', 'length', `the ciphered APDU in frame ${frame} (${this.#who(b, title, fc)}) is too short for its tag`);
       return REFUSED;
     }
     this.#security = auth && enc ? 'encrypted+authenticated' : enc ? 'encrypted' : auth ? 'authenticated' : 'none';
-    this.#title = hexString(b, title, title + 8);
+    this.#title = this.#titleText(b, title);
     this.#counter = fc;
     const len = textEnd - textStart;
     const plain = this.#plain ?? (this.#plain = new Uint8Array(this.#max));
@@ -358,12 +359,12 @@ export class DlmsDecoder {
       }
       if (!this.#gcm) {
         if (!retry && this.#loadKeys()) return this.#ciphered(b, s, e, depth, true);
-        this.#fail('gcm', 'no-key', `frame ${frame} is encrypted (${who}) but no meter key is set: set the key from your network operator (console: config set meter.key <32 hex digits>)`);
+        this.#fail('gcm', 'no-key', `frame ${frame} is encrypted (${this.#who(b, title, fc)}) but no meter key is set: set the key from your network operator (console: config set meter.key <32 hex digits>)`);
         return REFUSED;
       }
       if (auth && !this.#authKey) {
         if (!retry && this.#loadKeys()) return this.#ciphered(b, s, e, depth, true);
-        this.#fail('gcm', 'no-auth-key', `frame ${frame} is authenticated (${who}) but no authentication key is set: config set meter.auth_key <32 hex digits>`);
+        this.#fail('gcm', 'no-auth-key', `frame ${frame} is authenticated (${this.#who(b, title, fc)}) but no authentication key is set: config set meter.auth_key <32 hex digits>`);
         return REFUSED;
       }
       const iv = this.#iv;
@@ -382,12 +383,12 @@ export class DlmsDecoder {
       }
       if (!ok) {
         if (!retry && this.#loadKeys()) return this.#ciphered(b, s, e, depth, true);
-        this.#fail('gcm', 'tag', `GCM tag does not match: wrong key? (frame ${frame}, ${who})`);
+        this.#fail('gcm', 'tag', `GCM tag does not match: wrong key? (frame ${frame}, ${this.#who(b, title, fc)})`);
         return TAG_FAILED;
       }
       if (!auth && !isApduTag(plain[0]) && plain[0] !== SLASH) {
         if (!retry && this.#loadKeys()) return this.#ciphered(b, s, e, depth, true);
-        this.#fail('gcm', 'garbage', `decrypted frame ${frame} (${who}) does not begin with a DLMS APDU but with ${hex2(plain[0])}: wrong key? (this meter does not authenticate its frames, so a wrong key shows only here)`);
+        this.#fail('gcm', 'garbage', `decrypted frame ${frame} (${this.#who(b, title, fc)}) does not begin with a DLMS APDU but with ${hex2(plain[0])}: wrong key? (this meter does not authenticate its frames, so a wrong key shows only here)`);
         return REFUSED;
       }
     } else {
@@ -399,6 +400,24 @@ export class DlmsDecoder {
     }
     this.#apdu(plain, 0, len, depth + 1);
     return OK;
+  }
+
+  /** The system title as hex, made once per title (a meter keeps its own). */
+  #titleText(b: Uint8Array, s: number): string {
+    const last = this.#lastTitle;
+    if (this.#lastTitleText !== '') {
+      let same = true;
+      for (let i = 0; i < 8 && same; i++) same = last[i] === b[s + i];
+      if (same) return this.#lastTitleText;
+    }
+    for (let i = 0; i < 8; i++) last[i] = b[s + i];
+    this.#lastTitleText = hexString(b, s, s + 8);
+    return this.#lastTitleText;
+  }
+
+  /** Who sent a refused frame, for its message (built only then). */
+  #who(b: Uint8Array, title: number, fc: number): string {
+    return `system title ${systemTitleText(b, title)}, frame counter ${fc}`;
   }
 
   /** Asks for the keys; true when they differ from those in use. */
