@@ -20,7 +20,7 @@ import type { MeterReading } from '../../firmware/core/meter/reading.js';
 import { mulberry32 } from '../../host/sim/prng.js';
 import { DLMS_FIXTURES } from '../core/support/dlms-fixtures.js';
 import { cat, fixtureBytes, fixtureKeys, gbtBlocks, glo, hdlcFrame, hdlcSegments, mbusFrames } from '../core/support/dlms-build.js';
-import { FuzzFailure as Failure, mutate, MUTATIONS, type Grammar } from './fuzz-mutate.js';
+import { FuzzFailure as Failure, mutate, MUTATIONS, streamRound, type Grammar } from './fuzz-mutate.js';
 
 class FuzzFailure extends Failure {
   constructor(message: string, seed: number, iteration: number, input?: Uint8Array) {
@@ -195,20 +195,8 @@ export function fuzzDlms(options: { iterations: number; seed: number }): DlmsFuz
       keys = c.keys;
       version++;
     }
-    try {
-      const g = grammar(c);
-      if (int(4) === 0) {
-        const noise = new Uint8Array(int(40));
-        for (let i = 0; i < noise.length; i++) noise[i] = g.special[int(g.special.length)];
-        feed(stream, noise);
-      }
-      feed(stream, input);
-      if (int(50) === 0) stream.end();
-      if (int(200) === 0) stream.reset();
-    } catch (e) {
-      if (e instanceof FuzzFailure) throw e;
-      throw new FuzzFailure(`push() threw ${String(e)}`, seed, iteration, input);
-    }
+    streamRound({ feed: (d) => feed(stream, d), end: () => stream.end(), reset: () => stream.reset() }, input, grammar(c).special, int,
+      (why) => new FuzzFailure(why, seed, iteration, input));
     if (problem) throw new FuzzFailure(problem, seed, iteration, input);
   }
   stats.seconds = (Date.now() - started) / 1000;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTelegram, TelegramError, TelegramParser, type TelegramResult } from '../../firmware/core/meter/dsmr.js';
 import { mulberry32 } from '../../host/sim/prng.js';
-import { FuzzFailure, mutate, MUTATIONS, type Grammar } from './fuzz-mutate.js';
+import { FuzzFailure, mutate, MUTATIONS, streamRound, type Grammar } from './fuzz-mutate.js';
 
 /** The fuzzer's generator (mulberry32, host/sim/prng.ts). */
 export const prng = mulberry32;
@@ -180,19 +180,8 @@ export function fuzzDsmr(options: {
     // 2. The long-lived stream, with the input between noise; nothing may escape push().
     results.length = 0;
     errors.length = 0;
-    try {
-      if (int(4) === 0) {
-        const noise = new Uint8Array(int(40));
-        for (let i = 0; i < noise.length; i++) noise[i] = SPECIAL[int(SPECIAL.length)];
-        feed(stream, noise);
-      }
-      feed(stream, input);
-      if (int(50) === 0) stream.end();
-      if (int(200) === 0) stream.reset();
-    } catch (e) {
-      if (e instanceof FuzzFailure) throw e;
-      throw new FuzzFailure(`push() threw ${String(e)}`, seed, iteration, input);
-    }
+    streamRound({ feed: (d) => feed(stream, d), end: () => stream.end(), reset: () => stream.reset() }, input, SPECIAL, int,
+      (why) => new FuzzFailure(why, seed, iteration, input));
     if (problem) throw new FuzzFailure(problem, seed, iteration, input);
 
     // 3. One flipped bit in a CRC-protected telegram, on a parser that has seen this meter's CRCs.

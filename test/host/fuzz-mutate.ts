@@ -101,3 +101,26 @@ export function mutate(kind: Mutation, base: Uint8Array, other: Uint8Array, rnd:
     }
   }
 }
+
+/**
+ * One round of a long-lived stream parser: sometimes line noise of the grammar's bytes first, then the
+ * input, and now and then the end of the input or a reset. Anything thrown is a failure named by `fail`.
+ */
+export function streamRound(
+  stream: { feed(data: Uint8Array): void; end(): void; reset(): void },
+  input: Uint8Array, special: readonly number[], int: (n: number) => number, fail: (why: string) => Error,
+): void {
+  try {
+    if (int(4) === 0) {
+      const noise = new Uint8Array(int(40));
+      for (let i = 0; i < noise.length; i++) noise[i] = special[int(special.length)];
+      stream.feed(noise);
+    }
+    stream.feed(input);
+    if (int(50) === 0) stream.end();
+    if (int(200) === 0) stream.reset();
+  } catch (e) {
+    if (e instanceof FuzzFailure) throw e;
+    throw fail(`push() threw ${String(e)}`);
+  }
+}

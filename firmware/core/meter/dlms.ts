@@ -97,6 +97,8 @@ export class DlmsDecoder {
   #title = '';
   #counter = -1;
   readonly #lastTitle = new Uint8Array(8);
+  /** Where #length() stopped. */
+  #at = 0;
   #lastTitleText = '';
 
   constructor(options: DlmsDecoderOptions) {
@@ -260,13 +262,8 @@ export class DlmsDecoder {
     }
     const control = b[s + 1];
     const number = (b[s + 2] << 8) | b[s + 3];
-    let p = s + 6;
-    let n = b[p++];
-    if (n >= 0x80) {
-      const k = n & 0x7f;
-      if (k < 1 || k > 2 || p + k > e) n = -1;
-      else for (n = 0; p < s + 7 + k; ) n = n * 256 + b[p++];
-    }
+    const n = this.#length(b, s + 6, e);
+    const p = this.#at;
     if (n < 0 || p + n !== e) {
       this.#gbtLen = 0;
       this.#gbtNext = 1;
@@ -316,13 +313,8 @@ export class DlmsDecoder {
       return REFUSED;
     }
     const title = s + 1;
-    let p = s + 9;
-    let n = b[p++];
-    if (n >= 0x80) {
-      const k = n & 0x7f;
-      if (k < 1 || k > 2 || p + k > e) n = -1;
-      else for (n = 0; p < s + 10 + k; ) n = n * 256 + b[p++];
-    }
+    const n = this.#length(b, s + 9, e);
+    const p = this.#at;
     if (n < 5 || p + n !== e) {
       this.#fail('gcm', 'length', `the ciphered APDU in frame ${frame} says ${n < 0 ? 'an unreadable length' : `${n} bytes`} but carries ${e - p}`);
       return REFUSED;
@@ -418,6 +410,22 @@ export class DlmsDecoder {
   /** Who sent a refused frame, for its message (built only then). */
   #who(b: Uint8Array, title: number, fc: number): string {
     return `system title ${systemTitleText(b, title)}, frame counter ${fc}`;
+  }
+
+  /** A BER length at b[p] (one byte below 0x80, else 0x81/0x82 and its bytes); -1 if not. Sets #at after it. */
+  #length(b: Uint8Array, p: number, e: number): number {
+    let n = b[p++];
+    if (n >= 0x80) {
+      const k = n & 0x7f;
+      if (k < 1 || k > 2 || p + k > e) {
+        this.#at = p;
+        return -1;
+      }
+      n = 0;
+      for (let i = 0; i < k; i++) n = n * 256 + b[p++];
+    }
+    this.#at = p;
+    return n;
   }
 
   /** Asks for the keys; true when they differ from those in use. */

@@ -2,22 +2,13 @@
 // M-Bus segments, block transfers, ciphering with chosen keys) from the real payloads. Portable to XS.
 
 import { AesGcm } from '../../../firmware/core/aes-gcm.js';
-import { fromHex } from '../../../firmware/core/bytes.js';
+import { concat, fromHex } from '../../../firmware/core/bytes.js';
 import { fcs16 } from '../../../firmware/core/meter/hdlc.js';
 import { mbusChecksum } from '../../../firmware/core/meter/mbus.js';
 import { DLMS_FIXTURES } from './dlms-fixtures.js';
 
-export function cat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+/** Bytes one after another (the core's concat). */
+export const cat = concat;
 
 /** A fixture's frames as bytes. */
 export function fixtureFrames(name: string): Uint8Array[] {
