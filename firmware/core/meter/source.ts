@@ -36,6 +36,8 @@ export class SerialMeter implements MeterSource {
   readonly #o: SerialMeterOptions;
   #parser: MeterParser | undefined;
   #running = false;
+  #lastKind = '';
+  #repeats = 0;
 
   constructor(port: SerialPort, options: SerialMeterOptions) {
     this.#port = port;
@@ -62,13 +64,22 @@ export class SerialMeter implements MeterSource {
       onReading: (r: MeterReading) => {
         if (!this.#running || r.values.length === 0) return;
         this.readings++;
+        this.#lastKind = '';
         const text = r.format === 'dsmr' || r.format === 'smarty';
         onReading(text && r.time !== undefined && r.time > PLAUSIBLE_AFTER ? r.time * 1000 : NaN, r.values);
       },
       onError: (e: MeterError) => {
         this.errors[e.reason] = (this.errors[e.reason] ?? 0) + 1;
         this.lastError = e.message;
-        o.logger?.log('warn', `meter message refused: ${e.message}`);
+        // A meter without its key fails every frame: the first of a kind is logged, then every 100th.
+        const kind = `${e.layer}:${e.reason}`;
+        if (kind !== this.#lastKind) {
+          this.#lastKind = kind;
+          this.#repeats = 0;
+          o.logger?.log('warn', `meter message refused: ${e.message}`);
+        } else if (++this.#repeats % 100 === 0) {
+          o.logger?.log('warn', `meter message refused (${this.#repeats} more like it): ${e.message}`);
+        }
       },
     });
     this.#port.onReadable((bytes) => {
