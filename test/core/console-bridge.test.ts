@@ -13,7 +13,7 @@ import { ReadingsRing } from '../../firmware/core/console/readings-ring.js';
 import { RamLog } from '../../firmware/core/log/ram-log.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { fromHex } from '../../firmware/core/bytes.js';
-import { loadMeterKeys, meterKeysVersion } from '../../firmware/core/meter/keys.js';
+import { configuredMeterType, loadMeterKeys, meterKeysVersion } from '../../firmware/core/meter/keys.js';
 import { jsonLines, lines, MemorySerial } from './support/console-world.js';
 import { MiniGateway } from './support/mini-gateway.js';
 import { BusTransport, MemoryBus, MemoryKV, SeededRandom, SimTime, simTimers } from './support/sim-world.js';
@@ -176,7 +176,9 @@ test('meter keys: set on the console or by the gateway, stored apart, used by th
   assert.is(w.kv.get('cfg.meter.key'), undefined, 'not among the readable config values');
   assert.equal(lines(w.say('config set meter.key 0011223344')), ['ERR usage meter.key is 32 hex digits (16 bytes), as the network operator gives it; this has 10']);
   assert.equal(lines(w.say('config set meter.type gas')), ['ERR usage meter.type is one of dsmr, smarty, dlms, mbus']);
+  assert.is(configuredMeterType(w.kv, 'dsmr'), 'dsmr', 'the firmware\'s default until one is set');
   assert.equal(lines(w.say('config set meter.type dlms')), ['meter.type = dlms (read at the next restart)', 'OK']);
+  assert.is(configuredMeterType(w.kv, 'dsmr'), 'dlms', 'what the firmware reads at boot');
   // From the gateway: the auth key in the operator's format, and a wrong one refused with a log line that does not show it.
   w.gw.send(w.agent.deviceId, { type: Body.config, values: { 'meter.auth_key': '0x ff ee dd cc bb aa 99 88 77 66 55 44 33 22 11 00', 'meter.key': 'nonsense-key' } });
   w.run(100);
