@@ -11,12 +11,14 @@ import settings from 'gridlet/settings';
 import { stats as heapStats } from 'gridlet/xs-heap';
 import Timer from 'timer';
 import { createDevice } from './core/device.js';
+import { configuredMeterType } from './core/meter/keys.js';
+import { isMeterType } from './core/meter/meter.js';
 import type { Relay, Transport } from './core/ports.js';
 import { PartitionFlash } from './moddable/flash.js';
 import { PreferenceStore } from './moddable/kv.js';
 import { ConsoleLogger } from './moddable/logger.js';
 import { ModdableMqttTransport } from './moddable/mqtt.js';
-import { P1Meter } from './moddable/p1-meter.js';
+import { meterLine, P1Meter } from './moddable/p1-meter.js';
 import { HardwareRandom } from './moddable/random.js';
 import { DigitalRelay } from './moddable/relay.js';
 import { UartPort } from './moddable/serial.js';
@@ -60,16 +62,23 @@ function boot(): void {
       baud: num(config.consoleBaud, 115200),
     })
     : undefined;
-  // The meter's P1 port: receive only (the meter's data line, through its inverter).
+  const kv = new PreferenceStore();
+  // The meter's port, receive only (the meter's data line, through its inverter): its type (meterType,
+  // or what the technician set with `config set meter.type`) gives the line settings (docs/firmware.md).
+  const configured = str(config.meterType, 'dsmr');
+  const meterType = configuredMeterType(kv, isMeterType(configured) ? configured : 'dsmr');
+  const line = meterLine(meterType);
   const p1Device = str(config.p1Device, '');
   const meter = p1Device || config.p1Rx !== undefined
     ? new P1Meter(new UartPort({
       port: num(config.p1Port, 2),
       device: p1Device || undefined,
       receive: num(config.p1Rx, -1),
-      baud: num(config.p1Baud, 115200),
+      baud: num(config.p1Baud, line.baud),
+      dataBits: line.dataBits,
+      parity: line.parity,
       sevenBit: flag(config.p1SevenBit),
-    }))
+    }), { type: meterType, kv })
     : undefined;
 
   const heapUsed = () => {
@@ -84,7 +93,7 @@ function boot(): void {
     (r) => new DigitalRelay(r.id, r.pin, flag(config.relayActiveLow)));
 
   const device = createDevice({
-    kv: new PreferenceStore(),
+    kv,
     random,
     clock,
     timers: new ModdableTimers(),
@@ -98,7 +107,7 @@ function boot(): void {
     logger,
     model: str(config.model, 'gridlet-esp32'),
     firmware: FIRMWARE_VERSION,
-    capabilities: [...relays.map((r) => `relay:${r.id}`), 'guests', ...(meter ? ['p1'] : [])],
+    capabilities: [...relays.map((r) => `relay:${r.id}`), 'guests', ...(meter ? ['p1', `meter:${meterType}`] : [])],
     topicPrefix: str(config.prefix, 'gl'),
     heapUsed,
   });

@@ -19,10 +19,10 @@ import { openPty, type Pty } from './console/pty.js';
 import { FileFlash } from './flash/file-flash.js';
 import { NodeGuestEngine } from './guests/wasm-engine.js';
 import { preinstallGuests } from './guests/preinstall.js';
-import { DsmrSerialMeter, parseDsmrSpec } from './meter/dsmr-serial.js';
 import { ReplayMeter } from './meter/replay-meter.js';
 import { SimMeter } from './meter/sim-meter.js';
 import { FileKeyValue, MemoryKeyValue } from './ports/file-kv.js';
+import { parseSerialMeterSpec, SERIAL_METER_TYPES, SerialLineMeter, type SerialMeterType } from './meter/serial-meter.js';
 import { HostRelay } from './ports/host-relay.js';
 import { MqttTransport } from './ports/mqtt-transport.js';
 import { NodeClock, NodeTimers, nodeRandom } from './ports/node-platform.js';
@@ -34,7 +34,7 @@ export interface HostAgentOptions {
   /** Directory for the agent's persistent state; omitted = in memory (lost on exit). */
   dataDir?: string;
   brokers: string[];
-  /** `sim`, `sim:SEED`, `replay:FILE`, or `none`. */
+  /** `sim`, `sim:SEED`, `replay:FILE`, `dsmr:`/`smarty:`/`dlms:`/`mbus:SERIALPATH`, or `none`. */
   meter?: string;
   /** Milliseconds between readings for sim/replay meters. */
   intervalMs?: number;
@@ -75,8 +75,10 @@ export function parseMeterSpec(spec: string, kv: KeyValue, log: RecordLog, inter
   if (spec === 'sim') return new SimMeter({ seed, intervalMs });
   if (spec.startsWith('sim:')) return new SimMeter({ seed: Number(spec.slice(4)) || seed, intervalMs });
   if (spec.startsWith('replay:')) return new ReplayMeter(spec.slice(7), kv, () => log.stats().newestSeq, intervalMs);
-  if (spec.startsWith('dsmr:')) return new DsmrSerialMeter(parseDsmrSpec(spec.slice(5)), logger);
-  throw new Error(`unknown meter "${spec}"; use sim, replay:FILE or dsmr:SERIALPATH`);
+  const colon = spec.indexOf(':');
+  const type = spec.slice(0, colon) as SerialMeterType;
+  if (colon > 0 && SERIAL_METER_TYPES.includes(type)) return new SerialLineMeter(parseSerialMeterSpec(type, spec.slice(colon + 1)), kv, logger);
+  throw new Error(`unknown meter "${spec}"; use sim, replay:FILE, or a serial port: dsmr:, smarty:, dlms: or mbus:SERIALPATH`);
 }
 
 export function createHostAgent(o: HostAgentOptions): HostAgent {

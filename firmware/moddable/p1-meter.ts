@@ -1,39 +1,24 @@
-// A MeterSource reading a DSMR / e-MUCS P1 port: bytes from a UART through the core's streaming
-// telegram parser. Telegrams that fail their CRC are counted and dropped (the next one comes in
-// 1–10 s); readings carry the meter's own clock when it gave a valid one.
+// The meter's serial port as a MeterSource: bytes from a UART through the core's meter parser for
+// the meter's type (DSMR/P1 text, Smarty, DLMS over HDLC or M-Bus; firmware/core/meter/meter.ts), with
+// its keys from the KeyValue store (firmware/core/meter/keys.ts). Messages that fail a check are
+// counted and dropped (the next one comes in 1–10 s).
+//
+// The UART's settings come with the type: `meterLine(type)` (115200 8N1 for dsmr and smarty, 2400 8E1
+// for dlms and mbus).
 
-import { TelegramParser, type TelegramError } from '../core/meter/dsmr.js';
-import type { MeterSource, SerialPort } from '../core/ports.js';
+import { lineSettings, type LineSettings, type MeterType } from '../core/meter/meter.js';
+import { SerialMeter, type SerialMeterOptions } from '../core/meter/source.js';
+import type { SerialPort } from '../core/ports.js';
 
-export class P1Meter implements MeterSource {
-  telegrams = 0;
-  errors = 0;
-  lastError = '';
-  #port: SerialPort;
-  #running = false;
-  #parser: TelegramParser | undefined;
-
-  constructor(port: SerialPort) {
-    this.#port = port;
+export class P1Meter extends SerialMeter {
+  /** A DSMR P1 port unless told otherwise. */
+  constructor(port: SerialPort, options: Partial<SerialMeterOptions> = {}) {
+    super(port, { ...options, type: options.type ?? 'dsmr' });
   }
+}
 
-  start(onReading: (t: number, values: ReadonlyArray<readonly [number, number]>) => void): void {
-    this.#running = true;
-    this.#parser = new TelegramParser({
-      onTelegram: (r) => {
-        if (!this.#running || !r.values.length) return;
-        this.telegrams++;
-        onReading(r.time !== undefined ? r.time * 1000 : NaN, r.values);
-      },
-      onError: (e: TelegramError) => {
-        this.errors++;
-        this.lastError = e.message;
-      },
-    });
-    this.#port.onReadable((bytes) => this.#parser?.push(bytes));
-  }
-
-  stop(): void {
-    this.#running = false;
-  }
+/** The UART settings for a meter type, as UartPort takes them. */
+export function meterLine(type: MeterType): { baud: number; dataBits: 7 | 8; parity: LineSettings['parity'] } {
+  const l = lineSettings(type);
+  return { baud: l.baud, dataBits: l.dataBits, parity: l.parity };
 }

@@ -20,6 +20,13 @@ export interface SerialOptions {
   queueBytes?: number;
   /** Clears bit 7 of every byte received: DSMR 2.2/3 meters send 7E1, read here as 8N1. */
   sevenBit?: boolean;
+  /**
+   * Line settings beyond 8N1, for HAN ports (2400 8E1). Passed to `embedded:io/serial` as Moddable's
+   * `data` and `parity` options; a platform whose serial module ignores them reads 8N1 (see
+   * docs/firmware.md "Meter types").
+   */
+  dataBits?: 7 | 8;
+  parity?: 'none' | 'even' | 'odd';
 }
 
 export class UartPort implements SerialPort {
@@ -40,6 +47,7 @@ export class UartPort implements SerialPort {
     const common = {
       port: o.port,
       baud: o.baud,
+      ...(o.parity && o.parity !== 'none' ? { data: o.dataBits ?? 8, parity: o.parity } : {}),
       format: 'buffer' as const,
       onReadable(this: Serial, count: number) {
         self.#readable(count);

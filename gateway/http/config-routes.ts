@@ -1,10 +1,12 @@
 // Configuration (WIRE.md body 17 config) and the technician PIN (CONSOLE.md `console.pin_hash`):
 //   PUT  /api/devices/:id/config {"key": value, …}   text, integer or boolean values
 //   POST /api/devices/:id/console-pin {"pin"}         PBKDF2 hash computed here, sent as console.pin_hash
-// The clear PIN is never logged or kept: only its hash leaves this handler.
+// The clear PIN is never logged or kept: only its hash leaves this handler. Meter keys (meter.key,
+// meter.auth_key) are checked here and never logged or answered back; they travel sealed in the frame.
 
 import { MAX_CONFIG_VALUE } from '../../firmware/core/console/commands/config.js';
 import { DEFAULT_PIN_ITERATIONS, isPinShaped, makePinHash, parsePinHash, PIN_CONFIG_KEY } from '../../firmware/core/console/pin.js';
+import { checkMeterConfig, isMeterSecret } from '../../firmware/core/meter/keys.js';
 import { Body, type Config, type TextMap } from '../../firmware/core/wire/bodies.js';
 import { checkFits, ID, objectBody, pairedDevice, sendAll, type DeviceOpsDeps } from './device-ops.js';
 import { HttpError, type Route } from './server.js';
@@ -32,6 +34,8 @@ function configValues(b: { [k: string]: unknown }): TextMap {
     if (k === PIN_CONFIG_KEY && (typeof v !== 'string' || !parsePinHash(v))) {
       throw new HttpError(400, `${k}: must be a PIN hash (pbkdf2-sha256$<iterations>$<salt hex>$<key hex>); to set a PIN use POST /api/devices/:id/console-pin {"pin"}`);
     }
+    const wrong = checkMeterConfig(k, String(v));
+    if (wrong) throw new HttpError(400, `${k}: ${wrong}`);
     values[k] = v as string | number | boolean;
   }
   return values;
@@ -49,7 +53,7 @@ export function configRoutes(d: DeviceOpsDeps): Route[] {
         await sendAll(d, device, [body]);
         const keys = Object.keys(body.values);
         d.log.info({ device: device.id, keys }, 'config sent');
-        const shown = Object.fromEntries(keys.map((k) => [k, k === PIN_CONFIG_KEY ? '(hidden)' : body.values[k]]));
+        const shown = Object.fromEntries(keys.map((k) => [k, k === PIN_CONFIG_KEY || isMeterSecret(k) ? '(hidden)' : body.values[k]]));
         return { status: 202, json: { deviceId: device.id, values: shown } };
       },
     },

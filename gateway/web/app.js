@@ -9,7 +9,12 @@ const CHANNELS = {
   1: ['Energy imported', 'Wh'], 2: ['Energy exported', 'Wh'], 3: ['Power imported', 'W'], 4: ['Power exported', 'W'],
   5: ['Voltage L1', 'mV'], 6: ['Voltage L2', 'mV'], 7: ['Voltage L3', 'mV'], 8: ['Current L1', 'mA'], 9: ['Current L2', 'mA'],
   10: ['Current L3', 'mA'], 11: ['Gas delivered', 'dm³'], 12: ['Tariff indicator', ''],
+  13: ['Reactive energy imported', 'varh'], 14: ['Reactive energy exported', 'varh'], 15: ['Reactive power imported', 'var'],
+  16: ['Reactive power exported', 'var'], 17: ['Power imported L1', 'W'], 18: ['Power imported L2', 'W'], 19: ['Power imported L3', 'W'],
+  20: ['Power exported L1', 'W'], 21: ['Power exported L2', 'W'], 22: ['Power exported L3', 'W'],
 };
+/** Units shown with a k prefix from 10,000 up. */
+const KILO = { Wh: 'kWh', W: 'kW', varh: 'kvarh', var: 'kvar' };
 const PAIR_OUTCOMES = {
   201: 'Paired. The meter now sends its readings to this gateway.',
   403: 'The meter refused the code: check the pair code on its label.',
@@ -82,15 +87,14 @@ function valueText(channel, v) {
   const unit = CHANNELS[channel]?.[1] ?? '';
   if (unit === 'mV') return `${(v / 1000).toFixed(1)} V`;
   if (unit === 'mA') return `${(v / 1000).toFixed(2)} A`;
-  if (unit === 'Wh' && Math.abs(v) >= 10_000) return `${(v / 1000).toLocaleString(undefined, { maximumFractionDigits: 1 })} kWh`;
-  if (unit === 'W' && Math.abs(v) >= 10_000) return `${(v / 1000).toFixed(1)} kW`;
+  if ((unit === 'Wh' || unit === 'varh') && Math.abs(v) >= 10_000) return `${(v / 1000).toLocaleString(undefined, { maximumFractionDigits: 1 })} ${KILO[unit]}`;
+  if ((unit === 'W' || unit === 'var') && Math.abs(v) >= 10_000) return `${(v / 1000).toFixed(1)} ${KILO[unit]}`;
   return `${v.toLocaleString()}${unit ? ' ' + unit : ''}`;
 }
 /** An axis tick in the unit valueText uses, with as many decimals as the tick step needs. */
 function axisText(channel, v, step) {
   const unit = CHANNELS[channel]?.[1] ?? '';
-  const [div, shown] = unit === 'mV' ? [1000, 'V'] : unit === 'mA' ? [1000, 'A'] : unit === 'Wh' && Math.abs(v) >= 10_000 ? [1000, 'kWh']
-    : unit === 'W' && Math.abs(v) >= 10_000 ? [1000, 'kW'] : [1, unit];
+  const [div, shown] = unit === 'mV' ? [1000, 'V'] : unit === 'mA' ? [1000, 'A'] : KILO[unit] && Math.abs(v) >= 10_000 ? [1000, KILO[unit]] : [1, unit];
   const decimals = Math.min(3, Math.max(0, Math.ceil(-Math.log10(Math.max(step / div, 1e-9)))));
   return `${(v / div).toLocaleString(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals })}${shown ? ' ' + shown : ''}`;
 }

@@ -28,6 +28,16 @@ export namespace Channel {
   export const CurrentL3: i32 = 10;
   export const Gas: i32 = 11; // dm³, total
   export const Tariff: i32 = 12;
+  export const ReactiveEnergyImported: i32 = 13; // varh, total
+  export const ReactiveEnergyExported: i32 = 14; // varh, total
+  export const ReactivePowerImported: i32 = 15; // var
+  export const ReactivePowerExported: i32 = 16; // var
+  export const PowerImportedL1: i32 = 17; // W
+  export const PowerImportedL2: i32 = 18;
+  export const PowerImportedL3: i32 = 19;
+  export const PowerExportedL1: i32 = 20; // W
+  export const PowerExportedL2: i32 = 21;
+  export const PowerExportedL3: i32 = 22;
 }
 
 /** Grid signals (GUESTS.md `signal`). */

@@ -5,7 +5,7 @@ import { openPty } from '../console/pty.js';
 import { streamLogger } from '../ports/node-platform.js';
 import { parse, run, UsageError } from './args.js';
 
-const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|dsmr:SERIALPATH]
+const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|TYPE:SERIALPATH]
                      [--interval MS] [--guest NAME|FILE.wasm]… [--console-pty] [--prefix gl] [--verbose]
 
 Runs one meter agent on this machine. It prints
@@ -15,8 +15,14 @@ then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>)
   --data DIR        keep identity, pairing, counters and the record log here (default: in memory)
   --broker URL      MQTT broker, e.g. mqtt://127.0.0.1:1883; repeat for fallbacks in order of preference
   --meter SPEC      sim (default: a real household day, shifted and scaled), replay:FILE (JSON lines
-                    {"t": unix s, "values": [[channel, value], …]}), dsmr:/dev/ttyUSB0 (P1 port,
-                    115200 8N1; dsmr:/dev/ttyUSB0@9600 for DSMR 2.2/3.0 at 9600 7E1)
+                    {"t": unix s, "values": [[channel, value], …]}), or a meter's serial port:
+                      dsmr:/dev/ttyUSB0    P1 text telegrams, 115200 8N1 (@9600: DSMR 2.2/3.0, 7E1)
+                      smarty:/dev/ttyUSB0  Luxembourg Smarty, 115200 8N1, ciphered
+                      dlms:/dev/ttyUSB0    NO/SE/DK HAN, DLMS in HDLC frames, 2400 8E1
+                      mbus:/dev/ttyUSB0    AT customer interface, DLMS in M-Bus frames, 2400 8E1
+                    (…@BAUD or …@BAUD-8N1|-8E1|-7E1 overrides the line). A ciphering meter's keys:
+                    config set meter.key / meter.auth_key on the console, or the gateway's
+                    PUT /api/devices/:id/config
   --interval MS     milliseconds between readings (sim default 10000, replay default 1000)
   --guest G         install a guest at start: a built one by name (peak-guard, dr-responder,
                     tamper-watch, tou-cost) or FILE.wasm[:MANIFEST.json]; repeatable

@@ -324,6 +324,14 @@ function loadHistory(file: string): string[] {
   }
 }
 
+/**
+ * Whether a command line may go into the history (file and up-arrow): not one that carries a secret,
+ * the technician's PIN or a meter key.
+ */
+export function keptInHistory(cmd: string): boolean {
+  return !/^auth\s/i.test(cmd) && !/^config\s+set\s+meter\.(key|auth_key)\s/i.test(cmd);
+}
+
 function saveHistory(file: string, entry: string): void {
   try {
     appendFileSync(file, entry + '\n', { mode: 0o600 });
@@ -392,7 +400,8 @@ async function interactive(line: Line, open: () => Promise<void>, io: ConsoleIo,
         rl.close();
         return;
       }
-      if (cmd) saveHistory(historyFile, cmd);
+      if (cmd && keptInHistory(cmd)) saveHistory(historyFile, cmd);
+      else if (cmd) (rl as unknown as { history: string[] }).history.shift(); // nor on the up-arrow
       if (!line.write(input + '\n')) {
         out(dim('not connected; the command was not sent') + '\n');
         rl.prompt();

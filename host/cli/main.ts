@@ -15,30 +15,53 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
   guest: { summary: 'guest tools: build, check, run and deploy WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
   dr: { summary: "send demand-response events (gridlet or OpenADR 3) to devices; list a device's DR history", load: async () => (await import('../../gateway/cli-ops.js')).drMain },
-  meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a P1 telegram\'s channels as JSON', load: async () => meterMain },
+  meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a meter capture\'s channels and registers as JSON', load: async () => meterMain },
   mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('../../gateway/mesh/cli.js')).meshMain },
   verify: { summary: "verify a device's signed history from any gateway of the mesh", load: async () => (await import('../../gateway/mesh/cli.js')).verifyMain },
   privacy: { summary: "show or set devices' sharing policies; run retention now", load: async () => (await import('../../gateway/cli-privacy.js')).privacyMain },
   audit: { summary: 'the audit log: every disclosure of a device\'s data (who, what, why)', load: async () => (await import('../../gateway/cli-privacy.js')).auditMain },
 };
 
-const METER_HELP = `usage: gridlet meter parse <telegram file>
+const METER_HELP = `usage: gridlet meter parse FILE [--hex] [--key HEX] [--auth-key HEX] [--type TYPE]
 
-Parses one DSMR P1 / e-MUCS / HAN text telegram (as the meter sends it, from / to !CRC) and prints its
-WIRE.md channels as JSON, or a one-line reason it was refused (CRC mismatch, malformed line, …).`;
+Parses a capture of a meter's output and prints one JSON object per message: its format, the meter's
+clock, the WIRE.md channels and every register it held (OBIS code, value, scaler, unit), and for DLMS
+its security, system title and frame counter. The format is told by the first bytes:
+  P1 text telegrams (DSMR, e-MUCS, Swedish HAN), HDLC frames (Norwegian/Swedish/Danish HAN), M-Bus long
+  frames (Austria), a Smarty envelope (0xDB), an LLC PDU (E6 E7 00) or a bare DLMS APDU.
+A refusal is one line naming the layer: HDLC FCS mismatch in frame 2, GCM tag does not match: wrong key?
+
+  --hex            the file is hex text (whitespace and # comments ignored), not bytes
+  --key HEX        the meter's encryption key (32 hex digits, from the network operator)
+  --auth-key HEX   its authentication key, when it authenticates (Smarty's is built in)
+  --type TYPE      read only as dsmr, smarty, dlms or mbus (default: auto)`;
 
 async function meterMain(argv: string[]): Promise<number> {
-  const [sub, file, ...extra] = argv;
+  const [sub, ...rest] = argv;
   if (sub === '--help' || sub === '-h') {
     console.log(METER_HELP);
     return 0;
   }
-  if (sub !== 'parse' || !file || extra.length) {
-    console.error(`gridlet meter: ${sub === 'parse' ? 'expected one telegram file' : `unknown subcommand "${sub ?? ''}"`}\n\n${METER_HELP}`);
+  if (sub !== 'parse') {
+    console.error(`gridlet meter: unknown subcommand "${sub ?? ''}"\n\n${METER_HELP}`);
     return 2;
   }
-  const { meterParse } = await import('../meter/dsmr-cli.js');
-  return meterParse(file);
+  const { parse, run, UsageError } = await import('./args.js');
+  return run(async () => {
+    const r = parse(rest, { hex: { type: 'boolean' }, key: { type: 'string' }, 'auth-key': { type: 'string' }, type: { type: 'string' } }, METER_HELP, true);
+    if (!r) return 0;
+    if (r.positionals.length !== 1) throw new UsageError(`meter parse: expected one capture file\n\n${METER_HELP}`);
+    const v = r.values;
+    const { meterParse, MeterParseUsage } = await import('../meter/meter-cli.js');
+    try {
+      return await meterParse(r.positionals[0], undefined, {
+        hex: v.hex === true, key: v.key as string | undefined, authKey: v['auth-key'] as string | undefined, type: v.type as string | undefined,
+      });
+    } catch (e) {
+      if (e instanceof MeterParseUsage) throw new UsageError(`meter parse: ${e.message}\n\n${METER_HELP}`);
+      throw e;
+    }
+  });
 }
 
 export function usage(): string {

@@ -21,6 +21,7 @@ interface WorkerReport {
   meterType: string;
   budgetBytes: number;
   perOp: { [name: string]: OpFigures };
+  meterParse?: { [name: string]: OpFigures & { what: string; bytes: number } };
   agent: { peakBytesEsp32?: number | null; budgetShare?: number | null; error?: string; [key: string]: unknown } | null;
   notes: string[];
   [key: string]: unknown;
@@ -50,6 +51,7 @@ export async function run(): Promise<object> {
     perReadingInAgent: pick(r.perOp.agentReading),
     perFrameSealed: pick(r.perOp.frame),
     perBacklogFrame: pick(r.perOp.backlogFrame),
+    meterParsePerMessage: Object.fromEntries(Object.entries(r.meterParse ?? {}).map(([name, o]) => [name, { what: o.what, bytes: o.bytes, ...pick(o) }])),
     agentPeakHeapBytes: r.agent?.peakBytesEsp32 ?? null,
     agentPeakHeapShareOfBudgetPercent: r.agent?.budgetShare ?? null,
     detail: r,

@@ -172,7 +172,7 @@ if (meterNote) result.notes.push(meterNote);
   const bare = heap((await empty.issueCommand(new Uint8Array(0))).meterUsage);
   await empty.terminate();
 
-  const w = await open(`import './bench-workload.ts';`, 'xs-bench-core');
+  const w = await open(`import './bench-workload.ts';\nimport './bench-meter.ts';`, 'xs-bench-core');
   const loaded = await live(w);
   result.coreLoaded = { ...liveDelta(bare, loaded), note: 'code and module state of codec + frames + crypto on the host heap; byte code is in flash on a meter (preload)' };
   result.perOp.reading = await perOp(w, 'reading', 200);
@@ -181,6 +181,12 @@ if (meterNote) result.notes.push(meterNote);
   result.perOp.backlogEncode = await perOp(w, 'backlogEncode', 10);
   result.perOp.backlogSeal = await perOp(w, 'backlogSeal', 10);
   result.meterType = (await w.issueCommand(toBytes(JSON.stringify({ op: 'list' })))).meterUsage.meterType;
+  // The meter parsers: one message per operation, parser already locked on its framing (bench-meter.ts).
+  result.meterParse = {};
+  for (const m of JSON.parse((await cmd(w, { op: 'setup', name: 'meterList' })).reply)) {
+    await cmd(w, { op: 'setup', name: m.name });
+    result.meterParse[m.name] = { what: m.what, bytes: m.bytes, ...(await perOp(w, m.name, m.name === 'gcm.open512' ? 20 : 10)) };
+  }
   await w.terminate();
 }
 
@@ -250,5 +256,9 @@ if (json) {
     say(`agent retained ${kb(result.agent.retained.bytesEsp32)} (ESP32), peak ${kb(result.agent.peakBytesEsp32)} = ${result.agent.budgetShare}% of the budget (${result.agent.peakSlots} slots + ${kb(result.agent.peakChunkBytes)} of chunks)`);
   }
   say(`core code + state on the host heap ${kb(result.coreLoaded.bytes)} (in flash on a meter when preloaded)`);
+  say('meter parse, per message             bytes   computrons   allocated (ESP32)');
+  for (const [name, r] of Object.entries(result.meterParse ?? {})) {
+    say(`  ${name.padEnd(26)} ${String(r.bytes).padStart(10)} ${String(r.computrons).padStart(12)}   ${kb(r.allocatedBytesEsp32)}`);
+  }
 }
 process.exit(0);

@@ -45,8 +45,9 @@ export async function bundleForXS(contents, { name, resolveDir = root, fakes } =
     sourcemap: 'external',
     sourcesContent: false,
     banner: { js: '"use strict";' },
-    // Built guests are embedded as bytes (the XS bench runs two of them in the agent).
-    loader: { '.wasm': 'binary' },
+    // Built guests are embedded as bytes (the XS bench runs two of them in the agent), and a P1
+    // telegram as text (the meter parsers' bench).
+    loader: { '.wasm': 'binary', '.txt': 'text' },
     alias: { uvu: join(here, 'uvu.js'), 'uvu/assert': join(here, 'assert.js') },
     plugins: fakes ? [naclCryptoStub, fakeModules(fakes)] : [naclCryptoStub],
     logLevel: 'silent',

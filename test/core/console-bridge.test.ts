@@ -12,6 +12,8 @@ import { FACTORY_PIN_KEY, makePinHash } from '../../firmware/core/console/pin.js
 import { ReadingsRing } from '../../firmware/core/console/readings-ring.js';
 import { RamLog } from '../../firmware/core/log/ram-log.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
+import { fromHex } from '../../firmware/core/bytes.js';
+import { configuredMeterType, loadMeterKeys, meterKeysVersion } from '../../firmware/core/meter/keys.js';
 import { jsonLines, lines, MemorySerial } from './support/console-world.js';
 import { MiniGateway } from './support/mini-gateway.js';
 import { BusTransport, MemoryBus, MemoryKV, SeededRandom, SimTime, simTimers } from './support/sim-world.js';
@@ -153,6 +155,40 @@ test('config set by the technician is what the agent keeps for a config body; co
   w.run(100);
   assert.equal(lines(w.say('config get tz')), ['tz = CET-1CEST,M3.5.0,M10.5.0/3', 'OK']);
   assert.equal(lines(w.say('config get period')), ['period = 5', 'OK']);
+});
+
+test('meter keys: set on the console or by the gateway, stored apart, used by the meter, never shown back', () => {
+  const w = world();
+  w.gw.pair(w.agent.deviceId, w.agent.identity.pairCode);
+  w.run(100);
+  const key = '00112233445566778899AABBCCDDEEFF';
+  assert.equal(lines(w.say(`config set meter.key ${key}`)), ['ERR auth config is a technician command: `auth <pin>` first']);
+  w.gw.send(w.agent.deviceId, { type: Body.config, values: { 'console.pin_hash': makePinHash('90210', 10) } });
+  w.run(100);
+  w.say('auth 90210');
+  const before = meterKeysVersion();
+  const set = w.say(`config set meter.key ${key}`);
+  assert.equal(lines(set), ['meter.key = (set, hidden)', 'OK']);
+  assert.ok(meterKeysVersion() > before, 'the meter parser is told to ask again');
+  assert.equal(lines(w.say('config get meter.key')), ['meter.key = (set, hidden)', 'OK']);
+  assert.equal(lines(w.say('config get meter.auth_key')), ['ERR notfound config meter.auth_key is not set']);
+  assert.equal(loadMeterKeys(w.kv).key, fromHex(key), 'the 16 bytes, for the meter parser');
+  assert.is(w.kv.get('cfg.meter.key'), undefined, 'not among the readable config values');
+  assert.equal(lines(w.say('config set meter.key 0011223344')), ['ERR usage meter.key is 32 hex digits (16 bytes), as the network operator gives it; this has 10']);
+  assert.equal(lines(w.say('config set meter.type gas')), ['ERR usage meter.type is one of dsmr, smarty, dlms, mbus']);
+  assert.is(configuredMeterType(w.kv, 'dsmr'), 'dsmr', 'the firmware\'s default until one is set');
+  assert.equal(lines(w.say('config set meter.type dlms')), ['meter.type = dlms (read at the next restart)', 'OK']);
+  assert.is(configuredMeterType(w.kv, 'dsmr'), 'dlms', 'what the firmware reads at boot');
+  // From the gateway: the auth key in the operator's format, and a wrong one refused with a log line that does not show it.
+  w.gw.send(w.agent.deviceId, { type: Body.config, values: { 'meter.auth_key': '0x ff ee dd cc bb aa 99 88 77 66 55 44 33 22 11 00', 'meter.key': 'nonsense-key' } });
+  w.run(100);
+  assert.equal(loadMeterKeys(w.kv).authKey, fromHex('ffeeddccbbaa99887766554433221100'));
+  assert.equal(loadMeterKeys(w.kv).key, fromHex(key), 'the refused key left the old one');
+  const log = lines(w.say('log 20')).join('\n');
+  assert.match(log, /config meter\.key from the gateway refused: meter\.key is 32 hex digits/);
+  assert.not.ok(log.includes('nonsense-key') || log.toLowerCase().includes('ffeeddcc'), 'no key in the log');
+  assert.equal(lines(w.say('config set meter.key none')), ['meter.key = (removed)', 'OK']);
+  assert.is(loadMeterKeys(w.kv).key, undefined);
 });
 
 test('5 wrong PINs: console-lockout reaches the gateway as an event record', () => {

@@ -71,6 +71,28 @@ test('PUT config: values and keys outside WIRE.md v1 are refused with a 400 nami
   assert.equal((await configs(d, 1))[0].values, { [PIN_CONFIG_KEY]: hash });
 });
 
+test('PUT config: a meter\'s type and keys are checked, sent as given, never answered back or logged', async () => {
+  const d = await pairDevice(t);
+  const key = 'A1B2C3D4E5F60718293A4B5C6D7E8F90';
+  const bad: [unknown, RegExp][] = [
+    [{ 'meter.key': 'A1B2C3' }, /^meter\.key: meter\.key is 32 hex digits \(16 bytes\), as the network operator gives it; this has 6$/],
+    [{ 'meter.auth_key': 12 }, /^meter\.auth_key: meter\.auth_key is 32 hex digits/],
+    [{ 'meter.type': 'zigbee' }, /^meter\.type: meter\.type is one of dsmr, smarty, dlms, mbus$/],
+  ];
+  for (const [body, re] of bad) {
+    const r = await t.api('PUT', `/api/devices/${d.id}/config`, body);
+    assert.is(r.status, 400, JSON.stringify(body));
+    assert.match(r.json.error, re);
+    assert.not.ok(r.text.includes('A1B2C3D4'));
+  }
+  const r = await t.api('PUT', `/api/devices/${d.id}/config`, { 'meter.type': 'dlms', 'meter.key': key });
+  assert.is(r.status, 202, r.text);
+  assert.equal(r.json.values, { 'meter.type': 'dlms', 'meter.key': '(hidden)' });
+  assert.equal((await configs(d, 1))[0].values, { 'meter.type': 'dlms', 'meter.key': key });
+  assert.ok(logLines.some((l) => l.includes('config sent')), 'the send is logged');
+  assert.ok(!logLines.some((l) => l.toUpperCase().includes(key)), 'the key is not logged');
+});
+
 test('PUT config: unknown device 404, a device only seen 409', async () => {
   assert.is((await t.api('PUT', '/api/devices/aaaaaaaaaaaaaaaa/config', { tz: 'UTC0' })).status, 404);
   assert.is((await t.api('PUT', '/api/devices/NOT-AN-ID/config', { tz: 'UTC0' })).status, 404);

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PassThrough, Readable } from 'node:stream';
-import { completer, consoleMain, TextReplies, type ConsoleIo } from '../../host/cli/console.js';
+import { completer, consoleMain, keptInHistory, TextReplies, type ConsoleIo } from '../../host/cli/console.js';
 import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
 
 let host: HostAgent;
@@ -52,6 +52,15 @@ test('--json: the session is switched to json and the meter\'s JSON lines pass t
   // A text-mode client after it switches the session back.
   const t = await runConsole([host.consolePty!.path], 'id\n');
   assert.is(t.out.split('\n')[2], 'OK');
+});
+
+test('the history keeps commands but not the PIN or a meter key typed with them', () => {
+  assert.ok(keptInHistory('config set meter.type dlms'));
+  assert.ok(keptInHistory('config get meter.key'));
+  assert.ok(keptInHistory('readings 5'));
+  assert.not.ok(keptInHistory('auth 90210'));
+  assert.not.ok(keptInHistory('config set meter.key 00112233445566778899aabbccddeeff'));
+  assert.not.ok(keptInHistory('config  set  meter.auth_key 00112233445566778899aabbccddeeff'));
 });
 
 test('a wrong path is reported with a hint, not a stack trace', async () => {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTelegram, TelegramError, TelegramParser, type TelegramResult } from '../../firmware/core/meter/dsmr.js';
 import { mulberry32 } from '../../host/sim/prng.js';
+import { FuzzFailure, mutate, MUTATIONS, streamRound, type Grammar } from './fuzz-mutate.js';
 
 /** The fuzzer's generator (mulberry32, host/sim/prng.ts). */
 export const prng = mulberry32;
@@ -28,12 +29,7 @@ export function loadFixtureTelegrams(dir = FIXTURE_DIR): Array<{ file: string; b
     .map((file) => ({ file, bytes: new Uint8Array(readFileSync(join(dir, file))) }));
 }
 
-export class FuzzFailure extends Error {
-  constructor(message: string, readonly seed: number, readonly iteration: number, readonly input?: Uint8Array) {
-    super(`${message} (seed ${seed}, iteration ${iteration}; replay with fuzzDsmr({ seed: ${seed}, iterations: ${iteration + 1} }))`);
-    this.name = 'FuzzFailure';
-  }
-}
+export { FuzzFailure } from './fuzz-mutate.js';
 
 export interface FuzzStats {
   iterations: number;
@@ -52,90 +48,18 @@ export interface FuzzStats {
 }
 
 
-// Bytes that matter to the grammar, so insertions hit the interesting paths often.
-const SPECIAL = [0x2f, 0x21, 0x28, 0x29, 0x2a, 0x2e, 0x2d, 0x3a, 0x0d, 0x0a, 0x30, 0x31, 0x39, 0x41, 0x66, 0x53, 0x57, 0x00, 0xff];
-
-type Mutation = 'none' | 'bitflip' | 'flip1' | 'insert' | 'delete' | 'truncate' | 'repeat' | 'splice' | 'random' | 'combo';
-const MUTATIONS: Mutation[] = ['none', 'bitflip', 'flip1', 'insert', 'delete', 'truncate', 'repeat', 'splice', 'random', 'combo'];
-
-function mutate(kind: Mutation, base: Uint8Array, other: Uint8Array, rnd: () => number): Uint8Array {
-  const int = (n: number) => Math.floor(rnd() * n);
-  const byte = () => (rnd() < 0.6 ? SPECIAL[int(SPECIAL.length)] : int(256));
-  switch (kind) {
-    case 'none':
-      return base;
-    case 'flip1': {
-      // One bit inside the CRC-covered bytes ('/' … '!').
-      const out = base.slice();
-      const start = out.indexOf(0x2f);
-      const end = out.indexOf(0x21);
-      if (start < 0 || end < start) return base;
-      const i = start + int(end - start + 1);
-      out[i] ^= 1 << int(8);
-      return out;
-    }
-    case 'bitflip': {
-      const out = base.slice();
-      for (let n = 1 + int(4); n > 0; n--) out[int(out.length)] ^= 1 << int(8);
-      return out;
-    }
-    case 'insert': {
-      const at = int(base.length + 1);
-      const n = 1 + int(rnd() < 0.9 ? 8 : 3000);
-      const out = new Uint8Array(base.length + n);
-      out.set(base.subarray(0, at));
-      for (let i = 0; i < n; i++) out[at + i] = byte();
-      out.set(base.subarray(at), at + n);
-      return out;
-    }
-    case 'delete': {
-      const at = int(base.length);
-      const n = 1 + int(rnd() < 0.8 ? 4 : 200);
-      const out = new Uint8Array(base.length - Math.min(n, base.length - at));
-      out.set(base.subarray(0, at));
-      out.set(base.subarray(at + n), at);
-      return out;
-    }
-    case 'truncate':
-      return base.slice(0, int(base.length + 1));
-    case 'repeat': {
-      // Repeats a slice of the body (without '/' or '!') to push telegrams past the size cap.
-      if (base.length < 10) return base;
-      const a = 1 + int(base.length - 8);
-      const b = Math.min(base.length, a + 1 + int(600));
-      let slice = base.slice(a, b).filter((x) => x !== 0x2f && x !== 0x21);
-      if (slice.length === 0) slice = new Uint8Array([0x30]);
-      const times = 1 + int(8);
-      const out = new Uint8Array(base.length + slice.length * times);
-      out.set(base.subarray(0, a));
-      for (let k = 0; k < times; k++) out.set(slice, a + k * slice.length);
-      out.set(base.subarray(a), a + slice.length * times);
-      return out;
-    }
-    case 'splice': {
-      const a = int(base.length + 1);
-      const b = int(other.length + 1);
-      const out = new Uint8Array(a + other.length - b);
-      out.set(base.subarray(0, a));
-      out.set(other.subarray(b), a);
-      return out;
-    }
-    case 'random': {
-      const out = new Uint8Array(int(2600));
-      for (let i = 0; i < out.length; i++) out[i] = byte();
-      if (out.length > 0 && rnd() < 0.5) out[0] = 0x2f;
-      return out;
-    }
-    case 'combo': {
-      let out = base;
-      for (let n = 2 + int(3); n > 0; n--) {
-        const k = MUTATIONS[1 + int(MUTATIONS.length - 3)]; // not none, random or combo
-        out = mutate(k, out, other, rnd);
-      }
-      return out;
-    }
-  }
-}
+/** P1 text: its special bytes, and the CRC covering '/' … '!'. */
+const P1: Grammar = {
+  special: [0x2f, 0x21, 0x28, 0x29, 0x2a, 0x2e, 0x2d, 0x3a, 0x0d, 0x0a, 0x30, 0x31, 0x39, 0x41, 0x66, 0x53, 0x57, 0x00, 0xff],
+  covered(b) {
+    const start = b.indexOf(0x2f);
+    const end = b.indexOf(0x21);
+    return start < 0 || end < start ? undefined : [start, end];
+  },
+  framing: [0x2f, 0x21],
+  start: 0x2f,
+};
+const SPECIAL = P1.special;
 
 function sameValues(a: TelegramResult, b: TelegramResult): boolean {
   if (a.values.length !== b.values.length || a.time !== b.time) return false;
@@ -226,7 +150,7 @@ export function fuzzDsmr(options: {
     const k = int(telegrams.length);
     const base = telegrams[k].bytes;
     const kind = MUTATIONS[int(MUTATIONS.length)];
-    const input = mutate(kind, base, telegrams[int(telegrams.length)].bytes, rnd);
+    const input = mutate(kind, base, telegrams[int(telegrams.length)].bytes, rnd, P1);
     stats.bytes += input.length;
     problem = undefined;
 
@@ -256,19 +180,8 @@ export function fuzzDsmr(options: {
     // 2. The long-lived stream, with the input between noise; nothing may escape push().
     results.length = 0;
     errors.length = 0;
-    try {
-      if (int(4) === 0) {
-        const noise = new Uint8Array(int(40));
-        for (let i = 0; i < noise.length; i++) noise[i] = SPECIAL[int(SPECIAL.length)];
-        feed(stream, noise);
-      }
-      feed(stream, input);
-      if (int(50) === 0) stream.end();
-      if (int(200) === 0) stream.reset();
-    } catch (e) {
-      if (e instanceof FuzzFailure) throw e;
-      throw new FuzzFailure(`push() threw ${String(e)}`, seed, iteration, input);
-    }
+    streamRound({ feed: (d) => feed(stream, d), end: () => stream.end(), reset: () => stream.reset() }, input, SPECIAL, int,
+      (why) => new FuzzFailure(why, seed, iteration, input));
     if (problem) throw new FuzzFailure(problem, seed, iteration, input);
 
     // 3. One flipped bit in a CRC-protected telegram, on a parser that has seen this meter's CRCs.

@@ -9,6 +9,7 @@ import type { BatchRecordLog, LogEntry, RecordLog } from '../log/record-log.js';
 import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, TransportOptions } from '../ports.js';
 import { Links, UNHEALTHY_AFTER_MS } from './links.js';
 import { DemandResponse } from './dr.js';
+import { checkMeterConfig, isMeterSecret, setMeterSecret } from '../meter/keys.js';
 import type { GuestAck, GuestChunk, GuestOffer, GuestRemove, TextMap } from '../wire/bodies.js';
 
 /** What the agent needs of the guest supervisor (firmware/core/guests/supervisor.ts). */
@@ -483,8 +484,12 @@ export class Agent {
       case Body.config:
         for (const key of Object.keys(body.values)) {
           const v = body.values[key];
-          if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
-            this.#o.kv.set('cfg.' + key, utf8Encode(String(v)));
+          if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
+          // Meter keys are stored apart and never logged (meter/keys.ts); a wrong one is refused.
+          const wrong = checkMeterConfig(key, String(v));
+          if (wrong) this.#o.logger?.log('warn', `config ${key} from the gateway refused: ${wrong}`);
+          else if (isMeterSecret(key)) setMeterSecret(this.#o.kv, key, String(v));
+          else this.#o.kv.set('cfg.' + key, utf8Encode(String(v)));
         }
         this.#downAck(counter);
         return;

@@ -20,6 +20,7 @@ import {
 } from './console-host.js';
 import type { LogRing } from './log-ring.js';
 import { FACTORY_PIN_KEY, PIN_CONFIG_KEY } from './pin.js';
+import { hasMeterSecret, isMeterSecret, setMeterSecret } from '../meter/keys.js';
 import type { ReadingsRing } from './readings-ring.js';
 
 /** One job-result body (WIRE.md type 22) as the Agent hands it on. */
@@ -188,13 +189,16 @@ export class AgentBridge implements ConsoleHost {
   }
 
   configGet(key: string): string | undefined {
+    // Meter keys are kept apart and never read back (meter/keys.ts).
+    if (isMeterSecret(key)) return hasMeterSecret(this.#o.kv, key) ? '(set)' : undefined;
     // The Agent stores config bodies' values as text under `cfg.<key>` (agent.ts, Body.config).
     const b = this.#o.kv.get('cfg.' + key);
     return b ? utf8Decode(b) ?? undefined : undefined;
   }
 
   configSet(key: string, value: string): void {
-    this.#o.kv.set('cfg.' + key, utf8Encode(value));
+    if (isMeterSecret(key)) setMeterSecret(this.#o.kv, key, value);
+    else this.#o.kv.set('cfg.' + key, utf8Encode(value));
   }
 
   pinRecord(): PinRecord | undefined {

@@ -62,6 +62,16 @@ const CHANNELS: readonly (readonly [string, string])[] = [
   ['current-l3', 'mA'],
   ['gas-delivered', 'dm3'],
   ['tariff', ''],
+  ['reactive-energy-imported', 'varh'],
+  ['reactive-energy-exported', 'varh'],
+  ['reactive-power-imported', 'var'],
+  ['reactive-power-exported', 'var'],
+  ['power-imported-l1', 'W'],
+  ['power-imported-l2', 'W'],
+  ['power-imported-l3', 'W'],
+  ['power-exported-l1', 'W'],
+  ['power-exported-l2', 'W'],
+  ['power-exported-l3', 'W'],
 ];
 
 export function channelName(channel: number): string {

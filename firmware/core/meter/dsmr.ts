@@ -25,7 +25,10 @@
 //   `zone: { winter: 0, summer: 3600 }`. A clock that is not a calendar date (000000000000W) is left out;
 //   a plausible but unset clock (2000-01-01) is reported as the meter says: the agent judges plausibility.
 
-/** WIRE.md "Channels (v1)". */
+/**
+ * WIRE.md "Channels (v1)": 1–12 from the first table, 13–22 added for DLMS meters (reactive energy and
+ * power, per-phase active power). The text telegrams of this parser yield 1–12; dlms.ts all of them.
+ */
 export const Channel = {
   energyImported: 1,
   energyExported: 2,
@@ -39,7 +42,20 @@ export const Channel = {
   currentL3: 10,
   gas: 11,
   tariff: 12,
+  reactiveEnergyImported: 13,
+  reactiveEnergyExported: 14,
+  reactivePowerImported: 15,
+  reactivePowerExported: 16,
+  powerImportedL1: 17,
+  powerImportedL2: 18,
+  powerImportedL3: 19,
+  powerExportedL1: 20,
+  powerExportedL2: 21,
+  powerExportedL3: 22,
 } as const;
+
+/** The highest channel number defined. */
+export const MAX_CHANNEL = 22;
 
 export interface TelegramResult {
   /** The identification line after the `/` (latin1; may hold control bytes such as 0x02). */
@@ -51,6 +67,8 @@ export interface TelegramResult {
   values: Array<[number, number]>;
   /** Number of OBIS lines in the telegram (mapped or not). */
   obis: number;
+  /** The telegram's text from `/` to `!` (latin1), when the parser was asked to keep it. */
+  text?: string;
 }
 
 export type TelegramErrorReason = 'crc' | 'too-long' | 'malformed' | 'truncated';
@@ -83,6 +101,8 @@ export interface TelegramParserOptions {
   maxBytes?: number;
   /** Seconds east of UTC for the meter's W and S clock flags. Default CET: { winter: 3600, summer: 7200 }. */
   zone?: { winter: number; summer: number };
+  /** Hand the telegram's text on in the result (people and tests: `gridlet meter parse`; allocates). */
+  keepText?: boolean;
 }
 
 const SLASH = 0x2f;
@@ -137,6 +157,7 @@ export class TelegramParser {
   #onTelegram: ((result: TelegramResult) => void) | undefined;
   #onError: ((error: TelegramError) => void) | undefined;
   #reader: LineReader;
+  #keepText: boolean;
 
   constructor(options: TelegramParserOptions = {}) {
     const max = options.maxBytes ?? 2048;
@@ -145,6 +166,7 @@ export class TelegramParser {
     this.#buf = new Uint8Array(max);
     this.#onTelegram = options.onTelegram;
     this.#onError = options.onError;
+    this.#keepText = options.keepText ?? false;
     const zone = options.zone ?? { winter: 3600, summer: 7200 };
     this.#reader = new LineReader(zone.winter, zone.summer);
   }
@@ -287,6 +309,7 @@ export class TelegramParser {
       );
       return;
     }
+    if (this.#keepText) outcome.text = latin1(this.#buf, 0, len, len);
     if (this.#onTelegram) this.#onTelegram(outcome);
   }
 }
@@ -398,7 +421,7 @@ function readDigits(bytes: Uint8Array, start: number, end: number): number {
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-function daysFromCivil(y: number, m: number, d: number): number {
+export function daysFromCivil(y: number, m: number, d: number): number {
   if (m <= 2) y -= 1;
   const era = Math.floor(y / 400);
   const yoe = y - era * 400;

@@ -4,6 +4,8 @@ import * as assert from 'uvu/assert';
 import { PartitionFlash } from '../flash.js';
 import { ModdableClock, ModdableTimers } from '../timers.js';
 import { UartPort } from '../serial.js';
+import { meterLine, P1Meter } from '../p1-meter.js';
+import { fixtureBytes } from '../../../test/core/support/dlms-build.js';
 import { FlashLog } from '../../core/log/flash-log.js';
 import { advance, pending } from './fakes/timer.js';
 import { nearWrap } from './fakes/time.js';
@@ -71,6 +73,25 @@ test('serial: bytes arrive whole, 7E1 parity is cleared, writes wait for room an
   assert.equal(tx.sent, [1, 2, 3, 4, 5]);
   tx.offerWritable(64);
   assert.equal(tx.sent, [1, 2, 3, 4, 5, 6, 7, 8]);
+});
+
+test('the meter port: a HAN meter gets 2400 8E1, a P1 port 115200 8N1, and a HAN frame becomes a reading', () => {
+  const han = new UartPort({ port: 2, receive: 26, ...meterLine('dlms') });
+  const fake = ports[ports.length - 1];
+  assert.equal([fake.options.baud, fake.options.data, fake.options.parity], [2400, 8, 'even']);
+  new UartPort({ port: 2, receive: 26, ...meterLine('dsmr') });
+  const p1 = ports[ports.length - 1];
+  assert.equal([p1.options.baud, p1.options.data, p1.options.parity], [115200, undefined, undefined]);
+
+  const meter = new P1Meter(han, { type: 'dlms' });
+  const got: Array<[number, Array<readonly [number, number]>]> = [];
+  meter.start((t, values) => got.push([t, [...values]]));
+  const frame = fixtureBytes('hdlc_dlms_plain/robinsmidsrod-ams-han-decoder__aidon-6525__list2-3ph.hex');
+  for (let i = 0; i < frame.length; i += 64) fake.receive(Array.from(frame.subarray(i, i + 64)));
+  assert.is(got.length, 1);
+  assert.ok(Number.isNaN(got[0][0]), 'a DLMS reading takes the agent\'s clock');
+  assert.equal(Object.fromEntries(got[0][1]), { 3: 2077, 4: 0, 5: 237600, 6: 235900, 7: 236500, 8: 4600, 10: 6100, 15: 0, 16: 86 });
+  assert.is(meter.framing, 'hdlc');
 });
 
 test.run();

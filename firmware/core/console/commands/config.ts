@@ -1,6 +1,9 @@
 // `config get <key>` / `config set <key> <value>` (set needs a technician). Values are the text form
-// of what WIRE.md config bodies carry. The PIN hash is never shown and only the gateway sets it.
+// of what WIRE.md config bodies carry. The PIN hash is never shown and only the gateway sets it. The
+// meter's keys (meter.key, meter.auth_key) are set here or by the gateway and never shown back;
+// meter.type is checked against the types the firmware knows.
 
+import { checkMeterConfig, isMeterSecret, METER_TYPE } from '../../meter/keys.js';
 import { PIN_CONFIG_KEY } from '../pin.js';
 import { stripControl } from '../text.js';
 import { type Command } from './command.js';
@@ -33,7 +36,7 @@ export const config: Command = {
         r.err('notfound', `config ${key} is not set`);
         return;
       }
-      const shown = key === PIN_CONFIG_KEY ? '(set, hidden)' : stripControl(v);
+      const shown = key === PIN_CONFIG_KEY || isMeterSecret(key) ? '(set, hidden)' : stripControl(v);
       r.data(`${key} = ${shown}`, { key, value: shown });
       r.ok();
       return;
@@ -48,8 +51,18 @@ export const config: Command = {
       r.err('usage', `${PIN_CONFIG_KEY} is set by the gateway, not on the console`);
       return;
     }
+    const wrong = checkMeterConfig(key, value);
+    if (wrong) {
+      r.err('usage', wrong);
+      return;
+    }
     s.host.configSet(key, value);
-    r.data(`${key} = ${value}`, { key, value });
+    if (isMeterSecret(key)) {
+      const shown = value.trim() === 'none' ? '(removed)' : '(set, hidden)';
+      r.data(`${key} = ${shown}`, { key, value: shown });
+    } else if (key === METER_TYPE) {
+      r.data(`${key} = ${value} (read at the next restart)`, { key, value });
+    } else r.data(`${key} = ${value}`, { key, value });
     r.ok();
   },
 };

@@ -3,7 +3,7 @@
 // `read` takes a count and returns an ArrayBuffer, and `write` takes only an ArrayBuffer.
 
 interface SerialOptions {
-  port: number; baud: number; device?: string; receive?: number; transmit?: number; format?: string;
+  port: number; baud: number; device?: string; receive?: number; transmit?: number; format?: string; data?: number; parity?: string;
   onReadable?: (this: FakeSerial, count: number) => void;
   onWritable?: (this: FakeSerial, count: number) => void;
 }
