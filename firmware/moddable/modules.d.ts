@@ -34,24 +34,32 @@ declare module 'gridlet/random' {
 }
 
 declare module 'gridlet/wasm3' {
-  /** One wasm3 runtime with one module (firmware/moddable/wasm3/guest-engine.c). */
+  /** One wasm3 runtime with one module (firmware/moddable/wasm3/guest-engine.c over guest-core.c). */
   export default class Wasm3Module {
     /**
-     * Parses and loads `wasm` (copied into native memory). `memoryBytes` caps linear memory (wasm3's
-     * memory limit); `stackBytes` is the wasm3 value stack. Throws with wasm3's message on failure.
+     * Parses and loads `wasm` (copied into native memory). `memoryBytes` (1…65536) is wasm3's memory
+     * limit: the memory ends exactly there. `stackBytes` is the wasm3 value stack. Throws with
+     * wasm3's message on failure.
      */
     constructor(wasm: ArrayBuffer | ArrayBufferView, memoryBytes: number, stackBytes: number);
     /** Links an import of module `module` with a wasm3 signature such as "F(i)" to a JS function. */
     link(module: string, name: string, signature: string, fn: (...args: number[]) => number | void): boolean;
     /** Links `metering.usegas(i64)`: every call charges fuel and traps when the call's budget is spent. */
     linkMetering(module: string, name: string): boolean;
-    /** Calls an export with number arguments and a fuel budget; returns its first result. Throws on a trap. */
+    /** Compiles every function; throws when the module cannot run. */
+    prepare(): void;
+    /** Runs the start function, if any, with a fuel budget. Throws as `call`. */
+    start(fuel: number): void;
+    /**
+     * Calls an export with number arguments and a fuel budget; returns its first result. Throws on a
+     * trap: what the import threw when one did (trapKind 4), else an Error with wasm3's reason.
+     */
     call(name: string, args: number[], fuel: number): number | undefined;
-    hasExport(name: string): boolean;
-    /** Fuel charged during the last call. */
+    /** Fuel charged during the last start or call. */
     readonly fuelUsed: number;
-    /** Why the last call trapped: 0 none, 1 trap, 2 out of fuel, 3 memory limit. */
+    /** Why the last start or call stopped: 0 it did not, 1 trap, 2 out of fuel, 3 memory, 4 an import threw. */
     readonly trapKind: number;
+    /** A copy of guest memory [ptr, ptr+len); throws a RangeError outside memoryBytes or the memory. */
     readMemory(ptr: number, len: number): ArrayBuffer;
     close(): void;
   }
