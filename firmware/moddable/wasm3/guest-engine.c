@@ -51,7 +51,7 @@ void xs_wasm3_destructor(void *data)
 
 /* An import (guest-core.c converts the values). xsVar(0..4) belong to xs_wasm3_start or
    xs_wasm3_call, which is running: this is its frame, and xsVar(4) keeps what the import threw. */
-static int xsImport(void *host, int index, const double *args, int argc, double *result)
+static int answerImport(void *host, int index, const double *args, int argc, double *result)
 {
 	GuestRecord *r = host;
 	xsMachine *the = r->the;
@@ -103,7 +103,7 @@ void xs_wasm3_create(xsMachine *the)
 		free(r);
 		xsRangeError("wasm module of %d bytes", (int)length);
 	}
-	r->core = guestCoreNew(bytes, (uint32_t)length, (uint32_t)memoryBytes, (uint32_t)stackBytes, xsImport, r, &error);	/* copies the bytes first */
+	r->core = guestCoreNew(bytes, (uint32_t)length, (uint32_t)memoryBytes, (uint32_t)stackBytes, answerImport, r, &error);	/* copies the bytes first */
 	if (!r->core) {
 		free(r);
 		xsUnknownError("wasm3: %s", error);
@@ -188,7 +188,7 @@ void xs_wasm3_start(xsMachine *the)
 	GuestRecord *r = getGuest(the);
 	double fuel = xsmcToNumber(xsArg(0));
 
-	xsmcVars(5);	/* also used by xsImport while the start function runs */
+	xsmcVars(5);	/* also used by answerImport while the start function runs */
 	r->the = the;
 	settle(the, r, guestCoreStart(r->core, fuel));
 }
@@ -201,7 +201,7 @@ void xs_wasm3_call(xsMachine *the)
 	double args[kMaxArgs], fuel, result;
 	int argc, i, hasResult, kind;
 
-	xsmcVars(5);	/* also used by xsImport while the call runs */
+	xsmcVars(5);	/* also used by answerImport while the call runs */
 	xsmcToStringBuffer(xsArg(0), name, sizeof(name));
 	xsmcGet(xsVar(0), xsArg(1), xsID("length"));
 	argc = xsmcToInteger(xsVar(0));
