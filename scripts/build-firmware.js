@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { wasm3Source } from './firmware/sdk.js';
+import { sdkSource, wasm3Source } from './firmware/sdk.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
 const out = join(root, 'build', 'firmware');
@@ -187,6 +187,13 @@ function syntaxCheck() {
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: [], what: 'random (lin)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: ['-DESP32=1', `-I${join(wasm3, 'syntax', 'esp')}`], what: 'random (esp32)' },
   ];
+  // The SDK's own XS headers define more than xsnap's (macros such as xsImport): check against them too.
+  const sdk = sdkSource();
+  if (sdk) {
+    const sdkXs = ['-fsyntax-only', '-std=gnu99', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror', '-include', 'stddef.h',
+      `-I${join(sdk, 'xs', 'includes')}`, `-I${join(sdk, 'xs', 'platforms')}`, `-I${join(wasm3, 'syntax')}`];
+    checks.push({ file: join(wasm3, 'guest-engine.c'), flags: sdkXs, what: `wasm3 binding vs the XS headers of ${sdk}`, replace: true });
+  }
   const real = wasm3Source();
   if (real) {
     checks.push({ file: join(wasm3, 'guest-engine.c'), flags: [`-I${real}`], what: `wasm3 binding vs ${real}` });
@@ -194,7 +201,7 @@ function syntaxCheck() {
   }
   const errors = [];
   for (const c of checks) {
-    const r = spawnSync(cc, [...common, ...c.flags, c.file], { encoding: 'utf8' });
+    const r = spawnSync(cc, [...(c.replace ? [] : common), ...c.flags, c.file], { encoding: 'utf8' });
     if (r.status !== 0) errors.push(`${relative(root, c.file)} (${c.what}):\n${(r.stderr || r.stdout).trim()}`);
   }
   if (errors.length) throw new Error(errors.join('\n'));
