@@ -95,14 +95,12 @@ void xs_wasm3_create(xsMachine *the)
 	xsmcVars(1);
 	if ((memoryBytes < 1) || (memoryBytes > 65536) || (stackBytes < 1024) || (stackBytes > 65536))
 		xsRangeError("bad limits");
-	r = calloc(1, sizeof(GuestRecord));
+	xsmcGetBufferReadable(xsArg(0), &bytes, &length);
+	if ((length < 8) || (length > 65536))
+		xsRangeError("wasm module of %d bytes", (int)length);
+	r = calloc(1, sizeof(GuestRecord));	/* C heap: the buffer does not move */
 	if (!r)
 		xsUnknownError("no memory for a guest");
-	xsmcGetBufferReadable(xsArg(0), &bytes, &length);
-	if ((length < 8) || (length > 65536)) {
-		free(r);
-		xsRangeError("wasm module of %d bytes", (int)length);
-	}
 	r->core = guestCoreNew(bytes, (uint32_t)length, (uint32_t)memoryBytes, (uint32_t)stackBytes, answerImport, r, &error);	/* copies the bytes first */
 	if (!r->core) {
 		free(r);
