@@ -10,7 +10,7 @@ import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
 import { GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
 import { GuestTrap, TrapKind, type GuestInstance } from '../../firmware/core/ports.js';
 import { NodeGuestEngine } from '../../host/guests/wasm-engine.js';
-import { assemble, call, DROP, END, i32c, T } from '../core/support/guests.js';
+import { assemble, call, DROP, END, i32c, T, trapOf } from '../core/support/guests.js';
 import { engineProbes } from '../core/support/hostile-guests.js';
 
 const CAP = 4096;
@@ -19,15 +19,6 @@ function load(fuelStart = 1000): GuestInstance {
   return new NodeGuestEngine().instantiate(engineProbes(), {}, { memoryBytes: CAP, fuel: fuelStart });
 }
 
-function trapOf(fn: () => unknown): GuestTrap {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, GuestTrap);
-    return e as GuestTrap;
-  }
-  throw new Error('expected a GuestTrap');
-}
 
 test('the memory cap is exact: the last byte below memory_bytes is usable, the next is a breach', () => {
   const g = load();

@@ -6,6 +6,8 @@
 //    and what the import threw is rethrown as is;
 //  - readMemory is bounded by memoryBytes (a RangeError outside it); close() during a run throws.
 
+import type { Wasm3Binding } from '../../wasm3/wasm3-guests.js';
+
 type Imports = ((...a: number[]) => number | void)[];
 type FakeExport = (args: number[], charge: (gas: number) => void, imports: Imports, memory: Uint8Array) => number | undefined;
 
@@ -25,10 +27,10 @@ export function defineExports(e: typeof exportsForNext): void {
   exportsForNext = e;
 }
 
-/** Thrown by a fake export to say it touched memory outside memoryBytes. */
+/** Thrown by a fake export to say it touched memory outside memoryBytes (wasm3's out-of-bounds trap). */
 export class FakeMemoryFault extends Error {}
 
-export default class Wasm3Module implements FakeModule {
+export default class Wasm3Module implements FakeModule, Wasm3Binding {
   links: [string, string, string][] = [];
   metering: string | undefined;
   prepared = false;
@@ -83,7 +85,11 @@ export default class Wasm3Module implements FakeModule {
     try {
       return f(args, charge, imports, this.#memory);
     } catch (e) {
-      if (e instanceof FakeMemoryFault) this.trapKind = 3;
+      if (e instanceof FakeMemoryFault) {
+        // guest-core.c names the cap in the message.
+        this.trapKind = 3;
+        throw new Error(`[trap] out of bounds memory access (memory_bytes ${this.memoryBytes})`);
+      }
       if (!this.trapKind) this.trapKind = 1;
       throw e;
     } finally {
