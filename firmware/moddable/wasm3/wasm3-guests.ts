@@ -12,7 +12,7 @@
 //  - every trap is a GuestTrap with its kind, and an import's own GuestTrap passes through.
 // Preloaded on the meter: nothing here runs at module level beyond definitions.
 
-import { GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance } from '../../core/ports.js';
+import { DEFAULT_START_FUEL, GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance } from '../../core/ports.js';
 import { guardGrow } from '../../core/guests/grow-guard.js';
 import { ExternKind, WasmError } from '../../core/guests/wasm.js';
 
@@ -34,8 +34,6 @@ export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
 /** trapKind of a binding (guest-core.h): the core's TrapKind, and 4 when an import threw. */
 export const BINDING_IMPORT_THREW = 4;
 
-/** Budget for a start function when the caller gives none (as the host engine). */
-export const DEFAULT_START_FUEL = 1_000_000;
 
 /** wasm3's value stack per guest: enough for the small guests GUESTS.md allows (4 KiB of code). */
 export const STACK_BYTES = 8 * 1024;
