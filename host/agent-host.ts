@@ -17,7 +17,7 @@ import type { RecordLog } from '../firmware/core/log/record-log.js';
 import type { Flash, KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
 import { openPty, type Pty } from './console/pty.js';
 import { FileFlash } from './flash/file-flash.js';
-import { NodeGuestEngine } from './guests/wasm-engine.js';
+import { guestEngine, type GuestEngineName } from './guests/engines.js';
 import { preinstallGuests } from './guests/preinstall.js';
 import { ReplayMeter } from './meter/replay-meter.js';
 import { SimMeter } from './meter/sim-meter.js';
@@ -48,6 +48,8 @@ export interface HostAgentOptions {
   kv?: KeyValue;
   /** Guests to install at start: built guests by name, or FILE.wasm[:MANIFEST.json]. */
   guests?: string[];
+  /** The engine guests run on: v8 (default) or wasm3 (the meter's engine, compiled to WebAssembly). */
+  guestEngine?: GuestEngineName;
   /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
   consolePty?: boolean | Pty;
   /** What the console's `reboot` does; without it the console answers that this host cannot reboot. */
@@ -97,7 +99,7 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
     kv, random: nodeRandom, clock: new NodeClock(), timers, flash, uplinks: o.brokers.map(
       (url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary')),
     meter: (log) => parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed, o.logger),
-    relays, guestEngine: new NodeGuestEngine(), console: consolePty ? new PtySerialPort(consolePty) : undefined,
+    relays, guestEngine: guestEngine(o.guestEngine), console: consolePty ? new PtySerialPort(consolePty) : undefined,
     logger: o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
     topicPrefix: o.topicPrefix, heapUsed: () => process.memoryUsage().heapUsed, onEvent: o.onEvent, reboot: o.onReboot,
   });

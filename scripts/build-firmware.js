@@ -10,7 +10,8 @@
 //                 and gridlet native modules; the manifests in manifests/ build it into the image;
 //   3. syntax-check the native C (wasm3 binding, random) against the XS headers that ship in
 //      @agoric/xsnap and a declaration-only wasm3.h (firmware/moddable/wasm3/syntax), and against
-//      the real wasm3 headers too when $WASM3 points at a wasm3 checkout.
+//      the real wasm3 headers too when a wasm3 checkout is at ../shared/toolchains/wasm3 or $WASM3;
+//      and the host's wasm3 glue (host/guests/wasm3/glue.c) against guest-core.h.
 //
 //   node scripts/build-firmware.js [--check-only] [--extra FILE.ts]…
 // --check-only stops after the type check; --extra adds files to it (test/host uses it to prove
@@ -22,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { sdkSource, wasm3Source } from './firmware/sdk.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
 const out = join(root, 'build', 'firmware');
@@ -196,17 +198,27 @@ function syntaxCheck() {
     `-I${join(xs, 'includes')}`, `-I${join(xs, 'platforms')}`];
   const checks = [
     { file: join(wasm3, 'guest-engine.c'), flags: [`-I${join(wasm3, 'syntax')}`], what: 'wasm3 binding vs declared wasm3 API' },
+    { file: join(wasm3, 'guest-core.c'), flags: [`-I${join(wasm3, 'syntax')}`], what: 'wasm3 guest core vs declared wasm3 API' },
+    { file: join(root, 'host', 'guests', 'wasm3', 'glue.c'), flags: [`-I${wasm3}`, '-Wno-attributes'], what: "host wasm3 build's glue" },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: [], what: 'random (lin)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: ['-DESP32=1', `-I${join(wasm3, 'syntax', 'esp')}`], what: 'random (esp32)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'xs-heap.c'), flags: [`-I${join(xs, 'sources')}`], what: 'xs-heap' },
   ];
-  const real = process.env.WASM3 && join(process.env.WASM3, 'source');
-  if (real && existsSync(join(real, 'wasm3.h'))) {
+  // The SDK's own XS headers define more than xsnap's (macros such as xsImport): check against them too.
+  const sdk = sdkSource();
+  if (sdk) {
+    const sdkXs = ['-fsyntax-only', '-std=gnu99', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror', '-include', 'stddef.h',
+      `-I${join(sdk, 'xs', 'includes')}`, `-I${join(sdk, 'xs', 'platforms')}`, `-I${join(wasm3, 'syntax')}`];
+    checks.push({ file: join(wasm3, 'guest-engine.c'), flags: sdkXs, what: `wasm3 binding vs the XS headers of ${sdk}`, replace: true });
+  }
+  const real = wasm3Source();
+  if (real) {
     checks.push({ file: join(wasm3, 'guest-engine.c'), flags: [`-I${real}`], what: `wasm3 binding vs ${real}` });
+    checks.push({ file: join(wasm3, 'guest-core.c'), flags: [`-I${real}`], what: `wasm3 guest core vs ${real}` });
   }
   const errors = [];
   for (const c of checks) {
-    const r = spawnSync(cc, [...common, ...c.flags, c.file], { encoding: 'utf8' });
+    const r = spawnSync(cc, [...(c.replace ? [] : common), ...c.flags, c.file], { encoding: 'utf8' });
     if (r.status !== 0) errors.push(`${relative(root, c.file)} (${c.what}):\n${(r.stderr || r.stdout).trim()}`);
   }
   if (errors.length) throw new Error(errors.join('\n'));

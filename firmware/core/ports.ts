@@ -128,12 +128,15 @@ export interface GuestInstance {
   dispose(): void;
 }
 
+/** The budget of a start function when `instantiate` is given no `fuel` (every engine uses it). */
+export const DEFAULT_START_FUEL = 1_000_000;
+
 /** A WebAssembly engine (wasm3 on the meter, Node's WebAssembly on a host). */
 export interface GuestEngine {
   /**
    * Loads a module that validate.ts accepted, linking `imports` as module `gridlet` and metering as
    * `metering.usegas`. `memoryBytes` caps the memory the guest may touch, exactly; `fuel` bounds a
-   * start function, if the module has one (an engine picks a default budget when it is absent).
+   * start function, if the module has one (DEFAULT_START_FUEL when it is absent).
    * Throws a GuestTrap when the module cannot be loaded or its start function traps.
    */
   instantiate(

@@ -34,27 +34,14 @@ declare module 'gridlet/random' {
 }
 
 declare module 'gridlet/wasm3' {
-  /** One wasm3 runtime with one module (firmware/moddable/wasm3/guest-engine.c). */
-  export default class Wasm3Module {
-    /**
-     * Parses and loads `wasm` (copied into native memory). `memoryBytes` caps linear memory (wasm3's
-     * memory limit); `stackBytes` is the wasm3 value stack. Throws with wasm3's message on failure.
-     */
-    constructor(wasm: ArrayBuffer | ArrayBufferView, memoryBytes: number, stackBytes: number);
-    /** Links an import of module `module` with a wasm3 signature such as "F(i)" to a JS function. */
-    link(module: string, name: string, signature: string, fn: (...args: number[]) => number | void): boolean;
-    /** Links `metering.usegas(i64)`: every call charges fuel and traps when the call's budget is spent. */
-    linkMetering(module: string, name: string): boolean;
-    /** Calls an export with number arguments and a fuel budget; returns its first result. Throws on a trap. */
-    call(name: string, args: number[], fuel: number): number | undefined;
-    hasExport(name: string): boolean;
-    /** Fuel charged during the last call. */
-    readonly fuelUsed: number;
-    /** Why the last call trapped: 0 none, 1 trap, 2 out of fuel, 3 memory limit. */
-    readonly trapKind: number;
-    readMemory(ptr: number, len: number): ArrayBuffer;
-    close(): void;
-  }
+  /**
+   * One wasm3 runtime with one module (firmware/moddable/wasm3/guest-engine.c over guest-core.c):
+   * `new Wasm3Module(wasm, memoryBytes, stackBytes)` copies, parses and loads the module (memoryBytes
+   * 1…65536 is wasm3's memory limit; stackBytes its value stack) or throws with wasm3's reason. The
+   * instance is the Wasm3Binding that firmware/moddable/wasm3/wasm3-guests.ts describes and drives.
+   */
+  const Wasm3Module: new (wasm: ArrayBuffer | ArrayBufferView, memoryBytes: number, stackBytes: number) => object;
+  export default Wasm3Module;
 }
 
 declare module 'gridlet/settings' {

@@ -2,11 +2,13 @@
 
 import { createHostAgent, type HostAgent, type HostAgentOptions } from '../agent-host.js';
 import { openPty } from '../console/pty.js';
+import { isGuestEngineName } from '../guests/engines.js';
 import { streamLogger } from '../ports/node-platform.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|TYPE:SERIALPATH]
-                     [--interval MS] [--guest NAME|FILE.wasm]… [--console-pty] [--prefix gl] [--verbose]
+                     [--interval MS] [--guest NAME|FILE.wasm]… [--guest-engine v8|wasm3] [--console-pty]
+                     [--prefix gl] [--verbose]
 
 Runs one meter agent on this machine. It prints
   agent ready id=<deviceId> code=<pair code> console=<pty path or ->
@@ -26,6 +28,8 @@ then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>)
   --interval MS     milliseconds between readings (sim default 10000, replay default 1000)
   --guest G         install a guest at start: a built one by name (peak-guard, dr-responder,
                     tamper-watch, tou-cost) or FILE.wasm[:MANIFEST.json]; repeatable
+  --guest-engine E  v8 (default: Node's WebAssembly) or wasm3 (the meter's engine, compiled to
+                    WebAssembly): same results, fuel and traps, wasm3 as the meter runs them
   --console-pty     open the technician console on a pseudo-terminal
   --prefix P        topic prefix (default gl)
   --verbose         log debug lines to stderr`;
@@ -41,12 +45,15 @@ export async function agentMain(argv: string[]): Promise<number> {
       prefix: { type: 'string' },
       verbose: { type: 'boolean' },
       guest: { type: 'string', multiple: true },
+      'guest-engine': { type: 'string' },
     }, HELP);
     if (!r) return 0;
     const v = r.values;
     const brokers = (v.broker as string[] | undefined) ?? [];
     if (!brokers.length) throw new UsageError(`--broker URL is required\n\n${HELP}`);
     for (const b of brokers) if (!/^(mqtts?|wss?|tcp):\/\//.test(b)) throw new UsageError(`--broker ${b}: expected mqtt://HOST:PORT`);
+    const engine = v['guest-engine'] ?? 'v8';
+    if (!isGuestEngineName(engine)) throw new UsageError(`--guest-engine ${engine}: expected v8 or wasm3`);
     const interval = v.interval === undefined ? undefined : Number(v.interval);
     if (interval !== undefined && !(interval >= 10)) throw new UsageError('--interval must be at least 10 ms');
     const logger = streamLogger('agent', v.verbose ? 'debug' : 'info');
@@ -54,6 +61,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     const pty = v['console-pty'] ? openPty() : undefined;
     const options: HostAgentOptions = {
       dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim', guests: v.guest as string[] | undefined,
+      guestEngine: engine,
       intervalMs: interval, topicPrefix: v.prefix as string | undefined, logger,
       consolePty: pty, onReboot: () => reboot(),
     };

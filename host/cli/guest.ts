@@ -6,6 +6,7 @@ import { cidToText, guestCid } from '../../firmware/core/guests/cid.js';
 import { parseManifestJson } from '../../firmware/core/guests/manifest.js';
 import { validateGuest } from '../../firmware/core/guests/validate.js';
 import { householdScript, parseScript, runScript, type Script, type TickReport } from '../guests/script.js';
+import { guestEngine, isGuestEngineName } from '../guests/engines.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet guest <command> …
@@ -20,9 +21,10 @@ const HELP = `usage: gridlet guest <command> …
       Checks a module and its manifest against GUESTS.md: format, features wasm3 runs, imports,
       exports, memory, size and metering coverage. Exit 0 when it may run, 1 with the reason when not.
 
-  run <wasm> --manifest <json> [--script FILE] [--changes] [--json]
+  run <wasm> --manifest <json> [--script FILE] [--changes] [--json] [--guest-engine v8|wasm3]
       Runs init and then ticks every period_s of simulated time against a script of channel values and
-      grid signals, on the host engine with the meter's limits, and prints one JSON line per tick:
+      grid signals, on a host engine with the meter's limits (v8 by default; wasm3 is the meter's own
+      engine compiled to WebAssembly), and prints one JSON line per tick:
         {"t", "tick", "state", "fuel", "relays": [{"id","on","result"}], "events": [{"kind","data"}],
          "faults": [why…], "log": [line…]}
       then a summary line {"summary": {…}}. Without --script it runs the household day shipped with
@@ -118,8 +120,11 @@ function refuse(file: string, reason: string, json: boolean): number {
 async function runGuest(argv: string[]): Promise<number> {
   const r = parse(argv, {
     manifest: { type: 'string' }, script: { type: 'string' }, changes: { type: 'boolean' }, json: { type: 'boolean' },
+    'guest-engine': { type: 'string' },
   }, HELP, true);
   if (!r) return 0;
+  const engineName = r.values['guest-engine'] ?? 'v8';
+  if (!isGuestEngineName(engineName)) throw new UsageError(`--guest-engine ${engineName}: expected v8 or wasm3\n\n${HELP}`);
   if (r.positionals.length !== 1) throw new UsageError(`guest run needs one .wasm file\n\n${HELP}`);
   if (!r.values.manifest) throw new UsageError(`guest run needs --manifest <json>\n\n${HELP}`);
   const file = r.positionals[0];
@@ -156,6 +161,7 @@ async function runGuest(argv: string[]): Promise<number> {
     if (out.length) process.stdout.write(out.join(''));
     out.length = 0;
   };
+  const engine = guestEngine(engineName);
   const summary = runScript(wasm, manifest, script, (t) => {
     const eventful = t.relays.length || t.events.length || t.faults.length || t.log.length;
     if (changesOnly && !eventful) return;
@@ -164,7 +170,7 @@ async function runGuest(argv: string[]): Promise<number> {
       out.push(JSON.stringify(t) + '\n');
       if (out.length >= 256) flush();
     }
-  });
+  }, engine);
   flush();
   if (asDocument) console.log(JSON.stringify({ ticks, summary }));
   else console.log(JSON.stringify({ summary }));

@@ -10,14 +10,17 @@
 // no index moves. With `inlineFuel` the metering pairs become inline checks on a fuel global (below).
 
 import {
-  ACCESS_BYTES, ACCESS_TYPE, copyInstr, decodeInstr, ExternKind, Instr, isLoad, isStore, PAGE_BYTES, parseModule,
-  rewriteModule, WasmReader, WasmWriter, writeLocals, type FuncType,
+  ACCESS_BYTES, ACCESS_TYPE, copyInstr, decodeInstr, ExternKind, Instr, isLoad, isStore, parseModule,
+  rewriteModule, WasmError, WasmReader, WasmWriter, writeLocals, type FuncType,
 } from '../../firmware/core/guests/wasm.js';
 import { usegasIndex } from '../../firmware/core/guests/validate.js';
+import { BREACH_EXPORT, breachGlobal as breachGlobalEntry, capPages, GROW_TYPE, writeGrowHelper } from '../../firmware/core/guests/grow-guard.js';
 
-/** Export name of the breach global: -1 none, ≥ 0 the offending address, -2 a refused memory.grow, -3 fuel spent. */
-export const BREACH_EXPORT = '__gridlet_breach';
-export const BREACH_GROW = -2;
+/**
+ * Export name of the breach global (grow-guard.ts): -1 none, ≥ 0 the offending address, -2 a refused
+ * memory.grow (BREACH_GROW), -3 fuel spent.
+ */
+export { BREACH_EXPORT, BREACH_GROW } from '../../firmware/core/guests/grow-guard.js';
 export const BREACH_FUEL = -3;
 /** Export name of the fuel left in the current call (inline metering). */
 export const FUEL_EXPORT = '__gridlet_fuel';
@@ -52,7 +55,19 @@ export interface GuardOptions {
 /** Rewrites `bytes` so that it cannot touch memory at or past `memoryBytes` (and, optionally, meters inline). */
 export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: GuardOptions = {}): Guarded {
   const m = parseModule(bytes);
-  if (m.memories.length === 0) return { wasm: bytes, accesses: 0, fuelPoints: 0 };
+  // Data the cap puts out of reach is refused at load, as wasm3 refuses it (its memory ends at the cap).
+  for (let i = 0; i < m.data.length; i++) {
+    const d = m.data[i];
+    if (d.offset !== undefined && (d.offset >>> 0) + d.size > memoryBytes) {
+      throw new WasmError(`data segment ${i} ends at byte ${(d.offset >>> 0) + d.size}, past memory_bytes ${memoryBytes}`);
+    }
+  }
+  if (m.memories.length === 0) {
+    // No memory to guard; a start function is still exported, to run on its budget.
+    if (m.start === undefined) return { wasm: bytes, accesses: 0, fuelPoints: 0 };
+    const wasm = rewriteModule(m, { addExports: [{ name: START_EXPORT, kind: ExternKind.func, index: m.start }], dropStart: true });
+    return { wasm, accesses: 0, fuelPoints: 0 };
+  }
   const importedGlobals = m.imports.filter((i) => i.kind === ExternKind.global).length;
   const breachGlobal = importedGlobals + m.globals.length;
   const fuelGlobal = breachGlobal + 1;
@@ -60,22 +75,18 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: Gua
   const firstHelper = m.funcImportCount + m.funcs.length;
   const helpers: Helper[] = [];
   const index = new Map<string, number>();
-  const pagesAllowed = Math.ceil(memoryBytes / PAGE_BYTES);
 
   const helperFor = (op: number, align: number, offset: number): number => {
     const key = op === 0x40 ? 'grow' : `${op}:${align}:${offset}`;
     const known = index.get(key);
     if (known !== undefined) return known;
     const w = new WasmWriter(64);
-    w.u8(0); // no locals
     let type: FuncType;
     if (op === 0x40) {
-      type = { params: [I32], results: [I32] };
-      // if (memory.size + delta > pagesAllowed) { breach = -2; unreachable }
-      w.u8(0x3f).u8(0).u8(0xad).u8(0x20).u8(0).u8(0xad).u8(0x7c).u8(0x42).sleb(pagesAllowed).u8(0x56);
-      w.u8(0x04).u8(0x40).u8(0x42).sleb(BREACH_GROW).u8(0x24).u32(breachGlobal).u8(0x00).u8(0x0b);
-      w.u8(0x20).u8(0).u8(0x40).u8(0);
+      type = GROW_TYPE;
+      writeGrowHelper(w, capPages(memoryBytes), m.memories[0].max, breachGlobal);
     } else {
+      w.u8(0); // no locals
       const size = ACCESS_BYTES[op - 0x28];
       const vt = ACCESS_TYPE[op - 0x28];
       type = isLoad(op) ? { params: [I32], results: [vt] } : { params: [I32, vt], results: [] };
@@ -87,8 +98,8 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: Gua
       w.u8(0x20).u8(0);
       if (isStore(op)) w.u8(0x20).u8(1);
       w.u8(op).u32(align).u32(offset);
+      w.u8(0x0b);
     }
-    w.u8(0x0b);
     const i = firstHelper + helpers.length;
     helpers.push({ key, type, body: w.result() });
     index.set(key, i);
@@ -146,7 +157,7 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: Gua
     addTypes,
     addFuncs,
     addGlobals: [
-      new Uint8Array([I64, 0x01, 0x42, 0x7f, 0x0b]), // breach: (mut i64) (i64.const -1)
+      breachGlobalEntry(), // breach: (mut i64) (i64.const -1)
       ...(usegas >= 0 ? [new Uint8Array([I32, 0x01, 0x41, 0x00, 0x0b])] : []), // fuel left in this call: (mut i32)
     ],
     addExports: [

@@ -21,6 +21,7 @@
 import type { CborValue } from '../../firmware/core/cbor.js';
 import type { RelayConfig } from '../../firmware/core/control/relays.js';
 import { parseManifest } from '../../firmware/core/guests/manifest.js';
+import type { GuestEngine } from '../../firmware/core/ports.js';
 import { householdDay } from '../meter/household.js';
 import { GuestSim, HOUSEHOLD_START_S } from './guest-sim.js';
 
@@ -131,7 +132,7 @@ export function householdScript(): Script {
 }
 
 /** Runs one guest through a script, reporting each tick; returns the summary. */
-export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, onTick: (r: TickReport) => void): RunSummary {
+export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, onTick: (r: TickReport) => void, engine?: GuestEngine): RunSummary {
   const mr = parseManifest(manifest);
   if (!mr.ok) throw new Error(mr.reason);
   const name = mr.manifest.name;
@@ -139,7 +140,7 @@ export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, o
   const relays: RelayConfig[] | undefined = script.relays?.map((r) => ({
     id: r.id, critical: r.critical, safeOn: r.safe_on, minDwellS: r.min_dwell_s, maxTogglesPerHour: r.max_toggles_per_hour,
   }));
-  const sim = new GuestSim({ startUnixS: script.start, relays });
+  const sim = new GuestSim({ startUnixS: script.start, relays, engine });
   if (script.kv) sim.setSlots(name, script.kv.map((x) => (x === null ? NaN : x)));
   const steps = script.steps;
   let next = 0;

@@ -8,12 +8,10 @@
 //  - Traps: anything that stops a call becomes a GuestTrap with its kind (trap, fuel, memory) and reason.
 
 import type { GuestEngine, GuestImport, GuestInstance } from '../../firmware/core/ports.js';
-import { GuestTrap, TrapKind } from '../../firmware/core/ports.js';
+import { DEFAULT_START_FUEL, GuestTrap, TrapKind } from '../../firmware/core/ports.js';
 import { BREACH_EXPORT, BREACH_FUEL, BREACH_GROW, FUEL_EXPORT, guardMemory, START_EXPORT } from './memory-guard.js';
 import { WA, type WasmGlobal, type WasmImports, type WasmInstance, type WasmMemory, type WasmModule } from './webassembly.js';
 
-/** Budget for a start function when the caller gives none. */
-const DEFAULT_START_FUEL = 1_000_000;
 
 type Export = (...args: number[]) => number | undefined;
 

@@ -20,7 +20,7 @@ const ROUNDS = 10;
 const day = householdDay();
 
 /** Imports that answer like a meter on the household day, without the supervisor's bookkeeping. */
-function meterImports() {
+export function meterImports() {
   let minute = 0;
   let wh = 0;
   const kv = new Float64Array(16).fill(NaN);
@@ -54,7 +54,7 @@ function meterImports() {
   return { imports, advance };
 }
 
-function timeTicks(instance: GuestInstance, advance: () => void, n: number, fuel: number): { ns: number; fuelSum: number; fuelMax: number } {
+export function timeTicks(instance: GuestInstance, advance: () => void, n: number, fuel: number): { ns: number; fuelSum: number; fuelMax: number } {
   let fuelSum = 0;
   let fuelMax = 0;
   const t0 = process.hrtime.bigint();

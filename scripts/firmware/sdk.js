@@ -14,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -148,7 +148,8 @@ export function buildImage({ manifest, out, config = {}, instrument = false, was
     cwd: root, env: { ...sdk.env, WASM3: dirname(wasm3) }, encoding: 'utf8', maxBuffer: 64 << 20,
   });
   const text = (r.stdout ?? '') + (r.stderr ?? '');
-  const so = join(out, 'bin', 'lin', 'mc', instrument ? 'instrument' : 'release', 'lin', 'mc.so');
+  // mcconfig names the image's folder after the folder the manifest is in (lin for manifests/lin).
+  const so = join(out, 'bin', 'lin', 'mc', instrument ? 'instrument' : 'release', basename(dirname(resolve(manifest))), 'mc.so');
   if (r.status !== 0 || !existsSync(so)) {
     const interesting = text.split('\n').filter((l) => !l.startsWith('# ')).slice(-40).join('\n');
     throw new Error(`mcconfig ${relative(root, manifest)} failed:\n${interesting}`);

@@ -1,4 +1,5 @@
-// `gridlet guest check` and `gridlet guest run` (host/cli/guest.ts), as a developer uses them.
+// `gridlet guest check` and `gridlet guest run` (host/cli/guest.ts), as a developer uses them, and the
+// choice of guest engine there and on `gridlet agent`.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -6,7 +7,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../guests/build.js';
+import { agentMain } from '../../host/cli/agent.js';
 import { guestMain } from '../../host/cli/guest.js';
+import { createHostAgent } from '../../host/agent-host.js';
 import { guest, meteredGuest } from '../core/support/guests.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gridlet-guest-cli-'));
@@ -135,6 +138,36 @@ test('run: a failing guest is reported, and a bad script is refused', async () =
   const b = await cli('run', w, '--manifest', m, '--script', bad);
   assert.is(b.code, 1);
   assert.match(b.err, /script: step 1: steps must be in time order/);
+});
+
+test('run --guest-engine wasm3: the meter\'s engine gives the same day, tick for tick; an unknown engine is refused', async () => {
+  const args = ['run', wasmOf('dr-responder'), '--manifest', manifestOf('dr-responder')];
+  const v8 = await cli(...args);
+  const wasm3 = await cli(...args, '--guest-engine', 'wasm3');
+  assert.is(wasm3.code, 0, wasm3.err);
+  assert.ok(v8.out.includes('guest.dr-responder.1'), 'dr-responder acted during the day');
+  assert.is(wasm3.out, v8.out);
+  const bad = await cli(...args, '--guest-engine', 'wamr');
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /--guest-engine wamr: expected v8 or wasm3/);
+});
+
+test('gridlet agent --guest-engine wasm3 runs its guests on wasm3; an unknown engine is refused', async () => {
+  const host = createHostAgent({ brokers: ['mqtt://127.0.0.1:9'], meter: 'none', guests: ['peak-guard', 'tou-cost'], guestEngine: 'wasm3' });
+  try {
+    assert.equal(host.guests.status().map((g) => [g.name, g.state]), [['peak-guard', 'running'], ['tou-cost', 'running']]);
+  } finally {
+    host.stop();
+  }
+  const error = console.error;
+  const err: string[] = [];
+  console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
+  try {
+    assert.is(await agentMain(['--broker', 'mqtt://127.0.0.1:9', '--guest-engine', 'wamr']), 2);
+  } finally {
+    console.error = error;
+  }
+  assert.match(err.join('\n'), /--guest-engine wamr: expected v8 or wasm3/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

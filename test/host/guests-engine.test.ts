@@ -10,48 +10,15 @@ import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
 import { GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
 import { GuestTrap, TrapKind, type GuestInstance } from '../../firmware/core/ports.js';
 import { NodeGuestEngine } from '../../host/guests/wasm-engine.js';
-import { assemble, call, DROP, END, i32c, localGet, T } from '../core/support/guests.js';
+import { assemble, call, DROP, END, i32c, T, trapOf } from '../core/support/guests.js';
+import { engineProbes } from '../core/support/hostile-guests.js';
 
 const CAP = 4096;
 
-/** A module with probe exports over one page of memory: poke, poke100 (offset 100), peek8, grow, spin, deep. */
-function probes(): Uint8Array {
-  const plain = assemble({
-    memory: { min: 1, max: 1 },
-    funcs: [
-      { results: [T.i32], code: i32c(0) }, // init
-      { results: [T.i32], code: i32c(0) }, // tick
-      { params: [T.i32], code: [...localGet(0), ...i32c(7), 0x36, 2, 0] }, // poke: i32.store
-      { params: [T.i32], code: [...localGet(0), ...i32c(7), 0x36, 2, 100] }, // poke100: i32.store offset=100
-      { params: [T.i32], results: [T.i32], code: [...localGet(0), 0x2d, 0, 0] }, // peek8: i32.load8_u
-      { params: [T.i32], results: [T.i32], code: [...localGet(0), 0x40, 0] }, // grow
-      // spin(n): loop { n -= 1; br_if n != 0 }
-      { params: [T.i32], code: [0x03, 0x40, ...localGet(0), ...i32c(1), 0x6b, 0x22, 0, 0x0d, 0, END] },
-      { code: [...call(7)] }, // deep: infinite recursion
-      { results: [T.i32], code: [...i32c(1), ...i32c(0), 0x6d] }, // div0: i32.div_s 1 / 0
-      { code: [0x00] }, // boom: unreachable
-    ],
-    exports: [
-      ['memory', 2, 0], ['init', 0, 0], ['tick', 0, 1], ['poke', 0, 2], ['poke100', 0, 3], ['peek8', 0, 4],
-      ['grow', 0, 5], ['spin', 0, 6], ['deep', 0, 7], ['div0', 0, 8], ['boom', 0, 9],
-    ],
-  });
-  return instrumentMetering(plain).wasm;
-}
-
 function load(fuelStart = 1000): GuestInstance {
-  return new NodeGuestEngine().instantiate(probes(), {}, { memoryBytes: CAP, fuel: fuelStart });
+  return new NodeGuestEngine().instantiate(engineProbes(), {}, { memoryBytes: CAP, fuel: fuelStart });
 }
 
-function trapOf(fn: () => unknown): GuestTrap {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, GuestTrap);
-    return e as GuestTrap;
-  }
-  throw new Error('expected a GuestTrap');
-}
 
 test('the memory cap is exact: the last byte below memory_bytes is usable, the next is a breach', () => {
   const g = load();
@@ -89,7 +56,7 @@ test('readMemory (the log import) is held to the cap too', () => {
 
 for (const fuel of ['inline', 'import'] as const) {
   test(`fuel (${fuel}): each call gets its budget; spending past it traps`, () => {
-    const g = new NodeGuestEngine({ fuel }).instantiate(probes(), {}, { memoryBytes: CAP, fuel: 1000 });
+    const g = new NodeGuestEngine({ fuel }).instantiate(engineProbes(), {}, { memoryBytes: CAP, fuel: 1000 });
     g.call('spin', [10], 1000);
     // spin: function region (loop, end) = 2, loop region (local.get, i32.const, sub, tee, br_if, end) = 6 per pass.
     assert.is(g.fuelUsed, 2 + 10 * 6);

@@ -11,15 +11,13 @@ import { guestCid } from '../../firmware/core/guests/cid.js';
 import { GuestSim } from '../../host/guests/guest-sim.js';
 import type { GuestAck } from '../../firmware/core/wire/bodies.js';
 import { householdDay } from '../../host/meter/household.js';
-import { assemble, call, DROP, END, guest, i32c, i64c, meteredGuest, T } from '../core/support/guests.js';
+import { hostileManifest, REFUSED, RUNTIME } from '../core/support/hostile-guests.js';
 
 const day = householdDay();
 const peakGuard = new Uint8Array(readFileSync(join(DIST_DIR, 'peak-guard.wasm')));
 const peakManifest = JSON.parse(readFileSync(join(MANIFEST_DIR, 'peak-guard.json'), 'utf8'));
 
-function manifest(name: string, capabilities: string[] = [], extra: Record<string, unknown> = {}) {
-  return { name, version: '1.0.0', period_s: 5, fuel_per_call: 50_000, memory_bytes: 4096, capabilities, ...extra };
-}
+const manifest = hostileManifest;
 
 /** A meter running peak-guard on the household day, with readings arriving every 5 s. */
 function meter() {
@@ -60,46 +58,11 @@ function peakGuardHealthy(sim: GuestSim, ticksBefore: number) {
   assert.ok(s.ticks > ticksBefore, 'peak-guard kept ticking');
 }
 
-// Modules refused at deployment, with the reason the guest-ack carries.
-const refused: [string, () => Uint8Array, RegExp, string[]?][] = [
-  ['an unknown import', () => meteredGuest({ otherImports: [['gridlet', 'reboot', [], []]] }), /gridlet\.reboot is not in the gridlet import table/],
-  ['an import from another module', () => meteredGuest({ otherImports: [['wasi_snapshot_preview1', 'fd_write', [T.i32, T.i32, T.i32, T.i32], [T.i32]]] }), /from module "wasi_snapshot_preview1"/],
-  ['no metering', () => guest({ tick: [...i32c(0)] }), /not metered: it does not import metering\.usegas/],
-  ['usegas imported but never called', () => assemble({
-    imports: [['metering', 'usegas', [T.i64], []]],
-    funcs: [{ results: [T.i32], code: i32c(0) }],
-    exports: [['memory', 2, 0], ['init', 0, 1], ['tick', 0, 1]],
-  }), /metering does not cover function 1 \(export "init"\)/],
-  ['SIMD', () => instrumentLike([0xfd, 12, ...new Array(16).fill(0), DROP]), /SIMD \(0xfd prefix\)/],
-  ['threads (atomics)', () => instrumentLike([...i32c(0), 0xfe, 0x10, 2, 0, DROP]), /threads\/atomics \(0xfe prefix\)/],
-  ['threads (shared memory)', () => instrumentLike([], { min: 1, max: 1, flags: 3 }), /shared \(threads\)/],
-  ['bad magic', () => { const b = meteredGuest(); b[1] = 0x62; return b; }, /bad magic/],
-  ['truncated sections', () => { const b = meteredGuest(); return b.slice(0, b.length - 5); }, /truncated: code section at byte \d+ declares \d+ bytes but only \d+ remain/],
-  ['a 1 MiB module', () => { const b = new Uint8Array(1 << 20); b.set(meteredGuest()); return b; }, /module size 1048576 bytes is outside 8–4096/],
-  ['an init that fails', () => meteredGuest({ init: i32c(7) }), /init returned 7: the guest refused to start/],
-  ['an init that traps', () => meteredGuest({ init: [0x00] }), /init: trap: init: unreachable/],
-  ['a relay another guest holds', () => meteredGuest(), /relay 1 is held by running guest peak-guard/, ['relay:1']],
-  ['memory over one page', () => meteredGuest({ memory: { min: 2, max: 2 } }), /2 pages initially/],
-];
-
-/** A metered module whose tick runs `code` (usegas import last). */
-function instrumentLike(code: number[], memory?: { min: number; max?: number; flags?: number }): Uint8Array {
-  return assemble({
-    imports: [['metering', 'usegas', [T.i64], []]],
-    memory,
-    funcs: [
-      { results: [T.i32], code: [...i64c(2), ...call(0), ...i32c(0)] },
-      { results: [T.i32], code: [...i64c(100), ...call(0), ...code, ...i32c(0)] },
-    ],
-    exports: [['memory', 2, 0], ['init', 0, 1], ['tick', 0, 2]],
-  });
-}
-
 test('malformed and forbidden modules are refused with their reason; peak-guard runs on', () => {
   const { sim, run } = meter();
   run(60);
   const ticks = sim.supervisor.status()[0].ticks;
-  for (const [what, make, why, caps] of refused) {
+  for (const [what, make, why, caps] of REFUSED) {
     const ack = deploy(sim, make(), manifest('intruder', caps ?? []));
     assert.is(ack.state, 'rejected', what);
     assert.match(ack.reason!, why, `${what}: ${ack.reason}`);
@@ -114,7 +77,7 @@ test('malformed and forbidden modules are refused with their reason; peak-guard 
 
 test('an infinite loop is stopped by fuel, backs off, and is quarantined', () => {
   const { sim, run } = meter();
-  const spin = meteredGuest({ tick: [0x03, 0x40, 0x0c, 0, END, ...i32c(0)] });
+  const spin = RUNTIME.spinner();
   assert.is(deploy(sim, spin, manifest('spinner')).state, 'running', 'it loads: its init is fine');
   const t0 = Date.now();
   run(3600);
@@ -130,8 +93,8 @@ test('an infinite loop is stopped by fuel, backs off, and is quarantined', () =>
 
 test('memory growth past the cap and stores outside it are contained', () => {
   const { sim, run } = meter();
-  const grower = meteredGuest({ tick: [...i32c(1), 0x40, 0, DROP, ...i32c(0)] });
-  const scribbler = meteredGuest({ tick: [...i32c(60_000), ...i32c(-1), 0x36, 2, 0, ...i32c(0)] });
+  const grower = RUNTIME.grower();
+  const scribbler = RUNTIME.scribbler();
   assert.is(deploy(sim, grower, manifest('grower')).state, 'running');
   assert.is(deploy(sim, scribbler, manifest('scribbler')).state, 'running');
   run(30);
@@ -145,8 +108,8 @@ test('memory growth past the cap and stores outside it are contained', () => {
 
 test('an import it was not granted answers -1 and never reaches the relay', () => {
   const { sim, run } = meter();
-  // tick: relay(2, 1) without relay:2 — store the answer in a global for inspection via tick's result.
-  const sneaky = meteredGuest({ imports: ['relay'], tick: [...i32c(2), ...i32c(1), ...call(0), ...i32c(1), 0x6a] });
+  // tick: relay(2, 1) without relay:2, returning the answer + 1.
+  const sneaky = RUNTIME.sneaky();
   assert.is(deploy(sim, sneaky, manifest('sneaky', ['emit'])).state, 'running');
   const before = sim.relay(2).switches.length;
   run(120);
@@ -162,14 +125,7 @@ test('an import it was not granted answers -1 and never reaches the relay', () =
 test('a guest that traps every few ticks restarts after 5, 10, 20, 40 s, then is quarantined', () => {
   const { sim, run } = meter();
   // Traps on its fourth tick after each (re)start (a global counter; a restart is a fresh instance).
-  const wasm = meteredGuest({
-    globals: [[T.i32, true, i32c(0)]],
-    tick: [
-      0x23, 0, ...i32c(1), 0x6a, 0x24, 0, // g += 1
-      0x23, 0, ...i32c(4), 0x46, 0x04, 0x40, 0x00, END, // if g == 4: unreachable
-      ...i32c(0),
-    ],
-  });
+  const wasm = RUNTIME.hiccup();
   assert.is(deploy(sim, wasm, manifest('hiccup')).state, 'running');
   const t0 = sim.t;
   run(600);

@@ -1,14 +1,15 @@
 /*
  * Module "gridlet/wasm3": the host class over guest-engine.c (XS syntax: methods bound to C
- * functions with @). engine.ts wraps it into the core's GuestEngine port.
+ * functions with @). wasm3-guests.ts drives it as the core's GuestEngine port (engine.ts).
  */
 
 class Wasm3Module @ "xs_wasm3_destructor" {
 	constructor(wasm, memoryBytes, stackBytes) @ "xs_wasm3_create";
 	link(module, name, signature, fn) @ "xs_wasm3_link";
 	linkMetering(module, name) @ "xs_wasm3_link_metering";
+	prepare() @ "xs_wasm3_prepare";
+	start(fuel) @ "xs_wasm3_start";
 	call(name, args, fuel) @ "xs_wasm3_call";
-	hasExport(name) @ "xs_wasm3_has_export";
 	get fuelUsed() @ "xs_wasm3_get_fuel_used";
 	get trapKind() @ "xs_wasm3_get_trap_kind";
 	readMemory(ptr, len) @ "xs_wasm3_read_memory";

@@ -197,6 +197,17 @@ export function guest(spec: GuestSpec = {}): Uint8Array {
   });
 }
 
+/** The GuestTrap `fn` throws (anything else it throws is rethrown; not throwing fails). */
+export function trapOf(fn: () => unknown): GuestTrap {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof GuestTrap) return e;
+    throw e;
+  }
+  throw new Error('expected a GuestTrap');
+}
+
 /** The same guest, instrumented for metering (as `gridlet guest build` would ship it). */
 export function meteredGuest(spec: GuestSpec = {}): Uint8Array {
   return keepFake(instrumentMetering(guest(spec)).wasm, spec.fake);

@@ -1,6 +1,6 @@
 /*
  * FOR SYNTAX CHECKING ONLY: the one member of wasm3's internal M3Runtime (source/m3_env.h) that
- * guest-engine.c touches. The real struct has many more members; real builds use $WASM3/source.
+ * guest-core.c touches. The real struct has many more members; real builds use $WASM3/source.
  */
 #ifndef m3_env_h
 #define m3_env_h

@@ -1,6 +1,6 @@
 /*
  * FOR SYNTAX CHECKING ONLY (npm run build:firmware): the declarations of wasm3's public API
- * (source/wasm3.h, v0.5) that guest-engine.c uses, written from wasm3's documented interface so the
+ * (source/wasm3.h, v0.5) that guest-core.c uses, written from wasm3's documented interface so the
  * binding can be checked without the wasm3 sources. Real builds compile against $WASM3/source.
  */
 #ifndef wasm3_h
@@ -15,6 +15,7 @@ struct M3Environment;	typedef struct M3Environment *IM3Environment;
 struct M3Runtime;		typedef struct M3Runtime *IM3Runtime;
 struct M3Module;		typedef struct M3Module *IM3Module;
 struct M3Function;		typedef struct M3Function *IM3Function;
+struct M3Global;		typedef struct M3Global *IM3Global;
 
 typedef enum M3ValueType {
 	c_m3Type_none = 0,
@@ -24,6 +25,16 @@ typedef enum M3ValueType {
 	c_m3Type_f64 = 4,
 	c_m3Type_unknown
 } M3ValueType;
+
+typedef struct M3TaggedValue {
+	M3ValueType type;
+	union M3ValueUnion {
+		uint32_t i32;
+		uint64_t i64;
+		float f32;
+		double f64;
+	} value;
+} M3TaggedValue, *IM3TaggedValue;
 
 typedef struct M3ImportContext {
 	void *userdata;
@@ -67,6 +78,10 @@ M3Result m3_LinkRawFunction(IM3Module io_module, const char *const i_moduleName,
 	const char *const i_signature, M3RawCall i_function);
 M3Result m3_LinkRawFunctionEx(IM3Module io_module, const char *const i_moduleName, const char *const i_functionName,
 	const char *const i_signature, M3RawCall i_function, const void *i_userdata);
+
+IM3Global m3_FindGlobal(IM3Module io_module, const char *const i_globalName);
+M3Result m3_GetGlobal(IM3Global i_global, IM3TaggedValue o_value);
+M3Result m3_SetGlobal(IM3Global i_global, const IM3TaggedValue i_value);
 
 M3Result m3_FindFunction(IM3Function *o_function, IM3Runtime i_runtime, const char *const i_functionName);
 uint32_t m3_GetArgCount(IM3Function i_function);

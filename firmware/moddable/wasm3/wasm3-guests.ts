@@ -1,0 +1,227 @@
+// The GuestEngine port over wasm3, whichever way wasm3 runs: natively in the firmware image
+// (engine.ts over guest-engine.c, module `gridlet/wasm3`) or compiled to WebAssembly on a host
+// (host/guests/wasm3-engine.ts over host/guests/wasm3/glue.c). Both bindings wrap the same C
+// (guest-core.c) and this file is their one JavaScript half, so the meter and the host run guests
+// alike, and like the host's V8 engine (host/guests/wasm-engine.ts):
+//  - imports come from module `gridlet` with GUESTS.md's signatures; a module importing anything not
+//    given fails to load ("cannot link the module"), as WebAssembly instantiation does;
+//  - fuel is `metering.usegas(i64)`, charged per call; the start function, if any, runs at
+//    instantiate on `limits.fuel` (default 1 000 000), and a trap there fails instantiate;
+//  - memory is capped at `memory_bytes` exactly: wasm3's memory limit for loads and stores, and
+//    memory.grow rewritten (firmware/core/guests/grow-guard.ts), which also drops custom sections;
+//  - every trap is a GuestTrap with its kind, and an import's own GuestTrap passes through.
+// Preloaded on the meter: nothing here runs at module level beyond definitions.
+
+import { DEFAULT_START_FUEL, GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance } from '../../core/ports.js';
+import { guardGrow } from '../../core/guests/grow-guard.js';
+import { ExternKind, WasmError } from '../../core/guests/wasm.js';
+
+/** wasm3 signatures of the `gridlet` imports (GUESTS.md "Imports"): return type, then arguments. */
+export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
+  time: 'F()',
+  local_hour: 'i()',
+  weekday: 'i()',
+  channel: 'F(i)',
+  signal: 'F(i)',
+  relay: 'i(ii)',
+  relay_state: 'i(i)',
+  emit: 'i(iF)',
+  log: 'v(ii)',
+  kv_get: 'F(i)',
+  kv_set: 'i(iF)',
+};
+
+/** trapKind of a binding (guest-core.h): the core's TrapKind, and 4 when an import threw. */
+export const BINDING_IMPORT_THREW = 4;
+
+
+/** wasm3's value stack per guest: enough for the small guests GUESTS.md allows (4 KiB of code). */
+export const STACK_BYTES = 8 * 1024;
+
+/**
+ * One loaded module in a binding (guest-core.c underneath). `start` and `call` throw on a trap:
+ * what the import threw when trapKind is BINDING_IMPORT_THREW, else an Error with wasm3's reason.
+ */
+export interface Wasm3Binding {
+  link(module: string, name: string, signature: string, fn: GuestImport): boolean;
+  linkMetering(module: string, name: string): boolean;
+  /** Compiles every function; throws when the module cannot run. */
+  prepare(): void;
+  start(fuel: number): void;
+  call(name: string, args: number[], fuel: number): number | undefined;
+  readonly fuelUsed: number;
+  readonly trapKind: number;
+  /** A copy of [ptr, ptr+len); throws when that is not within memory_bytes and the memory. */
+  readMemory(ptr: number, len: number): ArrayBuffer;
+  close(): void;
+}
+
+/** Opens a binding over `wasm` (throws with wasm3's reason when it cannot be parsed or loaded). */
+export type Wasm3Open = (wasm: Uint8Array, memoryBytes: number, stackBytes: number) => Wasm3Binding;
+
+interface Prepared {
+  /** The bytes wasm3 gets (grow rewritten, custom sections dropped). */
+  wasm: Uint8Array;
+  /** Function exports. */
+  exports: string[];
+  /** Function imports, as "module.name"; other imports make `unlinkable` say why. */
+  imports: string[];
+  unlinkable: string | undefined;
+}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+class Wasm3Instance implements GuestInstance {
+  #b: Wasm3Binding | undefined;
+  #exports: string[];
+  #fuelUsed = 0;
+  #running = false;
+  #closeAfterCall = false;
+
+  constructor(b: Wasm3Binding, exports: string[], readonly memoryBytes: number) {
+    this.#b = b;
+    this.#exports = exports;
+  }
+
+  get fuelUsed(): number {
+    return this.#fuelUsed;
+  }
+
+  /** Runs `run` on the binding, turning whatever stopped it into a GuestTrap. */
+  #run<T>(name: string, fuel: number, run: (b: Wasm3Binding) => T): T {
+    const b = this.#b;
+    if (!b) throw new GuestTrap(TrapKind.trap, `guest is disposed; cannot call ${name}`);
+    if (this.#running) throw new GuestTrap(TrapKind.trap, `${name}: the guest is running (an import called back into it)`);
+    this.#running = true;
+    try {
+      return run(b);
+    } catch (e) {
+      throw this.#trap(b, e, name, fuel);
+    } finally {
+      this.#fuelUsed = b.fuelUsed;
+      this.#running = false;
+      if (this.#closeAfterCall) this.dispose();
+    }
+  }
+
+  #trap(b: Wasm3Binding, e: unknown, name: string, fuel: number): GuestTrap {
+    switch (b.trapKind) {
+      case BINDING_IMPORT_THREW:
+        if (e instanceof GuestTrap) return e;
+        return new GuestTrap(TrapKind.trap, `${name}: host import failed: ${messageOf(e)}`);
+      case TrapKind.fuel:
+        return new GuestTrap(TrapKind.fuel, `${name} spent its fuel budget of ${fuel}`);
+      default:
+        return new GuestTrap(b.trapKind === TrapKind.memory ? TrapKind.memory : TrapKind.trap, `${name}: ${messageOf(e)}`);
+    }
+  }
+
+  start(fuel: number): void {
+    this.#run('start', fuel, (b) => b.start(fuel));
+  }
+
+  call(name: string, args: number[], fuel: number): number | undefined {
+    if (this.#b && !this.hasExport(name)) throw new GuestTrap(TrapKind.trap, `the guest has no export "${name}"`);
+    return this.#run(name, fuel, (b) => b.call(name, args, fuel));
+  }
+
+  hasExport(name: string): boolean {
+    return this.#b !== undefined && this.#exports.indexOf(name) >= 0;
+  }
+
+  readMemory(ptr: number, len: number): Uint8Array {
+    const b = this.#b;
+    if (!b) throw new GuestTrap(TrapKind.memory, 'the guest has no memory');
+    try {
+      return new Uint8Array(b.readMemory(ptr, len));
+    } catch {
+      throw new GuestTrap(TrapKind.memory, `reading bytes ${ptr}..${ptr + len} is outside memory_bytes ${this.memoryBytes}`);
+    }
+  }
+
+  dispose(): void {
+    // Disposed from inside one of its own imports: wasm3 is still running it, so close afterwards.
+    if (this.#running) {
+      this.#closeAfterCall = true;
+      return;
+    }
+    this.#b?.close();
+    this.#b = undefined;
+    this.#exports = [];
+  }
+}
+
+export class Wasm3GuestEngine implements GuestEngine {
+  #open: Wasm3Open;
+  /** Prepared bytes per module (the supervisor instantiates the same bytes again at each restart). */
+  #cache = new WeakMap<Uint8Array, Map<number, Prepared>>();
+
+  constructor(open: Wasm3Open) {
+    this.#open = open;
+  }
+
+  #prepare(wasm: Uint8Array, memoryBytes: number): Prepared {
+    let byCap = this.#cache.get(wasm);
+    const hit = byCap?.get(memoryBytes);
+    if (hit) return hit;
+    let guarded;
+    try {
+      guarded = guardGrow(wasm, memoryBytes);
+    } catch (e) {
+      if (e instanceof WasmError) throw new GuestTrap(TrapKind.trap, `cannot load the module: ${e.message}`);
+      throw e;
+    }
+    const m = guarded.module;
+    const imports: string[] = [];
+    let unlinkable: string | undefined;
+    for (const imp of m.imports) {
+      if (imp.kind === ExternKind.func) imports.push(`${imp.module}.${imp.name}`);
+      else unlinkable = `import ${imp.module}.${imp.name} is not a function; only functions are provided`;
+    }
+    const exports = m.exports.filter((e) => e.kind === ExternKind.func).map((e) => e.name);
+    const prepared = { wasm: guarded.wasm, exports, imports, unlinkable };
+    if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
+    byCap.set(memoryBytes, prepared);
+    return prepared;
+  }
+
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
+    for (const name of Object.keys(imports)) {
+      if (!IMPORT_SIGNATURES[name]) throw new RangeError(`no gridlet import named ${name} (GUESTS.md lists them)`);
+    }
+    const p = this.#prepare(wasm, limits.memoryBytes);
+    let unlinkable = p.unlinkable;
+    for (const imp of p.imports) {
+      if (imp === 'metering.usegas') continue;
+      const name = imp.startsWith('gridlet.') ? imp.slice(8) : '';
+      if (!Object.prototype.hasOwnProperty.call(imports, name)) unlinkable = `import ${imp} is not provided`;
+    }
+    if (unlinkable) throw new GuestTrap(TrapKind.trap, `cannot link the module: ${unlinkable}`);
+    let b: Wasm3Binding;
+    try {
+      b = this.#open(p.wasm, limits.memoryBytes, STACK_BYTES);
+    } catch (e) {
+      throw new GuestTrap(TrapKind.trap, `cannot load the module: ${messageOf(e)}`);
+    }
+    let step = 'link';
+    try {
+      for (const name of Object.keys(imports)) b.link('gridlet', name, IMPORT_SIGNATURES[name], imports[name]);
+      b.linkMetering('metering', 'usegas');
+      step = 'load';
+      b.prepare();
+    } catch (e) {
+      b.close();
+      throw new GuestTrap(TrapKind.trap, `cannot ${step} the module: ${messageOf(e)}`);
+    }
+    const instance = new Wasm3Instance(b, p.exports, limits.memoryBytes);
+    try {
+      instance.start(limits.fuel ?? DEFAULT_START_FUEL);
+    } catch (e) {
+      instance.dispose();
+      throw e;
+    }
+    return instance;
+  }
+}
