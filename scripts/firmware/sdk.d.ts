@@ -6,7 +6,7 @@ export function missingSystemTools(): string[];
 export function contentHash(dir: string): string;
 export interface Sdk { moddable: string; bin: string; env: NodeJS.ProcessEnv }
 export function ensureSdk(o?: { log?: (line: string) => void }): Sdk;
-export function buildImage(o: { manifest: string; out: string; config?: Record<string, string | number>; instrument?: boolean; wasm3?: string; log?: (line: string) => void }):
+export function buildImage(o: { manifest: string; out: string; config?: Record<string, string | number>; instrument?: boolean; debug?: boolean; wasm3?: string | false; log?: (line: string) => void }):
   { so: string; seconds: number; warnings: string[]; log: string };
 export class SimImage {
   constructor(o: { so: string; dir: string; settings?: Record<string, unknown>; env?: NodeJS.ProcessEnv; sdk?: Sdk });
