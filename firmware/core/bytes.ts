@@ -54,7 +54,7 @@ function codePointAt(text: string, i: number): number {
 /** Strict UTF-8 decoding: returns undefined for anything that is not well-formed UTF-8. */
 export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): string | undefined {
   let s = '';
-  let chunk: number[] = [];
+  const chunk: number[] = [];
   let i = start;
   while (i < end) {
     const b = bytes[i];
@@ -87,13 +87,20 @@ export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): st
       cp -= 0x10000;
       chunk.push(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
     } else chunk.push(cp);
-    if (chunk.length >= 1024) {
+    if (chunk.length >= DECODE_CHUNK) {
       s += String.fromCharCode.apply(null, chunk);
-      chunk = [];
+      chunk.length = 0;
     }
   }
   return s + String.fromCharCode.apply(null, chunk);
 }
+
+/**
+ * Code units turned into text per fromCharCode call. Each is an argument on the XS stack: a meter's
+ * is 512 slots (manifests/esp32), and batches of 1024 aborted the machine ("XS abort: JavaScript
+ * stack overflow") for a text of a few hundred characters.
+ */
+const DECODE_CHUNK = 32;
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
   let n = 0;
