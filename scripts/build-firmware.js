@@ -18,11 +18,11 @@
 // that a Node-only API is refused).
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleEsm, coreDir, coreEntrySource, preloadCheck } from './firmware/bundle.js';
 import { sdkSource, wasm3Source } from './firmware/sdk.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
@@ -81,81 +81,18 @@ function typecheck() {
 
 // ---------------------------------------------------------------- 2. bundles
 
-const naclCryptoStub = {
-  name: 'tweetnacl-crypto-stub',
-  setup(b) {
-    // tweetnacl probes require('crypto') for a default PRNG; the core installs the platform's own.
-    b.onResolve({ filter: /^(node:)?crypto$/ }, (a) =>
-      /[\\/]tweetnacl[\\/]/.test(a.importer) ? { path: 'crypto', namespace: 'fw-empty' } : undefined);
-    b.onLoad({ filter: /.*/, namespace: 'fw-empty' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
-  },
-};
-
-function coreModules(dir = join(root, 'firmware', 'core')) {
-  let files = [];
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) {
-      if (name !== 'test') files = files.concat(coreModules(p));
-    } else if (name.endsWith('.ts') && !name.endsWith('.d.ts') && !name.endsWith('.test.ts')) files.push(p);
-  }
-  return files;
-}
-
 async function bundle(options, name) {
-  const result = await build({
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['import', 'module'],
-    target: 'es2022',
-    outfile: join(out, name),
-    sourcemap: 'external', // no sourceMappingURL comment: XS follows it when loading a module, and skips the module silently when the map is missing
-    sourcesContent: false,
-    legalComments: 'inline',
-    charset: 'utf8',
-    logLevel: 'silent',
-    metafile: true,
-    plugins: [naclCryptoStub],
-    ...options,
-  });
-  const code = readFileSync(join(out, name), 'utf8');
-  // A CommonJS require esbuild could not inline becomes a runtime __require that throws on XS.
-  if (/\b__require\(/.test(code)) throw new Error(`${name} still calls require(): a dependency needs a Node module`);
-  const imports = Object.values(result.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.external).map((i) => i.path));
-  return { bytes: Buffer.byteLength(code), imports: [...new Set(imports)].sort() };
+  return bundleEsm({ outfile: join(out, name), ...options });
 }
 
 async function bundles() {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  const entry = coreModules()
-    .map((f) => {
-      const rel = relative(join(root, 'firmware', 'core'), f).replace(/\.ts$/, '');
-      return `export * as ${rel.replace(/[^A-Za-z0-9]+/g, '_')} from ${JSON.stringify('./' + rel + '.ts')};`;
-    })
-    .join('\n');
-  const core = await bundle({ stdin: { contents: entry, resolveDir: join(root, 'firmware', 'core'), sourcefile: 'core-entry.ts', loader: 'ts' } }, 'core.js');
+  const core = await bundle({ stdin: { contents: coreEntrySource(), resolveDir: coreDir, sourcefile: 'core-entry.ts', loader: 'ts' } }, 'core.js');
   if (core.imports.length) throw new Error(`core.js imports ${core.imports.join(', ')}: firmware/core must import nothing platform-specific`);
   const main = await bundle({ entryPoints: [join(root, 'firmware', 'main.ts')], external: MODDABLE_MODULES }, 'main.js');
-  preloadCheck(readFileSync(join(out, 'main.js'), 'utf8'));
+  preloadCheck(readFileSync(join(out, 'main.js'), 'utf8'), 'main.js');
   return `core.js ${(core.bytes / 1024).toFixed(1)} KB; main.js ${(main.bytes / 1024).toFixed(1)} KB importing ${main.imports.join(', ')}`;
-}
-
-/**
- * mcconfig preloads main.js: its top level runs at build time and what it leaves is frozen into flash.
- * Some objects cannot live there (Moddable's docs: "XS linker warnings", "preload"): a RegExp made at
- * module level crashes exec() at run time, a generator object cannot be stored at all. Refused here,
- * with the name, so that the image never meets them.
- */
-function preloadCheck(code) {
-  const bad = [];
-  for (const line of code.split('\n')) {
-    const m = /^(?:var|let|const) ([\w$]+) = (\/(?![/*])|new RegExp\()/.exec(line) ?? /^\s+static ([\w$]+) = (\/(?![/*])|new RegExp\()/.exec(line);
-    if (m) bad.push(`${m[1]}: a RegExp made when the module loads (make it inside the function that uses it)`);
-  }
-  if (bad.length) throw new Error(`main.js is preloaded into flash, where these cannot live:\n  ${bad.join('\n  ')}`);
 }
 
 /** Evaluates build/firmware/core.js as an ES module in XS: every core module's top level runs. */

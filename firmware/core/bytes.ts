@@ -3,43 +3,58 @@
 export function utf8Encode(text: string): Uint8Array {
   let n = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+    const c = codePointAt(text, i);
     if (c < 0x80) n += 1;
     else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+    else if (c < 0x10000) n += 3;
+    else {
       n += 4;
-      i++;
-    } else n += 3;
+      if (text.charCodeAt(i) < 0x10000) i++; // the low half of a surrogate pair
+    }
   }
   const out = new Uint8Array(n);
   let o = 0;
   for (let i = 0; i < text.length; i++) {
-    let c = text.charCodeAt(i);
+    const c = codePointAt(text, i);
     if (c < 0x80) out[o++] = c;
     else if (c < 0x800) {
       out[o++] = 0xc0 | (c >> 6);
       out[o++] = 0x80 | (c & 0x3f);
-    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00);
+    } else if (c < 0x10000) {
+      out[o++] = 0xe0 | (c >> 12);
+      out[o++] = 0x80 | ((c >> 6) & 0x3f);
+      out[o++] = 0x80 | (c & 0x3f);
+    } else {
       out[o++] = 0xf0 | (c >> 18);
       out[o++] = 0x80 | ((c >> 12) & 0x3f);
       out[o++] = 0x80 | ((c >> 6) & 0x3f);
       out[o++] = 0x80 | (c & 0x3f);
-    } else {
-      // Lone surrogates become U+FFFD, as TextEncoder does.
-      if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd;
-      out[o++] = 0xe0 | (c >> 12);
-      out[o++] = 0x80 | ((c >> 6) & 0x3f);
-      out[o++] = 0x80 | (c & 0x3f);
+      if (text.charCodeAt(i) < 0x10000) i++;
     }
   }
   return out;
 }
 
+/**
+ * The code point at `text[i]`. On V8 and xsnap, charCodeAt gives UTF-16 code units: a character
+ * beyond U+FFFF is a surrogate pair, two indexes. On Moddable's runtime, whose XS keeps strings as
+ * UTF-8, it is ONE index and charCodeAt gives its whole code point (length counts it once). Both are
+ * read here. A lone surrogate is U+FFFD, as TextEncoder makes it.
+ */
+function codePointAt(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c < 0xd800 || c > 0xdfff) return c;
+  if (c <= 0xdbff && i + 1 < text.length) {
+    const d = text.charCodeAt(i + 1);
+    if (d >= 0xdc00 && d <= 0xdfff) return 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+  }
+  return 0xfffd;
+}
+
 /** Strict UTF-8 decoding: returns undefined for anything that is not well-formed UTF-8. */
 export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): string | undefined {
   let s = '';
-  let chunk: number[] = [];
+  const chunk: number[] = [];
   let i = start;
   while (i < end) {
     const b = bytes[i];
@@ -72,13 +87,20 @@ export function utf8Decode(bytes: Uint8Array, start = 0, end = bytes.length): st
       cp -= 0x10000;
       chunk.push(0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
     } else chunk.push(cp);
-    if (chunk.length >= 1024) {
+    if (chunk.length >= DECODE_CHUNK) {
       s += String.fromCharCode.apply(null, chunk);
-      chunk = [];
+      chunk.length = 0;
     }
   }
   return s + String.fromCharCode.apply(null, chunk);
 }
+
+/**
+ * Code units turned into text per fromCharCode call. Each is an argument on the XS stack: a meter's
+ * is 512 slots (manifests/esp32), and batches of 1024 aborted the machine ("XS abort: JavaScript
+ * stack overflow") for a text of a few hundred characters.
+ */
+const DECODE_CHUNK = 32;
 
 export function concat(...parts: Uint8Array[]): Uint8Array {
   let n = 0;

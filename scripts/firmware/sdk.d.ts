@@ -12,7 +12,8 @@ export function buildImage(options: {
   out: string;
   config?: Record<string, string | number | boolean>;
   instrument?: boolean;
-  wasm3?: string;
+  debug?: boolean;
+  wasm3?: string | false;
   log?: (line: string) => void;
 }): { so: string; seconds: number; warnings: string[]; log: string };
 export class SimImage {

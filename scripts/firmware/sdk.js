@@ -136,20 +136,22 @@ export function ensureSdk({ log = () => {} } = {}) {
 /**
  * Builds an image for the simulator (mcconfig -m -p lin) into `out`; `config` adds key=value pairs
  * to the manifest's config; `instrument` makes an instrumented release build (-i), whose XS machine
- * keeps its stack peak. Returns the path of its mc.so and how long the build took.
+ * keeps its stack peak; `debug` a debug build (-d: line numbers in stacks, C at -O0). `wasm3` is the
+ * wasm3 source for manifests that build it (the firmware's); false for one that does not. Returns
+ * the path of its mc.so and how long the build took.
  */
-export function buildImage({ manifest, out, config = {}, instrument = false, wasm3 = wasm3Source(), log = () => {} }) {
+export function buildImage({ manifest, out, config = {}, instrument = false, debug = false, wasm3 = wasm3Source(), log = () => {} }) {
   const sdk = ensureSdk({ log });
-  if (!wasm3) throw new Error('no wasm3 source: put it at ../shared/toolchains/wasm3 beside this checkout or set WASM3');
+  if (wasm3 === undefined) throw new Error('no wasm3 source: put it at ../shared/toolchains/wasm3 beside this checkout or set WASM3');
   mkdirSync(out, { recursive: true });
   const started = Date.now();
-  const args = ['-m', ...(instrument ? ['-i'] : []), '-p', 'lin', '-o', out, resolve(manifest), ...Object.entries(config).map(([k, v]) => `${k}=${v}`)];
+  const args = ['-m', ...(debug ? ['-d'] : instrument ? ['-i'] : []), '-p', 'lin', '-o', out, resolve(manifest), ...Object.entries(config).map(([k, v]) => `${k}=${v}`)];
   const r = spawnSync(join(sdk.bin, 'mcconfig'), args, {
-    cwd: root, env: { ...sdk.env, WASM3: dirname(wasm3) }, encoding: 'utf8', maxBuffer: 64 << 20,
+    cwd: root, env: { ...sdk.env, ...(wasm3 ? { WASM3: dirname(wasm3) } : {}) }, encoding: 'utf8', maxBuffer: 64 << 20,
   });
   const text = (r.stdout ?? '') + (r.stderr ?? '');
-  // mcconfig names the image's folder after the folder the manifest is in (lin for manifests/lin).
-  const so = join(out, 'bin', 'lin', 'mc', instrument ? 'instrument' : 'release', basename(dirname(resolve(manifest))), 'mc.so');
+  // mcconfig names the build after the manifest's folder (manifests/lin → lin).
+  const so = join(out, 'bin', 'lin', 'mc', debug ? 'debug' : instrument ? 'instrument' : 'release', basename(dirname(resolve(manifest))), 'mc.so');
   if (r.status !== 0 || !existsSync(so)) {
     const interesting = text.split('\n').filter((l) => !l.startsWith('# ')).slice(-40).join('\n');
     throw new Error(`mcconfig ${relative(root, manifest)} failed:\n${interesting}`);

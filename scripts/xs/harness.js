@@ -1,73 +1,22 @@
 // The XS side of `npm run test:xs`: bundled first into every test bundle, it runs inside the
 // xsnap worker. The worker has no console, no timers, no crypto.getRandomValues and no module
 // loader; this file supplies what tests (not the core) lean on, and answers the Node runner's
-// commands (`plan`, `run`) through the worker's `handleCommand` channel.
+// commands (`plan`, `run`) through the worker's `handleCommand` channel. The test registry itself is
+// registry.js, which the Moddable runner shares.
 //
 // What it adds is deliberately for the tests' sake only. The core is kept honest elsewhere:
 // `npm run build:firmware` type-checks firmware/ without Node or DOM types, so a core file using
 // `console`, `setTimeout`, `TextEncoder` or `Error.captureStackTrace` fails there.
+
+import { errorReport, format, plan, runEntry, say, takeLines } from './registry.js';
+
+export { format, say };
 
 const G = globalThis;
 const nativeSetImmediate = G.setImmediate;
 const nativeDateNow = Date.now;
 const Encoder = G.TextEncoder;
 const Decoder = G.TextDecoder;
-
-// ---------------------------------------------------------------------------------------------
-// Output: everything a test prints is kept (bounded) and returned with its result.
-
-const MAX_LINES = 200;
-let lines = [];
-let linesDropped = 0;
-
-export function say(text) {
-  if (lines.length >= MAX_LINES) {
-    linesDropped++;
-    return;
-  }
-  lines.push(String(text).slice(0, 2000));
-}
-
-function takeLines() {
-  const out = lines;
-  if (linesDropped) out.push(`… ${linesDropped} more lines dropped`);
-  lines = [];
-  linesDropped = 0;
-  return out;
-}
-
-/** A compact, cycle-safe rendering that shows bytes as hex and Maps as maps. */
-export function format(v, depth = 0, seen = []) {
-  if (typeof v === 'string') return depth ? JSON.stringify(v) : v;
-  if (typeof v === 'bigint') return `${v}n`;
-  if (typeof v === 'symbol') return v.toString();
-  if (typeof v === 'function') return `[Function ${v.name || 'anonymous'}]`;
-  if (v === null || typeof v !== 'object') return Object.is(v, -0) ? '-0' : String(v);
-  if (seen.indexOf(v) >= 0) return '[Circular]';
-  if (depth > 6) return '[…]';
-  seen = seen.concat([v]);
-  const f = (x) => format(x, depth + 1, seen);
-  if (v instanceof Error) return `${v.name}: ${v.message}`;
-  if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
-    const name = v.constructor && v.constructor.name;
-    if (v instanceof Uint8Array) {
-      let hex = '';
-      const n = Math.min(v.length, 64);
-      for (let i = 0; i < n; i++) hex += (v[i] < 16 ? '0' : '') + v[i].toString(16);
-      return `${name}(${v.length})[${hex}${v.length > n ? '…' : ''}]`;
-    }
-    return `${name}(${v.length})[${Array.prototype.slice.call(v, 0, 32).join(', ')}${v.length > 32 ? ', …' : ''}]`;
-  }
-  if (v instanceof ArrayBuffer) return `ArrayBuffer(${v.byteLength})`;
-  if (v instanceof Map) return `Map(${v.size}) {${Array.from(v, ([k, x]) => `${f(k)} => ${f(x)}`).join(', ')}}`;
-  if (v instanceof Set) return `Set(${v.size}) {${Array.from(v, f).join(', ')}}`;
-  if (v instanceof Date) return `Date(${isNaN(v.getTime()) ? 'Invalid' : v.toISOString()})`;
-  if (v instanceof RegExp) return String(v);
-  if (Array.isArray(v)) return `[${v.map(f).join(', ')}]`;
-  const proto = Object.getPrototypeOf(v);
-  const name = proto && proto !== Object.prototype && proto.constructor ? proto.constructor.name + ' ' : '';
-  return `${name}{${Object.keys(v).map((k) => `${/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k)}: ${f(v[k])}`).join(', ')}}`;
-}
 
 function consoleMethod(level) {
   return (...args) => say((level ? level + ': ' : '') + args.map((a) => format(a)).join(' '));
@@ -253,76 +202,6 @@ if (typeof G.crypto === 'undefined') {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// The registry that the uvu shim fills, and the runner's commands.
-
-const suites = [];
-let anyOnly = false;
-
-export function registerSuite(suite) {
-  suites.push(suite);
-  if (suite.only.length) anyOnly = true;
-}
-
-function plan() {
-  const out = [];
-  suites.forEach((s, si) => {
-    const list = anyOnly ? s.only : s.tests;
-    list.forEach((t, ti) => out.push({ suite: si, index: ti, name: s.name ? `${s.name} › ${t.name}` : t.name, first: ti === 0, last: ti === list.length - 1 }));
-    s.skipped.forEach((name) => out.push({ suite: si, index: -1, name, skip: true }));
-  });
-  return out;
-}
-
-function errorReport(e, phase) {
-  if (e === null || typeof e !== 'object') return { message: `${phase}threw ${format(e)}`, name: 'Error', stack: '' };
-  const report = { name: String(e.name || 'Error'), message: phase + String(e.message), stack: String(e.stack || '') };
-  if (e.name === 'Assertion') {
-    report.operator = e.operator;
-    if (e.operator !== 'ok' && e.operator !== 'not' && e.operator !== 'unreachable' && e.operator !== 'throws' && e.operator !== 'not.throws') {
-      report.actual = format(e.actual, 1);
-      report.expects = format(e.expects, 1);
-    }
-  }
-  return report;
-}
-
-async function runHooks(hooks, ctx) {
-  for (let i = 0; i < hooks.length; i++) await hooks[i](ctx);
-}
-
-async function runEntry(entry) {
-  const s = suites[entry.suite];
-  const list = anyOnly ? s.only : s.tests;
-  const t = list[entry.index];
-  let error = null;
-  let phase = '';
-  try {
-    if (entry.first) {
-      phase = 'before hook: ';
-      await runHooks(s.before, s.context);
-    }
-    phase = 'before.each hook: ';
-    await runHooks(s.beforeEach, s.context);
-    phase = '';
-    await t.fn(s.context);
-    phase = 'after.each hook: ';
-    await runHooks(s.afterEach, s.context);
-  } catch (e) {
-    error = errorReport(e, phase);
-  }
-  if (entry.last) {
-    try {
-      await runHooks(s.after, s.context);
-    } catch (e) {
-      error = error || errorReport(e, 'after hook: ');
-    }
-  }
-  if (!error && timerError) error = errorReport(timerError, 'timer callback: ');
-  timerError = null;
-  return { ok: !error, error };
-}
-
 function bytesOf(text) {
   const u8 = new Encoder().encode(text);
   return u8.buffer.byteLength === u8.length ? u8.buffer : u8.slice().buffer;
@@ -339,6 +218,8 @@ G.handleCommand = function handleCommand(message) {
     schedulePump();
     runEntry(cmd.entry).then((r) => {
       active = false;
+      if (r.ok && timerError) r = { ok: false, error: errorReport(timerError, 'timer callback: ') };
+      timerError = null;
       r.lines = takeLines();
       reply.result = bytesOf(JSON.stringify(r));
     });

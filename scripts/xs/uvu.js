@@ -2,13 +2,14 @@
 // only, skip, run), recording tests in the harness's registry instead of running them at once.
 // The Node runner then runs them one by one over the worker's command channel.
 
-import { registerSuite } from './harness.js';
+import { registerSuite } from './registry.js';
 
 export function suite(name = '', context = {}) {
-  const state = {
+  const fresh = () => ({
     name, context: { ...context, __suite__: name }, tests: [], only: [], skipped: [],
-    before: [], after: [], beforeEach: [], afterEach: [], ran: false,
-  };
+    before: [], after: [], beforeEach: [], afterEach: [],
+  });
+  let state = fresh();
   const it = (testName, fn) => {
     state.tests.push({ name: testName, fn });
   };
@@ -30,10 +31,11 @@ export function suite(name = '', context = {}) {
   it.after.each = (fn) => {
     state.afterEach.push(fn);
   };
+  // As uvu does: run() queues what was declared so far and starts the suite afresh, so the shared
+  // `test` serves the next file too (the Moddable runner loads every test file into one VM).
   it.run = () => {
-    if (state.ran) return;
-    state.ran = true;
     registerSuite(state);
+    state = fresh();
   };
   return it;
 }

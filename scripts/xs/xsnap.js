@@ -5,25 +5,14 @@
 // `@endo/init` (which @agoric/xsnap's Node API needs) locks down the whole Node realm, so only the
 // dedicated processes scripts/xs/run.js and scripts/xs/bench-worker.js call `startWorker`.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { fakeModules, fakesFor, naclCryptoStub, XS_TARGET } from '../firmware/bundle.js';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const here = join(root, 'scripts', 'xs');
-
-// tweetnacl probes `require('crypto')` for a default PRNG; on XS there is none, and the core
-// installs its own through useRandom(). Anything else asking for a Node module must fail the
-// bundle: test/core code has to run on XS as it is.
-const naclCryptoStub = {
-  name: 'tweetnacl-crypto-stub',
-  setup(b) {
-    b.onResolve({ filter: /^(node:)?crypto$/ }, (args) =>
-      /[\\/]tweetnacl[\\/]/.test(args.importer) ? { path: 'crypto', namespace: 'xs-empty' } : undefined);
-    b.onLoad({ filter: /.*/, namespace: 'xs-empty' }, () => ({ contents: 'module.exports = {};', loader: 'js' }));
-  },
-};
 
 /**
  * Bundles ES module source (`contents`, resolved from `resolveDir`) into one strict classic script
@@ -33,39 +22,21 @@ const naclCryptoStub = {
 export async function bundleForXS(contents, { name, resolveDir = root, fakes } = {}) {
   const outfile = join(root, 'build', 'xs', name.replace(/[^\w.-]+/g, '_') + '.js');
   const result = await build({
+    ...XS_TARGET,
     stdin: { contents, resolveDir, sourcefile: '<xs-entry>', loader: 'ts' },
-    bundle: true,
     format: 'iife',
-    platform: 'neutral',
-    mainFields: ['module', 'main'],
-    conditions: ['import', 'module'],
-    target: 'es2022',
     write: false,
     outfile,
-    sourcemap: 'external',
-    sourcesContent: false,
     banner: { js: '"use strict";' },
     // Built guests are embedded as bytes (the XS bench runs two of them in the agent), and a P1
     // telegram as text (the meter parsers' bench).
     loader: { '.wasm': 'binary', '.txt': 'text' },
     alias: { uvu: join(here, 'uvu.js'), 'uvu/assert': join(here, 'assert.js') },
     plugins: fakes ? [naclCryptoStub, fakeModules(fakes)] : [naclCryptoStub],
-    logLevel: 'silent',
-    charset: 'utf8',
   });
   const js = result.outputFiles.find((f) => f.path.endsWith('.js'));
   const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
   return { code: js.text, map: map ? JSON.parse(map.text) : undefined, name, outfile };
-}
-
-/** Resolves module specifiers (Moddable's `timer`, `embedded:…`) to fake implementations. */
-function fakeModules(map) {
-  return {
-    name: 'moddable-fakes',
-    setup(b) {
-      b.onResolve({ filter: /.*/ }, (args) => (Object.hasOwn(map, args.path) ? { path: map[args.path] } : undefined));
-    },
-  };
 }
 
 /**
@@ -75,15 +46,7 @@ function fakeModules(map) {
 export function bundleTestFile(file) {
   const rel = relative(root, file);
   const contents = `import ${JSON.stringify(join(here, 'harness.js'))};\nimport ${JSON.stringify(file)};\n`;
-  const fakesFile = join(dirname(file), 'fakes.json');
-  let fakes;
-  if (existsSync(fakesFile)) {
-    fakes = {};
-    for (const [k, v] of Object.entries(JSON.parse(readFileSync(fakesFile, 'utf8')))) {
-      if (k !== '//') fakes[k] = resolve(dirname(fakesFile), v);
-    }
-  }
-  return bundleForXS(contents, { name: rel, fakes });
+  return bundleForXS(contents, { name: rel, fakes: fakesFor(file) });
 }
 
 /** Formats esbuild's error object as plain lines naming file and line. */

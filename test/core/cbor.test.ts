@@ -26,4 +26,10 @@ test('decode rejects truncated input, floats, indefinite lengths and lying lengt
   }
 });
 
+test('a long text string (a gateway\'s ask answer, a config value) decodes whole', () => {
+  const text = 'Zählerstand 1-0:1.8.1 ✓ 𝄞 '.repeat(80);
+  const bytes = encode({ answer: text });
+  assert.equal(decode(bytes), { answer: text });
+});
+
 test.run();

@@ -100,7 +100,7 @@ test('the image pairs, stores and acks readings, runs a guest on wasm3 that swit
   assert.is(dep.status, 202, dep.text);
   await until('peak-guard running on the meter', () => gateway!.api('GET', `/api/devices/${deviceId}/guests`),
     (r) => JSON.stringify(r.json).includes(up.json.cid) && JSON.stringify(r.json).includes('running'), 60_000);
-  const listed = await until('a tick', () => tech.command('guests'), (s) => /peak-guard\s+\S+\s+running\s+0\s+[1-9]\d*/.test(s));
+  const listed = await until('a tick', () => tech.command('guests'), (s) => /peak-guard\s+\S+\s+running\s+faults 0\s+fuel [1-9]\d*\/20000 per call/.test(s));
   assert.match(listed, /running/);
 
   // Import above its 5 kW default limit: the guest sheds relay 1 through the interlocks.
