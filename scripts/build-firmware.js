@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleEsm, coreDir, coreEntrySource, preloadCheck } from './firmware/bundle.js';
+import { bundleEsm, coreDir, coreEntrySource, moduleLetCheck, preloadCheck } from './firmware/bundle.js';
 import { sdkSource, wasm3Source } from './firmware/sdk.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
@@ -92,6 +92,8 @@ async function bundles() {
   if (core.imports.length) throw new Error(`core.js imports ${core.imports.join(', ')}: firmware/core must import nothing platform-specific`);
   const main = await bundle({ entryPoints: [join(root, 'firmware', 'main.ts')], external: MODDABLE_MODULES }, 'main.js');
   preloadCheck(readFileSync(join(out, 'main.js'), 'utf8'), 'main.js');
+  const lets = moduleLetCheck([join(root, 'firmware', 'core'), join(root, 'firmware', 'moddable')]).map((l) => relative(root, l));
+  if (lets.length) throw new Error(`firmware code that cannot run preloaded on Moddable (a module variable cannot be assigned at run time; Error.prototype is frozen):\n  ${lets.join('\n  ')}`);
   return `core.js ${(core.bytes / 1024).toFixed(1)} KB; main.js ${(main.bytes / 1024).toFixed(1)} KB importing ${main.imports.join(', ')}`;
 }
 

@@ -58,8 +58,9 @@ for (const file of files) {
   failed += fileFailed ? Math.max(1, total - ok) : 0;
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`${fileFailed ? 'FAIL' : 'ok  '} ${rel} (${ok}/${total}, ${secs}s)`);
-  // Tests a suite skips because something is not there yet say so with a PENDING line.
-  if (!fileFailed) for (const l of out.split('\n')) if (l.startsWith('PENDING ')) console.log(`     ${l}`);
+  // Tests a suite skips because something is not there yet say so with a PENDING line; what a test
+  // measured for the record (heap, stack, times) with a MEASURED line.
+  if (!fileFailed) for (const l of out.split('\n')) if (l.startsWith('PENDING ') || l.startsWith('MEASURED ')) console.log(`     ${l}`);
   if (fileFailed) {
     failures.push(rel);
     console.log(out.split('\n').map((l) => '    ' + l).join('\n'));

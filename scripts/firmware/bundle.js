@@ -122,6 +122,35 @@ export function preloadCheck(code, name) {
 }
 
 /**
+ * Rules read in the TypeScript sources, where esbuild has not yet turned every top-level `const` into
+ * `var`: a module-level `let` is state that code assigns at run time, which a preloaded module cannot
+ * do on XS ("set x: const") — keep such state in an object or an instance; and an Error subclass that
+ * assigns `this.name` throws on Moddable, whose Error.prototype is frozen. Returns the offending
+ * `file:line` entries.
+ */
+export function moduleLetCheck(dirs) {
+  const bad = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) {
+        if (name !== 'test') walk(p);
+      } else if (/\.(ts|js)$/.test(name) && !name.endsWith('.d.ts')) {
+        const text = readFileSync(p, 'utf8');
+        const errorClass = /extends Error\b/.test(text);
+        text.split('\n').forEach((line, i) => {
+          if (/^(export\s+)?(let|var)\s/.test(line)) bad.push(`${p}:${i + 1}: ${line.trim()}`);
+          // Error.prototype is frozen on Moddable: assigning `name` throws "set name: not writable".
+          if (errorClass && /^\s+this\.name\s*=/.test(line)) bad.push(`${p}:${i + 1}: ${line.trim()} (define name on the prototype)`);
+        });
+      }
+    }
+  };
+  for (const d of dirs) walk(d);
+  return bad;
+}
+
+/**
  * A `fakes.json` beside a test file maps module specifiers (Moddable's `timer`, `embedded:…`) to fake
  * implementations (firmware/moddable/test: the SDK's modules): specifier → absolute path, or undefined.
  */

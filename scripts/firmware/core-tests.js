@@ -108,18 +108,24 @@ const sharedRegistry = {
   },
 };
 
+/** The smallest XS stack of the meters' manifests (esp32, esp32c3, esp32s3), in slots. */
+export function meterStackSlots() {
+  return Math.min(...['esp32', 'esp32c3', 'esp32s3'].map(
+    (t) => JSON.parse(readFileSync(join(root, 'manifests', t, 'manifest.json'), 'utf8')).creation.stack));
+}
+
 function creation() {
   // The lin image's heaps (manifests/lin/manifest.json): small, grown in small steps, so that XS
   // collects garbage before every growth — thousands of times in a run, with the core's objects in
-  // flash referenced from the heap, as on a meter. And a meter's stack (manifests/esp32: 512 slots;
-  // the same count of slots holds the same frames on a 64-bit simulator): the core overflowing it
-  // aborts the machine there ("XS abort: JavaScript stack overflow"), and so it does here. Under a
-  // test sit only the runner's runEntry and the promise job that resumed it.
+  // flash referenced from the heap, as on a meter. And a meter's stack (the smallest of the ESP32
+  // manifests; the same count of slots holds the same frames on a 64-bit simulator): the core
+  // overflowing it aborts the machine there ("XS abort: JavaScript stack overflow"), and so it does
+  // here. Under a test sit only the runner's runEntry and the promise job that resumed it.
   return {
     static: 0,
     chunk: { initial: 16384, incremental: 2048 },
     heap: { initial: 512, incremental: 64 },
-    stack: 512,
+    stack: meterStackSlots(),
     keys: { initial: 4096, incremental: 1024, name: 127, symbol: 7 },
     main: 'main',
   };

@@ -25,7 +25,24 @@ interface Heap { slot: number; slots: number; slotsPeak: number; slotsAllocated:
 async function heapNow(sim: SimImage): Promise<Heap> {
   const from = sim.lines.length;
   const m = (await sim.waitFor(/^heap (.*)$/, { from, timeoutMs: 10_000 }))!;
-  return Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)])) as unknown as Heap;
+  const h = Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)])) as unknown as Heap;
+  h.stackPeak = stackPeakBytes(sim);
+  return h;
+}
+
+/**
+ * The deepest the XS stack has been since boot, in bytes: an instrumented simulator prints its
+ * instruments every second ("instruments key: …" names them), and "Stack used" is each second's peak.
+ */
+function stackPeakBytes(sim: SimImage): number {
+  const key = sim.lines.find((l) => l.startsWith('instruments key: '));
+  assert.ok(key, 'the image is an instrumented build (mcconfig -i): it prints its instruments');
+  const column = key!.slice('instruments key: '.length).split(',').indexOf('Stack used');
+  let peak = 0;
+  for (const l of sim.lines) {
+    if (l.startsWith('instruments: ')) peak = Math.max(peak, Number(l.slice('instruments: '.length).split(',')[column]));
+  }
+  return peak;
 }
 
 function describe(h: Heap): string {

@@ -111,6 +111,7 @@ export class Agent {
   #tickTimer = -1;
   #statusTimer = -1;
   #confirmTimer = -1;
+  #pumpTimer = -1;
   /** Highest seq handed to the link; everything above `ackedSeq` up to it is in flight. */
   #sentSeq = 0;
   #ackedSeq = 0;
@@ -220,8 +221,8 @@ export class Agent {
   stop(): void {
     this.#o.meter?.stop();
     this.dr.stop();
-    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer]) if (id >= 0) this.#o.timers.clear(id);
-    this.#helloTimer = this.#tickTimer = this.#statusTimer = this.#confirmTimer = -1;
+    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer, this.#pumpTimer]) if (id >= 0) this.#o.timers.clear(id);
+    this.#helloTimer = this.#tickTimer = this.#statusTimer = this.#confirmTimer = this.#pumpTimer = -1;
     this.#links.stop();
     this.#started = false;
   }
@@ -239,7 +240,15 @@ export class Agent {
     }
     if (this.#guests) for (const [channel, value] of values) this.#guests.setChannel(channel, value);
     this.#emit('reading', { seq: first, t: ts, values });
-    this.#pump();
+    // Sent from a timer turn of its own, not from inside the meter's callback: on a meter the serial
+    // port's callback, the meter parser and the agent would otherwise seal and publish at the bottom of
+    // one call chain, the deepest the firmware has (XS stack, docs/firmware.md "Heap budget").
+    if (this.#pumpTimer < 0) {
+      this.#pumpTimer = this.#o.timers.set(() => {
+        this.#pumpTimer = -1;
+        this.#pump();
+      }, 0);
+    }
   }
 
   /** Appends an event record (WIRE.md event kinds). */

@@ -39,9 +39,9 @@ export function dataTypeName(tag: number): string {
   return NAMES[tag] ?? `tag 0x${(tag < 16 ? '0' : '') + tag.toString(16)}`;
 }
 
-const scratch = new DataView(new ArrayBuffer(8));
-
 export class AxdrReader {
+  /** For floats. Per reader: on a meter this module is preloaded into flash, where a module-level buffer cannot be written. */
+  #scratch: DataView | undefined;
   bytes: Uint8Array = new Uint8Array(0);
   pos = 0;
   end = 0;
@@ -124,6 +124,7 @@ export class AxdrReader {
       case DataType.float64: {
         const n = t === DataType.float32 ? 4 : 8;
         if (!this.#fixed(n)) return false;
+        const scratch = (this.#scratch ??= new DataView(new ArrayBuffer(8)));
         for (let i = 0; i < n; i++) scratch.setUint8(i, b[this.start + i]);
         this.value = n === 4 ? scratch.getFloat32(0) : scratch.getFloat64(0);
         return true;

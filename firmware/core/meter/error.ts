@@ -24,12 +24,13 @@ export class MeterError extends Error {
   readonly frame?: number;
   constructor(layer: MeterLayer, reason: string, message: string, frame?: number) {
     super(message);
-    this.name = 'MeterError';
     this.layer = layer;
     this.reason = reason;
     if (frame !== undefined) this.frame = frame;
   }
 }
+// On a meter Error.prototype is frozen, so `this.name = …` in the constructor would throw there.
+Object.defineProperty(MeterError.prototype, 'name', { value: 'MeterError' });
 
 /** Bytes as spaced upper-case hex, for messages (at most `max` bytes, then an ellipsis). */
 export function hexBytes(b: Uint8Array, start: number, end: number, max = 16): string {

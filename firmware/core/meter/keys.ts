@@ -18,11 +18,15 @@ export const METER_TYPE = 'meter.type';
 
 const STORE: { [name: string]: string } = { [METER_KEY]: 'meter.ek', [METER_AUTH_KEY]: 'meter.ak' };
 
-let version = 0;
+/**
+ * Bumped whenever a key is set or removed in this process. A property, not a module variable: on a
+ * meter this module is preloaded into flash, where a module variable cannot be assigned at run time.
+ */
+const changes = { version: 0 };
 
 /** Changes whenever a key is set or removed in this process (MeterParserOptions.keysVersion). */
 export function meterKeysVersion(): number {
-  return version;
+  return changes.version;
 }
 
 /** Whether a config key names a meter secret (never shown, stored apart). */
@@ -68,13 +72,13 @@ export function setMeterSecret(kv: KeyValue, key: string, value: string): string
   if (!where) return `${key} is not a meter key`;
   if (value.trim() === 'none') {
     kv.delete(where);
-    version++;
+    changes.version++;
     return undefined;
   }
   const k = parseMeterKey(key, value);
   if (typeof k === 'string') return k;
   kv.set(where, k);
-  version++;
+  changes.version++;
   return undefined;
 }
 
