@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { crc16arc } from '../../firmware/core/meter/dsmr.js';
 import type { Pty } from '../../host/console/pty.js';
 import { root, sdkSource } from '../../scripts/firmware/sdk.js';
+import { apiCall, type ApiReply } from '../support/http.js';
 
 export { SimImage, ensureSdk, buildImage } from '../../scripts/firmware/sdk.js';
 
@@ -82,19 +83,8 @@ export class GatewayProcess {
     await exited;
   }
 
-  async api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; text: string }> {
-    const res = await fetch(this.httpUrl + path, {
-      method, headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, json, text };
+  api(method: string, path: string, body?: unknown): Promise<ApiReply> {
+    return apiCall(this.httpUrl, method, path, body);
   }
 
   /** Every record the gateway stored for a device: [seq, t, kind, a, b], oldest first. */

@@ -9,6 +9,7 @@ import { useRandom } from '../../firmware/core/crypto.js';
 import { Body, type Config } from '../../firmware/core/wire/bodies.js';
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js';
 import { WireDevice } from './wire-device.js';
+import { apiCall } from '../support/http.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 
@@ -44,21 +45,7 @@ export async function startTestGateway(o: Partial<GatewayOptions> = {}): Promise
   const devices: WireDevice[] = [];
   const t: TestGateway = {
     gw, dir, prefix, opts, devices,
-    async api(method, path, body, headers = {}) {
-      const h: { [k: string]: string } = { ...headers };
-      if (body !== undefined && !Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
-      const res = await fetch(gw.httpUrl + path, {
-        method, headers: h, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let json: any;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.status, json, text };
-    },
+    api: (method, path, body, headers) => apiCall(gw.httpUrl, method, path, body, headers),
     async metric(name, labels = {}) {
       const text = (await t.api('GET', '/metrics')).text;
       return metricValue(text, name, labels);
