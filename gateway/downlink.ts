@@ -3,7 +3,7 @@
 // the device's state are kept until a down-ack covers the counter they were last sent with, and are
 // re-sealed under a new counter when the device is next heard.
 
-import { randomBytes } from '../firmware/core/crypto.js';
+import { randomBytes } from './random.js';
 import { Body, encodeBody, type DownBody } from '../firmware/core/wire/bodies.js';
 import { Direction, sealFrame } from '../firmware/core/wire/frame.js';
 import { topics } from '../firmware/core/wire/topics.js';

@@ -5,7 +5,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { fromHex, toHex } from '../firmware/core/bytes.js';
-import { boxKeyPair, boxKeyPairFromSecret, type BoxKeyPair } from '../firmware/core/crypto.js';
+import { boxKeyPairFromSecret, type BoxKeyPair } from '../firmware/core/crypto.js';
+import { newBoxKeyPair } from './random.js';
 import { idFromPublicKey } from '../firmware/core/wire/pairing.js';
 
 export interface GatewayIdentity {
@@ -32,7 +33,7 @@ export function loadOrCreateIdentity(dataDir: string): GatewayIdentity {
         'or move it away to make this gateway a new one (its devices must then be paired again)');
     }
   }
-  const box = boxKeyPair();
+  const box = newBoxKeyPair();
   const seed = nacl.randomBytes(32);
   const sign = nacl.sign.keyPair.fromSeed(seed);
   const tmp = path + '.tmp';

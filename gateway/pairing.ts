@@ -8,7 +8,7 @@
 // holds the operator's request, which polls for it. Without a share, all of it lives in memory here.
 
 import { constantTimeEqual, equal, toHex } from '../firmware/core/bytes.js';
-import { randomBytes } from '../firmware/core/crypto.js';
+import { randomBytes } from './random.js';
 import type { Paired } from '../firmware/core/wire/bodies.js';
 import { ReplayWindow } from '../firmware/core/wire/frame.js';
 import {

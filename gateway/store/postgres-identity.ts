@@ -5,7 +5,8 @@
 
 import nacl from 'tweetnacl';
 import { fromHex, toHex } from '../../firmware/core/bytes.js';
-import { boxKeyPair, boxKeyPairFromSecret } from '../../firmware/core/crypto.js';
+import { boxKeyPairFromSecret } from '../../firmware/core/crypto.js';
+import { newBoxKeyPair } from '../random.js';
 import { idFromPublicKey } from '../../firmware/core/wire/pairing.js';
 import type { GatewayIdentity } from '../identity.js';
 import type { PgDb } from './postgres-db.js';
@@ -37,7 +38,7 @@ export async function sharedIdentity(db: PgDb, local: () => GatewayIdentity | un
   const mine = local();
   let row = await read();
   if (!row) {
-    const box = mine?.box ?? boxKeyPair();
+    const box = mine?.box ?? newBoxKeyPair();
     const seed = mine ? mine.sign.secretKey.subarray(0, 32) : nacl.randomBytes(32);
     // Two replicas starting together: the first insert wins and both read it back.
     await db.query(`INSERT INTO gateway_identity (one, id, x25519_secret_key, ed25519_seed, created_at)
