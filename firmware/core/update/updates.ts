@@ -171,12 +171,13 @@ export class Updates {
 
   /** A link came up: resume a download, or say again how the last update ended. */
   onConnect(): void {
-    if (this.#outcome && this.#o.send(this.#outcome)) this.#outcome = undefined;
+    const said = this.#outcome !== undefined && this.#o.send(this.#outcome);
+    if (said) this.#outcome = undefined;
     const k = this.#kept, m = this.#m;
     if (k && m && k.phase === Phase.downloading) {
       this.#requestedUntil = this.#offset;
       this.#request();
-    } else if (!this.#outcome) {
+    } else if (!said && !this.#outcome) {
       // Otherwise say what runs (the gateway learns the version, and that this meter takes updates).
       if (k && m && !this.#trial) this.#status(k.phase === Phase.verified ? FwState.verified : FwState.rebooting, m.cid);
       else this.#status(this.#trial ? FwState.rebooting : FwState.idle, EMPTY);
@@ -209,6 +210,13 @@ export class Updates {
         // the reason says what is wrong with it
       }
       this.#o.logger?.log('warn', `firmware offer refused: ${check.reason}`);
+      const data: TextMap = { state: FwState.failed, version: '', running: this.#o.firmware, reason: check.reason };
+      try {
+        data.version = decodeManifest(b.manifest).version;
+      } catch {
+        // no version to name
+      }
+      this.#o.recordEvent('firmware', data);
       this.#report(FwState.failed, cid, check.reason);
       return;
     }
