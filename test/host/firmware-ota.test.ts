@@ -84,7 +84,7 @@ test('v2 through the gateway is confirmed; an image that never reconnects rolls 
   assert.is(done.devices[0].state, 'confirmed', JSON.stringify(done));
   assert.is(done.state, 'done');
   assert.match(out, /agent booted firmware=0\.2\.0 slot=0 trial/);
-  const dev = await until('the new version on the gateway', () => fetch(`${gw.httpUrl}/api/devices/${id}`).then((r) => r.json()), (d: any) => d.firmware === '0.2.0');
+  const dev: any = await until("the new version on the gateway", () => fetch(`${gw.httpUrl}/api/devices/${id}`).then((r) => r.json()), (d: any) => d.firmware === "0.2.0");
   assert.is(dev.firmware, '0.2.0');
   const st = await fw('status', String(rid));
   assert.match(st.out, new RegExp(`${id}\\s+canary\\s+confirmed\\s+0\\.2\\.0`));
