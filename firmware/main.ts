@@ -112,9 +112,11 @@ function boot(): void {
     heapUsed,
   });
   device.agent.start();
-  device.logRing.log('info', `gridlet ${FIRMWARE_VERSION} id ${device.agent.deviceId} pair code ${device.agent.identity.pairCode}`);
-  // The factory reads the PIN here, once, at first boot, to print the label. It is never written
-  // to the log ring, which the console's `log` command shows.
+  // The pair code and the factory PIN go to the trace (xsbug, the factory's fixture) only, never to the
+  // log ring: `log` on the console needs no PIN (docs/firmware.md "Hardening").
+  device.logRing.log('info', `gridlet ${FIRMWARE_VERSION} id ${device.agent.deviceId}`);
+  trace(`gridlet ${FIRMWARE_VERSION} id ${device.agent.deviceId} pair code ${device.agent.identity.pairCode}\n`);
+  // The factory reads the PIN here, once, at first boot, to print the label.
   if (device.factoryPin) trace(`factory PIN ${device.factoryPin}\n`);
 
   const ntp = str(config.ntp, '');

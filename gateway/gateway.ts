@@ -15,6 +15,8 @@ import { DEFAULT_PREFIX, parseTopic, TopicKind } from '../firmware/core/wire/top
 import { EmbeddedBroker, type BrokerSession } from './broker.js';
 import { DEFAULT_TUNING, type GatewayContext, type Tuning } from './context.js';
 import { Downlink } from './downlink.js';
+import { FirmwareService } from './firmware/service.js';
+import { firmwareRoutes } from './http/firmware-routes.js';
 import { Frames } from './frames.js';
 import type { HandlerContext } from './handlers/handler.js';
 import { routes } from './http/routes.js';
@@ -262,6 +264,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await downlink.send(device, { type: Body.time, time: Math.floor(t / 1000) });
     },
   };
+  const firmware = new FirmwareService({
+    store, downlink, log, now, registry: metrics.registry,
+    devicesMatching: async (selector) => (await registry.list(selector)).filter((d) => d.state === 'paired').map((d) => d.id),
+  });
+  gw.firmware = firmware;
   const pairing = new Pairing(ctx, share);
   const openadr = new OpenAdr(opts.openadr ?? [], {
     store, downlink, privacy, events, log, registry: metrics.registry, now, dataDir: opts.dataDir, gatewayId: identity.id, tuning: opts.openadrTuning,
@@ -415,7 +422,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     http = await HttpServer.start({
       listen: httpListen, apiToken: opts.apiToken, log,
       routes: [...meshRoutes(mesh), ...live.routes, ...routes({ gatewayId: identity.id, registry, pairing, store, metrics: metrics.registry, privacy }),
-        ...deviceOpsRoutes({ registry, store, downlink, log, now }), ...privacyRoutes({ privacy, registry, store, retention }), ...openadr.routes()],
+        ...deviceOpsRoutes({ registry, store, downlink, log, now }), ...firmwareRoutes(firmware), ...privacyRoutes({ privacy, registry, store, retention }), ...openadr.routes()],
     }).catch((e: Error & { code?: string }) => {
       throw new Error(`cannot listen for HTTP on ${opts.httpListen ?? '127.0.0.1:8080'}: ${e.code ?? e.message}` +
         (e.code === 'EADDRINUSE' ? '; use --http-listen HOST:PORT' : ''));

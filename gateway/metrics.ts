@@ -213,7 +213,7 @@ function bump(o: { [k: string]: number }, k: string, n = 1): void {
 export const BodyName: { [type: number]: string } = {
   1: 'readings', 2: 'event', 3: 'status', 4: 'job', 5: 'paired', 6: 'guest-ack', 7: 'gap', 8: 'down-ack',
   16: 'ack', 17: 'config', 18: 'guest-offer', 19: 'guest-chunk', 20: 'guest-remove', 21: 'dr-event', 22: 'job-result',
-  23: 'time', 24: 'unpair', 25: 'tariff',
+  23: 'time', 24: 'unpair', 25: 'tariff', 9: 'fw-status', 26: 'fw-offer', 27: 'fw-chunk', 28: 'fw-cancel',
 };
 
 /**

@@ -15,7 +15,9 @@ import { MemoryFlash } from '../firmware/core/log/memory-flash.js';
 import { DEFAULT_PARTITION } from '../firmware/core/log/partition.js';
 import type { RecordLog } from '../firmware/core/log/record-log.js';
 import type { Flash, KeyValue, Logger, MeterSource } from '../firmware/core/ports.js';
+import { FlashUpdater } from '../firmware/core/update/boot-control.js';
 import { openPty, type Pty } from './console/pty.js';
+import { bootHostImage } from './ota/host-image.js';
 import { FileFlash } from './flash/file-flash.js';
 import { guestEngine, type GuestEngineName } from './guests/engines.js';
 import { preinstallGuests } from './guests/preinstall.js';
@@ -52,9 +54,23 @@ export interface HostAgentOptions {
   guestEngine?: GuestEngineName;
   /** Runs the technician console (CONSOLE.md) on a pseudo-terminal: `true` opens one (closed by stop()); a Pty reuses one. */
   consolePty?: boolean | Pty;
-  /** What the console's `reboot` does; without it the console answers that this host cannot reboot. */
+  /**
+   * What the console's `reboot` and a firmware update's restart do; without it the console answers that
+   * this host cannot reboot, and updates stop at `verified`.
+   */
   onReboot?: () => void;
+  /** Public keys of the release keys this agent trusts; without any it refuses every firmware offer. */
+  releaseKeys?: Uint8Array[];
+  /** The app slots and boot control instead of `<dataDir>/ota.bin` (tests, the fleet simulator). */
+  otaFlash?: Flash;
+  /** How long a new firmware image has to reach its gateway before it gives itself up, ms. */
+  trialMs?: number;
 }
+
+/** Blocks of a host's OTA flash: boot control and two 1 MiB slots. */
+export const HOST_OTA_BLOCKS = 2 + 2 * 256;
+/** Where an image that never reconnects points its links (the discard port; nothing listens). */
+const NOWHERE = 'mqtt://127.0.0.1:9';
 
 export interface HostAgent {
   agent: Agent;
@@ -69,6 +85,8 @@ export interface HostAgent {
   consolePty?: Pty;
   /** The factory PIN "on the label" (on a host: kept in its KeyValue), until the meter's first pairing. */
   factoryPin?: string;
+  /** The firmware this boot runs: its version, the slot it came from (-1 factory), and whether it is on trial. */
+  firmware: { version: string; slot: number; trial: boolean; fault?: string };
   stop(): void;
 }
 
@@ -95,13 +113,20 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
   const seed = seedFrom(kv);
   const consolePty = o.consolePty === true ? openPty() : o.consolePty || undefined;
   const relays = [1, 2, 3].map((id) => new HostRelay(id, o.logger));
+  // The bootloader runs first, as on a meter: it picks the slot, and the slot names the firmware.
+  const ota = o.otaFlash ?? (o.dataDir
+    ? new FileFlash(join(o.dataDir, 'ota.bin'), { blocks: HOST_OTA_BLOCKS, blockSize: 4096 })
+    : new MemoryFlash({ blocks: HOST_OTA_BLOCKS, blockSize: 4096 }));
+  const image = bootHostImage(ota, FIRMWARE_VERSION);
+  const brokers = image.fault === 'no-reconnect' ? o.brokers.map(() => NOWHERE) : o.brokers;
   const device = createDevice({
-    kv, random: nodeRandom, clock: new NodeClock(), timers, flash, uplinks: o.brokers.map(
-      (url, i) => new MqttTransport(url, o.brokers.length > 1 ? `link${i + 1}` : 'primary')),
+    kv, random: nodeRandom, clock: new NodeClock(), timers, flash, uplinks: brokers.map(
+      (url, i) => new MqttTransport(url, brokers.length > 1 ? `link${i + 1}` : 'primary')),
     meter: (log) => parseMeterSpec(o.meter ?? 'sim', kv, log, o.intervalMs, seed, o.logger),
     relays, guestEngine: guestEngine(o.guestEngine), console: consolePty ? new PtySerialPort(consolePty) : undefined,
-    logger: o.logger, model: o.model ?? 'gridlet-host', firmware: FIRMWARE_VERSION,
+    logger: o.logger, model: o.model ?? 'gridlet-host', firmware: image.version,
     topicPrefix: o.topicPrefix, heapUsed: () => process.memoryUsage().heapUsed, onEvent: o.onEvent, reboot: o.onReboot,
+    updater: new FlashUpdater(ota), releaseKeys: o.releaseKeys, trialMs: o.trialMs,
   });
   const guests = device.guests!;
   if (o.guests?.length) for (const line of preinstallGuests(guests, o.guests)) device.logRing.log('info', line);
@@ -113,6 +138,7 @@ export function createHostAgent(o: HostAgentOptions): HostAgent {
     agent: device.agent, kv, log: device.log, meter: device.meter, guests, interlocks: device.interlocks, relays,
     console: device.console, consolePty,
     factoryPin: consolePty && label && !pairedOnce ? utf8Decode(label) : undefined,
+    firmware: { version: image.version, slot: image.slot, trial: image.trial, ...(image.fault ? { fault: image.fault } : {}) },
     stop() {
       device.stop();
       timers.clearAll();

@@ -19,8 +19,9 @@ import { FlashCounters } from './log/counters.js';
 import { FlashLog } from './log/flash-log.js';
 import { splitPartition } from './log/partition.js';
 import type {
-  Clock, Flash, GuestEngine, KeyValue, Logger, MeterSource, Random, Relay, SerialPort, Timers, Transport,
+  Clock, Flash, GuestEngine, KeyValue, Logger, MeterSource, Random, Relay, SerialPort, Timers, Transport, Updater,
 } from './ports.js';
+import { Updates } from './update/updates.js';
 
 export interface DeviceOptions {
   kv: KeyValue;
@@ -57,6 +58,12 @@ export interface DeviceOptions {
   guestKvFlushMs?: number;
   /** Upper bound of the random relay restore delay after power-up, s (InterlocksOptions.restoreWindowS). */
   restoreWindowS?: number;
+  /** The app slots and boot control; without them the meter takes no firmware over the air. */
+  updater?: Updater;
+  /** Public Ed25519 keys of the release keys this image trusts (update/release.ts). */
+  releaseKeys?: Uint8Array[];
+  /** How long a new image has to reach its gateway before it gives itself up, ms (default FW_TRIAL_MS). */
+  trialMs?: number;
 }
 
 export interface Device {
@@ -70,6 +77,8 @@ export interface Device {
   readonly console: Console | undefined;
   readonly logRing: LogRing;
   readonly readings: ReadingsRing;
+  /** Undefined without an Updater. */
+  readonly updates: Updates | undefined;
   /** The factory PIN made at this boot (the first with a console): the label's, shown once; else undefined. */
   readonly factoryPin: string | undefined;
   /** Stops the agent, the guests and the interlocks' timers. */
@@ -108,7 +117,10 @@ export function createDevice(o: DeviceOptions): Device {
       onAck: (ack) => agent?.sendGuestAck(ack), kvFlushMs: o.guestKvFlushMs,
     })
     : undefined;
-  const capabilities = o.capabilities ?? [...relays.map((r) => `relay:${r.id}`), ...(guests ? ['guests'] : [])];
+  const capabilities = [
+    ...(o.capabilities ?? [...relays.map((r) => `relay:${r.id}`), ...(guests ? ['guests'] : [])]),
+    ...(o.updater ? ['ota'] : []),
+  ];
   const onEvent = (name: string, detail?: unknown) => {
     readings.onAgentEvent(name, detail);
     o.onEvent?.(name, detail);
@@ -122,6 +134,15 @@ export function createDevice(o: DeviceOptions): Device {
     agent.attachGuests(guests);
     guests.restore();
   }
+  const a = agent;
+  const updates = o.updater
+    ? new Updates({
+      updater: o.updater, kv: o.kv, timers: o.timers, clock: o.clock, logger: logRing, releaseKeys: o.releaseKeys ?? [],
+      model: o.model, firmware: o.firmware, send: (b) => a.sendFirmwareStatus(b), recordEvent: (k, d) => a.recordEvent(k, d),
+      reboot: o.reboot, trialMs: o.trialMs,
+    })
+    : undefined;
+  if (updates) agent.attachUpdates(updates);
   for (const [kind, data] of early) agent.recordEvent(kind, data);
   early.length = 0;
 
@@ -137,7 +158,7 @@ export function createDevice(o: DeviceOptions): Device {
   }
 
   const device: Device = {
-    agent, log, counters, interlocks, guests, meter, console: technicianConsole, logRing, readings, factoryPin,
+    agent, log, counters, interlocks, guests, meter, console: technicianConsole, logRing, readings, factoryPin, updates,
     stop() {
       device.agent.stop();
       guests?.dispose();

@@ -150,3 +150,36 @@ export interface GuestEngine {
 export interface Logger {
   log(level: 'debug' | 'info' | 'warn' | 'error', message: string): void;
 }
+
+/** How the running image was booted (Updater.bootState). */
+export const BootState = { normal: 0, trial: 1 } as const;
+
+/**
+ * The meter's two app slots and its boot control (what the bootloader reads to choose a slot), in the
+ * shape of ESP-IDF's OTA with app rollback: an image is written to the slot that is not running, marked
+ * pending, booted once on trial, and kept only when the running trial image confirms itself; a trial
+ * image that restarts without confirming is given up by the bootloader, which boots the previous one.
+ */
+export interface Updater {
+  /** Bytes the inactive slot holds at most. */
+  readonly slotSize: number;
+  /** Erase unit of the slot: a download resumed after a restart starts again at a multiple of it. */
+  readonly eraseSize: number;
+  /** BootState.trial while the running image is a new one that has not confirmed itself. */
+  readonly bootState: number;
+  /** True when the bootloader gave up the inactive slot's image at its trial boot (a rollback) and no image was marked pending since. */
+  readonly rejected: boolean;
+  /**
+   * Programs image bytes at `offset` of the inactive slot, erasing ahead as it goes. Writes come in
+   * order; the first write after a restart starts at a multiple of `eraseSize`.
+   */
+  write(offset: number, bytes: Uint8Array): void;
+  /** Reads bytes of the inactive slot (the whole-image hash is taken from what flash holds). */
+  read(offset: number, length: number): Uint8Array;
+  /** Boots the inactive slot's first `size` bytes once, on trial, at the next restart. Throws when the platform refuses the image. */
+  setPending(size: number): void;
+  /** Keeps the running trial image from now on. */
+  confirm(): void;
+  /** Gives the running trial image up: the next boot returns to the image that ran before it. */
+  rollback(): void;
+}

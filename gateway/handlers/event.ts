@@ -16,5 +16,6 @@ export const event: UplinkHandler<EventBody> = {
       ...(b.data === undefined ? {} : { data: b.data }),
     };
     await storeRecords(frame, [rec], gw);
+    if (b.kind === 'firmware') await gw.firmware?.onEvent(frame.device.id, b.data);
   },
 };

@@ -3,6 +3,7 @@
 import type { UpBody } from '../../firmware/core/wire/bodies.js';
 import type { GatewayContext } from '../context.js';
 import type { Downlink } from '../downlink.js';
+import type { FirmwareService } from '../firmware/service.js';
 import type { Offload } from '../offload/offload.js';
 import type { DeviceRow, FrameCommit, FrameCommitResult } from '../store/store.js';
 
@@ -23,6 +24,8 @@ export interface HandlerContext extends GatewayContext {
   downlink: Downlink;
   /** The job queue (body 4, job). */
   offload: Offload;
+  /** Firmware rollouts (body 9, fw-status; `firmware` events). */
+  firmware?: FirmwareService;
   /** Sends a `time` body if the device sent t = 0 and has not had one for an hour. */
   timeSync(device: DeviceRow): Promise<void>;
 }

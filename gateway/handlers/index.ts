@@ -10,6 +10,7 @@ import { paired } from './paired.js';
 import { guestAck } from './guest-ack.js';
 import { gap } from './gap.js';
 import { downAck } from './down-ack.js';
+import { fwStatus } from './fw-status.js';
 
 export const uplinkHandlers: { [type: number]: UplinkHandler<never> } = {
   [Body.readings]: readings,
@@ -20,4 +21,5 @@ export const uplinkHandlers: { [type: number]: UplinkHandler<never> } = {
   [Body.guestAck]: guestAck,
   [Body.gap]: gap,
   [Body.downAck]: downAck,
+  [Body.fwStatus]: fwStatus,
 };

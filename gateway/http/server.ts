@@ -41,6 +41,8 @@ export interface Route {
    * API token; the route checks the caller's own credentials.
    */
   webhook?: boolean;
+  /** Largest request body, bytes (default MAX_BODY_BYTES). */
+  maxBody?: number;
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
@@ -145,10 +147,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions,
     if (!isJson(req.headers['content-type'])) {
       return refuse(req, res, 415, `${method} requests must have Content-Type: application/json`);
     }
+    const limit = route.maxBody ?? MAX_BODY_BYTES;
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) return refuse(req, res, 413, `request body over ${MAX_BODY_BYTES} bytes`);
-    const raw = await readBody(req);
-    if (raw === undefined) return refuse(req, res, 413, `request body over ${MAX_BODY_BYTES} bytes`);
+    if (declared > limit) return refuse(req, res, 413, `request body over ${limit} bytes`);
+    const raw = await readBody(req, limit);
+    if (raw === undefined) return refuse(req, res, 413, `request body over ${limit} bytes`);
     if (raw.length === 0 && method === 'DELETE') body = undefined;
     else {
       try {
@@ -178,8 +181,8 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, error
   if (pendingBody) req.resume();
 }
 
-/** Reads at most MAX_BODY_BYTES; undefined when the body is larger. */
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** Reads at most `limit` bytes; undefined when the body is larger. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -187,7 +190,7 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     req.on('data', (c: Buffer) => {
       if (over) return;
       n += c.length;
-      if (n > MAX_BODY_BYTES) {
+      if (n > limit) {
         over = true;
         chunks.length = 0;
         resolve(undefined);

@@ -16,6 +16,7 @@ import { applyGuestAck } from './sqlite-guests.js';
 import { BLOCKS_DDL, PostgresBlockStore } from './postgres-blocks.js';
 import { bytea, PgDb } from './postgres-db.js';
 import { GUESTS_DDL, PostgresGuestStore } from './postgres-guests.js';
+import { firmwareDdl, postgresExec, SqlFirmwareStore } from './firmware.js';
 import { PAIRING_DDL, PostgresPairingShare } from './postgres-pairing.js';
 import { PostgresPrivacyStore, PRIVACY_DDL } from './postgres-privacy.js';
 import { IDENTITY_DDL, sharedIdentity } from './postgres-identity.js';
@@ -174,6 +175,7 @@ export class PostgresStore implements Store {
   readonly db: PgDb;
   readonly blocks: PostgresBlockStore;
   readonly guests: PostgresGuestStore;
+  readonly firmware: SqlFirmwareStore;
   readonly privacy: PostgresPrivacyStore;
   readonly quota: PostgresQuotaStore;
   /** The Hello table and pending pairings, shared by the replicas (pairing.ts). */
@@ -183,6 +185,7 @@ export class PostgresStore implements Store {
     this.db = db;
     this.blocks = new PostgresBlockStore(db);
     this.guests = new PostgresGuestStore(db);
+    this.firmware = new SqlFirmwareStore(postgresExec(db), bytea);
     this.privacy = new PostgresPrivacyStore(db);
     this.quota = new PostgresQuotaStore(db);
     this.pairing = new PostgresPairingShare(db);
@@ -192,7 +195,7 @@ export class PostgresStore implements Store {
   static async open(url: string, o: { max?: number } = {}): Promise<PostgresStore> {
     const db = await PgDb.open(url, o);
     try {
-      await db.migrate(PG_SCHEMA_VERSION, [...CORE_DDL, ...BLOCKS_DDL, ...GUESTS_DDL, ...PAIRING_DDL, ...IDENTITY_DDL, ...PRIVACY_DDL, ...QUOTA_DDL]);
+      await db.migrate(PG_SCHEMA_VERSION, [...CORE_DDL, ...BLOCKS_DDL, ...GUESTS_DDL, ...firmwareDdl('postgres'), ...PAIRING_DDL, ...IDENTITY_DDL, ...PRIVACY_DDL, ...QUOTA_DDL]);
     } catch (e) {
       await db.close().catch(() => {});
       throw e;

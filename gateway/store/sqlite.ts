@@ -10,6 +10,7 @@ import { encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
 import { SqliteBlockStore } from './sqlite-blocks.js';
 import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
+import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
 import { SqlitePrivacyStore } from './sqlite-privacy.js';
 import { SqliteQuotaStore } from './sqlite-quota.js';
 import { blob, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
@@ -83,6 +84,7 @@ export class SqliteStore implements Store {
   readonly #q;
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
+  readonly firmware: SqlFirmwareStore;
   readonly privacy: SqlitePrivacyStore;
   readonly quota: SqliteQuotaStore;
 
@@ -101,6 +103,8 @@ export class SqliteStore implements Store {
     db.exec(SCHEMA);
     this.blocks = new SqliteBlockStore(db, toRecord);
     this.guests = new SqliteGuestStore(db);
+    for (const ddl of firmwareDdl('sqlite')) db.exec(ddl);
+    this.firmware = new SqlFirmwareStore(sqliteExec(db), (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
     this.privacy = new SqlitePrivacyStore(db);
     this.quota = new SqliteQuotaStore(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);

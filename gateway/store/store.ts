@@ -4,6 +4,7 @@
 
 import type { TextMap } from '../../firmware/core/wire/bodies.js';
 import type { Level, PrivacyPolicy, Purpose } from '../privacy/policy.js';
+import type { FirmwareStore } from './firmware.js';
 
 /** Registry states kept in the store. `seen` (Hello received, not paired) lives only in the Hello table. */
 export type DeviceState = 'paired' | 'revoked';
@@ -152,6 +153,9 @@ export interface Store {
 
   /** Guest modules by CID and deployments to devices (GUESTS.md "Deployment"). */
   readonly guests: GuestStore;
+
+  /** Firmware releases, rollouts and each device's progress (WIRE.md "Firmware updates"). */
+  readonly firmware: FirmwareStore;
 
   /** Sharing policies per device and per group, and the audit log of disclosures (gateway/privacy). */
   readonly privacy: PrivacyStore;

@@ -4,11 +4,12 @@ import { createHostAgent, type HostAgent, type HostAgentOptions } from '../agent
 import { openPty } from '../console/pty.js';
 import { isGuestEngineName } from '../guests/engines.js';
 import { streamLogger } from '../ports/node-platform.js';
+import { readReleasePublicKey } from '../../gateway/cli-firmware.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|TYPE:SERIALPATH]
                      [--interval MS] [--guest NAME|FILE.wasm]… [--guest-engine v8|wasm3] [--console-pty]
-                     [--prefix gl] [--verbose]
+                     [--release-key FILE|HEX]… [--trial-s S] [--prefix gl] [--verbose]
 
 Runs one meter agent on this machine. It prints
   agent ready id=<deviceId> code=<pair code> console=<pty path or ->
@@ -31,6 +32,10 @@ then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>)
   --guest-engine E  v8 (default: Node's WebAssembly) or wasm3 (the meter's engine, compiled to
                     WebAssembly): same results, fuel and traps, wasm3 as the meter runs them
   --console-pty     open the technician console on a pseudo-terminal
+  --release-key K   a release public key this agent trusts for firmware over the air (NAME.pub from
+                    gridlet firmware keygen, or its hex); repeatable. Without one it refuses every offer
+  --trial-s S       how long a new firmware image has to reach its gateway before it gives itself up
+                    and the previous one returns (default 600)
   --prefix P        topic prefix (default gl)
   --verbose         log debug lines to stderr`;
 
@@ -46,6 +51,8 @@ export async function agentMain(argv: string[]): Promise<number> {
       verbose: { type: 'boolean' },
       guest: { type: 'string', multiple: true },
       'guest-engine': { type: 'string' },
+      'release-key': { type: 'string', multiple: true },
+      'trial-s': { type: 'string' },
     }, HELP);
     if (!r) return 0;
     const v = r.values;
@@ -57,23 +64,31 @@ export async function agentMain(argv: string[]): Promise<number> {
     const interval = v.interval === undefined ? undefined : Number(v.interval);
     if (interval !== undefined && !(interval >= 10)) throw new UsageError('--interval must be at least 10 ms');
     const logger = streamLogger('agent', v.verbose ? 'debug' : 'info');
+    const releaseKeys = ((v['release-key'] as string[] | undefined) ?? []).map(readReleasePublicKey);
+    const trialS = v['trial-s'] === undefined ? undefined : Number(v['trial-s']);
+    if (trialS !== undefined && !(trialS >= 1)) throw new UsageError('--trial-s must be at least 1');
     // --- technician console (issue 7): the pty outlives the agent across a console `reboot`.
     const pty = v['console-pty'] ? openPty() : undefined;
     const options: HostAgentOptions = {
       dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim', guests: v.guest as string[] | undefined,
       guestEngine: engine,
       intervalMs: interval, topicPrefix: v.prefix as string | undefined, logger,
-      consolePty: pty, onReboot: () => reboot(),
+      consolePty: pty, onReboot: () => reboot(), releaseKeys, trialMs: trialS === undefined ? undefined : trialS * 1000,
     };
     let host: HostAgent = createHostAgent(options);
     const reboot = () => {
-      logger.log('warn', 'rebooting (console `reboot`)');
+      logger.log('warn', 'rebooting');
       host.stop();
-      host = createHostAgent(options);
-      host.agent.start();
+      // A restart takes the time a meter's takes; the bootloader then chooses the slot (a new image boots on trial).
+      setTimeout(() => {
+        host = createHostAgent(options);
+        const f = host.firmware;
+        console.log(`agent booted firmware=${f.version} slot=${f.slot}${f.trial ? ' trial' : ''}`);
+        host.agent.start();
+      }, 200);
     };
     const a = host.agent;
-    console.log(`agent ready id=${a.deviceId} code=${a.identity.pairCode} console=${pty?.path ?? '-'}`);
+    console.log(`agent ready id=${a.deviceId} code=${a.identity.pairCode} console=${pty?.path ?? '-'} firmware=${host.firmware.version}`);
     if (host.factoryPin) console.error(`console factory PIN ${host.factoryPin} (until the first pairing)`);
     a.start();
     await new Promise<void>((resolve) => {

@@ -14,6 +14,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   labels: { summary: "show or edit a device's labels (groups are label selectors)", load: async () => (await import('../../gateway/cli-fleet.js')).labelsMain },
   console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
   guest: { summary: 'guest tools: build, check, run and deploy WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
+  firmware: { summary: 'firmware over the air: release keys, signing, rollouts with a canary stage, status', load: async () => (await import('../../gateway/cli-firmware.js')).firmwareMain },
   dr: { summary: "send demand-response events (gridlet or OpenADR 3) to devices; list a device's DR history", load: async () => (await import('../../gateway/cli-ops.js')).drMain },
   meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a meter capture\'s channels and registers as JSON', load: async () => meterMain },
   mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('../../gateway/mesh/cli.js')).meshMain },

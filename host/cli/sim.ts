@@ -1,11 +1,12 @@
 // `gridlet sim`: a fleet of simulated meters in one process against a gateway (host/sim/fleet.ts).
 
 import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
+import { readReleasePublicKey } from '../../gateway/cli-firmware.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet sim --meters N --broker URL --gateway HTTP_URL [--duration S] [--interval MS]
                    [--flap-every S] [--grace S] [--pair-concurrency N] [--connect-rate N] [--seed N]
-                   [--api-token TOKEN] [--prefix gl] [--json]
+                   [--release-key FILE|HEX]… [--trial-s S] [--api-token TOKEN] [--prefix gl] [--json]
 
 Runs N simulated meters in this process, each with its own MQTT connection, key, flash log and
 counters. It pairs them through the gateway's API (POST /api/pairings, as an operator would), lets
@@ -30,6 +31,11 @@ Exit status 0 when nothing was lost or duplicated and every meter paired, 1 othe
   --pair-concurrency N   pairing requests in flight at once (default 64)
   --connect-rate N       new MQTT connections per second (default 400)
   --seed N               seed of the run's randomness (start times, flaps, meter values; default 1)
+  --release-key K        meters take firmware over the air, trusting this release public key (NAME.pub
+                         of gridlet firmware keygen, or its hex; repeatable): each has A/B slots and
+                         restarts into a new image; deploy host images (gridlet firmware host-image)
+                         with gridlet firmware deploy while the fleet runs, e.g. a canary rollout
+  --trial-s S            how long a new image has to reach the gateway before it rolls back (default 600)
   --api-token TOKEN      bearer token of a gateway whose API is not on loopback
   --prefix P             topic prefix (default gl)
   --json                 print the full report as JSON instead of the report line
@@ -80,6 +86,8 @@ export async function simMain(argv: string[]): Promise<number> {
       'api-token': { type: 'string' },
       prefix: { type: 'string' },
       json: { type: 'boolean' },
+      'release-key': { type: 'string', multiple: true },
+      'trial-s': { type: 'string' },
     }, HELP);
     if (!r) return 0;
     const v = r.values;
@@ -92,6 +100,8 @@ export async function simMain(argv: string[]): Promise<number> {
       apiToken: v['api-token'] as string | undefined,
       topicPrefix: v.prefix as string | undefined,
       onProgress: progressBar(process.stderr),
+      ...(v['release-key'] ? { releaseKeys: (v['release-key'] as string[]).map(readReleasePublicKey) } : {}),
+      ...(v['trial-s'] === undefined ? {} : { trialMs: positive(v['trial-s'], '--trial-s', 1, HELP, false)! * 1000 }),
     });
     let stopped = false;
     const interrupt = () => {

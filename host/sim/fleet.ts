@@ -9,7 +9,9 @@
 // tick, the links' check) run once a second here; live readings are still sent the moment they are taken.
 
 import { AgentState, type Agent } from '../../firmware/core/agent/agent.js';
-import { createDevice } from '../../firmware/core/device.js';
+import { createDevice, type Device } from '../../firmware/core/device.js';
+import { FlashUpdater } from '../../firmware/core/update/boot-control.js';
+import { bootHostImage } from '../ota/host-image.js';
 import type { FlashLog } from '../../firmware/core/log/flash-log.js';
 import { MemoryFlash } from '../../firmware/core/log/memory-flash.js';
 import type { Transport, TransportHandlers, TransportOptions } from '../../firmware/core/ports.js';
@@ -42,7 +44,20 @@ export interface FleetOptions {
   topicPrefix?: string;
   /** Progress lines (pairing and run); `final` marks the last line of a phase. */
   onProgress?: (p: FleetProgress) => void;
+  /**
+   * Release keys the meters trust: with them each meter has A/B slots (a small OTA flash in RAM) and
+   * takes firmware over the air, restarting into a new image as a meter does (host images,
+   * `gridlet firmware host-image`).
+   */
+  releaseKeys?: Uint8Array[];
+  /** How long a new image has to reach its gateway before it gives itself up, ms. */
+  trialMs?: number;
 }
+
+/** A member's OTA flash: boot control and two 64 KiB slots (host images for drills are small). */
+const FLEET_OTA = { blocks: 2 + 2 * 64, blockSize: 1024 };
+/** Where an image that never reconnects points its link (the discard port; nothing listens). */
+const NOWHERE = 'mqtt://127.0.0.1:9';
 
 export interface FleetProgress {
   phase: 'connect' | 'pair' | 'run' | 'drain' | 'count';
@@ -109,20 +124,37 @@ class TimedTransport implements Transport {
 const FLASH = { blocks: 7, blockSize: 1024 };
 
 class Member {
-  readonly agent: Agent;
-  readonly log: FlashLog;
-  readonly link: MqttTransport;
+  agent!: Agent;
+  log!: FlashLog;
+  link!: MqttTransport;
   readonly meter: SimMeter;
+  readonly kv = new MemoryKeyValue();
+  readonly flash = new MemoryFlash(FLASH);
+  readonly ota: MemoryFlash | undefined;
+  /** The firmware version this boot runs. */
+  firmware = '0.1.0';
+  boots = 0;
   /** Readings generated: seq → [t, channel, value]. */
   readonly generated = new Map<number, [number, number, number]>();
   /** [newest seq when a frame left, when] for frames that carried new records. */
   #inFlight: [number, number][] = [];
   #lastNoted = 0;
+  #device: Device | undefined;
   paired = false;
 
-  constructor(readonly index: number, fleet: Fleet, seed: number) {
-    this.link = new MqttTransport(fleet.o.broker, 'primary');
+  constructor(readonly index: number, readonly fleet: Fleet, seed: number) {
     this.meter = new SimMeter({ seed, intervalMs: fleet.interval });
+    this.ota = fleet.o.releaseKeys ? new MemoryFlash(FLEET_OTA) : undefined;
+    this.boot();
+  }
+
+  /** Boots as a meter does: the bootloader picks a slot (with A/B slots), then the device is composed. */
+  boot(): void {
+    const fleet = this.fleet;
+    const image = this.ota ? bootHostImage(this.ota, '0.1.0') : { version: '0.1.0', fault: undefined };
+    this.firmware = image.version;
+    this.boots++;
+    this.link = new MqttTransport(image.fault === 'no-reconnect' ? NOWHERE : fleet.o.broker, 'primary');
     const transport = new TimedTransport(this.link, () => {
       const newest = this.log.stats().newestSeq;
       if (newest > this.#lastNoted) {
@@ -133,15 +165,29 @@ class Member {
     // The meter as firmware/main.ts and the host agent compose it, without relays, guests or console:
     // the fleet drives its readings itself (read()).
     const device = createDevice({
-      kv: new MemoryKeyValue(), random: nodeRandom, clock: fleet.clock, timers: fleet.timers, flash: new MemoryFlash(FLASH),
-      uplinks: [transport], model: 'gridlet-sim', firmware: '0.1.0', capabilities: [], topicPrefix: fleet.o.topicPrefix,
+      kv: this.kv, random: nodeRandom, clock: fleet.clock, timers: fleet.timers, flash: this.flash,
+      uplinks: [transport], model: 'gridlet-sim', firmware: image.version, capabilities: [], topicPrefix: fleet.o.topicPrefix,
       onEvent: (name, detail) => {
         if (name === 'ack') this.#onAck((detail as { seq: number }).seq, fleet);
         else if (name === 'paired') this.paired = true;
       },
+      ...(this.ota ? {
+        updater: new FlashUpdater(this.ota), releaseKeys: fleet.o.releaseKeys, trialMs: fleet.o.trialMs,
+        reboot: () => this.restart(),
+      } : {}),
     });
+    this.#device = device;
     this.agent = device.agent;
     this.log = device.log;
+  }
+
+  /** A restart: this boot stops where it is; the next one starts a moment later. */
+  restart(): void {
+    this.#device?.stop();
+    setTimeout(() => {
+      this.boot();
+      this.agent.start();
+    }, 100);
   }
 
   #onAck(seq: number, fleet: Fleet): void {

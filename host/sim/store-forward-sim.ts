@@ -15,7 +15,11 @@ import { createDevice } from '../../firmware/core/device.js';
 import type { FlashLog } from '../../firmware/core/log/flash-log.js';
 import { MemoryFlash } from '../../firmware/core/log/memory-flash.js';
 import { DEFAULT_PARTITION } from '../../firmware/core/log/partition.js';
-import { LinkState, type Timers, type Transport, type TransportHandlers, type TransportOptions } from '../../firmware/core/ports.js';
+import { BootState, LinkState, type KeyValue, type Timers, type Transport, type TransportHandlers, type TransportOptions } from '../../firmware/core/ports.js';
+import { bootloader, FACTORY_SLOT, FlashUpdater, OtaFlash } from '../../firmware/core/update/boot-control.js';
+import { encodeManifest, encodeReleaseFile, imageCid, keyIdOf, releaseKeyPair, signManifest } from '../../firmware/core/update/release.js';
+import { toHex } from '../../firmware/core/bytes.js';
+import { makeHostImage, parseHostImage } from '../ota/host-image.js';
 import { startGateway, type Gateway } from '../../gateway/gateway.js';
 import { FaultyFlash, PowerCut } from '../flash/faulty-flash.js';
 import { MemoryKeyValue } from '../ports/file-kv.js';
@@ -37,6 +41,15 @@ export interface StoreForwardOptions {
   lossRate?: number;
   /** Where the gateway keeps its SQLite file (default: /dev/shm when present, for speed). */
   tmp?: string;
+  /**
+   * Firmware updates under the cuts: each device has A/B slots on a flash that loses power too (and a
+   * KeyValue store whose writes it cuts), and the gateway rolls out one release after another to every
+   * device — good ones, and ones that never reach the gateway and must roll back by themselves. Every
+   * boot is checked to start an intact image (factory or a release, byte for byte).
+   */
+  updates?: boolean;
+  /** Mean slot and boot-control writes+erases between two cuts (updates; default 25). */
+  meanOtaOpsBetweenCuts?: number;
   progress?: (line: string) => void;
 }
 
@@ -57,6 +70,40 @@ export interface StoreForwardResult {
   outOfOrder: number;
   seconds: number;
   failures: string[];
+  /** With `updates`: cuts that fell while an update was under way (download, verify, restart, trial). */
+  updateCuts?: number;
+  /** With `updates`: releases rolled out, and per-device outcomes. */
+  releases?: number;
+  outcomes?: { [state: string]: number };
+  /** With `updates`: boots checked to start an intact image. */
+  bootsChecked?: number;
+}
+
+/**
+ * A KeyValue whose writes of the update state machine's keys ("fw", "fw.why") lose power on a seeded
+ * schedule (NVS: a write is whole or not at all). Other keys (identity, session, windows) are left
+ * alone here, as in the store-and-forward runs without updates.
+ */
+class FaultyKeyValue implements KeyValue {
+  #countdown = 0;
+  armed = false;
+  constructor(readonly inner: MemoryKeyValue, readonly prng: Prng, readonly mean: number, readonly onCut: () => void) {}
+  arm(): void {
+    this.armed = true;
+    this.#countdown = this.prng.geometric(this.mean);
+  }
+  get(k: string) { return this.inner.get(k); }
+  #step(k: string, apply: () => void): void {
+    if (this.armed && k.startsWith('fw') && --this.#countdown <= 0) {
+      this.armed = false;
+      if (this.prng.chance(0.5)) apply(); // cut after the write, or before it
+      this.onCut();
+      throw new PowerCut('write-during');
+    }
+    apply();
+  }
+  set(k: string, v: Uint8Array) { this.#step(k, () => this.inner.set(k, v)); }
+  delete(k: string) { this.#step(k, () => this.inner.delete(k)); }
 }
 
 /** Timers whose callbacks die with the device: a PowerCut inside one reboots the device. */
@@ -128,9 +175,25 @@ class DeviceLink implements Transport {
   stop() { this.mqtt.stop(); }
 }
 
+/** What a simulated device with updates knows of the world: the good images by CID hex, the key. */
+interface UpdateWorld {
+  images: Map<string, string>;
+  key: Uint8Array;
+  trialMs: number;
+  meanOta: number;
+}
+
 class SimDevice {
   readonly flash: FaultyFlash;
-  readonly kv = new MemoryKeyValue();
+  readonly store = new MemoryKeyValue();
+  kv: KeyValue = this.store;
+  ota: FaultyFlash | undefined;
+  faultyKv: FaultyKeyValue | undefined;
+  updates: UpdateWorld | undefined;
+  firmware = '0.1.0';
+  updateCuts = 0;
+  bootsChecked = 0;
+  badBoots: string[] = [];
   agent!: Agent;
   log!: FlashLog;
   timers!: DeviceTimers;
@@ -151,16 +214,60 @@ class SimDevice {
     this.flash = new FaultyFlash(new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }), prng);
   }
 
+  withUpdates(u: UpdateWorld): void {
+    this.updates = u;
+    this.ota = new FaultyFlash(new MemoryFlash({ blocks: 2 + 2 * 16, blockSize: 4096 }), this.prng);
+    this.faultyKv = new FaultyKeyValue(this.store, this.prng, u.meanOta, () => {});
+    this.kv = this.faultyKv;
+  }
+
+  /** Is an update under way (a download kept, or a new image on trial)? Where a cut counts as on the update path. */
+  updating(): boolean {
+    if (!this.updates) return false;
+    if (this.store.get('fw')) return true;
+    try {
+      return new FlashUpdater(this.ota!.inner).bootState === BootState.trial;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Plays the bootloader and checks that what it boots is an intact image; returns its version and fault. */
+  #bootImage(): { version: string; fault?: string } {
+    const ota = this.ota!;
+    const choice = bootloader(ota);
+    this.bootsChecked++;
+    if (choice.slot === FACTORY_SLOT) return { version: '0.1.0' };
+    const bytes = new OtaFlash(ota).readSlot(choice.slot, 0, choice.size);
+    const cid = toHex(imageCid(bytes));
+    if (!this.updates!.images.has(cid)) {
+      this.badBoots.push(`device ${this.index}: the bootloader started slot ${choice.slot} (${choice.size} bytes), which is no intact image`);
+      return { version: '0.0.0' };
+    }
+    return parseHostImage(bytes);
+  }
+
   boot(): void {
     for (;;) {
       try {
         this.dead = false;
         this.timers = new DeviceTimers(() => this.crash());
-        this.link = new DeviceLink(this.gw.mqttUrl, () => this.crash(), this.prng, () => (this.armed ? this.lossRate : 0));
+        let fault: string | undefined;
+        if (this.updates) {
+          const image = this.#bootImage();
+          this.firmware = image.version;
+          fault = image.fault;
+        }
+        const broker = fault === 'no-reconnect' ? 'mqtt://127.0.0.1:9' : this.gw.mqttUrl;
+        this.link = new DeviceLink(broker, () => this.crash(), this.prng, () => (this.armed ? this.lossRate : 0));
         // Composed as a meter is (firmware/core/device.ts): the log and counters on the faulty flash.
         const device = createDevice({
           kv: this.kv, random: nodeRandom, clock: new NodeClock(), timers: this.timers, flash: this.flash,
-          uplinks: [this.link], model: 'sim', firmware: 'sim',
+          uplinks: [this.link], model: 'sim', firmware: this.updates ? this.firmware : 'sim',
+          ...(this.updates ? {
+            updater: new FlashUpdater(this.ota!), releaseKeys: [this.updates.key], trialMs: this.updates.trialMs,
+            reboot: () => this.restart(),
+          } : {}),
         });
         this.log = device.log;
         this.agent = device.agent;
@@ -170,15 +277,35 @@ class SimDevice {
         if (!(e instanceof PowerCut)) throw e;
         this.cuts++;
         this.cutsDuringBoot++;
+        if (this.updating()) this.updateCuts++;
         this.flash.reboot();
+        this.ota?.reboot();
         this.arm();
       }
     }
   }
 
   arm(): void {
-    if (this.armed) this.flash.armIn(this.prng.geometric(this.meanOps));
-    else this.flash.disarm();
+    if (this.armed) {
+      this.flash.armIn(this.prng.geometric(this.meanOps));
+      if (this.updates) {
+        this.ota!.armIn(this.prng.geometric(this.updates.meanOta));
+        this.faultyKv!.arm();
+      }
+    } else {
+      this.flash.disarm();
+      this.ota?.disarm();
+      if (this.faultyKv) this.faultyKv.armed = false;
+    }
+  }
+
+  /** A restart the firmware asked for (into a new image, or back from a failed trial). */
+  restart(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.link.stop();
+    this.timers.inner.clearAll();
+    setImmediate(() => this.boot());
   }
 
   /** The power fails: the agent stops where it is; the device boots again on the next turn. */
@@ -186,10 +313,12 @@ class SimDevice {
     if (this.dead) return;
     this.dead = true;
     this.cuts++;
+    if (this.updating()) this.updateCuts++;
     this.link.stop();
     this.timers.inner.clearAll();
     setImmediate(() => {
       this.flash.reboot();
+      this.ota?.reboot();
       this.arm();
       this.boot();
     });
@@ -248,8 +377,11 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
   const devices: SimDevice[] = [];
   DeviceLink.lost = { up: 0, down: 0 };
   try {
+    const key = releaseKeyPair(new Uint8Array(32).fill(0x5e));
+    const world: UpdateWorld = { images: new Map(), key: key.publicKey, trialMs: 2000, meanOta: o.meanOtaOpsBetweenCuts ?? 25 };
     for (let i = 0; i < nDevices; i++) {
       const d = new SimDevice(i, new Prng(prng.next()), gw, o.meanOpsBetweenCuts ?? 6, o.lossRate ?? 0.02);
+      if (o.updates) d.withUpdates(world);
       d.boot();
       devices.push(d);
     }
@@ -265,7 +397,44 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
       d.armed = true;
       d.arm();
     }
-    const cutsOf = () => devices.reduce((s, d) => s + d.cuts, 0);
+    const totalCutsOf = () => devices.reduce((s, d) => s + d.cuts, 0);
+    const updateCutsOf = () => devices.reduce((s, d) => s + d.updateCuts, 0);
+    // With updates, the cuts that count are those on the update path.
+    const cutsOf = o.updates ? updateCutsOf : totalCutsOf;
+    // Releases, one after another, to every device: each third one never reaches its gateway.
+    const outcomes: { [state: string]: number } = {};
+    let releases = 0;
+    let releasing = o.updates === true;
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${gw.httpUrl}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+      return { status: r.status, json: await r.json() as any };
+    };
+    const rollouts = (async () => {
+      while (releasing) {
+        releases++;
+        const version = `0.${releases + 1}.0`;
+        const bad = releases % 3 === 0;
+        const image = makeHostImage({ version, ...(bad ? { fault: 'no-reconnect' as const } : {}) }, 24_000 + prng.int(8000));
+        world.images.set(toHex(imageCid(image)), version);
+        const manifest = encodeManifest({
+          cid: imageCid(image), size: image.length, version, models: ['sim'], minVersion: '0.0.0', keyId: keyIdOf(key.publicKey), created: 1_700_000_000,
+        });
+        const file = encodeReleaseFile({ manifest, signature: signManifest(manifest, key.secretKey) }, image);
+        const up = await api('POST', '/api/firmware', { release: Buffer.from(file).toString('base64') });
+        if (up.status !== 201) throw new Error(`release ${version} refused: ${JSON.stringify(up.json)}`);
+        const r = await api('POST', '/api/firmware/rollouts', { release: version, devices: devices.map((d) => d.agent.deviceId), maxFailures: 0 });
+        if (r.status !== 201) throw new Error(`rollout of ${version} refused: ${JSON.stringify(r.json)}`);
+        const end = Date.now() + 30_000;
+        for (;;) {
+          await new Promise((res) => setTimeout(res, 200));
+          const st = await api('GET', `/api/firmware/rollouts/${r.json.id}`);
+          if (st.json.state === 'done' || Date.now() > end) {
+            for (const t of st.json.devices) outcomes[t.state] = (outcomes[t.state] ?? 0) + 1;
+            break;
+          }
+        }
+      }
+    })();
     const flapsOf = () => devices.reduce((s, d) => s + d.flaps, 0);
     // Each turn a device takes a reading — mostly while online, as a meter whose readings are rare next
     // to its link's round trips; some while offline, so backlogs build up. Flaps are spread so that
@@ -278,7 +447,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
         const flapChance = o.cuts > 0 ? (o.flaps / Math.max(1, o.cuts)) * 0.3 : 0.05;
         if (flapsOf() < o.flaps && prng.chance(flapChance)) d.flap();
       }
-      if (cutsOf() >= o.cuts) for (const d of devices) { d.armed = false; d.flash.disarm(); }
+      if (cutsOf() >= o.cuts) for (const d of devices) { d.armed = false; d.arm(); }
       await new Promise((r) => setTimeout(r, 1));
       if (o.progress && Date.now() - lastReport > 5000) {
         lastReport = Date.now();
@@ -286,8 +455,11 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
       }
     }
     // Calm: no more faults; wait until every device has everything acked.
-    for (const d of devices) { d.armed = false; d.flash.disarm(); }
+    for (const d of devices) { d.armed = false; d.arm(); }
+    releasing = false;
+    await rollouts;
     const failures: string[] = [];
+    for (const d of devices) failures.push(...d.badBoots);
     try {
       await waitFor(() => devices.every((d) => !d.dead && d.agent.online && d.log.stats().buffered === 0), 90_000, 'every device to drain its log');
     } catch {
@@ -314,8 +486,18 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
       }
       for (const v of d.taken) if (!seen.has(v)) { lost++; failures.push(`device ${d.index}: value ${v} was taken but is not stored`); }
     }
+    if (o.updates) {
+      // Every device ends on an intact image that reaches its gateway: no image that cannot stays.
+      for (const d of devices) {
+        const v = d.firmware;
+        const good = [...world.images.values()].includes(v) || v === '0.1.0';
+        const fault = [...world.images.entries()].some(([, ver]) => ver === v) && Number(v.split('.')[1]) % 3 === 1 && v !== '0.1.0';
+        if (!good || fault || !d.agent.online) failures.push(`device ${d.index} ended on ${v}${d.agent.online ? '' : ', offline'}`);
+      }
+    }
     return {
-      seed: o.seed, devices: nDevices, cuts: cutsOf(), cutsDuringBoot: devices.reduce((s, d) => s + d.cutsDuringBoot, 0),
+      ...(o.updates ? { updateCuts: updateCutsOf(), releases, outcomes, bootsChecked: devices.reduce((s, d) => s + d.bootsChecked, 0) } : {}),
+      seed: o.seed, devices: nDevices, cuts: totalCutsOf(), cutsDuringBoot: devices.reduce((s, d) => s + d.cutsDuringBoot, 0),
       flaps: flapsOf(), readingsTaken: devices.reduce((s, d) => s + d.taken.length, 0),
       readingsTorn: devices.reduce((s, d) => s + d.torn.size, 0), readingsStored: stored, messagesLost: { ...DeviceLink.lost },
       lost, duplicated, invented, outOfOrder, seconds: (Date.now() - started) / 1000, failures: failures.slice(0, 20),

@@ -10,7 +10,7 @@ import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, T
 import { Links, UNHEALTHY_AFTER_MS } from './links.js';
 import { DemandResponse } from './dr.js';
 import { checkMeterConfig, isMeterSecret, setMeterSecret } from '../meter/keys.js';
-import type { GuestAck, GuestChunk, GuestOffer, GuestRemove, TextMap } from '../wire/bodies.js';
+import type { FwCancel, FwChunk, FwOffer, FwStatus, GuestAck, GuestChunk, GuestOffer, GuestRemove, TextMap } from '../wire/bodies.js';
 
 /** What the agent needs of the guest supervisor (firmware/core/guests/supervisor.ts). */
 export interface AgentGuests {
@@ -20,6 +20,18 @@ export interface AgentGuests {
   chunk(b: GuestChunk): GuestAck | undefined;
   remove(b: GuestRemove): GuestAck;
   statusEntries(): [string, Uint8Array, string][];
+}
+
+/** What the agent needs of the firmware update state machine (firmware/core/update/updates.ts). */
+export interface AgentUpdates {
+  /** At start, once the power-up record of this boot is appended (its seq). */
+  start(bootSeq: number): void;
+  stop(): void;
+  onConnect(): void;
+  onAck(seq: number): void;
+  offer(b: FwOffer): void;
+  chunk(b: FwChunk): void;
+  cancel(b: FwCancel): void;
 }
 
 /** One job-result body as handed to whoever submitted the job. */
@@ -120,6 +132,9 @@ export class Agent {
   #startedAt = 0;
   #clockValid: boolean;
   #guests: AgentGuests | undefined;
+  #updates: AgentUpdates | undefined;
+  /** Seq of this boot's power-up record. */
+  #bootSeq = 0;
   #ticks = 0;
   readonly dr: DemandResponse;
   /** Tariffs by validity window (OpenADR prices come one per interval), at most MAX_TARIFFS. */
@@ -179,6 +194,21 @@ export class Agent {
     this.#tariffCheck();
   }
 
+  /** Connects the firmware update state machine: fw-* bodies from the gateway, acks and connections to it. */
+  attachUpdates(updates: AgentUpdates): void {
+    this.#updates = updates;
+  }
+
+  /** Sends a fw-status body; false when not paired or no link is up. */
+  sendFirmwareStatus(body: FwStatus): boolean {
+    return this.#sendBody(body);
+  }
+
+  /** Seq of this boot's power-up record (0 before start). */
+  get bootSeq(): number {
+    return this.#bootSeq;
+  }
+
   /** Sends a guest-ack upstream (for acks that answer no downlink, such as a quarantine). */
   sendGuestAck(ack: GuestAck): void {
     this.#sendBody(ack);
@@ -205,7 +235,8 @@ export class Agent {
     if (this.#started) return;
     this.#started = true;
     this.#startedAt = this.#o.clock.monotonic();
-    this.#o.log.appendEvent(this.#unixSeconds(), 'power-up');
+    this.#bootSeq = this.#o.log.appendEvent(this.#unixSeconds(), 'power-up');
+    this.#updates?.start(this.#bootSeq);
     this.#awaitConfirmation();
     this.#links.start(this.#transportOptions(), {
       onConnect: () => this.#onConnect(),
@@ -219,6 +250,7 @@ export class Agent {
   }
 
   stop(): void {
+    this.#updates?.stop();
     this.#o.meter?.stop();
     this.dr.stop();
     for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer, this.#pumpTimer]) if (id >= 0) this.#o.timers.clear(id);
@@ -293,6 +325,7 @@ export class Agent {
     // Everything not acked is sent again on a new connection: the old one may have lost it.
     this.#sentSeq = this.#ackedSeq;
     this.#sendStatus();
+    this.#updates?.onConnect();
     this.#pump();
   }
 
@@ -524,6 +557,22 @@ export class Agent {
         this.#downAck(counter);
         return;
       }
+      case Body.fwOffer:
+      case Body.fwCancel: {
+        const u = this.#updates;
+        if (!u) {
+          if (body.type === Body.fwOffer) {
+            this.#sendBody({ type: Body.fwStatus, cid: new Uint8Array(0), state: 'failed', offset: 0, want: 0, version: this.#o.firmware, reason: 'this meter cannot update its firmware over the air' });
+          }
+        } else if (body.type === Body.fwOffer) u.offer(body);
+        else u.cancel(body);
+        this.#downAck(counter);
+        return;
+      }
+      case Body.fwChunk:
+        // Not kept by the gateway (the meter asks again for what it lacks), so not down-acked.
+        this.#updates?.chunk(body);
+        return;
       case Body.jobResult: {
         const j = this.#jobs.get(body.job);
         if (!j) return;
@@ -567,6 +616,7 @@ export class Agent {
     this.#lastProgress = this.#o.clock.monotonic();
     this.counters.acks++;
     this.#emit('ack', { seq });
+    this.#updates?.onAck(seq);
   }
 
   // ------------------------------------------------------------ sending the backlog

@@ -12,6 +12,7 @@ export const Body = {
   guestAck: 6,
   gap: 7,
   downAck: 8,
+  fwStatus: 9,
   ack: 16,
   config: 17,
   guestOffer: 18,
@@ -22,6 +23,9 @@ export const Body = {
   time: 23,
   unpair: 24,
   tariff: 25,
+  fwOffer: 26,
+  fwChunk: 27,
+  fwCancel: 28,
 } as const;
 
 export type TextMap = { [key: string]: CborValue };
@@ -38,6 +42,8 @@ export interface Paired { type: 5; firmware: string; model: string }
 export interface GuestAck { type: 6; cid: Uint8Array; state: string; reason?: string }
 export interface Gap { type: 7; first: number; last: number; reason: string }
 export interface DownAck { type: 8; counter: number }
+/** Firmware progress and outcomes (WIRE.md "Firmware updates"); `want` > 0 asks for chunks from `offset`. */
+export interface FwStatus { type: 9; cid: Uint8Array; state: string; offset: number; want: number; version: string; reason?: string }
 export interface Ack { type: 16; seq: number }
 export interface Config { type: 17; values: TextMap }
 export interface GuestOffer { type: 18; name: string; cid: Uint8Array; manifest: TextMap; size: number }
@@ -51,9 +57,12 @@ export interface JobResult { type: 22; job: number; index: number; text: string;
 export interface Time { type: 23; time: number }
 export interface Unpair { type: 24 }
 export interface Tariff { type: 25; price: number; currency: string; from: number; until: number }
+export interface FwOffer { type: 26; manifest: Uint8Array; signature: Uint8Array }
+export interface FwChunk { type: 27; cid: Uint8Array; offset: number; bytes: Uint8Array }
+export interface FwCancel { type: 28; cid: Uint8Array }
 
-export type UpBody = Readings | EventBody | Status | Job | Paired | GuestAck | Gap | DownAck;
-export type DownBody = Ack | Config | GuestOffer | GuestChunk | GuestRemove | DrEvent | JobResult | Time | Unpair | Tariff;
+export type UpBody = Readings | EventBody | Status | Job | Paired | GuestAck | Gap | DownAck | FwStatus;
+export type DownBody = Ack | Config | GuestOffer | GuestChunk | GuestRemove | DrEvent | JobResult | Time | Unpair | Tariff | FwOffer | FwChunk | FwCancel;
 export type AnyBody = UpBody | DownBody;
 
 // Field kinds. `uint` is 0..2^53-1; `int` any safe integer.
@@ -70,6 +79,7 @@ const SCHEMA: { [type: number]: readonly Field[] } = {
   6: [[1, 'cid', B], [2, 'state', T], [3, 'reason', T, true]],
   7: [[1, 'first', U], [2, 'last', U], [3, 'reason', T]],
   8: [[1, 'counter', U]],
+  9: [[1, 'cid', B], [2, 'state', T], [3, 'offset', U], [4, 'want', U], [5, 'version', T], [6, 'reason', T, true]],
   16: [[1, 'seq', U]],
   17: [[1, 'values', M]],
   18: [[1, 'name', T], [2, 'cid', B], [3, 'manifest', M], [4, 'size', U]],
@@ -80,10 +90,13 @@ const SCHEMA: { [type: number]: readonly Field[] } = {
   23: [[1, 'time', U]],
   24: [],
   25: [[1, 'price', I], [2, 'currency', T], [3, 'from', U], [4, 'until', U]],
+  26: [[1, 'manifest', B], [2, 'signature', B]],
+  27: [[1, 'cid', B], [2, 'offset', U], [3, 'bytes', B]],
+  28: [[1, 'cid', B]],
 };
 
-export const UPLINK_TYPES: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8];
-export const DOWNLINK_TYPES: readonly number[] = [16, 17, 18, 19, 20, 21, 22, 23, 24, 25];
+export const UPLINK_TYPES: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+export const DOWNLINK_TYPES: readonly number[] = [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28];
 
 export class BodyError extends Error {
   constructor(message: string) {

@@ -33,6 +33,12 @@ export class MiniGateway {
   dropped = 0;
   /** When false, the gateway stores records but sends no acks (to test resends). */
   sendAcks = true;
+  /** Firmware images served to fw-status requests, by CID as hex. */
+  images = new Map<string, Uint8Array>();
+  /** fw-status bodies received, per device. */
+  fwStatus: { id: string; state: string; offset: number; want: number; version: string; reason?: string }[] = [];
+  /** Drops a fw-chunk instead of sending it when this says true (a lossy link). */
+  dropChunk: ((offset: number) => boolean) | undefined;
 
   constructor(buses: MemoryBus | MemoryBus[]) {
     this.links = (Array.isArray(buses) ? buses : [buses]).map((bus) => {
@@ -102,6 +108,16 @@ export class MiniGateway {
       body.records.forEach(([ts, ch, v], i) => put({ seq: body.first + i, kind: 1, t: ts, a: ch, b: v }));
     } else if (body.type === Body.event) {
       put({ seq: body.seq, kind: 2, t: body.t, a: body.kind, b: body.data });
+    } else if (body.type === Body.fwStatus) {
+      this.fwStatus.push({ id: t.id, state: body.state, offset: body.offset, want: body.want, version: body.version, ...(body.reason ? { reason: body.reason } : {}) });
+      const image = this.images.get(hex(body.cid));
+      if (image && body.want > 0) {
+        for (let i = 0, at = body.offset; i < body.want && at < image.length; i++, at += 1024) {
+          if (this.dropChunk?.(at)) continue;
+          this.send(t.id, { type: Body.fwChunk, cid: body.cid, offset: at, bytes: image.slice(at, at + 1024) });
+        }
+      }
+      return;
     } else if (body.type === Body.gap) {
       for (let q = body.first; q <= body.last; q++) put({ seq: q, kind: 7, t: 0, a: body.last, b: body.reason });
     } else return;
@@ -112,4 +128,8 @@ export class MiniGateway {
   }
 }
 
-export { sha256 };
+function hex(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+export { sha256, hex };
