@@ -22,7 +22,9 @@ function dashboardChannels(): Map<number, [string, string]> {
 
 function wireChannels(): Map<number, string> {
   const md = readFileSync(join(root, 'docs', 'design', 'WIRE.md'), 'utf8');
-  const section = md.slice(md.indexOf('## Channels (v1)'));
+  const start = md.indexOf('## Channels (v1)');
+  const next = md.indexOf('\n## ', start + 1);
+  const section = md.slice(start, next < 0 ? undefined : next);
   const out = new Map<number, string>();
   for (const line of section.split('\n')) {
     const m = /^\| ([\d /]+) \| [^|]+ \| ([^|]+) \|/.exec(line);
