@@ -3,7 +3,7 @@
 // windows and pending downlinks.
 
 import { randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -14,6 +14,7 @@ import { DEFAULT_PREFIX, parseTopic, TopicKind } from '../firmware/core/wire/top
 import { EmbeddedBroker, type BrokerSession } from './broker.js';
 import { DEFAULT_TUNING, type GatewayContext, type Tuning } from './context.js';
 import { Downlink } from './downlink.js';
+import { privateDir } from './files.js';
 import { Frames } from './frames.js';
 import type { HandlerContext } from './handlers/handler.js';
 import { routes } from './http/routes.js';
@@ -168,8 +169,8 @@ function replicaName(dataDir: string): string {
     // made below
   }
   const name = toHex(randomBytes(3));
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, name + '\n');
+  privateDir(dataDir);
+  writeFileSync(file, name + '\n', { mode: 0o600 });
   return name;
 }
 
@@ -203,6 +204,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   if (!isLoopback(httpListen.host) && !opts.apiToken) {
     throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token TOKEN so that only holders of the token can use the API`);
   }
+  // The data directory holds the identity and (by default) the store with every session key: the
+  // owner's alone, before anything is written into it.
+  privateDir(opts.dataDir);
   const dbPath = storePath(opts.store, opts.dataDir);
   const llm = backendFromConfig({
     ...opts.offload, llmUrl: opts.llmUrl, llmModel: opts.llmModel, llmGguf: opts.llmGguf,

@@ -1,9 +1,10 @@
 // The gateway's identity (WIRE.md "Identity"): an X25519 key pair for devices and, separately, an
 // Ed25519 key pair for the mesh. Kept in the data directory, readable by the owner only.
 
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
+import { privateDir, tighten } from './files.js';
 import { fromHex, toHex } from '../firmware/core/bytes.js';
 import { boxKeyPair, boxKeyPairFromSecret, type BoxKeyPair } from '../firmware/core/crypto.js';
 import { idFromPublicKey } from '../firmware/core/wire/pairing.js';
@@ -18,9 +19,10 @@ export interface GatewayIdentity {
 const FILE = 'identity.json';
 
 export function loadOrCreateIdentity(dataDir: string): GatewayIdentity {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDir(dataDir);
   const path = join(dataDir, FILE);
   if (existsSync(path)) {
+    tighten(path, 0o600);
     let j: { x25519SecretKey?: string; ed25519Seed?: string };
     try {
       j = JSON.parse(readFileSync(path, 'utf8'));
