@@ -25,6 +25,25 @@ const FLEET_ROWS_MAX = 500;
 
 // ---- small helpers ---------------------------------------------------------------------------------
 
+/**
+ * Every object parsed from the gateway's answers and stream (parseData) carries this mark: it is data
+ * — a meter may have written it — and h() never takes it for attributes, only shows it as text.
+ */
+const DATA = Symbol('data');
+/** JSON from the gateway, every object in it marked as data. */
+function parseData(text) {
+  return JSON.parse(text, (_k, v) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) v[DATA] = true;
+    return v;
+  });
+}
+/** Properties h() may set directly (anything else is an attribute); never one that parses HTML. */
+const PROPS = new Set(['value', 'checked', 'disabled', 'hidden', 'selected', 'multiple', 'required', 'readOnly', 'colSpan', 'rowSpan', 'open']);
+/** Attributes written in this file's code: a plain object literal, never data from the gateway. */
+function isAttrs(a) {
+  return a !== null && typeof a === 'object' && Object.getPrototypeOf(a) === Object.prototype && !(DATA in a);
+}
+
 /** h('div.card#x', {onclick}, child…): an element; strings become text nodes. */
 function h(spec, attrs, ...children) {
   const m = /^([a-z0-9]+)((?:[.#][\w-]+)*)$/.exec(spec);
@@ -33,15 +52,16 @@ function h(spec, attrs, ...children) {
     if (part[0] === '.') el.classList.add(part.slice(1));
     else el.id = part.slice(1);
   }
-  if (attrs !== undefined && attrs !== null && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+  if (attrs !== undefined && attrs !== null && !isAttrs(attrs)) {
     children.unshift(attrs);
     attrs = undefined;
   }
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k in el && typeof v !== 'string') el[k] = v;
+    if (k.startsWith('on')) {
+      if (typeof v === 'function') el.addEventListener(k.slice(2), v);
+    } else if (k === 'class') el.className = String(v);
+    else if (PROPS.has(k) && typeof v !== 'string') el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, ...children);
@@ -50,7 +70,7 @@ function h(spec, attrs, ...children) {
 function append(el, ...children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(typeof c === 'object' ? detailsText(c) : String(c)));
   }
   return el;
 }
@@ -166,7 +186,7 @@ async function api(method, path, body) {
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   let json;
   try {
-    json = await res.json();
+    json = parseData(await res.text());
   } catch {
     json = undefined;
   }
@@ -346,7 +366,7 @@ async function stream() {
           }
           if (!data.length) continue;
           try {
-            onStreamEvent(type, JSON.parse(data.join('\n')));
+            onStreamEvent(type, parseData(data.join('\n')));
           } catch (e) {
             console.error('dashboard: bad stream event', type, e);
           }
@@ -1196,7 +1216,7 @@ function openAdrPanel() {
 // ---- start ----------------------------------------------------------------------------------------
 
 async function start() {
-  const health = await fetch('/api/health').then((r) => r.json()).catch(() => undefined);
+  const health = await fetch('/api/health').then(async (r) => parseData(await r.text())).catch(() => undefined);
   fleet.gateway = health?.gateway ?? '';
   document.getElementById('gateway-id').textContent = fleet.gateway ? `gateway ${fleet.gateway}` : '';
   window.addEventListener('hashchange', route);
