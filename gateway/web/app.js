@@ -179,6 +179,20 @@ class ApiError extends Error {
   }
 }
 
+/**
+ * An API path: every value interpolated becomes exactly one encoded path segment (or query value), so
+ * text from a meter (a guest's name, an id) can never add segments or climb with `..`.
+ */
+function path(strings, ...values) {
+  let out = strings[0];
+  values.forEach((v, i) => {
+    const seg = String(v);
+    if (seg === '' || seg === '.' || seg === '..') throw new Error(`"${seg}" cannot be part of a gateway URL`);
+    out += encodeURIComponent(seg) + strings[i + 1];
+  });
+  return out;
+}
+
 /** A JSON API call: {status, ok, json}. 401 opens the sign-in form. Network errors throw. */
 async function api(method, path, body) {
   const headers = authHeaders();
@@ -266,7 +280,7 @@ async function loadDevices() {
 async function loadLastReadings(list) {
   await pool(list, 4, async (d) => {
     try {
-      const r = await getJson(`/api/devices/${d.id}/readings?from=${Math.max(1, d.ackedSeq - 16)}&limit=32`);
+      const r = await getJson(path`/api/devices/${d.id}/readings?from=${Math.max(1, d.ackedSeq - 16)}&limit=32`);
       const dev = fleet.devices.get(d.id);
       if (!dev) return;
       for (const rec of r.records) if (typeof rec[2] === 'number') noteReading(dev, rec[1], rec[2], rec[3], rec[0]);
@@ -288,7 +302,7 @@ function refreshDevice(id) {
   if (refreshTimers.has(id)) return;
   refreshTimers.set(id, setTimeout(async () => {
     refreshTimers.delete(id);
-    const r = await api('GET', `/api/devices/${id}`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}`).catch(() => undefined);
     if (!r) return;
     if (r.status === 404) fleet.devices.delete(id);
     else if (r.ok) {
@@ -646,7 +660,7 @@ function devicePage(root, id) {
     if (!d || d.state === 'seen') return renderCharts();
     const from = Math.max(1, (d.ackedSeq ?? 0) - 4000 + 1);
     try {
-      const r = await getJson(`/api/devices/${id}/readings?from=${from}&limit=5000`);
+      const r = await getJson(path`/api/devices/${id}/readings?from=${from}&limit=5000`);
       series.clear();
       events.length = 0;
       addRecords(r.records);
@@ -658,13 +672,13 @@ function devicePage(root, id) {
     renderEvents();
   }
   async function loadDr() {
-    const r = await api('GET', `/api/devices/${id}/dr-events`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/dr-events`).catch(() => undefined);
     drList = r?.ok ? r.json.events.slice().reverse() : [];
     renderDr(drList);
   }
 
   async function loadGuests() {
-    const [dg, all] = await Promise.all([api('GET', `/api/devices/${id}/guests`).catch(() => undefined), api('GET', '/api/guests').catch(() => undefined)]);
+    const [dg, all] = await Promise.all([api('GET', path`/api/devices/${id}/guests`).catch(() => undefined), api('GET', '/api/guests').catch(() => undefined)]);
     const d = dev();
     const rows = [];
     const reported = new Map((dg?.json?.reported ?? []).map((g) => [g.name, g]));
@@ -683,7 +697,7 @@ function devicePage(root, id) {
           h('td.act', d?.state === 'paired' ? h('button.small', {
             onclick: async () => {
               if (!confirm(`Remove guest ${g.name} from ${id}?`)) return;
-              const r = await api('DELETE', `/api/devices/${id}/guests/${g.name}`, {});
+              const r = await api('DELETE', path`/api/devices/${id}/guests/${g.name}`, {});
               toast(r.ok ? `Removal of ${g.name} sent` : errorText(r), r.ok ? 'ok' : 'error');
               void loadGuests();
             },
@@ -691,7 +705,7 @@ function devicePage(root, id) {
       d?.state === 'paired' ? h('div.inline-form', (all?.json ?? []).length ? [select, h('button.primary.small#deploy', {
         onclick: async () => {
           out.textContent = 'sending…';
-          const r = await api('POST', `/api/devices/${id}/guests`, { cid: select.value });
+          const r = await api('POST', path`/api/devices/${id}/guests`, { cid: select.value });
           out.textContent = r.ok ? `sent in ${r.json.chunks} chunk(s); waiting for the meter's acknowledgement` : errorText(r);
           out.className = r.ok ? 'ok' : 'error';
           void loadGuests();
@@ -720,7 +734,7 @@ function devicePage(root, id) {
             const k = row.querySelector('.lk').value.trim();
             if (k) labels[k] = row.querySelector('.lv').value;
           }
-          const r = await api('PUT', `/api/devices/${id}/labels`, { labels });
+          const r = await api('PUT', path`/api/devices/${id}/labels`, { labels });
           msg.className = r.ok ? 'ok' : 'error';
           msg.textContent = r.ok ? 'saved' : errorText(r);
           if (r.ok) { fleet.devices.set(id, { ...dev(), labels: r.json.labels }); }
@@ -730,7 +744,7 @@ function devicePage(root, id) {
 
   /** GET/PUT/DELETE /api/devices/:id/privacy: the policy in force, where it comes from, and an editor. */
   async function loadPrivacy() {
-    const r = await api('GET', `/api/devices/${id}/privacy`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/privacy`).catch(() => undefined);
     if (!r || (r.status === 404 && /no such resource/.test(r.json?.error ?? ''))) {
       fill(privacyEl, h('p.muted', 'This gateway has no privacy policy API (GET/PUT /api/devices/:id/privacy).'));
       return;
@@ -761,10 +775,10 @@ function devicePage(root, id) {
             onclick: async () => {
               let body;
               try { body = JSON.parse(text.value); } catch (e) { msg.className = 'error'; msg.textContent = `not JSON: ${e.message}`; return; }
-              after(await api('PUT', `/api/devices/${id}/privacy`, body));
+              after(await api('PUT', path`/api/devices/${id}/privacy`, body));
             },
           }, 'Save policy'),
-          source === 'device' ? h('button.small', { onclick: async () => after(await api('DELETE', `/api/devices/${id}/privacy`, {})) }, 'Use the group or default policy') : null,
+          source === 'device' ? h('button.small', { onclick: async () => after(await api('DELETE', path`/api/devices/${id}/privacy`, {})) }, 'Use the group or default policy') : null,
           msg)));
   }
 
@@ -777,7 +791,7 @@ function devicePage(root, id) {
       h('button.danger#revoke', {
         onclick: async () => {
           if (!confirm(`Revoke ${id}? It stops being served by this gateway until it is paired again.`)) return;
-          const r = await api('DELETE', `/api/devices/${id}`, {});
+          const r = await api('DELETE', path`/api/devices/${id}`, {});
           toast(r.ok ? `${id} revoked` : errorText(r), r.ok ? 'ok' : 'error');
           refreshDevice(id);
         },
@@ -996,7 +1010,7 @@ function targetPicker(prefix) {
       const text = sel.value.trim();
       const s2 = parseSelector(text);
       if (!s2 || !s2.length) return 'give a label selector: key or key=value, comma-separated';
-      const list = await getJson(`/api/devices?label=${encodeURIComponent(text)}`);
+      const list = await getJson(path`/api/devices?label=${text}`);
       const ids = list.filter((d) => d.state === 'paired').map((d) => d.id);
       return ids.length ? ids : `no paired device matches ${text}`;
     },
@@ -1057,7 +1071,7 @@ function guestsPage(root) {
             deployed.clear();
             let ok = 0;
             await pool(ids, BULK_CONCURRENCY, async (id) => {
-              const r = await api('POST', `/api/devices/${id}/guests`, { cid }).catch((e) => ({ ok: false, json: { error: e.message } }));
+              const r = await api('POST', path`/api/devices/${id}/guests`, { cid }).catch((e) => ({ ok: false, json: { error: e.message } }));
               const cell = depRows.querySelector(`tr[data-device="${id}"] .sent`);
               cell.textContent = r.ok ? `sent (${r.json.chunks} chunks)` : errorText(r);
               cell.className = `sent ${r.ok ? 'ok' : 'error'}`;
@@ -1079,7 +1093,7 @@ function guestsPage(root) {
   const deployed = new Map();
   async function ackState(id) {
     const cid = deployed.get(id);
-    const r = await api('GET', `/api/devices/${id}/guests`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/guests`).catch(() => undefined);
     const g = r?.json?.guests?.find((x) => x.cid === cid);
     const rep = r?.json?.reported?.find((x) => x.cid === cid);
     const cell = depRows.querySelector(`tr[data-device="${id}"] .acked`);
@@ -1135,11 +1149,11 @@ function drPage(root, preset) {
             let r;
             if (sel !== undefined) {
               if (!parseSelector(sel)?.length) { out.className = 'result error'; out.textContent = 'Give a label selector: key or key=value.'; return; }
-              r = await api('POST', `/api/dr-events?label=${encodeURIComponent(sel)}`, body);
+              r = await api('POST', path`/api/dr-events?label=${sel}`, body);
             } else {
               const ids = await target.devices();
               if (typeof ids === 'string') { out.className = 'result error'; out.textContent = ids; return; }
-              r = await api('POST', `/api/devices/${ids[0]}/dr-events`, body);
+              r = await api('POST', path`/api/devices/${ids[0]}/dr-events`, body);
             }
             out.className = `result ${r.ok ? 'ok' : 'error'}`;
             out.textContent = r.ok ? `✓ Event ${body.id} sent to ${r.json.devices ? `${r.json.devices.length} device(s)` : r.json.deviceId}; meters report start and end below.` : `✗ ${errorText(r)}`;
@@ -1156,7 +1170,7 @@ function drPage(root, preset) {
   async function loadRecent() {
     const paired = [...fleet.devices.values()].filter((d) => d.state === 'paired').slice(0, 50);
     const lists = await pool(paired, BULK_CONCURRENCY, async (d) => {
-      const r = await api('GET', `/api/devices/${d.id}/dr-events`).catch(() => undefined);
+      const r = await api('GET', path`/api/devices/${d.id}/dr-events`).catch(() => undefined);
       return r?.ok ? r.json.events.map((e) => ({ ...e, deviceId: d.id })) : [];
     });
     const have = new Set(fleet.dr.map((e) => `${e.deviceId}/${e.seq}`));

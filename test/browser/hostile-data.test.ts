@@ -1,9 +1,11 @@
-// What a meter reports reaches the dashboard as data, never as markup: objects in the gateway's
+// What a meter reports reaches the dashboard as data, never as markup or as part of a URL: a guest
+// name that climbs with `../` cannot make the page revoke another meter, and objects in the gateway's
 // answers never become element attributes (innerHTML). Without /usr/bin/chromium: PENDING.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pairDevice, startTestGateway, type TestGateway } from '../gateway/support.js';
+import { Body } from '../../firmware/core/wire/bodies.js';
+import { eventually, pairDevice, startTestGateway, type TestGateway } from '../gateway/support.js';
 import { chromiumMissing, launch, type Browser } from './support.js';
 
 const missing = chromiumMissing();
@@ -18,6 +20,30 @@ test.after.each(async () => {
   b = undefined;
   await t?.close();
   t = undefined;
+});
+
+test('a guest name a meter reports as "../../../devices/<other>" removes nothing but that guest', async () => {
+  if (missing) return;
+  t = await startTestGateway();
+  const victim = await pairDevice(t);
+  const d = await pairDevice(t);
+  const hostile = `../../../devices/${victim.id}`;
+  await d.send({ type: Body.status, t: 1_700_000_000, uptime: 5, buffered: 0, dropped: 0, heap: 1000, guests: [[hostile, new Uint8Array(36), 'running']], link: 'primary' });
+  await eventually(async () => (await t!.api('GET', `/api/devices/${d.id}/guests`)).json.reported?.length === 1, 5000, 'the status stored');
+  b = await launch();
+  const { page } = b;
+  page.on('dialog', (x) => void x.accept());
+  const deletes: string[] = [];
+  page.on('request', (r) => {
+    if (r.method() === 'DELETE') deletes.push(new URL(r.url()).pathname);
+  });
+  await page.goto(`${t.gw.httpUrl}/#/devices/${d.id}`);
+  const row = page.locator('#device-guests tbody tr').first();
+  await row.locator('button', { hasText: 'Remove' }).click();
+  await page.locator('#toast').waitFor({ state: 'visible' });
+  assert.equal(deletes, [`/api/devices/${d.id}/guests/..%2F..%2F..%2Fdevices%2F${victim.id}`], 'one request, the name as one segment');
+  assert.is((await t.api('GET', `/api/devices/${victim.id}`)).json.state, 'paired', 'the other meter is still paired');
+  assert.is((await t.api('GET', `/api/devices/${d.id}`)).json.state, 'paired');
 });
 
 test('objects in the gateway\'s answers are shown as text, never made into attributes or markup', async () => {
