@@ -104,6 +104,8 @@ export class Pairing {
   /** Insertion order is age order: a Hello is re-inserted when it arrives again. */
   readonly #hellos = new Map<string, HelloEntry>();
   readonly #pending = new Map<string, PendingPairing>();
+  /** Devices with a pairing request under way, from its first check to its outcome (#pending is set only later). */
+  readonly #starting = new Set<string>();
   readonly #sweep: NodeJS.Timeout;
   /** Completes a pairing: persists the device and answers it (set by the gateway). */
   onPaired: (device: DeviceRow) => Promise<void> = async () => {};
@@ -219,15 +221,28 @@ export class Pairing {
       m.pairing('invalid');
       return { status: 400, error: `pair code for device ${short(deviceId)} must be 10 characters A-Z and 2-7, as on the label (XXXXX-XXXXX)` };
     }
+    const busy = { status: 409 as const, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
+    // Checked and reserved before the first await, held until the outcome: two requests for one device
+    // never both start (the second would replace the first's PairAccept, leave the first request
+    // unanswered, and the device might pair under the other's session key).
+    if (this.#pending.has(deviceId) || this.#starting.has(deviceId)) {
+      m.pairing('conflict');
+      return busy;
+    }
+    this.#starting.add(deviceId);
+    try {
+      return await this.#start(deviceId, normalized, busy);
+    } finally {
+      this.#starting.delete(deviceId);
+    }
+  }
+
+  async #start(deviceId: string, normalized: string, busy: PairOutcome): Promise<PairOutcome> {
+    const m = this.#ctx.metrics;
     const device = await this.#ctx.store.getDevice(deviceId);
     if (device?.state === 'paired') {
       m.pairing('conflict');
       return { status: 409, error: `device ${deviceId} is already paired; revoke it first (DELETE /api/devices/${deviceId})` };
-    }
-    const busy = { status: 409 as const, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
-    if (this.#pending.has(deviceId)) {
-      m.pairing('conflict');
-      return busy;
     }
     const entry = await this.hello(deviceId);
     if (!entry) {
