@@ -1,7 +1,7 @@
 // `gridlet gateway`, `gridlet pair`, `gridlet devices` (ARCHITECTURE.md "Operator interface").
 // Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import { channelName, channelUnit, isoTime } from '../firmware/core/console/text.js';
@@ -55,7 +55,7 @@ export async function run(command: string, help: string, io: Io, body: () => Pro
 // ------------------------------------------------------------------ gridlet gateway
 
 const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PORT | --broker URL] [--http-listen HOST:PORT]
-                      [--api-token TOKEN] [--store sqlite:PATH | --store postgres://…] [--operator NAME] [--topic-prefix P]
+                      [--api-token-file FILE] [--store sqlite:PATH | --store postgres://…] [--operator NAME] [--topic-prefix P]
                       [--mesh-listen MULTIADDR] [--peer MULTIADDR]...
                       [--llm-url URL [--llm-model NAME] | --llm-gguf PATH]
                       [--openadr-vtn URL --openadr-client-id ID [--openadr-version V] [--openadr-ven-name N]
@@ -72,8 +72,10 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
                           several brokers; with --mqtt-listen as well, the embedded broker serves too
                           (meters fail over between them)
   --http-listen H:P       HTTP API address (default 127.0.0.1:8080)
-  --api-token TOKEN       bearer token for the HTTP API; required for a non-loopback --http-listen
-                          (or set GRIDLET_API_TOKEN)
+  --api-token-file FILE   bearer token for the HTTP API, read from FILE's first line (keep it mode 600);
+                          required (or GRIDLET_API_TOKEN) for a non-loopback --http-listen.
+                          --api-token TOKEN gives it on the command line instead, where every user of
+                          the machine can read it in the process list (a warning says so)
   --store sqlite:PATH     SQLite database (default DIR/gridlet.sqlite)
   --store postgres://user:pass@host:5432/db
                           PostgreSQL instead, shared by gateway replicas on one --broker (MQTT 5 shared
@@ -103,7 +105,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
   return run('gateway', GATEWAY_HELP, io, async () => {
     const { values: v } = parse(argv, {
       data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string', multiple: true },
-      'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, store: { type: 'string' },
+      'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, store: { type: 'string' },
       operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
@@ -133,7 +135,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       mqttListen: v['mqtt-listen'] as string | undefined,
       broker: v.broker as string[] | undefined,
       httpListen: v['http-listen'] as string | undefined,
-      apiToken: (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined),
+      apiToken: apiToken(v, io.err),
       store: v.store as string | undefined,
       operator: v.operator as string | undefined,
       replica: v.replica as string | undefined,
@@ -235,16 +237,48 @@ export function errorOf(json: unknown, status: number): string {
 
 
 /** The options every client command takes. */
-export const CLIENT_OPTIONS: Options = { gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' } };
+export const CLIENT_OPTIONS: Options = {
+  gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' },
+};
 
 export const CLIENT_HELP = `  --gateway URL     the gateway's HTTP API (default ${DEFAULT_GATEWAY}, or set GRIDLET_GATEWAY)
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)`;
+  --api-token-file F  the gateway's bearer token, read from file F (or set GRIDLET_API_TOKEN);
+                    --api-token T gives it on the command line, where every user of the machine sees it`;
+
+/**
+ * The API token from `--api-token-file FILE` (its first line), `--api-token TOKEN`, or GRIDLET_API_TOKEN.
+ * A token on the command line is readable by every user in the process list (/proc/PID/cmdline):
+ * `warn` is told so.
+ */
+export function apiToken(v: Values, warn?: (line: string) => void): string | undefined {
+  const file = v['api-token-file'] as string | undefined;
+  const inline = v['api-token'] as string | undefined;
+  if (file !== undefined && inline !== undefined) throw new UsageError('give either --api-token-file FILE or --api-token TOKEN, not both');
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--api-token-file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const token = text.split(/\r?\n/)[0].trim();
+    if (!token) throw new UsageError(`--api-token-file ${file} is empty: put the token on its first line`);
+    if (warn && (statSync(file).mode & 0o077) !== 0) warn(`warning: --api-token-file ${file} is readable by other users; chmod 600 it`);
+    return token;
+  }
+  if (inline !== undefined) {
+    warn?.('warning: --api-token puts the token in the process list, where every user of this machine can read it; ' +
+      'use --api-token-file FILE (mode 600) or GRIDLET_API_TOKEN instead');
+    return inline;
+  }
+  return process.env.GRIDLET_API_TOKEN || undefined;
+}
 
 /** The gateway and token a client command talks to: flags first, then GRIDLET_GATEWAY / GRIDLET_API_TOKEN. */
 export function client(v: Values): { base: string; token: string | undefined } {
   return {
     base: (v.gateway as string | undefined) ?? (process.env.GRIDLET_GATEWAY || DEFAULT_GATEWAY),
-    token: (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined),
+    token: apiToken(v),
   };
 }
 
@@ -256,8 +290,8 @@ export function table(io: Io, rows: string[][]): void {
 
 // ------------------------------------------------------------------ gridlet pair
 
-const PAIR_HELP = `usage: gridlet pair <deviceId> <code> [--gateway URL] [--api-token TOKEN] [--json]
-       gridlet pair --csv FILE [--concurrency N] [--skip-bad] [--gateway URL] [--api-token TOKEN] [--json]
+const PAIR_HELP = `usage: gridlet pair <deviceId> <code> [--gateway URL] [--api-token-file FILE] [--json]
+       gridlet pair --csv FILE [--concurrency N] [--skip-bad] [--gateway URL] [--api-token-file FILE] [--json]
 
 Pairs a device with a gateway by its id and the pair code on its label (XXXXX-XXXXX, any case). Waits
 for the device's answer (up to 15 s).
@@ -418,8 +452,8 @@ async function pairCsv(v: Values, p: string[], base: string, token: string | und
 
 // ------------------------------------------------------------------ gridlet devices
 
-const DEVICES_HELP = `usage: gridlet devices [--label SELECTOR] [--gateway URL] [--api-token TOKEN] [--json]
-       gridlet devices show <deviceId> [--readings N] [--gateway URL] [--api-token TOKEN] [--json]
+const DEVICES_HELP = `usage: gridlet devices [--label SELECTOR] [--gateway URL] [--api-token-file FILE] [--json]
+       gridlet devices show <deviceId> [--readings N] [--gateway URL] [--api-token-file FILE] [--json]
 
 Lists the devices a gateway knows: paired, revoked, and seen (Hello received, not paired), with whether
 each is online, its last reading, its backlog (records it holds that the gateway has not acknowledged,

@@ -202,7 +202,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const mqttListen = parseListen(opts.mqttListen ?? '127.0.0.1:1883', '--mqtt-listen');
   const httpListen = parseListen(opts.httpListen ?? '127.0.0.1:8080', '--http-listen');
   if (!isLoopback(httpListen.host) && !opts.apiToken) {
-    throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token TOKEN so that only holders of the token can use the API`);
+    throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token-file FILE (or GRIDLET_API_TOKEN) so that only holders of the token can use the API`);
   }
   // The data directory holds the identity and (by default) the store with every session key: the
   // owner's alone, before anything is written into it.

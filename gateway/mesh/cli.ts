@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { apiToken } from '../cli.js';
 import { protocols } from './pcid.js';
 import { httpSource, verifyAggregates, verifyHistory, type Range } from './verify.js';
 
@@ -33,7 +34,7 @@ export async function meshMain(argv: string[]): Promise<number> {
   }
 }
 
-const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
+const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-token-file FILE] [--json]
 
 Walks a device's history of signed readings messages from any gateway of the mesh: checks every
 message's CID, encoding, protocol (pCID), Ed25519 signature and signer, follows prev links to the
@@ -44,7 +45,8 @@ readings they name.
 Exits 0 when the history holds, 1 on any problem (a bad signature or hash, a missing message, a hole).
 
   --gateway URL     the gateway's HTTP API (default http://127.0.0.1:8080)
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)
+  --api-token-file F  bearer token, if the gateway has one, from file F (or GRIDLET_API_TOKEN;
+                    --api-token T on the command line)
   --json            print the report as JSON`;
 
 const ranges = (r: Range[]) => r.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ') || 'none';
@@ -55,7 +57,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   try {
     const r = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
     v = r.values;
     p = r.positionals;
@@ -78,7 +80,13 @@ export async function verifyMain(argv: string[]): Promise<number> {
     console.error(`gridlet verify: --gateway "${base}" is not a URL such as http://127.0.0.1:8080`);
     return 2;
   }
-  const token = (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined);
+  let token: string | undefined;
+  try {
+    token = apiToken(v);
+  } catch (e) {
+    console.error(`gridlet verify: ${(e as Error).message}`);
+    return 2;
+  }
   try {
     const src = httpSource(base, token);
     const r = await verifyHistory(p[0], src);
