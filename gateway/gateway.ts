@@ -319,7 +319,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function onHello(id: string, payload: Uint8Array): Promise<void> {
     // The embedded broker rate-limits Hellos per client; an external broker is trusted for nothing.
     if (!broker && !helloRate.take(id)) return metrics.dropMessage('hello', 'rate');
-    const result = await pairing.onHello(id, payload);
+    const result = await pairing.onHello(id, payload, broker?.source(id));
     if (result !== 'accepted') return metrics.dropMessage('hello', result);
     metrics.hello();
     if (!broker) heard.add(id);
