@@ -95,6 +95,9 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
   --llm-gguf PATH         run a local GGUF model instead, on the optional package node-llama-cpp
                           (loaded with the first job)
 ${OPENADR_HELP}
+  --unpaired-limit T,A    clients without a session (meters to be paired, which may only Hello) the
+                          embedded broker keeps connected: T in all, A from one address (default
+                          5000,500; raise A for many new meters behind one NAT)
   --retention-interval S  how often readings past their sharing policy's retention are removed
                           (default 3600 seconds)
   --log-level L           debug, info, warn or error (default info, or GRIDLET_LOG_LEVEL)
@@ -109,7 +112,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
-      'retention-interval': { type: 'string' }, replica: { type: 'string' }, ...OPENADR_CLI_OPTIONS,
+      'retention-interval': { type: 'string' }, replica: { type: 'string' }, 'unpaired-limit': { type: 'string' }, ...OPENADR_CLI_OPTIONS,
     }, false);
     if (v.help) {
       io.out(GATEWAY_HELP);
@@ -119,6 +122,11 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, not "${level}"`);
     const format = (v['log-format'] as string | undefined) ?? (process.env.GRIDLET_LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json'));
     if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
+    const limit = v['unpaired-limit'] as string | undefined;
+    const limits = limit === undefined ? undefined : /^(\d{1,7}),(\d{1,7})$/.exec(limit);
+    if (limit !== undefined && (!limits || Number(limits[1]) < 1 || Number(limits[2]) < 1)) {
+      throw new UsageError(`--unpaired-limit must be TOTAL,PER_ADDRESS (two whole numbers, e.g. 5000,500), not "${limit}"`);
+    }
     const retention = v['retention-interval'] as string | undefined;
     if (retention !== undefined && (!/^\d{1,7}$/.test(retention) || Number(retention) < 1)) {
       throw new UsageError(`--retention-interval must be a whole number of seconds (at least 1), not "${retention}"`);
@@ -145,7 +153,10 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       llmUrl: v['llm-url'] as string | undefined,
       llmModel: v['llm-model'] as string | undefined,
       llmGguf: v['llm-gguf'] as string | undefined,
-      ...(retention === undefined ? {} : { tuning: { retentionIntervalMs: Number(retention) * 1000 } }),
+      tuning: {
+        ...(retention === undefined ? {} : { retentionIntervalMs: Number(retention) * 1000 }),
+        ...(limits ? { unpairedConnections: Number(limits[1]), unpairedPerSource: Number(limits[2]) } : {}),
+      },
       openadr,
       logger,
     });

@@ -40,7 +40,7 @@ function rawConnect(url: string, id: string, localAddress: string): Promise<{ co
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: u.hostname, port: Number(u.port), localAddress }, () => socket.write(connectPacket(id)));
-    socket.once('data', (b) => resolve({ code: b[0] === 0x20 ? b[3] : -1, socket }));
+    socket.once('data', (b: Buffer) => resolve({ code: b[0] === 0x20 ? b[3] : -1, socket }));
     socket.once('error', reject);
   });
 }
