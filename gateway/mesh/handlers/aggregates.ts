@@ -1,0 +1,22 @@
+// meter-aggregates-v1: a device's 15-minute and daily figures, chained per (resolution, channels).
+
+import { equal } from '../../../firmware/core/bytes.js';
+import { cidText } from '../cid.js';
+import { parseAggregate } from '../protocols.js';
+import { blockOf, type ProtocolHandler } from './handler.js';
+
+export const aggregates: ProtocolHandler = {
+  async apply(core, hooks, m, from) {
+    const a = parseAggregate(m.payload);
+    if (typeof a === 'string') return 'payload';
+    if (!core.crdt.bound(m.kid, a.gateway)) return 'untrusted';
+    if (core.crdt.state(a.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+    if (!(await core.mayKeep(a.device, m.kid, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
+    const blocks = core.ctx.store.blocks;
+    await blocks.put(blockOf(core, m, 'aggregate', a.device));
+    core.aggregator.chains.add(m.cid, a, equal(m.kid, core.signer.publicKey));
+    core.ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid), from: from.peer });
+    if (a.prev && !(await blocks.has(a.prev))) hooks.fetchAncestor(a.prev, from.peer);
+    return 'accepted';
+  },
+};
