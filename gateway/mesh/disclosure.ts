@@ -1,8 +1,9 @@
-// What of a meter goes to which gateway (MESH.md "Operators and privacy", gateway/privacy): readings
-// messages, signed aggregates or nothing, as each device's sharing policy says. This gateway announces
-// its devices' blocks only to the audiences the policy names, serves a block only to a gateway its
-// operator may let have it, signs a consent message when a policy changes, and deletes what a changed
-// consent no longer lets it keep.
+// What of a meter goes to which gateway (MESH.md "Operators and privacy", "Trust, version 2";
+// gateway/privacy): readings messages, signed aggregates or nothing, as each device's sharing policy
+// says. This gateway sends its devices' blocks only to admitted peers whose operator (by key) the policy
+// lets have them — never to a topic anyone can join —, serves a block only to such a peer, signs a
+// consent message (sharing-consent-v2) when a policy changes, and deletes what a changed consent no
+// longer lets it keep.
 
 import { equal, toHex } from '../../firmware/core/bytes.js';
 import { RESIGN_HORIZON_S } from '../privacy/aggregate.js';
@@ -10,10 +11,10 @@ import { audienceShare, consentOf, mayHave, policyOf, samePolicy, selectionsFor,
 import { DEFAULT_POLICY, type PrivacyPolicy } from '../privacy/policy.js';
 import type { Disclosure as DisclosureRecord } from '../store/store.js';
 import { cidText } from './cid.js';
-import { operatorTopic, PUBLIC_TOPIC, type MeshCore, type Received } from './core.js';
+import type { MeshCore, Received } from './core.js';
 import { decodeMessage, type GridMessage } from './message.js';
 import { protocolOf, type ProtocolName } from './pcid.js';
-import { aggregatePayload, consentPayload, parseAggregate, parseConsent, parseReadings, type Aggregate } from './protocols.js';
+import { aggregatePayload, consentPayload, parseAggregate, parseConsentV2, parseReadings, type Aggregate } from './protocols.js';
 
 /** At startup, at most this many readings messages per device are read back for windows left unsigned. */
 const RECOVERY_WALK = 5000;
@@ -44,7 +45,7 @@ export class Disclosure {
     await this.policyChanged('all');
     const blocks = core.ctx.store.blocks;
     for (const d of await core.ctx.store.listDevices()) {
-      const resolutions = d.state === 'paired' ? [...new Set(selectionsFor(await privacy.effectivePolicy(d.id)).map((s) => s.resolution))] : [];
+      const resolutions = d.state === 'paired' ? [...new Set(selectionsFor(await core.localPolicy(d.id)).map((s) => s.resolution))] : [];
       if (resolutions.length === 0) continue;
       // Walk back from the chain's heads through the messages no aggregate names yet, down to the newest
       // signed window (bounded: older unsigned windows stay raw).
@@ -89,19 +90,20 @@ export class Disclosure {
     const core = this.#core;
     if (!(await core.isLocal(deviceId))) return;
     const st = core.crdt.state(deviceId);
-    if (st && !equal(st.pairingKid, core.signer.publicKey)) return;
-    const policy = await core.ctx.privacy.effectivePolicy(deviceId);
+    if (st && st.gateway !== core.gatewayId) return;
+    const policy = await core.localPolicy(deviceId);
     const held = core.consents.get(deviceId);
     if (held ? samePolicy(held.policy, policy) : samePolicy(policy, DEFAULT_POLICY)) return;
-    const m = core.sign('consent', consentPayload({ device: deviceId, gateway: core.gatewayId, ...consentOf(policy), hlc: core.clock.now() }));
-    const r = await this.#d.apply(m, 'consent');
+    const m = core.sign('consent2', consentPayload({ device: deviceId, gateway: core.gatewayId, ...consentOf(policy), hlc: core.clock.now() }));
+    const r = await this.#d.apply(m, 'consent2');
     if (r !== 'accepted') return void core.ctx.log.warn({ device: deviceId, result: r }, 'mesh: own sharing consent not kept');
-    await core.announce([m.bytes], PUBLIC_TOPIC);
+    core.broadcast([m.bytes]);
   }
 
-  /** Loads a kept consent message (it was checked when it was kept). */
+  /** Loads a kept consent message (it was checked when it was kept; one of version 1 means nothing now). */
   addConsent(m: GridMessage): void {
-    const c = parseConsent(m.payload);
+    if (protocolOf(m.pcid) !== 'consent2') return;
+    const c = parseConsentV2(m.payload);
     if (typeof c === 'string') return;
     try {
       this.#core.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy: policyOf(c) });
@@ -132,22 +134,32 @@ export class Disclosure {
     core.ctx.events.emit('consent-deleted', { deviceId, deleted: n });
   }
 
-  /** Announces messages to this operator and to every other operator the device's policy lets have them. */
+  /**
+   * Sends messages about one of this gateway's devices to every admitted peer whose operator may have
+   * them: its own operator's gateways, and the others as far as the device's policy says, each
+   * disclosure to another operator recorded in the audit log.
+   */
   async disclose(deviceId: string, ms: GridMessage[], view: BlockView, seqs?: [number, number][], known?: PrivacyPolicy): Promise<void> {
     const core = this.#core;
+    const peers = core.node?.admittedPeers() ?? [];
+    if (peers.length === 0 || core.closed) return;
     const bytes = ms.map((m) => m.bytes);
-    await core.announce(bytes, operatorTopic(core.operator));
-    const others = core.operators();
-    if (others.length === 0) return;
-    const policy = known ?? (await core.ctx.privacy.effectivePolicy(deviceId));
+    let policy: PrivacyPolicy | undefined = known && core.resolvePolicy(known);
     const out: DisclosureRecord[] = [];
-    for (const op of others) {
+    for (const peer of peers) {
+      const op = core.peerOperator(peer);
+      if (!op) continue;
+      if (op === core.operator) {
+        core.send(peer, { blocks: bytes });
+        continue;
+      }
+      policy ??= await core.localPolicy(deviceId);
       const share = audienceShare(policy, core.operator, op);
       if (!mayHave(share, view)) continue;
-      await core.announce(bytes, operatorTopic(op));
+      core.send(peer, { blocks: bytes });
       for (const [i, m] of ms.entries()) {
         out.push({
-          audience: operatorTopic(op), operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq: seqs?.[i], level: levelOf(view),
+          audience: peer, operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq: seqs?.[i], level: levelOf(view),
           purposes: share.purposes, via: 'announce',
         });
       }
@@ -176,20 +188,20 @@ export class Disclosure {
     }
     const about = viewOf(m);
     if (!about) return bytes;
-    const who = core.crdt.identityByPeer(peer);
-    if (!who) return 'refused';
-    const devOp = core.deviceOperator(about.device, m.kid);
-    if (who.operator === devOp) return bytes;
-    const share = audienceShare(await core.policyFor(about.device), devOp, who.operator);
+    const op = core.peerOperator(peer);
+    if (!op) return 'refused';
+    const devOp = core.deviceOperator(about.device);
+    if (op === devOp) return bytes;
+    const share = audienceShare(await core.policyFor(about.device), devOp, op);
     if (!mayHave(share, about.view)) return 'refused';
     await core.ctx.privacy.recordDisclosure({
-      audience: peer, operator: who.operator, deviceId: about.device, cid: cidText(m.cid), kind: about.view.kind,
+      audience: peer, operator: op, deviceId: about.device, cid: cidText(m.cid), kind: about.view.kind,
       seq: about.seq, level: levelOf(about.view), purposes: share.purposes, via: 'serve',
     });
     return bytes;
   }
 
-  /** May gateways of `operator` have this chain head (summaries)? */
+  /** May gateways of `operator` (id) have this chain head (summaries)? */
   async mayAnnounce(operator: string, device: string, view: BlockView, cache: Map<string, { policy: PrivacyPolicy; operator: string }>): Promise<boolean> {
     const core = this.#core;
     let p = cache.get(device);

@@ -1,13 +1,17 @@
 // The gateway's part in the mesh (MESH.md): it signs a readings message for every accepted frame that
 // added records (hash-chained per device through `prev`), pairing and revocation messages for its
-// registry, and its own identity message; it keeps them in the block store, announces them, serves
-// them by CID, and verifies every message a peer sends before it keeps or acts on it.
+// registry, and its own identity message, enrolled by its operator (gateway-identity-v2); it keeps them
+// in the block store, sends them to the peers that may have them, serves them by CID, and verifies
+// every message a peer sends before it keeps or acts on it. Only peers whose operator this gateway
+// trusts are admitted (mesh-admission-v2); nothing goes to any other.
 //
 // Its parts, aedes-style: core.ts (what they share), handlers/ (one module per protocol behind the
 // dispatch table handlers/index.ts), sync.ts (summaries, gossip, fetching), disclosure.ts (what of a
 // meter goes to which gateway, by its sharing policy), node.ts (libp2p) and offload.ts (jobs for peers).
 
 import { Gauge } from 'prom-client';
+import { TokenBuckets } from '../rate.js';
+import { BackendError } from '../offload/backend.js';
 import { equal, toHex } from '../../firmware/core/bytes.js';
 import type { CborValue } from '../../firmware/core/cbor.js';
 import type { RecordJson, RecordsEvent } from '../records.js';
@@ -17,27 +21,50 @@ import type { OffloadBackend } from '../offload/backend.js';
 import type { PrivacyPolicy } from '../privacy/policy.js';
 import { selectionsFor } from '../privacy/consent.js';
 import { cidOf, cidText, compareCid } from './cid.js';
-import { MeshCore, operatorTopic, PUBLIC_TOPIC, type From, type Received } from './core.js';
+import { MeshCore, type From, type Received } from './core.js';
 import type { MeshDeviceState } from './device-registry.js';
 import { Disclosure } from './disclosure.js';
-import { protocolHandlers } from './handlers/index.js';
+import { protocolHandlers, PUBLIC_PROTOCOLS } from './handlers/index.js';
 import type { MeshHooks } from './handlers/handler.js';
 import { decodeMessage, MessageError, openMessage, type GridMessage } from './message.js';
-import type { MeshNode } from './node.js';
+import type { Admission, MeshNode } from './node.js';
+import { enrol, provePossession, type Enrollment, type TrustedOperator } from './operator.js';
+import type { Signer } from './message.js';
 import { PeerBackend, type ServeOffload } from './offload.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
-import { identityPayload, parseAggregate, parseReadings, parseTombstone, peerIdOf, readingsPayload, recordLast, registryPayload, type MeshRecord } from './protocols.js';
+import { identityV2Payload, parseAggregate, parseIdentityV2, parseReadings, parseTombstone, peerIdOf, readingsPayload, recordLast, registryPayload, type MeshRecord } from './protocols.js';
 import { Sync } from './sync.js';
 
-export { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, operatorTopic, PUBLIC_TOPIC, type Received } from './core.js';
+export { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, type Received } from './core.js';
 export type { SummaryEvent, SummarySent } from './sync.js';
 
 const MAX_PENDING = 1000;
 const RECOVERY_BATCH = 500;
 
+/** Jobs an admitted peer of this gateway's operator may run here (/gridlet/offload/1). */
+export interface PeerQuota {
+  /** At once. */
+  concurrent: number;
+  /** A bucket of `burst` jobs, one more every `intervalMs`. */
+  burst: number;
+  intervalMs: number;
+}
+
+export const DEFAULT_PEER_QUOTA: PeerQuota = { concurrent: 2, burst: 10, intervalMs: 2000 };
+
+/** Who this gateway is on the mesh and whom it admits (MESH.md "Trust, version 2"). */
+export interface MeshTrust {
+  /** Its operator; with `signer` the gateway enrols itself (--operator-key, or an operator of its own). */
+  operator: { id: string; name: string; publicKey: Uint8Array; signer?: Signer };
+  /** An enrollment the operator signed offline (--operator-cert). */
+  certificate?: Enrollment;
+  /** Other operators whose gateways it admits (--trust-operator). */
+  trusted: TrustedOperator[];
+}
+
 export interface MeshOptions {
   ctx: GatewayContext;
-  operator: string;
+  trust: MeshTrust;
   /** libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0. */
   listen?: string;
   /** Peers' multiaddrs (with /p2p/<peer id>), dialled and redialled. */
@@ -55,6 +82,10 @@ export interface MeshOptions {
   capabilities?: () => string[];
   /** Runs a peer's job on this gateway's backend (/gridlet/offload/1). */
   serveOffload?: ServeOffload;
+  /** How many jobs each peer may run here (default DEFAULT_PEER_QUOTA). */
+  peerQuota?: Partial<PeerQuota>;
+  /** How long a peer has to be admitted after connecting (tests shorten it). */
+  admissionTimeoutMs?: number;
 }
 
 export class Mesh {
@@ -63,6 +94,7 @@ export class Mesh {
   readonly #disclosure: Disclosure;
   readonly #hooks: MeshHooks;
   identityCid!: Uint8Array;
+  #ownIdentity?: Uint8Array;
   /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
   onRevoke: (deviceId: string) => Promise<void> = async () => {};
 
@@ -72,14 +104,29 @@ export class Mesh {
   /** Messages whose signer no identity binds yet, by kid, then CID (bounded). */
   readonly #pending = new Map<string, Map<string, { bytes: Uint8Array; peer?: string }>>();
   #pendingCount = 0;
+  /** Messages about devices of which no pairing is known yet, by device, then CID (bounded). */
+  readonly #awaiting = new Map<string, Map<string, { bytes: Uint8Array; from: From }>>();
+  #awaitingCount = 0;
   #timer?: NodeJS.Timeout;
   readonly #peerBackends = new Map<string, PeerBackend>();
   readonly #listeners: [string, (...a: any[]) => void][] = [];
+  /** Peer ids whose identity named an operator this gateway does not trust (refused at connection time; bounded). */
+  readonly #untrusted = new Map<string, string>();
+  readonly #quota: PeerQuota;
+  readonly #jobs: TokenBuckets;
+  readonly #running = new Map<string, number>();
+  /** Devices whose pairing conflict was reported (logged once). */
+  readonly #conflicted = new Set<string>();
 
   private constructor(o: MeshOptions) {
     this.#o = o;
     this.#ctx = o.ctx;
-    this.#core = new MeshCore({ ctx: o.ctx, operator: o.operator, syncIntervalMs: o.syncIntervalMs, publishAggregate: (a) => this.#disclosure.publishAggregate(a) });
+    this.#core = new MeshCore({
+      ctx: o.ctx, operator: o.trust.operator, trusted: o.trust.trusted, syncIntervalMs: o.syncIntervalMs,
+      publishAggregate: (a) => this.#disclosure.publishAggregate(a),
+    });
+    this.#quota = { ...DEFAULT_PEER_QUOTA, ...o.peerQuota };
+    this.#jobs = new TokenBuckets(this.#quota.burst, this.#quota.intervalMs, () => performance.now());
     const apply = (m: GridMessage, protocol: ProtocolName) => this.#apply(m, protocol, {});
     this.#disclosure = new Disclosure(this.#core, { serial: (id, f) => this.#serial(id, f), apply });
     this.#sync = new Sync(this.#core, o, {
@@ -89,6 +136,7 @@ export class Mesh {
       fetchAncestor: (cid, peer) => void this.#sync.fetchBlock(cid, peer, true),
       registryChanged: (id) => this.#afterRegistryChange(id),
       consentChanged: (id) => this.#disclosure.consentChanged(id),
+      awaitPairing: (id, m, from) => this.#awaitPairing(id, m, from),
     };
     const self = this;
     new Gauge({
@@ -107,16 +155,22 @@ export class Mesh {
     mesh.#listen();
     if (o.listen !== undefined || (o.peers?.length ?? 0) > 0) {
       const { MeshNode } = await import('./node.js');
+      const serve = o.serveOffload;
       mesh.#core.node = await MeshNode.start({
         seed: o.ctx.identity.sign.secretKey.subarray(0, 32),
         listen: o.listen,
         peers: o.peers ?? [],
-        topics: [PUBLIC_TOPIC, operatorTopic(o.operator)],
         log: o.ctx.log,
-        onGossip: (topic, data, from) => void mesh.#sync.onGossip(topic, data, from),
-        onPeerSubscribed: () => mesh.#sync.peerSubscribed(),
+        admissionTimeoutMs: o.admissionTimeoutMs,
+        identity: () => mesh.#ownIdentity!,
+        admit: (peer, bytes) => mesh.#admit(peer, bytes),
+        refuseEarly: (peer) => mesh.#untrusted.get(peer),
+        onRefused: (reason) => mesh.#core.refuse(reason),
+        onAdmitted: (peer) => mesh.#sync.peerAdmitted(peer),
+        onGone: () => {},
+        onGossip: (data, from) => void mesh.#sync.onGossip(data, from),
         serveBlock: (cid, peer) => mesh.#serve(cid, peer),
-        serveOffload: o.serveOffload,
+        serveOffload: serve ? (peer, req, signal, onText) => mesh.#serveJob(serve, peer, req, signal, onText) : undefined,
       });
       mesh.#timer = setInterval(() => void mesh.#tick(), mesh.#sync.syncMs);
       mesh.#timer.unref();
@@ -138,8 +192,24 @@ export class Mesh {
     return this.#core.clock;
   }
 
+  /** This gateway's operator id, and its name. */
   get operator(): string {
     return this.#core.operator;
+  }
+
+  get operatorName(): string {
+    return this.#core.operatorName;
+  }
+
+  /** The enrolled identities of the gateways this one trusts (identities.ts). */
+  get identities() {
+    return this.#core.ids;
+  }
+
+  /** Trusted operators: this gateway's own first, with the names it knows them by. */
+  trustedOperators(): { id: string; name: string | null; own: boolean }[] {
+    const ids = this.#core.ids;
+    return [ids.own, ...ids.others()].map((id) => ({ id, name: ids.nameOf(id) ?? null, own: id === ids.own }));
   }
 
   get peerId(): string {
@@ -180,9 +250,16 @@ export class Mesh {
 
   async #load(): Promise<void> {
     const blocks = this.#ctx.store.blocks;
-    // Identities first: registry messages are judged by who signed them.
-    for (const b of await blocks.list('identity')) await this.#apply(decodeMessage(b.bytes), 'identity', {});
-    for (const b of await blocks.list('registry')) await this.#apply(decodeMessage(b.bytes), 'registry', {});
+    // Identities first: registry messages are judged by who signed them (those of an operator this
+    // gateway no longer trusts, and those of version 1, bind nothing).
+    for (const b of await blocks.list('identity')) {
+      const m = decodeMessage(b.bytes);
+      await this.#apply(m, protocolOf(m.pcid), {});
+    }
+    for (const b of await blocks.list('registry')) {
+      const m = decodeMessage(b.bytes);
+      await this.#apply(m, protocolOf(m.pcid), {});
+    }
     for (const b of await blocks.list('consent')) this.#disclosure.addConsent(decodeMessage(b.bytes));
     for (const b of await blocks.list('aggregate')) {
       const m = decodeMessage(b.bytes);
@@ -203,9 +280,22 @@ export class Mesh {
 
   async #publishIdentity(): Promise<void> {
     const { identity } = this.#ctx;
-    const had = this.crdt.identities.get(toHex(this.signer.publicKey));
-    if (had && had.entry.operator === this.operator && had.entry.gateway === identity.id) this.identityCid = had.cid;
-    else await this.#newIdentity();
+    const trust = this.#o.trust;
+    const had = this.#core.ids.signed(this.signer.publicKey);
+    const same = (e: { operator: Uint8Array; name: string; gateway: string }) =>
+      equal(e.operator, trust.operator.publicKey) && e.name === trust.operator.name && e.gateway === identity.id;
+    let enrollment: Enrollment;
+    if (trust.certificate) enrollment = trust.certificate;
+    else if (had && same(had.entry)) enrollment = { ...had.entry, signature: had.entry.enrollment };
+    else {
+      if (!trust.operator.signer) throw new Error('the gateway needs its operator\'s key (--operator-key) or an enrollment certificate (--operator-cert)');
+      enrollment = enrol({ ...trust.operator, signer: trust.operator.signer }, {
+        gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, peer: peerIdOf(identity.sign.publicKey),
+      }, this.#ctx.now());
+    }
+    if (had && same(had.entry) && had.entry.enrolled === enrollment.enrolled) this.identityCid = had.cid;
+    else await this.#newIdentity(enrollment);
+    this.#ownIdentity = (await this.#ctx.store.blocks.get(this.identityCid))!;
     // Devices paired before this gateway had a mesh get their pairing message now.
     for (const d of await this.#ctx.store.listDevices()) {
       if (this.crdt.pairingsBy(d.id, this.signer.publicKey).length === 0) {
@@ -215,14 +305,68 @@ export class Mesh {
     }
   }
 
-  async #newIdentity(): Promise<void> {
+  async #newIdentity(e: Enrollment): Promise<void> {
     const { identity } = this.#ctx;
-    const m = this.#core.sign('identity', identityPayload({
-      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, operator: this.operator,
-      peer: peerIdOf(identity.sign.publicKey), t: this.#ctx.now(),
+    const m = this.#core.sign('identity2', identityV2Payload({
+      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, peer: peerIdOf(identity.sign.publicKey),
+      t: this.#ctx.now(), operator: e.operator, name: e.name, enrolled: e.enrolled, enrollment: e.signature,
+      possession: provePossession(identity, e.operator, e.enrolled),
     }));
-    await this.#apply(m, 'identity', {});
+    const r = await this.#apply(m, 'identity2', {});
+    if (r !== 'accepted') throw new Error(`this gateway's own identity does not hold (${r}); check its enrollment`);
     this.identityCid = m.cid;
+  }
+
+  /** Judges a connecting peer's identity message: admitted when it holds and its operator is trusted. */
+  async #admit(peer: string, bytes: Uint8Array): Promise<Admission> {
+    let m: GridMessage;
+    try {
+      m = openMessage(bytes);
+    } catch (e) {
+      return { ok: false, reason: 'identity', message: `its identity message does not verify: ${(e as Error).message}` };
+    }
+    const protocol = protocolOf(m.pcid);
+    if (protocol !== 'identity2') {
+      return { ok: false, reason: 'unenrolled', message: 'it presented no enrolled gateway identity (gateway-identity-v2): its operator must enrol it' };
+    }
+    const i = parseIdentityV2(m.payload, m.kid);
+    if (typeof i === 'string') return { ok: false, reason: 'identity', message: `its identity message is malformed: ${i}` };
+    if (i.peer !== peer) return { ok: false, reason: 'identity', message: `its identity is that of peer ${i.peer}, not of the peer that connected` };
+    const r = await this.receive(bytes, {});
+    if ((r === 'accepted' || r === 'duplicate') && this.#core.ids.identity(m.kid)?.peer === peer) return { ok: true };
+    if (r === 'operator') {
+      if (this.#untrusted.size >= 10_000) this.#untrusted.delete(this.#untrusted.keys().next().value!);
+      this.#untrusted.set(peer, 'operator');
+      return { ok: false, reason: 'operator', message: `gateway ${i.gateway} is enrolled by operator ${i.operatorId} ("${i.name}"), which this gateway does not trust (--trust-operator ${i.operatorId})` };
+    }
+    if (r === 'duplicate') return { ok: false, reason: 'operator', message: `operator ${i.operatorId} is not trusted by this gateway` };
+    const why: { [k: string]: string } = {
+      enrollment: 'its operator\'s signature over its enrollment does not verify',
+      squat: 'it does not prove it holds the X25519 key of the gateway id it claims',
+      future: 'its identity is stamped in the future',
+    };
+    return { ok: false, reason: r === 'enrollment' || r === 'squat' ? r : 'identity', message: why[r] ?? `its identity was refused (${r})` };
+  }
+
+  /** A job of an admitted peer: only a gateway of this one's operator, within its quota. */
+  async #serveJob(serve: ServeOffload, peer: string, req: Parameters<ServeOffload>[1], signal: AbortSignal, onText: (t: string) => void): Promise<void> {
+    if (this.#core.peerOperator(peer) !== this.operator) {
+      this.#core.refuse('operator');
+      throw new BackendError('this gateway runs jobs for gateways of its own operator only');
+    }
+    const running = this.#running.get(peer) ?? 0;
+    if (running >= this.#quota.concurrent || !this.#jobs.take(peer)) {
+      this.#core.refuse('quota');
+      throw new BackendError(`quota: a peer may run ${this.#quota.concurrent} job(s) at once here and ${this.#quota.burst} in a burst; ask again later`);
+    }
+    this.#running.set(peer, running + 1);
+    try {
+      await serve(peer, req, signal, onText);
+    } finally {
+      const left = (this.#running.get(peer) ?? 1) - 1;
+      if (left > 0) this.#running.set(peer, left);
+      else this.#running.delete(peer);
+    }
   }
 
   /** Records stored before a crash between commit and message: carried now, oldest first. */
@@ -331,11 +475,11 @@ export class Mesh {
   async #pairingMessage(deviceId: string): Promise<void> {
     const d = await this.#ctx.store.getDevice(deviceId);
     if (!d) return;
-    const m = this.#core.sign('registry', registryPayload({
+    const m = this.#core.sign('registry2', registryPayload({
       op: 'pair', device: d.id, key: d.publicKey, gateway: this.gatewayId, model: d.model, firmware: d.firmware, hlc: this.clock.now(),
     }));
-    await this.#apply(m, 'registry', {});
-    await this.#core.announce([m.bytes], PUBLIC_TOPIC);
+    await this.#apply(m, 'registry2', {});
+    this.#core.broadcast([m.bytes]);
   }
 
   /**
@@ -360,9 +504,9 @@ export class Mesh {
     }
     if (!target && mine && !this.crdt.revokedAt(mine)) target = mine.cid;
     if (!target) return st ? 'forbidden' : undefined;
-    const m = this.#core.sign('registry', registryPayload({ op: 'revoke', device: deviceId, pairing: target, gateway: this.gatewayId, hlc: this.clock.now() }));
-    await this.#apply(m, 'registry', {});
-    await this.#core.announce([m.bytes], PUBLIC_TOPIC);
+    const m = this.#core.sign('registry2', registryPayload({ op: 'revoke', device: deviceId, pairing: target, gateway: this.gatewayId, hlc: this.clock.now() }));
+    await this.#apply(m, 'registry2', {});
+    this.#core.broadcast([m.bytes]);
     return 'revoked';
   }
 
@@ -375,7 +519,7 @@ export class Mesh {
   async receive(bytes: Uint8Array, from: From & { expect?: Uint8Array } = {}): Promise<Received> {
     if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#core.count('cid');
     const r = await this.#receive(bytes, from);
-    if (!['accepted', 'duplicate', 'opaque', 'untrusted', 'private'].includes(r)) this.#sync.refuse(cidOf(bytes));
+    if (!['accepted', 'duplicate', 'opaque', 'untrusted', 'private', 'conflict', 'unauthorized', 'pending'].includes(r)) this.#sync.refuse(cidOf(bytes));
     return this.#core.count(r);
   }
 
@@ -393,7 +537,7 @@ export class Mesh {
     if (await this.#ctx.store.blocks.has(m.cid)) return 'duplicate';
     if (await this.#core.removed(m.cid, m.kid)) return 'removed';
     const protocol = protocolOf(m.pcid);
-    if (protocol !== 'identity' && !this.crdt.identity(m.kid)) {
+    if (protocol !== 'identity' && protocol !== 'identity2' && !this.#core.ids.identity(m.kid)) {
       // Not trusted before an identity message binds its key; kept aside until one does.
       const k = toHex(m.kid);
       const waiting = this.#pending.get(k) ?? new Map();
@@ -405,7 +549,12 @@ export class Mesh {
       return 'untrusted';
     }
     const r = await this.#apply(m, protocol, from);
-    if (r === 'accepted' && protocol === 'identity') {
+    // What every admitted peer may hold goes on to the others (a revocation reaches gateways this one's
+    // peers are not connected to); what was fetched by CID, the peers that named it have.
+    if ((r === 'accepted' || r === 'conflict') && protocol && PUBLIC_PROTOCOLS.has(protocol) && from.peer && !(from as { expect?: Uint8Array }).expect) {
+      this.#core.broadcast([bytes], from.peer);
+    }
+    if (r === 'accepted' && protocol === 'identity2') {
       const waiting = this.#pending.get(toHex(m.kid));
       this.#pending.delete(toHex(m.kid));
       this.#pendingCount -= waiting?.size ?? 0;
@@ -425,14 +574,53 @@ export class Mesh {
     return handler.apply(this.#core, this.#hooks, m, from);
   }
 
-  /** A device whose current pairing is revoked, or no longer this gateway's, is refused here from now on. */
+  #awaitPairing(deviceId: string, m: GridMessage, from: From): Received {
+    const waiting = this.#awaiting.get(deviceId) ?? new Map();
+    if (this.#awaitingCount < MAX_PENDING && !waiting.has(toHex(m.cid))) {
+      waiting.set(toHex(m.cid), { bytes: m.bytes, from });
+      this.#awaitingCount++;
+    }
+    this.#awaiting.set(deviceId, waiting);
+    return 'pending';
+  }
+
+  /** A pairing of the device is known now: what waited for it is judged. */
+  async #releaseAwaiting(deviceId: string): Promise<void> {
+    const waiting = this.#awaiting.get(deviceId);
+    if (!waiting || !this.crdt.state(deviceId)) return;
+    this.#awaiting.delete(deviceId);
+    this.#awaitingCount -= waiting.size;
+    for (const w of waiting.values()) await this.receive(w.bytes, w.from);
+  }
+
+  /**
+   * A device whose current pairing its own operator revoked, or moved to another gateway of the same
+   * operator, is refused here from now on. A pairing by another operator's gateway never unpairs it: the
+   * conflict is recorded (the registry keeps both) and shown to both operators.
+   */
   async #afterRegistryChange(deviceId: string): Promise<void> {
     const st = this.crdt.state(deviceId);
     if (!st) return;
+    if (this.#awaiting.has(deviceId)) void this.#releaseAwaiting(deviceId).catch((e: Error) => this.#ctx.log.warn({ err: e.message }, 'mesh: held messages not judged'));
     const local = await this.#ctx.store.getDevice(deviceId);
     if (local?.state !== 'paired') return;
-    if (st.state === 'paired' && equal(st.pairingKid, this.signer.publicKey)) return;
+    if (st.state === 'paired' && st.gateway === this.gatewayId) {
+      if (st.conflicts.length && !this.#conflicted.has(deviceId)) this.#reportConflict(deviceId, st);
+      return;
+    }
+    if (st.operator !== this.operator) {
+      // This gateway's pairing came while another operator's stood: it displaces nothing, and nothing is undone here.
+      if (!this.#conflicted.has(deviceId)) this.#reportConflict(deviceId, st);
+      return;
+    }
     await this.onRevoke(deviceId);
+  }
+
+  #reportConflict(deviceId: string, st: MeshDeviceState): void {
+    this.#conflicted.add(deviceId);
+    this.#ctx.log.warn({ device: deviceId, gateway: st.gateway, operator: st.operator, conflicts: st.conflicts.map((c) => `${c.gateway} (${c.operator})`) },
+      'mesh: pairing conflict: gateways of two operators paired this device; the first pairing stands, nothing is unpaired (GET /api/devices/:id shows it)');
+    this.#ctx.events.emit('pairing-conflict', { deviceId });
   }
 
   // ---------------------------------------------------------------- the network
@@ -467,9 +655,14 @@ export class Mesh {
     return out;
   }
 
+  /** Sends messages every admitted peer may hold (a tombstone of retention.ts). */
+  broadcast(bytes: Uint8Array[]): void {
+    this.#core.broadcast(bytes);
+  }
+
   /**
-   * The offload router (Offload.setPeerRouter): a connected peer that announced `kind`, one of this
-   * operator's gateways first. Undefined when none is connected.
+   * The offload router (Offload.setPeerRouter): an admitted peer of this gateway's operator that
+   * announced `kind`. Undefined when none is connected.
    */
   offloadPeer(kind: string): OffloadBackend | undefined {
     if (!this.node || this.#core.closed) return undefined;
@@ -492,6 +685,16 @@ export class Mesh {
   }
 
   // ---------------------------------------------------------------- privacy
+
+  /** The name this gateway knows an operator (id) by. */
+  nameOf(id: string): string | undefined {
+    return this.#core.ids.nameOf(id);
+  }
+
+  /** What gridlet_mesh_refused_total counts, by reason. */
+  get refused(): { [reason: string]: number } {
+    return this.#core.counts.refused;
+  }
 
   /** The device's policy as the mesh knows it (its latest consent), and that consent's CID. */
   consentOf(deviceId: string): { policy: PrivacyPolicy; cid?: string } {

@@ -1,8 +1,10 @@
-// How gateways keep each other whole (MESH.md "Transport"): summaries of what a gateway holds — every
-// sync interval what changed since the last, in full when a peer subscribes and every anti-entropy
-// interval — gossip received from peers, and the fetching of what summaries named that this gateway
-// lacks (a decentralized cache: ask neighbours on a miss, keep what was fetched). Capability
-// announcements (offload.ts) ride in the public summary.
+// How gateways keep each other whole (MESH.md "Transport", mesh-admission-v2 "Gossip"): summaries of
+// what a gateway holds — every sync interval what changed since the last, in full to a peer when it is
+// admitted and to all every anti-entropy interval — gossip received from peers, and the fetching of what
+// summaries named that this gateway lacks (a decentralized cache: ask neighbours on a miss, keep what
+// was fetched). A summary's public part (identities, registry, consents, this gateway's identity and
+// capabilities) goes to every admitted peer; chain heads go to each admitted peer only as far as each
+// device's sharing policy lets its operator have them.
 
 import { Counter } from 'prom-client';
 import { equal, toHex } from '../../firmware/core/bytes.js';
@@ -10,7 +12,7 @@ import type { CborValue } from '../../firmware/core/cbor.js';
 import type { BlockView } from '../privacy/consent.js';
 import type { PrivacyPolicy } from '../privacy/policy.js';
 import { cidOf, cidText, parseCidText } from './cid.js';
-import { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, operatorTopic, PUBLIC_TOPIC, type From, type MeshCore, type Received } from './core.js';
+import { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, type From, type Gossip, type MeshCore, type Received } from './core.js';
 import type { Disclosure } from './disclosure.js';
 import type { GridMessage } from './message.js';
 import { openCapabilities, signCapabilities } from './offload.js';
@@ -24,20 +26,20 @@ import { partition, SUMMARY_MAX_BYTES, type SummaryHead } from './summary.js';
 const FETCH_CONCURRENCY = 8;
 /** At most this many named CIDs wait to be fetched; the next full summary names those left out again. */
 const MAX_WANTED = 200_000;
-/** Peers subscribing within this long of the first share one full summary (and full ones are a sync interval apart). */
-const SUBSCRIBED_DEBOUNCE_MS = 200;
 
 /** What one summary published (announceSummary). */
 export interface SummarySent {
   messages: number;
   bytes: number;
-  /** CIDs named, on all topics. */
+  /** CIDs named, in all parts. */
   cids: number;
 }
 
-/** The 'mesh-summary' event: one gossip message of a summary. */
+/** The 'mesh-summary' event: one gossip message of a summary, and the peers it went to. */
 export interface SummaryEvent {
-  topic: string;
+  /** 'public' (identities, registry, consents), or the operator id whose gateways the heads went to. */
+  audience: string;
+  peers: string[];
   kind: 'full' | 'delta';
   /** Its index among the parts of the summary on this topic, and how many parts there are. */
   part: number;
@@ -80,8 +82,6 @@ export class Sync {
   #summaries: Promise<unknown> = Promise.resolve();
   /** performance.now() of the last full summary. */
   #lastFull = -Infinity;
-  /** A full summary for peers that just subscribed, waiting out the debounce. */
-  #fullSoon?: NodeJS.Timeout;
   /** What each peer (by peer id) announced it runs for others, from its latest trusted announcement. */
   readonly peerCaps = new Map<string, { capabilities: string[]; t: number; gateway: string; operator: string }>();
 
@@ -129,14 +129,14 @@ export class Sync {
         continue;
       }
       await this.#d.apply(m, 'guest');
-      await core.announce([m.bytes], PUBLIC_TOPIC);
+      core.broadcast([m.bytes]);
     }
   }
 
   /**
-   * Announces what this gateway holds: identities, registry and consents publicly (with our identity
-   * message and capabilities), chain heads on each operator's topic that operator may have. A full
-   * summary names everything; a delta only what the summaries before it did not (summary.ts).
+   * Announces what this gateway holds: identities, registry and consents to every admitted peer (with
+   * our identity message and capabilities), chain heads to each peer as its operator may have them. A
+   * full summary names everything; a delta only what the summaries before it did not (summary.ts).
    */
   announceSummary(kind: 'full' | 'delta' = 'full'): Promise<SummarySent> {
     const next = this.#summaries.then(() => this.#summarise(kind));
@@ -144,66 +144,84 @@ export class Sync {
     return next;
   }
 
-  async #summarise(kind: 'full' | 'delta'): Promise<SummarySent> {
+  /** A peer was admitted: a full summary for it alone, so that it learns everything it may have. */
+  peerAdmitted(peer: string): void {
+    const next = this.#summaries.then(() => this.#summarise('full', peer));
+    this.#summaries = next.catch((e: Error) => this.#core.ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
+  }
+
+  /** The public part of a summary: what every admitted peer may know. */
+  async #publicPart(): Promise<Gossip> {
     const core = this.#core;
-    await this.publishGuests().catch((e: Error) => core.ctx.log.warn({ err: e.message }, 'mesh: guest publication failed'));
-    const sent: SummarySent = { messages: 0, bytes: 0, cids: 0 };
-    if (!core.node || core.closed) return sent;
-    const full = kind === 'full';
-    if (full) this.#lastFull = performance.now();
-    core.ledger.begin();
-    const ids = [...core.crdt.identities.values()].map((s) => s.cid);
     // Our own identity travels whole in every summary: peers judge everything else we sign by it.
     const own = await core.ctx.store.blocks.get(this.#d.identityCid());
     const caps = signCapabilities({ capabilities: this.#o.capabilities?.() ?? [], gateway: core.gatewayId, peer: core.peerId, t: core.ctx.now() }, core.signer);
-    const have = core.ledger.publicHave([...ids, ...core.crdt.cids(), ...core.consents.cids()], full);
-    await this.#publishSummary(PUBLIC_TOPIC, kind, { blocks: own ? [own] : [], caps }, have, sent);
-    // Chain heads go to each operator's topic, those of devices whose policy lets that operator have them only.
-    const heads: SummaryHead<BlockView>[] = [
+    return { blocks: own ? [own] : [], caps };
+  }
+
+  async #heads(): Promise<SummaryHead<BlockView>[]> {
+    const core = this.#core;
+    return [
       ...(await core.ctx.store.blocks.allHeads()).map((h) => ({ device: h.deviceId, cid: h.cid, key: toHex(h.cid), view: { kind: 'readings' } as BlockView })),
       ...core.aggregator.chains.heads().map((h) => ({ device: h.device, cid: fromHex(h.cid), key: h.cid, view: { kind: 'aggregate', ...h.selection } as BlockView })),
     ];
+  }
+
+  /** A summary to every admitted peer, or a full one to `only`. */
+  async #summarise(kind: 'full' | 'delta', only?: string): Promise<SummarySent> {
+    const core = this.#core;
+    if (!only) await this.publishGuests().catch((e: Error) => core.ctx.log.warn({ err: e.message }, 'mesh: guest publication failed'));
+    const sent: SummarySent = { messages: 0, bytes: 0, cids: 0 };
+    if (!core.node || core.closed) return sent;
+    const peers = only ? (core.node.isAdmitted(only) ? [only] : []) : core.node.admittedPeers();
+    const full = kind === 'full';
+    const rest = await this.#publicPart();
+    const publicCids = [...core.ids.cids(), ...core.crdt.cids(), ...core.consents.cids()];
+    const heads = await this.#heads();
     const policies = new Map<string, { policy: PrivacyPolicy; operator: string }>();
+    if (only) {
+      // Everything, for one peer: the ledger (what the others were told) is left as it is.
+      await this.#send(peers, 'public', kind, rest, publicCids, sent);
+      const op = core.peerOperator(only);
+      if (op) {
+        const have: Uint8Array[] = [];
+        for (const h of heads) if (await this.#d.disclosure.mayAnnounce(op, h.device, h.view, policies)) have.push(h.cid);
+        if (have.length) await this.#send(peers, op, kind, {}, have, sent);
+      }
+      return sent;
+    }
+    if (full) this.#lastFull = performance.now();
+    core.ledger.begin();
+    await this.#send(peers, 'public', kind, rest, core.ledger.publicHave(publicCids, full), sent);
+    // Chain heads go to each operator's gateways, those of devices whose policy lets that operator have them only.
     for (const op of [core.operator, ...core.operators()]) {
       const have = await core.ledger.heads(op, heads, full, (h) => this.#d.disclosure.mayAnnounce(op, h.device, h.view, policies));
-      if (have.length || (full && op === core.operator)) await this.#publishSummary(operatorTopic(op), kind, {}, have, sent);
+      const to = peers.filter((p) => core.peerOperator(p) === op);
+      if (have.length && to.length) await this.#send(to, op, kind, {}, have, sent);
     }
     return sent;
   }
 
-  /** Publishes one topic's part of a summary, in as many gossip messages as its size asks. */
-  async #publishSummary(topic: string, kind: 'full' | 'delta', rest: { blocks?: Uint8Array[]; caps?: Uint8Array }, have: Uint8Array[], sent: SummarySent): Promise<void> {
+  /** Sends one audience's part of a summary to `peers`, in as many gossip messages as its size asks. */
+  async #send(peers: string[], audience: string, kind: 'full' | 'delta', rest: Gossip, have: Uint8Array[], sent: SummarySent): Promise<void> {
     const core = this.#core;
+    if (peers.length === 0) return;
     const parts = partition(have, encodeGossip({ ...rest, have: [] }).length, this.#o.summaryMaxBytes ?? SUMMARY_MAX_BYTES);
     for (const [part, cids] of parts.entries()) {
       const data = encodeGossip({ ...rest, have: cids });
-      await core.node!.publish(topic, data);
+      for (const p of peers) core.node!.send(p, data);
       sent.messages++;
       sent.bytes += data.length;
       sent.cids += cids.length;
       this.#summaryMessages.inc({ kind });
       this.#summaryBytes.inc({ kind }, data.length);
       this.#summaryCids.inc({ kind }, cids.length);
-      core.ctx.events.emit('mesh-summary', { topic, kind, part, parts: parts.length, have: cids, bytes: data.length } satisfies SummaryEvent);
+      core.ctx.events.emit('mesh-summary', { audience, peers, kind, part, parts: parts.length, have: cids, bytes: data.length } satisfies SummaryEvent);
     }
   }
 
-  /**
-   * A peer subscribed to one of our topics: a full summary, so that it learns everything we hold. Peers
-   * subscribing meanwhile share it, and full summaries for subscriptions are at least a sync interval apart.
-   */
-  peerSubscribed(): void {
-    if (this.#fullSoon || this.#core.closed) return;
-    const wait = Math.max(SUBSCRIBED_DEBOUNCE_MS, this.#lastFull + this.syncMs - performance.now());
-    this.#fullSoon = setTimeout(() => {
-      this.#fullSoon = undefined;
-      void this.announceSummary('full').catch((e: Error) => this.#core.ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
-    }, wait);
-    this.#fullSoon.unref();
-  }
-
-  async onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
-    let g: { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array };
+  async onGossip(data: Uint8Array, from: string): Promise<void> {
+    let g: Gossip;
     try {
       g = decodeGossip(data);
     } catch {
@@ -214,7 +232,6 @@ export class Sync {
     for (const cid of g.have ?? []) {
       if (!(await this.#core.ctx.store.blocks.has(cid))) this.#want(cid, from);
     }
-    void topic;
   }
 
   /** A CID a summary named and this gateway lacks: fetched in turn, FETCH_CONCURRENCY at a time. */
@@ -245,12 +262,12 @@ export class Sync {
     const r = openCapabilities(bytes);
     if (typeof r === 'string') return void core.ctx.log.debug({ why: r }, 'mesh capability announcement refused');
     const { kid, caps } = r;
-    const id = core.crdt.identity(kid);
-    if (!id || id.gateway !== caps.gateway || id.peer !== caps.peer || !core.crdt.bound(kid, caps.gateway)) return;
+    const id = core.ids.identity(kid);
+    if (!id || id.gateway !== caps.gateway || id.peer !== caps.peer) return;
     if (caps.peer === core.peerId || caps.t > core.ctx.now() + MAX_CLOCK_AHEAD_MS) return;
     const had = this.peerCaps.get(caps.peer);
     if (had && had.t > caps.t) return;
-    this.peerCaps.set(caps.peer, { capabilities: caps.capabilities, t: caps.t, gateway: caps.gateway, operator: id.operator });
+    this.peerCaps.set(caps.peer, { capabilities: caps.capabilities, t: caps.t, gateway: caps.gateway, operator: id.operatorId });
   }
 
   /** Notes a CID refused once, so that it is not fetched again (bounded). */
@@ -301,7 +318,6 @@ export class Sync {
   }
 
   close(): void {
-    clearTimeout(this.#fullSoon);
     this.#wanted.clear();
   }
 }

@@ -1,4 +1,5 @@
 // meter-aggregates-v1: a device's 15-minute and daily figures, chained per (resolution, channels).
+// Like readings, only the gateways of the operator holding the device's pairing sign them.
 
 import { equal } from '../../../firmware/core/bytes.js';
 import { cidText } from '../cid.js';
@@ -9,9 +10,12 @@ export const aggregates: ProtocolHandler = {
   async apply(core, hooks, m, from) {
     const a = parseAggregate(m.payload);
     if (typeof a === 'string') return 'payload';
-    if (!core.crdt.bound(m.kid, a.gateway)) return 'untrusted';
+    if (!core.ids.bound(m.kid, a.gateway)) return 'untrusted';
+    const writes = core.writes(a.device, m.kid, !!from.ancestor);
+    if (writes === 'unknown') return hooks.awaitPairing(a.device, m, from);
+    if (writes !== 'yes') return writes;
     if (core.crdt.state(a.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
-    if (!(await core.mayKeep(a.device, m.kid, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
+    if (!(await core.mayKeep(a.device, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
     const blocks = core.ctx.store.blocks;
     await blocks.put(blockOf(core, m, 'aggregate', a.device));
     core.aggregator.chains.add(m.cid, a, equal(m.kid, core.signer.publicKey));

@@ -8,7 +8,7 @@ export const guest: ProtocolHandler = {
   async apply(core, _hooks, m) {
     const g = parseGuest(m.payload);
     if (typeof g === 'string') return 'payload';
-    if (!core.crdt.bound(m.kid, g.gateway)) return 'untrusted';
+    if (!core.ids.bound(m.kid, g.gateway)) return 'untrusted';
     core.guestCids.set(toHex(g.guest), g.size);
     await core.ctx.store.blocks.put(blockOf(core, m, 'guest'));
     return 'accepted';

@@ -13,6 +13,8 @@ export interface MeshHooks {
   registryChanged(deviceId: string): Promise<void>;
   /** A device's consent changed: what this gateway may no longer keep goes. */
   consentChanged(deviceId: string): Promise<void>;
+  /** Keeps a message aside until a pairing of its device is known ('pending'). */
+  awaitPairing(deviceId: string, m: GridMessage, from: From): Received;
 }
 
 export interface ProtocolHandler {

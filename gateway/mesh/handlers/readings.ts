@@ -1,4 +1,6 @@
-// meter-readings-v1: a device's records as its gateway accepted them, hash-chained through prev.
+// meter-readings-v1: a device's records as its gateway accepted them, hash-chained through prev. Only
+// the gateways of the operator holding the device's pairing write its history (device-registry-v2
+// "History"): a readings message from any other is refused as foreign.
 
 import { cidText } from '../cid.js';
 import { parseReadings } from '../protocols.js';
@@ -8,9 +10,12 @@ export const readings: ProtocolHandler = {
   async apply(core, hooks, m, from) {
     const r = parseReadings(m.payload);
     if (typeof r === 'string') return 'payload';
-    if (!core.crdt.bound(m.kid, r.gateway)) return 'untrusted';
+    if (!core.ids.bound(m.kid, r.gateway)) return 'untrusted';
+    const writes = core.writes(r.device, m.kid, !!from.ancestor);
+    if (writes === 'unknown') return hooks.awaitPairing(r.device, m, from);
+    if (writes !== 'yes') return writes;
     if (core.crdt.state(r.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
-    if (!(await core.mayKeep(r.device, m.kid, { kind: 'readings' }))) return 'private';
+    if (!(await core.mayKeep(r.device, { kind: 'readings' }))) return 'private';
     const blocks = core.ctx.store.blocks;
     await blocks.appendChain({ deviceId: r.device, prev: r.prev, block: blockOf(core, m, 'readings', r.device) });
     core.ctx.events.emit('mesh-message', { protocol: 'readings', deviceId: r.device, cid: cidText(m.cid), from: from.peer });

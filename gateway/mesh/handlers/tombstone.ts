@@ -6,6 +6,6 @@ import type { ProtocolHandler } from './handler.js';
 
 export const tombstone: ProtocolHandler = {
   apply(core, _hooks, m) {
-    return applyTombstone(core.ctx.store, m, (kid, gateway) => core.crdt.bound(kid, gateway), core.ctx.now());
+    return applyTombstone(core.ctx.store, m, (kid, gateway) => core.ids.bound(kid, gateway), core.ctx.now());
   },
 };
