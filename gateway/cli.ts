@@ -1,7 +1,7 @@
 // `gridlet gateway`, `gridlet pair`, `gridlet devices` (ARCHITECTURE.md "Operator interface").
 // Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import { channelName, channelUnit, isoTime } from '../firmware/core/console/text.js';
@@ -55,11 +55,15 @@ export async function run(command: string, help: string, io: Io, body: () => Pro
 // ------------------------------------------------------------------ gridlet gateway
 
 const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PORT | --broker URL] [--http-listen HOST:PORT]
-                      [--api-token-file FILE] [--store sqlite:PATH | --store postgres://…] [--operator NAME] [--topic-prefix P]
+                      [--api-token-file FILE] [--store sqlite:PATH | --store postgres://…] [--topic-prefix P]
+                      [--operator-key FILE | --operator-cert FILE | --operator NAME] [--trust-operator ID_OR_FILE]...
                       [--mesh-listen MULTIADDR] [--peer MULTIADDR]...
                       [--llm-url URL [--llm-model NAME] | --llm-gguf PATH]
                       [--openadr-vtn URL --openadr-client-id ID [--openadr-version V] [--openadr-ven-name N]
                        [--openadr-poll-s N] [--openadr-client-secret-file PATH] [--openadr-callback-url URL]]...
+
+       gridlet gateway identity [--data DIR] [--store postgres://…] [--out FILE] [--json]
+       gridlet gateway rotate-key [--data DIR] [--store postgres://…] [--json]
 
 Runs a gateway: pairs meters, stores their records, serves the operator HTTP API. Prints
 "gateway ready mqtt=<url> http=<url> id=<gatewayId>" when ready (with " mesh=<multiaddr>/p2p/<peer id>"
@@ -84,10 +88,23 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
   --replica NAME          this process's name among replicas of one gateway on an external broker (its
                           MQTT client ids; default: a random name kept in DIR); replicas share the
                           load through the MQTT 5 shared subscription $share/gridlet/…
-  --operator NAME         operator name on the mesh (default local)
+  --operator-key FILE     the operator key that enrols this gateway on the mesh (gridlet operator init);
+                          gateways enrolled by one key are one operator and share everything
+  --operator-cert FILE    an enrollment certificate the operator signed offline (gridlet operator enroll),
+                          so that the gateway never holds the operator key
+  --operator NAME         without either: this gateway is an operator of its own, called NAME (default
+                          local); gateways with the same name are NOT one operator (trust is by key)
+  --trust-operator X      another operator whose gateways may connect and receive what each meter's
+                          sharing policy grants them: its id (op…), its public file (FILE.pub), or
+                          NAME=ID_OR_FILE to name it in sharing policies; repeatable. Every other
+                          peer is refused
   --topic-prefix P        MQTT topic prefix (default gl)
   --mesh-listen MA        libp2p address for the mesh of gateways, e.g. /ip4/0.0.0.0/tcp/4001 (port 0 = a free port)
   --peer MA               a peer gateway's mesh address with /p2p/<peer id> (its ready line's mesh=); repeatable
+  identity                prints (and with --out writes) this gateway's enrollment request: its gateway id,
+                          keys and peer id, for gridlet operator enroll (makes the identity if there is none)
+  rotate-key              gives this gateway a new mesh key (and peer id), keeping its gateway id and its
+                          meters; with --operator-cert, have it enrolled again before restarting
   --llm-url URL           answer meters' \`ask\` (llm.generate jobs) with an OpenAI-compatible server:
                           llama.cpp's llama-server, Ollama (http://host:11434), vLLM; a bearer token may
                           be given in GRIDLET_LLM_API_KEY
@@ -105,11 +122,13 @@ ${OPENADR_HELP}
                           default pretty when stderr is a terminal, else json (or GRIDLET_LOG_FORMAT)`;
 
 export async function gatewayMain(argv: string[], io: Io = processIo): Promise<number> {
+  if (argv[0] === 'identity' || argv[0] === 'rotate-key') return gatewayKeysMain(argv[0], argv.slice(1), io);
   return run('gateway', GATEWAY_HELP, io, async () => {
     const { values: v } = parse(argv, {
       data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string', multiple: true },
       'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, store: { type: 'string' },
-      operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
+      operator: { type: 'string' }, 'operator-key': { type: 'string' }, 'operator-cert': { type: 'string' },
+      'trust-operator': { type: 'string', multiple: true }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
       'retention-interval': { type: 'string' }, replica: { type: 'string' }, 'unpaired-limit': { type: 'string' }, ...OPENADR_CLI_OPTIONS,
@@ -146,6 +165,9 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       apiToken: apiToken(v, io.err),
       store: v.store as string | undefined,
       operator: v.operator as string | undefined,
+      operatorKey: v['operator-key'] as string | undefined,
+      operatorCert: v['operator-cert'] as string | undefined,
+      trustOperators: v['trust-operator'] as string[] | undefined,
       replica: v.replica as string | undefined,
       topicPrefix: v['topic-prefix'] as string | undefined,
       meshListen: v['mesh-listen'] as string | undefined,
@@ -175,6 +197,52 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     logger.info('gateway stopped');
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
+    return 0;
+  });
+}
+
+/** `gridlet gateway identity` and `gridlet gateway rotate-key`: the gateway's keys, without running it. */
+async function gatewayKeysMain(sub: 'identity' | 'rotate-key', argv: string[], io: Io): Promise<number> {
+  return run(`gateway ${sub}`, GATEWAY_HELP, io, async () => {
+    const { values: v } = parse(argv, { data: { type: 'string' }, store: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, false);
+    if (v.help) {
+      io.out(GATEWAY_HELP);
+      return 0;
+    }
+    const { enrollmentRequest } = await import('./mesh/operator.js');
+    const { loadOrCreateIdentity, rotateMeshKey } = await import('./identity.js');
+    const { privateDir } = await import('./files.js');
+    const { peerIdOf } = await import('./mesh/protocols.js');
+    const dataDir = (v.data as string | undefined) ?? './.gridlet/gateway';
+    const spec = v.store as string | undefined;
+    let identity;
+    if (spec !== undefined && /^postgres(ql)?:\/\//.test(spec)) {
+      const { PostgresStore } = await import('./store/postgres.js');
+      const store = await PostgresStore.open(spec);
+      try {
+        identity = sub === 'identity' ? await store.identity(() => undefined) : await store.rotateMeshKey();
+      } finally {
+        await store.close();
+      }
+    } else {
+      privateDir(dataDir);
+      identity = sub === 'identity' ? loadOrCreateIdentity(dataDir) : rotateMeshKey(dataDir);
+    }
+    if (sub === 'rotate-key') {
+      const j = { gateway: identity.id, peer: peerIdOf(identity.sign.publicKey) };
+      if (v.json) io.out(JSON.stringify(j));
+      else {
+        io.out(`gateway ${j.gateway} has a new mesh key: peer ${j.peer}`);
+        io.out('peers that list it with --peer need its new address (…/p2p/' + j.peer + '); with --operator-cert, have it enrolled again first');
+      }
+      return 0;
+    }
+    const req = enrollmentRequest(identity);
+    if (v.out) {
+      writeFileSync(v.out as string, JSON.stringify(req, null, 2) + '\n', { mode: 0o644 });
+    }
+    if (v.json) io.out(JSON.stringify(req));
+    else io.out(`gateway ${req.gateway} peer ${req.peer}${v.out ? ` (enrollment request: ${v.out}; the operator signs it with gridlet operator enroll)` : ''}`);
     return 0;
   });
 }
