@@ -294,7 +294,15 @@ export class Mesh {
       }, this.#ctx.now());
     }
     if (had && same(had.entry) && had.entry.enrolled === enrollment.enrolled) this.identityCid = had.cid;
-    else await this.#newIdentity(enrollment);
+    else {
+      await this.#newIdentity(enrollment);
+      // What this gateway signed before its key was enrolled (a store from before trust v2, or another
+      // operator's): its registry messages count now.
+      for (const b of await this.#ctx.store.blocks.list('registry')) {
+        const m = decodeMessage(b.bytes);
+        if (equal(m.kid, this.signer.publicKey)) await this.#apply(m, protocolOf(m.pcid), {});
+      }
+    }
     this.#ownIdentity = (await this.#ctx.store.blocks.get(this.identityCid))!;
     // Devices paired before this gateway had a mesh get their pairing message now.
     for (const d of await this.#ctx.store.listDevices()) {

@@ -9,13 +9,17 @@ import * as assert from 'uvu/assert';
 import Database from 'better-sqlite3';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf, cidText } from '../../gateway/mesh/cid.js';
-import { decodeMessage, encodeMessage } from '../../gateway/mesh/message.js';
+import { decodeMessage, encodeMessage, signerFromSeed } from '../../gateway/mesh/message.js';
+import nacl from 'tweetnacl';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SqliteStore } from '../../gateway/store/sqlite.js';
 import { protocols } from '../../gateway/mesh/pcid.js';
 import { identityPayload, parseReadings, peerIdOf, readingsPayload, registryPayload } from '../../gateway/mesh/protocols.js';
-import { verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
+import { httpSource, verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
 import { verifyMain } from '../../gateway/mesh/cli.js';
 import { emitRecords } from '../../gateway/records.js';
-import { pairDevice, startTestGateway, type TestGateway } from './support.js';
+import { pairDevice, startTestGateway, tempDir, type TestGateway } from './support.js';
 import { deviceKey, KeyGateway, operator } from './mesh-support.js';
 
 const T0 = 1_700_000_000;
@@ -249,6 +253,46 @@ test('records no message carries (a crash, or a store from before the mesh) get 
     const fake = cidText(cidOf(new Uint8Array([7])));
     const missing = await verifyHistory(d.id, { ...src, heads: async () => [fake] });
     assert.match(missing.problems[0], /named but not served/);
+  } finally {
+    await again.close();
+  }
+});
+
+test('a store from before trust v2 (a version-1 identity and registry): the gateway enrols its key, and its old pairings count', async () => {
+  const dir = tempDir();
+  const old = await startTestGateway({ dataDir: dir });
+  const d = await pairDevice(old);
+  await d.send({ type: Body.readings, first: 1, records: [[T0, 1, 1]] });
+  await d.waitAck(1);
+  await old.stop();
+  // What version 1 kept: the identity and the registry messages, as v1 messages signed by the same key.
+  const keys = JSON.parse(readFileSync(join(dir, 'identity.json'), 'utf8'));
+  const seed = Uint8Array.from(Buffer.from(keys.ed25519Seed, 'hex'));
+  const signer = signerFromSeed(seed, nacl.sign.keyPair.fromSeed(seed).publicKey);
+  const box = nacl.box.keyPair.fromSecretKey(Uint8Array.from(Buffer.from(keys.x25519SecretKey, 'hex')));
+  const store = new SqliteStore(join(dir, 'gridlet.sqlite'));
+  const rows = [...await store.blocks.list('identity'), ...await store.blocks.list('registry')];
+  await store.blocks.delete(rows.map((r) => r.cid));
+  const v1id = encodeMessage(P.identity.pcid, identityPayload({
+    gateway: old.gw.id, x25519: box.publicKey, ed25519: signer.publicKey, operator: 'local', peer: peerIdOf(signer.publicKey), t: 1,
+  }), signer);
+  await store.blocks.put({ cid: v1id.cid, bytes: v1id.bytes, kind: 'identity', deviceId: null, receivedAt: 1 });
+  for (const r of rows.filter((x) => x.kind === 'registry')) {
+    const m = encodeMessage(P.registry.pcid, decodeMessage(r.bytes).payload, signer);
+    await store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'registry', deviceId: d.id, receivedAt: 1 });
+  }
+  await store.close();
+  const again = await startTestGateway({ dataDir: dir });
+  try {
+    const dev = (await again.api('GET', `/api/devices/${d.id}`)).json;
+    assert.equal([dev.state, dev.gateway], ['paired', again.gw.id]);
+    const registry = (await again.api('GET', `/api/mesh/devices/${d.id}`)).json;
+    assert.is(registry.registry.length, 1, 'the version-1 pairing stands: no new pairing message was needed');
+    assert.is(cidText(again.gw.mesh.deviceState(d.id)!.pairing), registry.registry[0]);
+    const mesh = (await again.api('GET', '/api/mesh')).json;
+    assert.equal(mesh.gateways.map((g: { gateway: string }) => g.gateway), [again.gw.id], 'one enrolled identity: its own');
+    const v = await verifyHistory(d.id, httpSource(again.gw.httpUrl));
+    assert.equal([v.problems, v.covered], [[], [[1, 1]]]);
   } finally {
     await again.close();
   }
