@@ -341,7 +341,13 @@ export class Mesh {
     if (typeof i === 'string') return { ok: false, reason: 'identity', message: `its identity message is malformed: ${i}` };
     if (i.peer !== peer) return { ok: false, reason: 'identity', message: `its identity is that of peer ${i.peer}, not of the peer that connected` };
     const r = await this.receive(bytes, {});
-    if ((r === 'accepted' || r === 'duplicate') && this.#core.ids.identity(m.kid)?.peer === peer) return { ok: true };
+    if ((r === 'accepted' || r === 'duplicate') && this.#core.ids.identity(m.kid)?.peer === peer) {
+      // A key its operator has replaced (a rotated gateway key) is admitted no more.
+      if (this.#core.ids.supersededAt(m.kid) !== undefined) {
+        return { ok: false, reason: 'superseded', message: `gateway ${i.gateway} has been enrolled with another key since; this key is no longer its own` };
+      }
+      return { ok: true };
+    }
     if (r === 'operator') {
       if (this.#untrusted.size >= 10_000) this.#untrusted.delete(this.#untrusted.keys().next().value!);
       this.#untrusted.set(peer, 'operator');
