@@ -653,7 +653,10 @@ async function deviceShow(argv: string[], io: Io): Promise<number> {
     const { base, token } = client(v);
     const r = await api(base, token, 'GET', `api/devices/${encodeURIComponent(p[0])}`);
     if (r.status !== 200) throw new Error(errorOf(r.json, r.status));
-    const d = r.json as DeviceView & { capabilities?: string[]; firstSeen?: string | null; pairedAt?: string | null; revokedAt?: string | null };
+    const d = r.json as DeviceView & {
+      capabilities?: string[]; firstSeen?: string | null; pairedAt?: string | null; revokedAt?: string | null;
+      conflicts?: { gateway: string; operator: string; operatorName: string | null; pairedAt: string | null }[];
+    };
     const records = n ? await latestRecords(base, token, d, n) : [];
     if (v.json) {
       io.out(JSON.stringify({ ...d, records }, null, 2));
@@ -668,6 +671,8 @@ async function deviceShow(argv: string[], io: Io): Promise<number> {
       ['acked seq', String(d.ackedSeq)],
       ['status', s ? `as of ${isoTime(s.t)}: backlog ${s.buffered} record(s), link ${s.link || '-'}, uptime ${s.uptime} s, dropped ${s.dropped}, heap ${s.heap} B` : '-'],
       ['guests', guestsText(d)],
+      // Pairings by another operator's gateways while this one's stood: they displaced nothing.
+      ...(d.conflicts ?? []).map((c): [string, string] => ['conflict', `paired at ${c.pairedAt ?? '?'} by gateway ${c.gateway} of operator ${c.operatorName ?? '?'} (${c.operator}): it displaced nothing; settle it with that operator`]),
     ];
     const w = Math.max(...lines.map(([k]) => k.length));
     for (const [k, x] of lines) io.out(`${k.padEnd(w)}  ${x}`);

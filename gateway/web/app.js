@@ -604,7 +604,11 @@ function devicePage(root, id) {
     fill(head, 
       h('div', h('h1.devtitle', h('code', d.id), ' ', badge(d.state), ' ', onlineDot(d)),
         h('div.sub', `${d.model} · firmware ${d.firmware}` + (d.pairedAt ? ` · paired ${dateTimeText(Date.parse(d.pairedAt))}` : '') +
-          (d.gateway && d.gateway !== fleet.gateway ? ` · by gateway ${d.gateway}` : ''))));
+          (d.gateway && d.gateway !== fleet.gateway ? ` · by gateway ${d.gateway}` : '')),
+        // Pairings by another operator's gateways while this one's stood: recorded, shown, never acted on.
+        (d.conflicts ?? []).map((c) => h('div.conflict.error', { 'data-conflict': c.gateway },
+          `Pairing conflict: gateway ${c.gateway} of operator ${c.operatorName ?? c.operator} paired this meter` +
+          (c.pairedAt ? ` at ${dateTimeText(Date.parse(c.pairedAt))}` : '') + ' while it was paired here. It displaced nothing; settle it with that operator.'))));
     const st = d.status;
     fill(statsEl, 
       stat('last reading', d.last ? valueText(d.last.channel, d.last.value) : '—', h('div.sub', d.last ? `${channelName(d.last.channel)} · ${ago(unixMs(d.last.t))}` : '')),

@@ -65,4 +65,28 @@ test('objects in the gateway\'s answers are shown as text, never made into attri
   assert.match(await cell.textContent() ?? '', /innerHTML=.*<img id=\\"pwned\\"/, 'the object is shown as text');
 });
 
+test('a pairing conflict on a meter is shown on its page, with the other operator\'s gateway and name', async () => {
+  if (missing) return;
+  t = await startTestGateway();
+  const d = await pairDevice(t);
+  b = await launch();
+  const { page } = b;
+  const conflict = { gateway: 'zzzzzzzzzzzzzzzz', operator: `op${'a'.repeat(52)}`, operatorName: 'coop', pairedAt: '2026-01-01T00:00:00.000Z' };
+  // What a gateway answers when another operator's gateway paired its meter (mesh-three and
+  // mesh-admission tests make real ones): the list and the device both carry it.
+  await page.route(`**/api/devices/${d.id}`, async (route) => {
+    const res = await route.fetch();
+    await route.fulfill({ response: res, json: { ...(await res.json()), conflicts: [conflict] } });
+  });
+  await page.route('**/api/devices', async (route) => {
+    const res = await route.fetch();
+    const list = (await res.json()) as { id: string }[];
+    await route.fulfill({ response: res, json: list.map((x) => (x.id === d.id ? { ...x, conflicts: [conflict] } : x)) });
+  });
+  await page.goto(`${t.gw.httpUrl}/#/devices/${d.id}`);
+  const el = page.locator(`[data-conflict="${conflict.gateway}"]`);
+  await el.waitFor({ timeout: 10_000 });
+  assert.match(await el.textContent() ?? '', /Pairing conflict: gateway zzzzzzzzzzzzzzzz of operator coop paired this meter .* It displaced nothing/);
+});
+
 test.run();
