@@ -200,12 +200,12 @@ export class PostgresStore implements Store {
     return new PostgresStore(db);
   }
 
-  /** The gateway identity all replicas share: kept here by the first replica, loaded by the others. */
   /** A new Ed25519 mesh key for the replicas' shared identity (gridlet gateway rotate-key). */
   rotateMeshKey(): Promise<GatewayIdentity> {
     return rotateSharedMeshKey(this.db);
   }
 
+  /** The gateway identity all replicas share: kept here by the first replica, loaded by the others. */
   identity(local: () => GatewayIdentity | undefined): Promise<GatewayIdentity> {
     return sharedIdentity(this.db, local);
   }
