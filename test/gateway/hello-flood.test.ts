@@ -10,18 +10,10 @@ import { boxKeyPair, randomBytes } from '../../firmware/core/crypto.js';
 import { encodeHello, idFromPublicKey } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import { leb } from '../core/support/guests.js';
 
-/** MQTT's remaining length and a length-prefixed string. */
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
+/** MQTT's remaining length is a LEB128 (as WebAssembly's), and its strings are length-prefixed. */
+const varint = leb;
 const str = (s: string) => {
   const b = utf8Encode(s);
   return [b.length >> 8, b.length & 0xff, ...b];

@@ -4,17 +4,14 @@
 import { equal } from '../../../firmware/core/bytes.js';
 import { cidText } from '../cid.js';
 import { parseAggregate } from '../protocols.js';
-import { blockOf, type ProtocolHandler } from './handler.js';
+import { blockOf, judgeHistory, type ProtocolHandler } from './handler.js';
 
 export const aggregates: ProtocolHandler = {
   async apply(core, hooks, m, from) {
     const a = parseAggregate(m.payload);
     if (typeof a === 'string') return 'payload';
-    if (!core.ids.bound(m.kid, a.gateway)) return 'untrusted';
-    const writes = core.writes(a.device, m.kid, !!from.ancestor);
-    if (writes === 'unknown') return hooks.awaitPairing(a.device, m, from);
-    if (writes !== 'yes') return writes;
-    if (core.crdt.state(a.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+    const refused = judgeHistory(core, hooks, m, from, a.device, a.gateway);
+    if (refused) return refused;
     if (!(await core.mayKeep(a.device, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
     const blocks = core.ctx.store.blocks;
     await blocks.put(blockOf(core, m, 'aggregate', a.device));

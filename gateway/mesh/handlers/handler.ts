@@ -25,3 +25,17 @@ export interface ProtocolHandler {
 export function blockOf(core: MeshCore, m: GridMessage, kind: 'readings' | 'registry' | 'identity' | 'guest' | 'opaque' | 'aggregate' | 'consent', deviceId: string | null = null) {
   return { cid: m.cid, bytes: m.bytes, kind, deviceId, receivedAt: core.ctx.now() };
 }
+
+/**
+ * Judges a message that writes a device's history (readings, aggregates; device-registry-v2 "History"):
+ * its signer bound to the gateway it names, of the operator holding the device's pairing (any that held
+ * it, for an ancestor), not a replaced key, the device not revoked. Undefined when it may be kept.
+ */
+export function judgeHistory(core: MeshCore, hooks: MeshHooks, m: GridMessage, from: From, device: string, gateway: string): Received | undefined {
+  if (!core.ids.bound(m.kid, gateway)) return 'untrusted';
+  const writes = core.writes(device, m.kid, !!from.ancestor);
+  if (writes === 'unknown') return hooks.awaitPairing(device, m, from);
+  if (writes !== 'yes') return writes;
+  if (core.crdt.state(device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+  return undefined;
+}

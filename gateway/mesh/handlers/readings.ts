@@ -4,17 +4,14 @@
 
 import { cidText } from '../cid.js';
 import { parseReadings } from '../protocols.js';
-import { blockOf, type ProtocolHandler } from './handler.js';
+import { blockOf, judgeHistory, type ProtocolHandler } from './handler.js';
 
 export const readings: ProtocolHandler = {
   async apply(core, hooks, m, from) {
     const r = parseReadings(m.payload);
     if (typeof r === 'string') return 'payload';
-    if (!core.ids.bound(m.kid, r.gateway)) return 'untrusted';
-    const writes = core.writes(r.device, m.kid, !!from.ancestor);
-    if (writes === 'unknown') return hooks.awaitPairing(r.device, m, from);
-    if (writes !== 'yes') return writes;
-    if (core.crdt.state(r.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
+    const refused = judgeHistory(core, hooks, m, from, r.device, r.gateway);
+    if (refused) return refused;
     if (!(await core.mayKeep(r.device, { kind: 'readings' }))) return 'private';
     const blocks = core.ctx.store.blocks;
     await blocks.appendChain({ deviceId: r.device, prev: r.prev, block: blockOf(core, m, 'readings', r.device) });
