@@ -391,6 +391,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         `not this gateway (${identity.id}, mesh key ${toHex(identity.sign.publicKey).slice(0, 16)}…): ask its operator to enrol it again ` +
         `(gridlet gateway identity --data DIR --out REQUEST, then gridlet operator enroll REQUEST)`);
     }
+    if (!operatorKey && !certificate && opts.operator !== undefined && (opts.meshListen !== undefined || (opts.peers?.length ?? 0) > 0)) {
+      log.warn({ operator: opts.operator }, 'this gateway is an operator of its own: gateways sharing an --operator name are no longer one operator; ' +
+        'enrol them with the same --operator-key (gridlet operator init) to make them one');
+    }
     const trust: MeshTrust = certificate
       ? { operator: { id: `op${base32(certificate.operator)}`, name: certificate.name, publicKey: certificate.operator }, certificate, trusted }
       : { operator: operatorKey ?? selfOperator(identity, opts.operator ?? 'local'), trusted };
@@ -476,7 +480,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const mqttUrl = broker ? broker.url : externals[0];
-  log.info({ id: identity.id, mqtt: mqttUrl, http: http.url }, 'gateway ready');
+  log.info({ id: identity.id, mqtt: mqttUrl, http: http.url, operator: mesh.operator, operatorName: mesh.operatorName }, 'gateway ready');
   let closing: Promise<void> | undefined;
   return {
     id: identity.id,

@@ -300,4 +300,34 @@ test('a store from before trust v2 (a version-1 identity and registry): the gate
   }
 });
 
+test('gridlet verify counts only messages of gateways whose operator held the device; a foreign one in the chain is a hole', async () => {
+  const holder = new KeyGateway(X.key);
+  const partner = new KeyGateway(Y.key);
+  const dev = deviceKey();
+  const pair = holder.sign('registry2', registryPayload({ op: 'pair', device: dev.id, key: dev.key, gateway: holder.gateway, model: 'm', firmware: 'f', hlc: [1000, 0] }));
+  const m1 = holder.sign('readings', readingsPayload({ device: dev.id, gateway: holder.gateway, prev: [], records: [[1, T0, 1, 1]] }));
+  // The partner writes seq 2 into the holder's chain, and the holder builds on it (as a lying server would serve).
+  const m2 = partner.sign('readings', readingsPayload({ device: dev.id, gateway: partner.gateway, prev: [m1.cid], records: [[2, T0, 1, 2]] }));
+  const m3 = holder.sign('readings', readingsPayload({ device: dev.id, gateway: holder.gateway, prev: [m2.cid], records: [[3, T0, 1, 3]] }));
+  const blocks = new Map([holder.identityMessage, partner.identityMessage, pair, m1, m2, m3].map((m) => [cidText(m.cid), m.bytes]));
+  const src: HistorySource = {
+    heads: async () => [cidText(m3.cid)],
+    block: async (c) => blocks.get(c),
+    identities: async () => [cidText(holder.identityMessage.cid), cidText(partner.identityMessage.cid)],
+    ackedSeq: async () => 3,
+    registry: async () => [cidText(pair.cid)],
+  };
+  const r = await verifyHistory(dev.id, src);
+  assert.equal(r.covered, [[1, 1], [3, 3]], 'seq 2 is not covered: its message is the partner\'s');
+  assert.equal(r.holes, [[2, 2]]);
+  assert.equal(r.foreign, [cidText(m2.cid)]);
+  assert.equal(r.holders, [{ operator: X.id, name: 'x' }]);
+  assert.match(r.problems.join('\n'), /signed by gateway .* of operator op[a-z2-7]+ \("y"\), which never held the device's pairing/);
+  // An identity whose proof of its X25519 key fails is reported, and binds nothing.
+  const squat = new KeyGateway(Y.key, { squat: { gateway: holder.gateway, x25519: holder.box.publicKey } });
+  blocks.set(cidText(squat.identityMessage.cid), squat.identityMessage.bytes);
+  const r2 = await verifyHistory(dev.id, { ...src, identities: async () => [...(await src.identities()), cidText(squat.identityMessage.cid)] });
+  assert.match(r2.problems.join('\n'), /does not prove it holds the X25519 key/);
+});
+
 test.run();
