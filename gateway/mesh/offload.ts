@@ -21,13 +21,12 @@
 // then exactly one of {"end": true} or {"error": text}, and closes. The requester cancels by aborting
 // (resetting) the stream; the server then aborts the job. The request must arrive within 10 s.
 
-import { createPublicKey, verify as edVerify } from 'node:crypto';
 import type { Stream } from '@libp2p/interface';
 import { decode, encode, type CborValue } from '../../firmware/core/cbor.js';
 import { frames, write } from './frames.js';
 import { concat, utf8Encode } from '../../firmware/core/bytes.js';
 import { BackendError, type GenerateRequest, type OffloadBackend } from '../offload/backend.js';
-import type { Signer } from './message.js';
+import { ed25519Verify, type Signer } from './message.js';
 
 export const OFFLOAD_PROTOCOL = '/gridlet/offload/1';
 export const MAX_REQUEST_FRAME = 256 * 1024;
@@ -77,8 +76,7 @@ export function openCapabilities(bytes: Uint8Array): { kid: Uint8Array; caps: Ca
   if (typeof o.gateway !== 'string' || typeof o.peer !== 'string' || typeof o.t !== 'number' || !Number.isSafeInteger(o.t) || o.t < 0) {
     return 'gateway, peer and t are needed';
   }
-  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), kid]), format: 'der', type: 'spki' });
-  if (!edVerify(null, concat(CAPS_DOMAIN, signed), key, sig)) return 'signature';
+  if (!ed25519Verify(kid, concat(CAPS_DOMAIN, signed), sig)) return 'signature';
   return { kid, caps: { capabilities: caps as string[], gateway: o.gateway, peer: o.peer, t: o.t } };
 }
 

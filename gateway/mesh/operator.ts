@@ -18,7 +18,7 @@ import { base32, base32Decode, concat, equal, fromHex, toHex, utf8Encode } from 
 import { encode } from '../../firmware/core/cbor.js';
 import { sha256 } from '../../firmware/core/crypto.js';
 import type { GatewayIdentity } from '../identity.js';
-import { signerFromSeed, type Signer } from './message.js';
+import { ed25519Verify, signerFromSeed, type Signer } from './message.js';
 import { peerIdOf } from './protocols.js';
 import { xeddsaSign, xeddsaVerify } from './xeddsa.js';
 
@@ -181,7 +181,7 @@ export function checkEnrollment(e: Enrollment): string | undefined {
   if (base32(sha256(e.x25519).subarray(0, 10)) !== e.gateway) return 'the gateway id is not the hash of its X25519 key';
   if (e.peer !== peerIdOf(e.ed25519)) return 'the peer id is not that of the Ed25519 key';
   if (!isOperatorName(e.name)) return 'the operator name must be 1-64 characters A-Z a-z 0-9 . _ -';
-  if (!nacl.sign.detached.verify(enrollmentBytes(e), e.signature, e.operator)) return 'the operator\'s signature does not verify';
+  if (!ed25519Verify(e.operator, enrollmentBytes(e), e.signature)) return 'the operator\'s signature does not verify';
   return undefined;
 }
 

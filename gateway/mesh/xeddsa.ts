@@ -8,13 +8,13 @@
 // y = (u − 1)/(u + 1) mod p; A is y little-endian with the sign bit 0; the signature must verify as
 // Ed25519 under A. Point arithmetic is @noble/curves'; verification is node:crypto's Ed25519.
 
-import { createHash, createPublicKey, randomBytes, verify as edVerify } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519Verify } from './message.js';
 
 const { Point } = ed25519;
 const P = (1n << 255n) - 19n;
 const L = (1n << 252n) + 27742317777372353535851937790883648493n;
-const SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 
 function le(bytes: Uint8Array): bigint {
   let n = 0n;
@@ -39,12 +39,6 @@ function modp(n: bigint): bigint {
   return r < 0n ? r + P : r;
 }
 
-function powp(b: bigint, e: bigint): bigint {
-  let r = 1n;
-  b = modp(b);
-  for (; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
-  return r;
-}
 
 /** The Edwards public key (sign bit 0) an X25519 public key stands for; undefined for an invalid one. */
 export function edwardsOf(x25519Public: Uint8Array): Uint8Array | undefined {
@@ -53,7 +47,7 @@ export function edwardsOf(x25519Public: Uint8Array): Uint8Array | undefined {
   if (u >= P) return undefined;
   const d = modp(u + 1n);
   if (d === 0n) return undefined;
-  return leBytes(modp((u - 1n) * powp(d, P - 2n)));
+  return leBytes(modp((u - 1n) * Point.Fp.inv(d)));
 }
 
 /** Signs `message` with an X25519 secret key (32 bytes). */
@@ -85,10 +79,5 @@ export function xeddsaSign(x25519Secret: Uint8Array, message: Uint8Array, z: Uin
 export function xeddsaVerify(x25519Public: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.length !== 64) return false;
   const A = edwardsOf(x25519Public);
-  if (!A) return false;
-  try {
-    return edVerify(null, message, createPublicKey({ key: Buffer.concat([SPKI, A]), format: 'der', type: 'spki' }), signature);
-  } catch {
-    return false;
-  }
+  return A !== undefined && ed25519Verify(A, message, signature);
 }
