@@ -72,7 +72,7 @@ export interface MeshOptions {
   /** How often heads and registry summaries are announced (default 5 s): each names only what changed since the last. */
   syncIntervalMs?: number;
   /**
-   * How often a full summary goes out besides the one for a newly subscribed peer (default 12 sync
+   * How often a full summary goes out besides the one for a newly admitted peer (default 12 sync
    * intervals, 60 s): it repairs a lost gossip message and heals what a partition left apart.
    */
   antiEntropyMs?: number;

@@ -4,7 +4,7 @@
 // Capability announcement. The gateway identity document (docs/protocols/gateway-identity-v1.md) is
 // frozen and says its payload has *exactly* six keys, so capabilities cannot ride in it without a new
 // protocol document. They travel instead as a small announcement signed by the gateway's Ed25519 key,
-// carried in the public-topic gossip map next to `blocks` and `have` (peers that do not know the key
+// carried in the public part of a summary's gossip map next to `blocks` and `have` (mesh-admission-v2; peers that do not know the key
 // ignore it): `{"caps": bstr}` where the byte string is the CBOR array
 //   [signed: bstr, kid: bstr(32), sig: bstr(64)]
 //   signed = deterministic CBOR {"capabilities": [text…], "gateway": gatewayId, "peer": peerId, "t": unix ms}

@@ -41,7 +41,7 @@ export interface SummaryEvent {
   audience: string;
   peers: string[];
   kind: 'full' | 'delta';
-  /** Its index among the parts of the summary on this topic, and how many parts there are. */
+  /** Its index among the parts of the summary for this audience, and how many parts there are. */
   part: number;
   parts: number;
   have: Uint8Array[];
@@ -90,7 +90,7 @@ export class Sync {
     this.#o = o;
     this.#d = deps;
     const registers = [core.ctx.metrics.registry];
-    const summaryHelp = 'full (a peer subscribed, or anti-entropy) or delta (what changed since the last)';
+    const summaryHelp = 'full (a peer was admitted, or anti-entropy) or delta (what changed since the last)';
     this.#summaryMessages = new Counter({
       name: 'gridlet_mesh_summary_messages_total', registers, labelNames: ['kind'], help: `Summary gossip messages published, ${summaryHelp}.`,
     });
