@@ -136,6 +136,9 @@ function boot(): void {
       logger.log('warn', reason);
     },
   });
+  // The meter's keys, pair secret, factory PIN and boot nonce are made by now (createDevice, under
+  // the bootloader's entropy source); from here on the radio is the RNG's entropy.
+  random.radioStarting();
   wifi.start();
 
   // `traceHeapS=N`: every N seconds a line with the XS heaps and stack (docs/firmware.md, "Heap budget").

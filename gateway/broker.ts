@@ -6,7 +6,9 @@
 // - once paired (or while a pairing with a known session key is pending) its client id requires
 //   user name = id and password = b32(hmac(Ks, "mqtt")); revoked and unpaired devices connect without
 //   credentials and may only Hello;
-// - Hellos are rate-limited per client (excess dropped and counted); MQTT packets are bounded in size.
+// - Hellos are rate-limited per client (excess dropped and counted); MQTT packets are bounded in size;
+// - clients without a session (those that may only Hello) are bounded in number, in all and per source
+//   address, so that a stream of fresh ids cannot take every connection (refused with "server unavailable").
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type Client } from 'aedes';
@@ -42,7 +44,13 @@ export interface BrokerOptions {
 }
 
 /** MQTT 3.1.1 CONNACK return codes. */
-const Refuse = { identifier: 2, credentials: 4, notAuthorized: 5 } as const;
+const Refuse = { identifier: 2, unavailable: 3, credentials: 4, notAuthorized: 5 } as const;
+
+/** A client's source address (IPv4-mapped IPv6 as IPv4). */
+function sourceOf(client: Client): string {
+  const a = (client as unknown as { conn?: Socket }).conn?.remoteAddress ?? '';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
+}
 
 function refusal(returnCode: number, message: string): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode });
@@ -55,6 +63,8 @@ export class EmbeddedBroker {
   readonly #sockets = new Set<Socket>();
   /** Connected device clients by id (a takeover replaces the entry before the old one leaves). */
   readonly #connected = new Map<string, Client>();
+  /** Where each recent Hello came from, by device id (bounded, oldest forgotten first). */
+  readonly #helloSources = new Map<string, string>();
 
   private constructor(aedes: Aedes, server: Server, url: string) {
     this.#aedes = aedes;
@@ -69,6 +79,23 @@ export class EmbeddedBroker {
     const isInternal = (c: Client | null) => c !== null && c.id === o.internal.clientId && internalClients.has(c);
     // Per client id, kept across reconnects (reconnecting must not refill a bucket).
     const hellos = new TokenBuckets(o.tuning.helloBurst, o.tuning.helloIntervalMs, o.now);
+    // Connected clients without a session, in all and per source address.
+    const unpaired = { all: 0, bySource: new Map<string, number>() };
+    /** Admits one more client without a session from `source`, counted until its socket closes; false when over a bound. */
+    const admitUnpaired = (client: Client, source: string): boolean => {
+      const n = unpaired.bySource.get(source) ?? 0;
+      if (unpaired.all >= o.tuning.unpairedConnections || n >= o.tuning.unpairedPerSource) return false;
+      unpaired.all++;
+      unpaired.bySource.set(source, n + 1);
+      const conn = (client as unknown as { conn: Socket }).conn;
+      conn.once('close', () => {
+        unpaired.all--;
+        const left = (unpaired.bySource.get(source) ?? 1) - 1;
+        if (left > 0) unpaired.bySource.set(source, left);
+        else unpaired.bySource.delete(source);
+      });
+      return true;
+    };
 
     const aedes = await Aedes.createBroker({
       // Our own rules say who may connect; keep the broker's timeouts tight for devices.
@@ -107,10 +134,11 @@ export class EmbeddedBroker {
           // Revoked and unpaired devices may only Hello; credentials for a session we do not
           // know (revoked, or never made here) are refused so the device learns they are void.
           if (gaveCredentials) return refuse(Refuse.credentials, s.state === 'revoked' ? 'revoked' : 'unknown-credentials', 'bad user name or password');
+          if (!admitUnpaired(client, sourceOf(client))) return refuse(Refuse.unavailable, 'unpaired-limit', 'too many clients without a session');
           done(null, true);
         }, (e: Error) => {
           o.log.error({ err: e.message }, 'session lookup failed');
-          refuse(3, 'error', 'server unavailable');
+          refuse(Refuse.unavailable, 'error', 'server unavailable');
         });
       },
       authorizePublish(client, packet, done) {
@@ -128,7 +156,7 @@ export class EmbeddedBroker {
           if (!hellos.take(id)) {
             o.metrics.dropMessage('hello', 'rate');
             packet.topic = DROPPED_TOPIC;
-          }
+          } else noteSource(id, sourceOf(client));
           return done(null);
         }
         o.metrics.brokerRefusal('publish', 'topic');
@@ -163,6 +191,12 @@ export class EmbeddedBroker {
       throw e;
     }
     const broker = new EmbeddedBroker(aedes, server, url);
+    const helloSources = broker.#helloSources;
+    function noteSource(id: string, source: string): void {
+      helloSources.delete(id);
+      helloSources.set(id, source);
+      if (helloSources.size > 2 * o.tuning.helloTableSize) helloSources.delete(helloSources.keys().next().value!);
+    }
     server.on('connection', (socket) => {
       broker.#sockets.add(socket);
       socket.on('close', () => broker.#sockets.delete(socket));
@@ -211,6 +245,11 @@ export class EmbeddedBroker {
 
   isConnected(id: string): boolean {
     return this.#connected.has(id);
+  }
+
+  /** The source address device `id` last sent a Hello from (the Hello table shares itself out by it). */
+  source(id: string): string | undefined {
+    return this.#helloSources.get(id);
   }
 
   async close(): Promise<void> {

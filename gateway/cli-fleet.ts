@@ -7,7 +7,7 @@ import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, ru
 
 // ------------------------------------------------------------------ gridlet revoke
 
-const REVOKE_HELP = `usage: gridlet revoke <deviceId>... [--concurrency N] [--gateway URL] [--api-token TOKEN] [--json]
+const REVOKE_HELP = `usage: gridlet revoke <deviceId>... [--concurrency N] [--gateway URL] [--api-token-file FILE] [--json]
 
 Revokes paired devices: the gateway refuses their frames from now on and sends each an unpair (kept
 until the device has it); on a mesh every gateway refuses them within seconds. A revoked device can
@@ -58,7 +58,7 @@ export async function revokeMain(argv: string[], io: Io = processIo): Promise<nu
 
 // ------------------------------------------------------------------ gridlet labels
 
-const LABELS_HELP = `usage: gridlet labels <deviceId> [key=value | key-]... [--replace] [--gateway URL] [--api-token TOKEN] [--json]
+const LABELS_HELP = `usage: gridlet labels <deviceId> [key=value | key-]... [--replace] [--gateway URL] [--api-token-file FILE] [--json]
 
 Shows or edits a paired device's labels; groups of devices are label selectors (--label key=value in
 gridlet devices, guest deploy and dr send). key=value sets a label, key- removes one; the others stay

@@ -53,7 +53,7 @@ async function targets(base: string, tok: string | undefined, devices: string[],
 // ------------------------------------------------------------------ gridlet guest deploy
 
 const DEPLOY_HELP = `usage: gridlet guest deploy <name | FILE.wasm> (--device ID… | --label SELECTOR) [--manifest FILE | JSON]
-                           [--wait S] [--concurrency N] [--gateway URL] [--api-token TOKEN] [--json]
+                           [--wait S] [--concurrency N] [--gateway URL] [--api-token-file FILE] [--json]
 
 Uploads a guest to the gateway (POST /api/guests: it checks the module against GUESTS.md and adds the
 metering calls if they are missing; the CID names the bytes it keeps), then deploys it by CID to each
@@ -110,7 +110,7 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
   return run('guest deploy', DEPLOY_HELP, io, async () => {
     const { values: v, positionals: p } = parse(argv, {
       device: { type: 'string', multiple: true }, label: { type: 'string', multiple: true }, manifest: { type: 'string' },
-      wait: { type: 'string' }, gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
+      wait: { type: 'string' }, gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' },
       concurrency: { type: 'string' },
     }, true);
     if (v.help) {
@@ -196,10 +196,10 @@ async function waitForAcks(base: string, tok: string | undefined, cid: string, r
 
 const DR_HELP = `usage: gridlet dr send (--device ID… | --label SELECTOR) --level N --start T --duration S [--limit W]
                       [--id ID] [--modification N] [--randomize S] [--concurrency N]
-                      [--gateway URL] [--api-token TOKEN] [--json]
+                      [--gateway URL] [--api-token-file FILE] [--json]
        gridlet dr send (--device ID… | --label SELECTOR) --openadr FILE.json [--currency EUR] […]
-       gridlet dr list <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
-       gridlet dr vtn [--gateway URL] [--api-token TOKEN] [--json]
+       gridlet dr list <deviceId> [--gateway URL] [--api-token-file FILE] [--json]
+       gridlet dr vtn [--gateway URL] [--api-token-file FILE] [--json]
 
 send: sends a demand-response event (WIRE.md dr-event) to devices; the gateway keeps it until each
 device acknowledges it. Devices run it by their own clock, also while offline. To a label selector,
@@ -266,7 +266,7 @@ export async function drMain(argv: string[], io: Io = processIo): Promise<number
       level: { type: 'string' }, start: { type: 'string' }, duration: { type: 'string' }, limit: { type: 'string' },
       id: { type: 'string' }, modification: { type: 'string' }, randomize: { type: 'string' },
       openadr: { type: 'string' }, currency: { type: 'string' }, concurrency: { type: 'string' },
-      gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
+      gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' },
     }, false);
     if (v.help) {
       io.out(DR_HELP);
@@ -333,7 +333,7 @@ interface DrHistoryEntry { seq: number; t: number; event?: string; phase?: strin
 
 async function drList(argv: string[], io: Io): Promise<number> {
   const { values: v, positionals: p } = parse(argv, {
-    gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' },
+    gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' },
   }, true);
   if (v.help) {
     io.out(DR_HELP);

@@ -1,7 +1,7 @@
 // `gridlet gateway`, `gridlet pair`, `gridlet devices` (ARCHITECTURE.md "Operator interface").
 // Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import { channelName, channelUnit, isoTime } from '../firmware/core/console/text.js';
@@ -55,11 +55,15 @@ export async function run(command: string, help: string, io: Io, body: () => Pro
 // ------------------------------------------------------------------ gridlet gateway
 
 const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PORT | --broker URL] [--http-listen HOST:PORT]
-                      [--api-token TOKEN] [--store sqlite:PATH | --store postgres://…] [--operator NAME] [--topic-prefix P]
+                      [--api-token-file FILE] [--store sqlite:PATH | --store postgres://…] [--topic-prefix P]
+                      [--operator-key FILE | --operator-cert FILE | --operator NAME] [--trust-operator ID_OR_FILE]...
                       [--mesh-listen MULTIADDR] [--peer MULTIADDR]...
                       [--llm-url URL [--llm-model NAME] | --llm-gguf PATH]
                       [--openadr-vtn URL --openadr-client-id ID [--openadr-version V] [--openadr-ven-name N]
                        [--openadr-poll-s N] [--openadr-client-secret-file PATH] [--openadr-callback-url URL]]...
+
+       gridlet gateway identity [--data DIR] [--store postgres://…] [--out FILE] [--json]
+       gridlet gateway rotate-key [--data DIR] [--store postgres://…] [--json]
 
 Runs a gateway: pairs meters, stores their records, serves the operator HTTP API. Prints
 "gateway ready mqtt=<url> http=<url> id=<gatewayId>" when ready (with " mesh=<multiaddr>/p2p/<peer id>"
@@ -72,8 +76,10 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
                           several brokers; with --mqtt-listen as well, the embedded broker serves too
                           (meters fail over between them)
   --http-listen H:P       HTTP API address (default 127.0.0.1:8080)
-  --api-token TOKEN       bearer token for the HTTP API; required for a non-loopback --http-listen
-                          (or set GRIDLET_API_TOKEN)
+  --api-token-file FILE   bearer token for the HTTP API, read from FILE's first line (keep it mode 600);
+                          required (or GRIDLET_API_TOKEN) for a non-loopback --http-listen.
+                          --api-token TOKEN gives it on the command line instead, where every user of
+                          the machine can read it in the process list (a warning says so)
   --store sqlite:PATH     SQLite database (default DIR/gridlet.sqlite)
   --store postgres://user:pass@host:5432/db
                           PostgreSQL instead, shared by gateway replicas on one --broker (MQTT 5 shared
@@ -82,10 +88,23 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
   --replica NAME          this process's name among replicas of one gateway on an external broker (its
                           MQTT client ids; default: a random name kept in DIR); replicas share the
                           load through the MQTT 5 shared subscription $share/gridlet/…
-  --operator NAME         operator name on the mesh (default local)
+  --operator-key FILE     the operator key that enrols this gateway on the mesh (gridlet operator init);
+                          gateways enrolled by one key are one operator and share everything
+  --operator-cert FILE    an enrollment certificate the operator signed offline (gridlet operator enroll),
+                          so that the gateway never holds the operator key
+  --operator NAME         without either: this gateway is an operator of its own, called NAME (default
+                          local); gateways with the same name are NOT one operator (trust is by key)
+  --trust-operator X      another operator whose gateways may connect and receive what each meter's
+                          sharing policy grants them: its id (op…), its public file (FILE.pub), or
+                          NAME=ID_OR_FILE to name it in sharing policies; repeatable. Every other
+                          peer is refused
   --topic-prefix P        MQTT topic prefix (default gl)
   --mesh-listen MA        libp2p address for the mesh of gateways, e.g. /ip4/0.0.0.0/tcp/4001 (port 0 = a free port)
   --peer MA               a peer gateway's mesh address with /p2p/<peer id> (its ready line's mesh=); repeatable
+  identity                prints (and with --out writes) this gateway's enrollment request: its gateway id,
+                          keys and peer id, for gridlet operator enroll (makes the identity if there is none)
+  rotate-key              gives this gateway a new mesh key (and peer id), keeping its gateway id and its
+                          meters; with --operator-cert, have it enrolled again before restarting
   --llm-url URL           answer meters' \`ask\` (llm.generate jobs) with an OpenAI-compatible server:
                           llama.cpp's llama-server, Ollama (http://host:11434), vLLM; a bearer token may
                           be given in GRIDLET_LLM_API_KEY
@@ -93,6 +112,9 @@ when --mesh-listen is given); logs go to stderr. Ctrl-C stops it.
   --llm-gguf PATH         run a local GGUF model instead, on the optional package node-llama-cpp
                           (loaded with the first job)
 ${OPENADR_HELP}
+  --unpaired-limit T,A    clients without a session (meters to be paired, which may only Hello) the
+                          embedded broker keeps connected: T in all, A from one address (default
+                          5000,500; raise A for many new meters behind one NAT)
   --retention-interval S  how often readings past their sharing policy's retention are removed
                           (default 3600 seconds)
   --log-level L           debug, info, warn or error (default info, or GRIDLET_LOG_LEVEL)
@@ -100,14 +122,16 @@ ${OPENADR_HELP}
                           default pretty when stderr is a terminal, else json (or GRIDLET_LOG_FORMAT)`;
 
 export async function gatewayMain(argv: string[], io: Io = processIo): Promise<number> {
+  if (argv[0] === 'identity' || argv[0] === 'rotate-key') return gatewayKeysMain(argv[0], argv.slice(1), io);
   return run('gateway', GATEWAY_HELP, io, async () => {
     const { values: v } = parse(argv, {
       data: { type: 'string' }, 'mqtt-listen': { type: 'string' }, broker: { type: 'string', multiple: true },
-      'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, store: { type: 'string' },
-      operator: { type: 'string' }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
+      'http-listen': { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, store: { type: 'string' },
+      operator: { type: 'string' }, 'operator-key': { type: 'string' }, 'operator-cert': { type: 'string' },
+      'trust-operator': { type: 'string', multiple: true }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
-      'retention-interval': { type: 'string' }, replica: { type: 'string' }, ...OPENADR_CLI_OPTIONS,
+      'retention-interval': { type: 'string' }, replica: { type: 'string' }, 'unpaired-limit': { type: 'string' }, ...OPENADR_CLI_OPTIONS,
     }, false);
     if (v.help) {
       io.out(GATEWAY_HELP);
@@ -117,6 +141,11 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, not "${level}"`);
     const format = (v['log-format'] as string | undefined) ?? (process.env.GRIDLET_LOG_FORMAT || (process.stderr.isTTY ? 'pretty' : 'json'));
     if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, not "${format}"`);
+    const limit = v['unpaired-limit'] as string | undefined;
+    const limits = limit === undefined ? undefined : /^(\d{1,7}),(\d{1,7})$/.exec(limit);
+    if (limit !== undefined && (!limits || Number(limits[1]) < 1 || Number(limits[2]) < 1)) {
+      throw new UsageError(`--unpaired-limit must be TOTAL,PER_ADDRESS (two whole numbers, e.g. 5000,500), not "${limit}"`);
+    }
     const retention = v['retention-interval'] as string | undefined;
     if (retention !== undefined && (!/^\d{1,7}$/.test(retention) || Number(retention) < 1)) {
       throw new UsageError(`--retention-interval must be a whole number of seconds (at least 1), not "${retention}"`);
@@ -133,9 +162,12 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       mqttListen: v['mqtt-listen'] as string | undefined,
       broker: v.broker as string[] | undefined,
       httpListen: v['http-listen'] as string | undefined,
-      apiToken: (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined),
+      apiToken: apiToken(v, io.err),
       store: v.store as string | undefined,
       operator: v.operator as string | undefined,
+      operatorKey: v['operator-key'] as string | undefined,
+      operatorCert: v['operator-cert'] as string | undefined,
+      trustOperators: v['trust-operator'] as string[] | undefined,
       replica: v.replica as string | undefined,
       topicPrefix: v['topic-prefix'] as string | undefined,
       meshListen: v['mesh-listen'] as string | undefined,
@@ -143,7 +175,10 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       llmUrl: v['llm-url'] as string | undefined,
       llmModel: v['llm-model'] as string | undefined,
       llmGguf: v['llm-gguf'] as string | undefined,
-      ...(retention === undefined ? {} : { tuning: { retentionIntervalMs: Number(retention) * 1000 } }),
+      tuning: {
+        ...(retention === undefined ? {} : { retentionIntervalMs: Number(retention) * 1000 }),
+        ...(limits ? { unpairedConnections: Number(limits[1]), unpairedPerSource: Number(limits[2]) } : {}),
+      },
       openadr,
       logger,
     });
@@ -162,6 +197,52 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     logger.info('gateway stopped');
     process.removeListener('SIGINT', force);
     process.removeListener('SIGTERM', force);
+    return 0;
+  });
+}
+
+/** `gridlet gateway identity` and `gridlet gateway rotate-key`: the gateway's keys, without running it. */
+async function gatewayKeysMain(sub: 'identity' | 'rotate-key', argv: string[], io: Io): Promise<number> {
+  return run(`gateway ${sub}`, GATEWAY_HELP, io, async () => {
+    const { values: v } = parse(argv, { data: { type: 'string' }, store: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } }, false);
+    if (v.help) {
+      io.out(GATEWAY_HELP);
+      return 0;
+    }
+    const { enrollmentRequest } = await import('./mesh/operator.js');
+    const { loadOrCreateIdentity, rotateMeshKey } = await import('./identity.js');
+    const { privateDir } = await import('./files.js');
+    const { peerIdOf } = await import('./mesh/protocols.js');
+    const dataDir = (v.data as string | undefined) ?? './.gridlet/gateway';
+    const spec = v.store as string | undefined;
+    let identity;
+    if (spec !== undefined && /^postgres(ql)?:\/\//.test(spec)) {
+      const { PostgresStore } = await import('./store/postgres.js');
+      const store = await PostgresStore.open(spec);
+      try {
+        identity = sub === 'identity' ? await store.identity(() => undefined) : await store.rotateMeshKey();
+      } finally {
+        await store.close();
+      }
+    } else {
+      privateDir(dataDir);
+      identity = sub === 'identity' ? loadOrCreateIdentity(dataDir) : rotateMeshKey(dataDir);
+    }
+    if (sub === 'rotate-key') {
+      const j = { gateway: identity.id, peer: peerIdOf(identity.sign.publicKey) };
+      if (v.json) io.out(JSON.stringify(j));
+      else {
+        io.out(`gateway ${j.gateway} has a new mesh key: peer ${j.peer}`);
+        io.out('peers that list it with --peer need its new address (…/p2p/' + j.peer + '); with --operator-cert, have it enrolled again first');
+      }
+      return 0;
+    }
+    const req = enrollmentRequest(identity);
+    if (v.out) {
+      writeFileSync(v.out as string, JSON.stringify(req, null, 2) + '\n', { mode: 0o644 });
+    }
+    if (v.json) io.out(JSON.stringify(req));
+    else io.out(`gateway ${req.gateway} peer ${req.peer}${v.out ? ` (enrollment request: ${v.out}; the operator signs it with gridlet operator enroll)` : ''}`);
     return 0;
   });
 }
@@ -235,16 +316,48 @@ export function errorOf(json: unknown, status: number): string {
 
 
 /** The options every client command takes. */
-export const CLIENT_OPTIONS: Options = { gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' } };
+export const CLIENT_OPTIONS: Options = {
+  gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' },
+};
 
 export const CLIENT_HELP = `  --gateway URL     the gateway's HTTP API (default ${DEFAULT_GATEWAY}, or set GRIDLET_GATEWAY)
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)`;
+  --api-token-file F  the gateway's bearer token, read from file F (or set GRIDLET_API_TOKEN);
+                    --api-token T gives it on the command line, where every user of the machine sees it`;
+
+/**
+ * The API token from `--api-token-file FILE` (its first line), `--api-token TOKEN`, or GRIDLET_API_TOKEN.
+ * A token on the command line is readable by every user in the process list (/proc/PID/cmdline):
+ * `warn` is told so.
+ */
+export function apiToken(v: Values, warn?: (line: string) => void): string | undefined {
+  const file = v['api-token-file'] as string | undefined;
+  const inline = v['api-token'] as string | undefined;
+  if (file !== undefined && inline !== undefined) throw new UsageError('give either --api-token-file FILE or --api-token TOKEN, not both');
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--api-token-file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const token = text.split(/\r?\n/)[0].trim();
+    if (!token) throw new UsageError(`--api-token-file ${file} is empty: put the token on its first line`);
+    if (warn && (statSync(file).mode & 0o077) !== 0) warn(`warning: --api-token-file ${file} is readable by other users; chmod 600 it`);
+    return token;
+  }
+  if (inline !== undefined) {
+    warn?.('warning: --api-token puts the token in the process list, where every user of this machine can read it; ' +
+      'use --api-token-file FILE (mode 600) or GRIDLET_API_TOKEN instead');
+    return inline;
+  }
+  return process.env.GRIDLET_API_TOKEN || undefined;
+}
 
 /** The gateway and token a client command talks to: flags first, then GRIDLET_GATEWAY / GRIDLET_API_TOKEN. */
 export function client(v: Values): { base: string; token: string | undefined } {
   return {
     base: (v.gateway as string | undefined) ?? (process.env.GRIDLET_GATEWAY || DEFAULT_GATEWAY),
-    token: (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined),
+    token: apiToken(v),
   };
 }
 
@@ -256,8 +369,8 @@ export function table(io: Io, rows: string[][]): void {
 
 // ------------------------------------------------------------------ gridlet pair
 
-const PAIR_HELP = `usage: gridlet pair <deviceId> <code> [--gateway URL] [--api-token TOKEN] [--json]
-       gridlet pair --csv FILE [--concurrency N] [--skip-bad] [--gateway URL] [--api-token TOKEN] [--json]
+const PAIR_HELP = `usage: gridlet pair <deviceId> <code> [--gateway URL] [--api-token-file FILE] [--json]
+       gridlet pair --csv FILE [--concurrency N] [--skip-bad] [--gateway URL] [--api-token-file FILE] [--json]
 
 Pairs a device with a gateway by its id and the pair code on its label (XXXXX-XXXXX, any case). Waits
 for the device's answer (up to 15 s).
@@ -418,8 +531,8 @@ async function pairCsv(v: Values, p: string[], base: string, token: string | und
 
 // ------------------------------------------------------------------ gridlet devices
 
-const DEVICES_HELP = `usage: gridlet devices [--label SELECTOR] [--gateway URL] [--api-token TOKEN] [--json]
-       gridlet devices show <deviceId> [--readings N] [--gateway URL] [--api-token TOKEN] [--json]
+const DEVICES_HELP = `usage: gridlet devices [--label SELECTOR] [--gateway URL] [--api-token-file FILE] [--json]
+       gridlet devices show <deviceId> [--readings N] [--gateway URL] [--api-token-file FILE] [--json]
 
 Lists the devices a gateway knows: paired, revoked, and seen (Hello received, not paired), with whether
 each is online, its last reading, its backlog (records it holds that the gateway has not acknowledged,
@@ -540,7 +653,10 @@ async function deviceShow(argv: string[], io: Io): Promise<number> {
     const { base, token } = client(v);
     const r = await api(base, token, 'GET', `api/devices/${encodeURIComponent(p[0])}`);
     if (r.status !== 200) throw new Error(errorOf(r.json, r.status));
-    const d = r.json as DeviceView & { capabilities?: string[]; firstSeen?: string | null; pairedAt?: string | null; revokedAt?: string | null };
+    const d = r.json as DeviceView & {
+      capabilities?: string[]; firstSeen?: string | null; pairedAt?: string | null; revokedAt?: string | null;
+      conflicts?: { gateway: string; operator: string; operatorName: string | null; pairedAt: string | null }[];
+    };
     const records = n ? await latestRecords(base, token, d, n) : [];
     if (v.json) {
       io.out(JSON.stringify({ ...d, records }, null, 2));
@@ -555,6 +671,8 @@ async function deviceShow(argv: string[], io: Io): Promise<number> {
       ['acked seq', String(d.ackedSeq)],
       ['status', s ? `as of ${isoTime(s.t)}: backlog ${s.buffered} record(s), link ${s.link || '-'}, uptime ${s.uptime} s, dropped ${s.dropped}, heap ${s.heap} B` : '-'],
       ['guests', guestsText(d)],
+      // Pairings by another operator's gateways while this one's stood: they displaced nothing.
+      ...(d.conflicts ?? []).map((c): [string, string] => ['conflict', `paired at ${c.pairedAt ?? '?'} by gateway ${c.gateway} of operator ${c.operatorName ?? '?'} (${c.operator}): it displaced nothing; settle it with that operator`]),
     ];
     const w = Math.max(...lines.map(([k]) => k.length));
     for (const [k, x] of lines) io.out(`${k.padEnd(w)}  ${x}`);

@@ -13,6 +13,12 @@ export interface Tuning {
   /** Hello table bound and lifetime (WIRE.md: bounded, each forgotten after an hour). */
   helloTableSize: number;
   helloTtlMs: number;
+  /**
+   * The embedded broker's bounds on clients without a session (they may only Hello): at most this many
+   * connected at once in all, and from one address.
+   */
+  unpairedConnections: number;
+  unpairedPerSource: number;
   /** Hellos per client: a bucket of `helloBurst`, refilled one per `helloIntervalMs`. */
   helloBurst: number;
   helloIntervalMs: number;
@@ -28,6 +34,8 @@ export const DEFAULT_TUNING: Tuning = {
   pairTimeoutMs: 15_000,
   helloTableSize: 10_000,
   helloTtlMs: 3_600_000,
+  unpairedConnections: 5_000,
+  unpairedPerSource: 500,
   helloBurst: 3,
   helloIntervalMs: 2_000,
   resendIntervalMs: 30_000,

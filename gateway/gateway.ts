@@ -3,11 +3,11 @@
 // windows and pending downlinks.
 
 import { randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { toHex } from '../firmware/core/bytes.js';
+import { base32, toHex } from '../firmware/core/bytes.js';
 import { useRandom } from '../firmware/core/crypto.js';
 import { randomBytes } from './random.js';
 import { Body, type DownBody } from '../firmware/core/wire/bodies.js';
@@ -17,12 +17,14 @@ import { DEFAULT_TUNING, type GatewayContext, type Tuning } from './context.js';
 import { Downlink } from './downlink.js';
 import { FirmwareService } from './firmware/service.js';
 import { firmwareRoutes } from './http/firmware-routes.js';
+import { privateDir } from './files.js';
 import { Frames } from './frames.js';
 import type { HandlerContext } from './handlers/handler.js';
 import { routes } from './http/routes.js';
 import { eventStream } from './http/events-routes.js';
 import { deviceOpsRoutes } from './http/ops-routes.js';
-import { encodeGossip, Mesh, PUBLIC_TOPIC } from './mesh/mesh.js';
+import { Mesh, type MeshTrust, type PeerQuota } from './mesh/mesh.js';
+import { certifies, parseTrust, readCertificate, readOperatorKey, selfOperator } from './mesh/operator.js';
 import { backendFromConfig, Offload, type OffloadConfig } from './offload/offload.js';
 import { meshRoutes } from './mesh/routes.js';
 import { isLoopback, parseListen } from './http/security.js';
@@ -60,8 +62,21 @@ export interface GatewayOptions {
   /** `sqlite:PATH` (default `sqlite:<dataDir>/gridlet.sqlite`), or `postgres://…`: a store (and identity) shared by replicas. */
   store?: string;
   topicPrefix?: string;
-  /** Operator name for the mesh (MESH.md), default `local`. */
+  /**
+   * The name of this gateway's operator when it has no operator key of its own to enrol it (default
+   * `local`): the gateway is then an operator of its own (MESH.md "Trust, version 2").
+   */
   operator?: string;
+  /** The operator key file that enrols this gateway (`gridlet operator init`). */
+  operatorKey?: string;
+  /** An enrollment certificate its operator signed offline (`gridlet operator enroll`). */
+  operatorCert?: string;
+  /** Other operators whose gateways may connect: ids, files, or NAME=ID_OR_FILE (`--trust-operator`). */
+  trustOperators?: string[];
+  /** Jobs a peer of the same operator may run here (mesh offload); tests shorten it. */
+  meshPeerQuota?: Partial<PeerQuota>;
+  /** How long a connecting mesh peer has to be admitted (default 10 s). */
+  meshAdmissionTimeoutMs?: number;
   /** libp2p listen multiaddr for the mesh (e.g. /ip4/127.0.0.1/tcp/0); none: no mesh listener. */
   meshListen?: string;
   /** Mesh peers' multiaddrs including /p2p/<peer id>; dialled at start and redialled when lost. */
@@ -97,6 +112,7 @@ export interface Gateway {
   id: string;
   mqttUrl: string;
   httpUrl: string;
+  /** Its operator's id (MESH.md "Trust, version 2": op followed by the base32 of the operator's key). */
   operator: string;
   /** The mesh listen address with /p2p/<peer id>, when `meshListen` was given. */
   meshAddr?: string;
@@ -171,8 +187,8 @@ function replicaName(dataDir: string): string {
     // made below
   }
   const name = toHex(randomBytes(3));
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, name + '\n');
+  privateDir(dataDir);
+  writeFileSync(file, name + '\n', { mode: 0o600 });
   return name;
 }
 
@@ -204,13 +220,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const mqttListen = parseListen(opts.mqttListen ?? '127.0.0.1:1883', '--mqtt-listen');
   const httpListen = parseListen(opts.httpListen ?? '127.0.0.1:8080', '--http-listen');
   if (!isLoopback(httpListen.host) && !opts.apiToken) {
-    throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token TOKEN so that only holders of the token can use the API`);
+    throw new Error(`--http-listen ${opts.httpListen} is not a loopback address: give --api-token-file FILE (or GRIDLET_API_TOKEN) so that only holders of the token can use the API`);
   }
+  // The data directory holds the identity and (by default) the store with every session key: the
+  // owner's alone, before anything is written into it.
+  privateDir(opts.dataDir);
   const dbPath = storePath(opts.store, opts.dataDir);
   const llm = backendFromConfig({
     ...opts.offload, llmUrl: opts.llmUrl, llmModel: opts.llmModel, llmGguf: opts.llmGguf,
     llmApiKey: opts.offload?.llmApiKey ?? (process.env.GRIDLET_LLM_API_KEY || undefined),
   }, log);
+
+  if (opts.operatorKey !== undefined && opts.operatorCert !== undefined) {
+    throw new Error('give either --operator-key FILE (the gateway enrols itself) or --operator-cert FILE (enrolled offline), not both');
+  }
+  // Read before the store opens: a wrong file is reported at once.
+  const operatorKey = opts.operatorKey !== undefined ? readOperatorKey(opts.operatorKey) : undefined;
+  const certificate = opts.operatorCert !== undefined ? readCertificate(opts.operatorCert) : undefined;
+  const trusted = (opts.trustOperators ?? []).map(parseTrust);
+  for (const [what, name] of [['operator key', operatorKey?.name], ['certificate', certificate?.name]] as const) {
+    if (name !== undefined && opts.operator !== undefined && opts.operator !== name) {
+      throw new Error(`--operator ${opts.operator} differs from the operator's name in its ${what} (${name}); the name comes from the ${what}: leave --operator out`);
+    }
+  }
 
   const { store, identity, share } = await openStore(dbPath, opts.dataDir);
   const events = new EventEmitter();
@@ -323,7 +355,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function onHello(id: string, payload: Uint8Array): Promise<void> {
     // The embedded broker rate-limits Hellos per client; an external broker is trusted for nothing.
     if (!broker && !helloRate.take(id)) return metrics.dropMessage('hello', 'rate');
-    const result = await pairing.onHello(id, payload);
+    const result = await pairing.onHello(id, payload, broker?.source(id));
     if (result !== 'accepted') return metrics.dropMessage('hello', result);
     metrics.hello();
     if (!broker) heard.add(id);
@@ -362,8 +394,21 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return onMessage(topic, payload, receivedAt);
   };
   try {
+    if (certificate && !certifies(certificate, identity)) {
+      throw new Error(`--operator-cert ${opts.operatorCert} enrols gateway ${certificate.gateway} with mesh key ${toHex(certificate.ed25519).slice(0, 16)}…, ` +
+        `not this gateway (${identity.id}, mesh key ${toHex(identity.sign.publicKey).slice(0, 16)}…): ask its operator to enrol it again ` +
+        `(gridlet gateway identity --data DIR --out REQUEST, then gridlet operator enroll REQUEST)`);
+    }
+    if (!operatorKey && !certificate && opts.operator !== undefined && (opts.meshListen !== undefined || (opts.peers?.length ?? 0) > 0)) {
+      log.warn({ operator: opts.operator }, 'this gateway is an operator of its own: gateways sharing an --operator name are no longer one operator; ' +
+        'enrol them with the same --operator-key (gridlet operator init) to make them one');
+    }
+    const trust: MeshTrust = certificate
+      ? { operator: { id: `op${base32(certificate.operator)}`, name: certificate.name, publicKey: certificate.operator }, certificate, trusted }
+      : { operator: operatorKey ?? selfOperator(identity, opts.operator ?? 'local'), trusted };
     mesh = await Mesh.start({
-      ctx, operator: opts.operator ?? 'local', listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs,
+      ctx, trust, listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs, peerQuota: opts.meshPeerQuota,
+      admissionTimeoutMs: opts.meshAdmissionTimeoutMs,
       antiEntropyMs: opts.meshAntiEntropyMs, summaryMaxBytes: opts.meshSummaryBytes,
       capabilities: () => offload.capabilities(),
       serveOffload: offload.backend ? (peer, req, signal, onText) => offload.serve(peer, req, signal, onText) : undefined,
@@ -375,7 +420,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const m = mesh;
     retention = new Retention({
       store, privacy, gatewayId: identity.id, signer: mesh.signer, log, now,
-      announce: async (bytes) => void (await m.node?.publish(PUBLIC_TOPIC, encodeGossip({ blocks: [bytes] }))),
+      announce: async (bytes) => m.broadcast([bytes]),
     });
     retention.start(tuning.retentionIntervalMs);
     // Without a backend of its own, jobs go to a connected peer that announced their kind.
@@ -443,13 +488,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const mqttUrl = broker ? broker.url : externals[0];
-  log.info({ id: identity.id, mqtt: mqttUrl, http: http.url }, 'gateway ready');
+  log.info({ id: identity.id, mqtt: mqttUrl, http: http.url, operator: mesh.operator, operatorName: mesh.operatorName }, 'gateway ready');
   let closing: Promise<void> | undefined;
   return {
     id: identity.id,
     mqttUrl,
     httpUrl: http.url,
-    operator: opts.operator ?? 'local',
+    operator: mesh.operator,
     meshAddr: mesh.multiaddr,
     mesh,
     events,

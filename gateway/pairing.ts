@@ -23,6 +23,8 @@ export const MAX_HELLO_BYTES = 1024;
 
 export interface HelloEntry {
   id: string;
+  /** The address it came from (embedded broker), which the table is shared out by. */
+  source?: string;
   /** The Hello exactly as received: the PairAccept's MAC and box cover its hash. */
   bytes: Uint8Array;
   hello: Hello;
@@ -103,7 +105,13 @@ export class Pairing {
   readonly #ctx: GatewayContext;
   /** Insertion order is age order: a Hello is re-inserted when it arrives again. */
   readonly #hellos = new Map<string, HelloEntry>();
+  /** The ids in #hellos by source address, oldest first (Hellos of unknown source are not in it). */
+  readonly #bySource = new Map<string, Set<string>>();
+  /** How many of #hellos have a known source. */
+  #sourced = 0;
   readonly #pending = new Map<string, PendingPairing>();
+  /** Devices with a pairing request under way, from its first check to its outcome (#pending is set only later). */
+  readonly #starting = new Set<string>();
   readonly #sweep: NodeJS.Timeout;
   /** Completes a pairing: persists the device and answers it (set by the gateway). */
   onPaired: (device: DeviceRow) => Promise<void> = async () => {};
@@ -116,8 +124,11 @@ export class Pairing {
     this.#sweep.unref();
   }
 
-  /** A Hello arrived on hello/<id>. Returns what became of it (the caller counts drops). */
-  async onHello(id: string, payload: Uint8Array): Promise<HelloResult> {
+  /**
+   * A Hello arrived on hello/<id> (from `source`, when the embedded broker knows it). Returns what
+   * became of it (the caller counts drops).
+   */
+  async onHello(id: string, payload: Uint8Array, source?: string): Promise<HelloResult> {
     if (payload.length > MAX_HELLO_BYTES) return 'oversized';
     let hello: Hello;
     try {
@@ -128,15 +139,21 @@ export class Pairing {
     if (idFromPublicKey(hello.publicKey) !== id) return 'wrong-key';
     const now = this.#ctx.now();
     const previous = this.#hellos.get(id);
-    const entry: HelloEntry = { id, bytes: payload.slice(), hello, firstSeen: previous?.firstSeen ?? now, receivedAt: now };
+    const entry: HelloEntry = { id, source, bytes: payload.slice(), hello, firstSeen: previous?.firstSeen ?? now, receivedAt: now };
     if (this.#share) {
       entry.firstSeen = await this.#share.putHello(id, entry.bytes, now, this.#ctx.tuning.helloTtlMs);
       const shared = await this.#share.pending(id, now);
       if (shared) await this.#helloWhileShared(shared, entry);
       return 'accepted';
     }
-    this.#hellos.delete(id);
+    this.#drop(id);
     this.#hellos.set(id, entry);
+    if (source !== undefined) {
+      const ids = this.#bySource.get(source) ?? new Set<string>();
+      ids.add(id);
+      this.#bySource.set(source, ids);
+      this.#sourced++;
+    }
     this.#expire();
     const pending = this.#pending.get(id);
     if (pending) this.#helloWhilePending(pending, entry);
@@ -219,15 +236,28 @@ export class Pairing {
       m.pairing('invalid');
       return { status: 400, error: `pair code for device ${short(deviceId)} must be 10 characters A-Z and 2-7, as on the label (XXXXX-XXXXX)` };
     }
+    const busy = { status: 409 as const, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
+    // Checked and reserved before the first await, held until the outcome: two requests for one device
+    // never both start (the second would replace the first's PairAccept, leave the first request
+    // unanswered, and the device might pair under the other's session key).
+    if (this.#pending.has(deviceId) || this.#starting.has(deviceId)) {
+      m.pairing('conflict');
+      return busy;
+    }
+    this.#starting.add(deviceId);
+    try {
+      return await this.#start(deviceId, normalized, busy);
+    } finally {
+      this.#starting.delete(deviceId);
+    }
+  }
+
+  async #start(deviceId: string, normalized: string, busy: PairOutcome): Promise<PairOutcome> {
+    const m = this.#ctx.metrics;
     const device = await this.#ctx.store.getDevice(deviceId);
     if (device?.state === 'paired') {
       m.pairing('conflict');
       return { status: 409, error: `device ${deviceId} is already paired; revoke it first (DELETE /api/devices/${deviceId})` };
-    }
-    const busy = { status: 409 as const, error: `a pairing of device ${deviceId} is already in progress; wait for its outcome` };
-    if (this.#pending.has(deviceId)) {
-      m.pairing('conflict');
-      return busy;
     }
     const entry = await this.hello(deviceId);
     if (!entry) {
@@ -334,7 +364,7 @@ export class Pairing {
       model: body.model, firmware: body.firmware, capabilities: p.entry.hello.capabilities,
       firstSeen: p.entry.firstSeen, counter, now,
     });
-    this.#hellos.delete(p.id);
+    this.#drop(p.id);
     this.#finish(p, { status: 201, device }, 'paired');
     await this.onPaired(device);
     return device;
@@ -348,7 +378,7 @@ export class Pairing {
     }
     const e = this.#hellos.get(id);
     if (e && this.#ctx.now() - e.receivedAt > this.#ctx.tuning.helloTtlMs) {
-      this.#hellos.delete(id);
+      this.#drop(id);
       return undefined;
     }
     return e;
@@ -366,16 +396,44 @@ export class Pairing {
   }
 
   async forget(id: string): Promise<void> {
-    this.#hellos.delete(id);
+    this.#drop(id);
     await this.#share?.forgetHello(id);
   }
 
+  #drop(id: string): void {
+    const e = this.#hellos.get(id);
+    if (!e) return;
+    this.#hellos.delete(id);
+    if (e.source === undefined) return;
+    this.#sourced--;
+    const ids = this.#bySource.get(e.source);
+    ids?.delete(id);
+    if (ids?.size === 0) this.#bySource.delete(e.source);
+  }
+
+  /**
+   * Forgets Hellos past their lifetime, then, while the table is over its bound, the oldest Hello of the
+   * source that holds the most of it: a source sending Hellos of ever new ids only pushes out its own.
+   */
   #expire(): void {
     const now = this.#ctx.now();
+    const t = this.#ctx.tuning;
     for (const [id, e] of this.#hellos) {
-      if (this.#hellos.size > this.#ctx.tuning.helloTableSize || now - e.receivedAt > this.#ctx.tuning.helloTtlMs) {
-        this.#hellos.delete(id);
-      } else break;
+      if (now - e.receivedAt > t.helloTtlMs) this.#drop(id);
+      else break;
+    }
+    while (this.#hellos.size > t.helloTableSize) {
+      let biggest: Set<string> | undefined;
+      for (const ids of this.#bySource.values()) if (!biggest || ids.size > biggest.size) biggest = ids;
+      // Hellos of unknown source (an external broker) are shared out as one: the table's oldest goes.
+      const unknown = this.#hellos.size - this.#sourced;
+      if (biggest && biggest.size >= unknown) this.#drop(biggest.values().next().value!);
+      else for (const [id, e] of this.#hellos) {
+        if (e.source === undefined) {
+          this.#drop(id);
+          break;
+        }
+      }
     }
   }
 

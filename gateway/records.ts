@@ -25,6 +25,28 @@ export function recordJson(r: StoredRecord): RecordJson {
   }
 }
 
+/** A demand-response event record as the API and the live stream show it (WIRE.md `dr`: `{"event", "phase"}`). */
+export interface DrRecordJson {
+  seq: number;
+  t: number;
+  /** The DR event's id, when the device gave it as text. */
+  event?: string;
+  /** `start`, `end` or `missed`, when the device gave it as text. */
+  phase?: string;
+}
+
+/**
+ * A `dr` event record's JSON: seq and t from the gateway's record, and only the two text fields the
+ * device reports. The device's data never supplies the record's seq, its time or its device.
+ */
+export function drRecordJson(seq: number, t: number, data: unknown): DrRecordJson {
+  const d = data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as { event?: unknown; phase?: unknown }) : {};
+  const out: DrRecordJson = { seq, t };
+  if (typeof d.event === 'string') out.event = d.event.slice(0, 200);
+  if (typeof d.phase === 'string') out.phase = d.phase.slice(0, 40);
+  return out;
+}
+
 /** Event data is a CBOR map; JSON cannot carry every CBOR value, so bytes become base64 text. */
 export function cborToJson(v: CborValue): unknown {
   if (v instanceof Uint8Array) return base64(v);

@@ -25,6 +25,19 @@ export interface DeviceJson {
   connected: boolean;
   status: DeviceRow['status'];
   guests: DeviceRow['guests'];
+  /**
+   * Pairings by gateways of another operator made while the device's pairing stood (device-registry-v2):
+   * they displace nothing and unpair nothing; the operators settle it.
+   */
+  conflicts: PairingConflictJson[];
+}
+
+export interface PairingConflictJson {
+  gateway: string;
+  /** The operator's id, and the name this gateway knows it by. */
+  operator: string;
+  operatorName: string | null;
+  pairedAt: string | null;
 }
 
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
@@ -66,12 +79,16 @@ export interface MeshRegistryView {
   devices(): MeshDeviceView[];
   /** Revokes through the mesh: 'forbidden' when this gateway may not revoke the device's pairing. */
   revokeDevice(id: string): Promise<'revoked' | 'forbidden' | undefined>;
+  /** The name this gateway knows an operator (id) by. */
+  nameOf(id: string): string | undefined;
 }
 
 export interface MeshDeviceView {
   id: string;
   state: 'paired' | 'revoked';
   gateway: string;
+  operator: string;
+  conflicts: { gateway: string; operator: string; pairedAt: number }[];
   model: string;
   firmware: string;
   /** Unix ms. */
@@ -102,8 +119,14 @@ export class Registry {
       id: d.id, state: m?.state ?? d.state, gateway: m?.gateway ?? d.gatewayId, labels: d.labels, model: d.model, firmware: d.firmware,
       capabilities: d.capabilities, firstSeen: isoTime(d.firstSeen), lastSeen: isoTime(d.lastSeen),
       pairedAt: isoTime(d.pairedAt), revokedAt: isoTime(d.revokedAt), ackedSeq: d.ackedSeq,
-      connected: this.#connected(d.id), status: d.status, guests: d.guests,
+      connected: this.#connected(d.id), status: d.status, guests: d.guests, conflicts: this.#conflicts(cur),
     };
+  }
+
+  #conflicts(m: MeshDeviceView | undefined): PairingConflictJson[] {
+    return (m?.conflicts ?? []).map((c) => ({
+      gateway: c.gateway, operator: c.operator, operatorName: this.mesh?.nameOf(c.operator) ?? null, pairedAt: isoTime(c.pairedAt),
+    }));
   }
 
   /** A device this gateway knows only from the mesh. */
@@ -111,7 +134,7 @@ export class Registry {
     return {
       id: m.id, state: m.state, gateway: m.gateway, labels: {}, model: m.model, firmware: m.firmware, capabilities: [],
       firstSeen: null, lastSeen: null, pairedAt: isoTime(m.pairedAt), revokedAt: isoTime(m.revokedAt), ackedSeq: 0,
-      connected: false, status: null, guests: {},
+      connected: false, status: null, guests: {}, conflicts: this.#conflicts(m),
     };
   }
 
@@ -120,7 +143,7 @@ export class Registry {
       id: e.id, state: 'seen', gateway: this.#ctx.identity.id, labels: {}, model: e.hello.model,
       firmware: e.hello.firmware, capabilities: e.hello.capabilities, firstSeen: isoTime(e.firstSeen),
       lastSeen: isoTime(e.receivedAt), pairedAt: null, revokedAt: null, ackedSeq: 0,
-      connected: this.#connected(e.id), status: null, guests: {},
+      connected: this.#connected(e.id), status: null, guests: {}, conflicts: [],
     };
   }
 

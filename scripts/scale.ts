@@ -101,7 +101,8 @@ export interface GatewayChild extends Child {
 export async function startGatewayChild(o: { broker?: string; extra?: string[] } = {}): Promise<GatewayChild> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-scale-gw-'));
   const args = [join(root, 'bin', 'gridlet.js'), 'gateway', '--data', dir, '--http-listen', '127.0.0.1:0',
-    ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0']), '--log-level', 'warn', ...(o.extra ?? [])];
+    // Every simulated meter comes from 127.0.0.1: the per-address bound on meters waiting to pair is lifted.
+    ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0', '--unpaired-limit', '100000,100000']), '--log-level', 'warn', ...(o.extra ?? [])];
   const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);

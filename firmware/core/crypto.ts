@@ -18,6 +18,20 @@ export function useRandom(random: Random): void {
   installed.source = random;
 }
 
+/**
+ * Runs `f` with the Random port's strongest entropy source on (Random.strong): for secrets made at
+ * boot, before the radio that makes an ESP32's RNG truly random is up.
+ */
+export function withStrongEntropy<T>(f: () => T): T {
+  const source = installed.source;
+  if (!source?.strong) return f();
+  const out: { value: T | undefined } = { value: undefined };
+  source.strong(() => {
+    out.value = f();
+  });
+  return out.value as T;
+}
+
 export function randomBytes(n: number): Uint8Array {
   const source = installed.source;
   if (!source) throw new Error('no Random port installed: call useRandom() at startup');

@@ -92,6 +92,14 @@ export interface MeterSource {
 /** Cryptographically secure random bytes. */
 export interface Random {
   fill(bytes: Uint8Array): void;
+  /**
+   * Runs `f` with the platform's strongest entropy source on: the core draws a meter's long-lived
+   * secrets (identity key, pair secret, factory PIN) and its boot nonce inside it. An ESP32's hardware
+   * RNG is only pseudo-random until Wi-Fi or Bluetooth runs, and those secrets are made at boot before
+   * Wi-Fi starts: its adapter switches the bootloader's entropy source on around `f`. Absent: `fill`
+   * is as strong at every moment (Node, Linux getrandom).
+   */
+  strong?(f: () => void): void;
 }
 
 /** Small persistent values (identity, pairing, counters). Writes are durable when `set` returns. */

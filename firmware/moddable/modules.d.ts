@@ -31,6 +31,11 @@ declare module 'embedded:storage/flash' {
 declare module 'gridlet/random' {
   /** Fills the buffer from the platform's hardware random number generator (esp_fill_random). */
   export function fill(buffer: ArrayBuffer | ArrayBufferView): void;
+  /**
+   * ESP32: switches the bootloader's entropy source on (true) or off (false) — only before Wi-Fi
+   * starts — and answers true; elsewhere does nothing and answers false (fill is always strong there).
+   */
+  export function entropy(on: boolean): boolean;
 }
 
 declare module 'gridlet/wasm3' {

@@ -9,7 +9,7 @@
 
 import type { DrEvent, Tariff } from '../../firmware/core/wire/bodies.js';
 import { bodyJson, currencyField, nativeDrEvent, nativeTariff } from '../dr/native.js';
-import { recordJson } from '../records.js';
+import { drRecordJson, recordJson } from '../records.js';
 import { isOpenAdr, mapOpenAdr, type OpenAdrEventSummary } from '../dr/openadr.js';
 import { parseSelector } from '../registry.js';
 import type { DeviceRow } from '../store/store.js';
@@ -69,7 +69,7 @@ export function drRoutes(d: DeviceOpsDeps): Route[] {
         const from = Math.max(1, row.ackedSeq - DR_HISTORY_RECORDS + 1);
         const events = (await d.store.readRecords(id, from, DR_HISTORY_RECORDS)).map(recordJson)
           .filter((r) => r[2] === 'event' && r[3] === 'dr')
-          .map((r) => ({ seq: r[0], t: r[1], ...(r[4] as object) }));
+          .map((r) => drRecordJson(r[0], r[1], r[4]));
         return { status: 200, json: { deviceId: id, fromSeq: from, events } };
       },
     },

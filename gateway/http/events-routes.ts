@@ -15,7 +15,7 @@ import type { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import type { PrivacyService } from '../privacy/service.js';
-import type { RecordJson } from '../records.js';
+import { drRecordJson, type RecordJson } from '../records.js';
 import { EVERY_DEVICE, type Disclosure } from '../store/store.js';
 import { HttpError, type Reply, type Route } from './server.js';
 
@@ -59,7 +59,7 @@ function recordsSummary(deviceId: string, records: RecordJson[]): { records: unk
       if (readings.length < MAX_BATCH_ITEMS) readings.push([r[0], r[1], r[2], r[3] as number]);
     } else if (r[2] === 'event') {
       if (events.length < MAX_BATCH_ITEMS) events.push([r[0], r[1], r[3], r[4]]);
-      if (r[3] === 'dr' && typeof r[4] === 'object' && r[4] !== null) dr.push({ deviceId, seq: r[0], t: r[1], ...(r[4] as object) });
+      if (r[3] === 'dr') dr.push({ ...drRecordJson(r[0], r[1], r[4]), deviceId });
     } else if (events.length < MAX_BATCH_ITEMS) events.push([r[0], r[1], 'gap', { last: r[3], reason: r[4] }]);
   }
   return { records: { deviceId, lastSeq, count: records.length, latest, readings, events }, dr };

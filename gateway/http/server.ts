@@ -118,7 +118,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: HttpOptions,
   }
   const isPublic = (method === 'GET' || method === 'HEAD') && (path === '/api/health' || o.routes.some((r) => r.public && r.pattern.test(path)));
   if (o.apiToken && !isPublic && !webhook && !bearerMatches(req.headers.authorization, o.apiToken)) {
-    return refuse(req, res, 401, 'this gateway requires "Authorization: Bearer <token>" (its --api-token)', { 'www-authenticate': 'Bearer' });
+    return refuse(req, res, 401, 'this gateway requires "Authorization: Bearer <token>" (its --api-token-file or GRIDLET_API_TOKEN)', { 'www-authenticate': 'Bearer' });
   }
   let params: string[] | undefined;
   let route: Route | undefined;

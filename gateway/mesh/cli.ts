@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { apiToken } from '../cli.js';
 import { protocols } from './pcid.js';
 import { httpSource, verifyAggregates, verifyHistory, type Range } from './verify.js';
 
@@ -25,7 +26,7 @@ export async function meshMain(argv: string[]): Promise<number> {
     const p = protocols();
     if (rest.includes('--json')) {
       console.log(JSON.stringify(Object.fromEntries(Object.values(p).map((x) => [x.name, { pcid: x.text, file: `docs/protocols/${x.file}` }])), null, 2));
-    } else for (const x of Object.values(p)) console.log(`${x.name.padEnd(9)} ${x.text}  docs/protocols/${x.file}`);
+    } else for (const x of Object.values(p)) console.log(`${x.name.padEnd(10)} ${x.text}  docs/protocols/${x.file}`);
     return 0;
   } catch (e) {
     console.error(`gridlet mesh: ${(e as Error).message}`);
@@ -33,18 +34,21 @@ export async function meshMain(argv: string[]): Promise<number> {
   }
 }
 
-const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-token TOKEN] [--json]
+const VERIFY_HELP = `usage: gridlet verify <deviceId> [--gateway URL] [--api-token-file FILE] [--json]
 
 Walks a device's history of signed readings messages from any gateway of the mesh: checks every
-message's CID, encoding, protocol (pCID), Ed25519 signature and signer, follows prev links to the
-first message, and reports the seqs covered, holes, what the meter declared lost, branches and merges.
+message's CID, encoding, protocol (pCID), Ed25519 signature and signer (enrolled by its operator, with
+proof of its X25519 key), follows prev links to the first message, and reports the seqs covered, holes,
+what the meter declared lost, branches and merges. Only messages of gateways whose operator held the
+device's pairing (its registry messages, merged again here) count toward what is covered.
 It also walks the device's 15-minute and daily aggregate chains the gateway holds (what a gateway of
 another operator may have instead of readings), and recomputes their values where it can see the
 readings they name.
 Exits 0 when the history holds, 1 on any problem (a bad signature or hash, a missing message, a hole).
 
   --gateway URL     the gateway's HTTP API (default http://127.0.0.1:8080)
-  --api-token T     bearer token, if the gateway has one (or set GRIDLET_API_TOKEN)
+  --api-token-file F  bearer token, if the gateway has one, from file F (or GRIDLET_API_TOKEN;
+                    --api-token T on the command line)
   --json            print the report as JSON`;
 
 const ranges = (r: Range[]) => r.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ') || 'none';
@@ -55,7 +59,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   try {
     const r = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     });
     v = r.values;
     p = r.positionals;
@@ -78,7 +82,13 @@ export async function verifyMain(argv: string[]): Promise<number> {
     console.error(`gridlet verify: --gateway "${base}" is not a URL such as http://127.0.0.1:8080`);
     return 2;
   }
-  const token = (v['api-token'] as string | undefined) ?? (process.env.GRIDLET_API_TOKEN || undefined);
+  let token: string | undefined;
+  try {
+    token = apiToken(v);
+  } catch (e) {
+    console.error(`gridlet verify: ${(e as Error).message}`);
+    return 2;
+  }
   try {
     const src = httpSource(base, token);
     const r = await verifyHistory(p[0], src);
@@ -87,7 +97,8 @@ export async function verifyMain(argv: string[]): Promise<number> {
     if (v.json) console.log(JSON.stringify({ ...r, aggregates: ag }, null, 2));
     else {
       console.log(`device ${r.device}: ${r.messages} message(s), ${r.heads.length} head(s), signed by ` +
-        (r.signers.map((s) => `${s.gateway} (${s.operator})`).join(', ') || 'nobody'));
+        (r.signers.map((s) => `${s.gateway} (operator ${s.name} ${s.operator})`).join(', ') || 'nobody'));
+      if (r.foreign.length) console.log(`not counted: ${r.foreign.length} message(s) signed by gateways of operators that never held the device's pairing`);
       console.log(`seqs covered: ${ranges(r.covered)}; declared lost by the meter: ${ranges(r.declaredLost)}; holes: ${ranges(r.holes)}`);
       if (r.removed.length) {
         console.log(`removed by retention: ${ranges(r.removed)} (${r.tombstones.length} signed tombstone(s): ` +

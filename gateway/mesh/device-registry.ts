@@ -1,22 +1,38 @@
-// The device registry as a CRDT (docs/protocols/device-registry-v1.md): a grow-only set of signed
-// pairing and revocation messages, and the gateway identities that say who may sign them. Any order
-// of arrival gives the same state; nothing here talks to the network or the store.
+// The device registry as a CRDT (docs/protocols/device-registry-v2.md): a grow-only set of signed
+// pairing and revocation messages, judged by the enrolled identities that say which operator each
+// signer belongs to (identities.ts). Any order of arrival gives the same state; nothing here talks to
+// the network or the store.
+//
+// Version 2's merge: a pairing counts when its signer is enrolled for the gateway it names (and was that
+// gateway's key at its stamp). Taken in stamp order, a pairing becomes the device's current one when
+// there is none, when the current one is of the same operator (the operator moved the meter), or when
+// the current one was revoked before it; otherwise it is a conflict — kept, shown to both operators, and
+// it displaces nothing. A revocation counts when its signer signed the pairing it names or is a gateway
+// of the same operator.
 
 import { toHex } from '../../firmware/core/bytes.js';
 import { compareCid } from './cid.js';
-import { compareHlc, type Hlc, type Identity, type Pairing, type Revocation } from './protocols.js';
+import type { IdentityBook, Signed } from './identities.js';
+import { compareHlc, type Hlc, type Pairing, type Revocation } from './protocols.js';
 
-export interface Signed<T> {
-  cid: Uint8Array;
-  kid: Uint8Array;
-  entry: T;
+export type { Signed } from './identities.js';
+
+export interface PairingConflict {
+  /** The pairing that displaced nothing (binary CID), its gateway, operator and stamp (unix ms). */
+  pairing: Uint8Array;
+  gateway: string;
+  operator: string;
+  pairedAt: number;
+  /** The pairing that stood when it was made. */
+  against: Uint8Array;
 }
 
 export interface MeshDeviceState {
   id: string;
   state: 'paired' | 'revoked';
-  /** The gateway of the current pairing. */
+  /** The gateway of the current pairing, and its operator (id). */
   gateway: string;
+  operator: string;
   model: string;
   firmware: string;
   /** The current pairing (binary CID) and its stamp. */
@@ -24,41 +40,23 @@ export interface MeshDeviceState {
   pairingKid: Uint8Array;
   pairedAt: number;
   revokedAt: number | null;
+  /** Pairings by gateways of other operators made while the current one stood. */
+  conflicts: PairingConflict[];
+}
+
+interface Resolved {
+  current: Signed<Pairing> | undefined;
+  conflicts: { p: Signed<Pairing>; against: Signed<Pairing> }[];
+  /** Operators whose pairing was current at some time (their gateways wrote the device's history). */
+  holders: Set<string>;
 }
 
 export class DeviceRegistryCrdt {
-  /** kid hex → the identity that holds for it (latest t). */
-  readonly identities = new Map<string, Signed<Identity>>();
-  /** gateway id → kid hex of its first accepted binding. */
-  readonly #gatewayKey = new Map<string, string>();
   readonly #pairings = new Map<string, Signed<Pairing>>();
   readonly #revocations = new Map<string, Signed<Revocation>>();
   readonly #byDevice = new Map<string, { pairings: string[]; revocations: string[] }>();
 
-  /** Adds an identity; the reason it is refused (another key holds the gateway id) or undefined. */
-  addIdentity(s: Signed<Identity>): string | undefined {
-    const kid = toHex(s.kid);
-    const holder = this.#gatewayKey.get(s.entry.gateway);
-    if (holder !== undefined && holder !== kid) return `gateway ${s.entry.gateway} is already bound to another key`;
-    this.#gatewayKey.set(s.entry.gateway, kid);
-    const had = this.identities.get(kid);
-    if (!had || had.entry.t < s.entry.t || (had.entry.t === s.entry.t && compareCid(had.cid, s.cid) < 0)) this.identities.set(kid, s);
-    return undefined;
-  }
-
-  identity(kid: Uint8Array): Identity | undefined {
-    return this.identities.get(toHex(kid))?.entry;
-  }
-
-  identityByPeer(peer: string): Identity | undefined {
-    for (const s of this.identities.values()) if (s.entry.peer === peer) return s.entry;
-    return undefined;
-  }
-
-  /** Is `kid` bound to gateway `gateway`? */
-  bound(kid: Uint8Array, gateway: string): boolean {
-    return this.identity(kid)?.gateway === gateway && this.#gatewayKey.get(gateway) === toHex(kid);
-  }
+  constructor(readonly ids: IdentityBook) {}
 
   #device(id: string): { pairings: string[]; revocations: string[] } {
     let d = this.#byDevice.get(id);
@@ -84,12 +82,18 @@ export class DeviceRegistryCrdt {
     return this.#pairings.get(toHex(cid));
   }
 
-  /** Does a revocation signed by `kid` count against pairing `p`? Same signer, or the same operator. */
+  /** Does a message of `kid` naming `gateway`, stamped `hlc`, count: enrolled for it, and its current key at the stamp? */
+  counts(kid: Uint8Array, gateway: string, hlc: Hlc): boolean {
+    if (!this.ids.bound(kid, gateway)) return false;
+    const until = this.ids.supersededAt(kid);
+    return until === undefined || hlc[0] < until;
+  }
+
+  /** Does a revocation signed by `kid` count against pairing `p`? Same signer, or the same operator (key). */
   mayRevoke(kid: Uint8Array, p: Signed<Pairing>): boolean {
     if (toHex(kid) === toHex(p.kid)) return true;
-    const a = this.identity(kid);
-    const b = this.identity(p.kid);
-    return a !== undefined && b !== undefined && a.operator === b.operator;
+    const a = this.ids.operatorOf(kid);
+    return a !== undefined && a === this.ids.operatorOf(p.kid);
   }
 
   /** The revocation stamp that breaks pairing `p`, or undefined when it stands. */
@@ -99,35 +103,63 @@ export class DeviceRegistryCrdt {
     for (const k of d?.revocations ?? []) {
       const r = this.#revocations.get(k)!;
       if (toHex(r.entry.pairing) !== toHex(p.cid)) continue;
-      if (compareHlc(r.entry.hlc, p.entry.hlc) <= 0 || !this.mayRevoke(r.kid, p)) continue;
+      if (compareHlc(r.entry.hlc, p.entry.hlc) <= 0 || !this.mayRevoke(r.kid, p) || !this.counts(r.kid, r.entry.gateway, r.entry.hlc)) continue;
       if (!at || compareHlc(r.entry.hlc, at) < 0) at = r.entry.hlc;
     }
     return at;
   }
 
-  /** The device's current pairing: counted pairings only, latest stamp, then greatest CID. */
-  current(id: string): Signed<Pairing> | undefined {
-    let best: Signed<Pairing> | undefined;
-    for (const k of this.#byDevice.get(id)?.pairings ?? []) {
-      const p = this.#pairings.get(k)!;
-      if (!this.bound(p.kid, p.entry.gateway)) continue;
-      if (!best) best = p;
+  /** The device's pairings that count, in stamp order, walked as the merge says. */
+  #resolve(id: string): Resolved {
+    const list = (this.#byDevice.get(id)?.pairings ?? []).map((k) => this.#pairings.get(k)!)
+      .filter((p) => this.counts(p.kid, p.entry.gateway, p.entry.hlc))
+      .sort((a, b) => compareHlc(a.entry.hlc, b.entry.hlc) || compareCid(a.cid, b.cid));
+    const out: Resolved = { current: undefined, conflicts: [], holders: new Set() };
+    for (const p of list) {
+      const cur = out.current;
+      const op = this.ids.operatorOf(p.kid)!;
+      if (!cur || this.ids.operatorOf(cur.kid) === op) out.current = p;
       else {
-        const c = compareHlc(p.entry.hlc, best.entry.hlc);
-        if (c > 0 || (c === 0 && compareCid(p.cid, best.cid) > 0)) best = p;
+        const revoked = this.revokedAt(cur);
+        if (revoked && compareHlc(revoked, p.entry.hlc) < 0) out.current = p;
+        else {
+          out.conflicts.push({ p, against: cur });
+          continue;
+        }
       }
+      out.holders.add(op);
     }
-    return best;
+    return out;
+  }
+
+  /** The device's current pairing. */
+  current(id: string): Signed<Pairing> | undefined {
+    return this.#resolve(id).current;
+  }
+
+  /** Operators whose gateways held the device's pairing at some time: the only ones that write its history. */
+  holders(id: string): Set<string> {
+    return this.#resolve(id).holders;
   }
 
   state(id: string): MeshDeviceState | undefined {
-    const p = this.current(id);
+    const r = this.#resolve(id);
+    const p = r.current;
     if (!p) return undefined;
     const revoked = this.revokedAt(p);
     return {
-      id, state: revoked ? 'revoked' : 'paired', gateway: p.entry.gateway, model: p.entry.model, firmware: p.entry.firmware,
-      pairing: p.cid, pairingKid: p.kid, pairedAt: p.entry.hlc[0], revokedAt: revoked ? revoked[0] : null,
+      id, state: revoked ? 'revoked' : 'paired', gateway: p.entry.gateway, operator: this.ids.operatorOf(p.kid)!, model: p.entry.model,
+      firmware: p.entry.firmware, pairing: p.cid, pairingKid: p.kid, pairedAt: p.entry.hlc[0], revokedAt: revoked ? revoked[0] : null,
+      conflicts: r.conflicts.map((c) => ({
+        pairing: c.p.cid, gateway: c.p.entry.gateway, operator: this.ids.operatorOf(c.p.kid)!, pairedAt: c.p.entry.hlc[0], against: c.against.cid,
+      })),
     };
+  }
+
+  /** Is this pairing a conflict (made while another operator's pairing stood)? */
+  isConflict(cid: Uint8Array): boolean {
+    const p = this.pairing(cid);
+    return !!p && this.#resolve(p.entry.device).conflicts.some((c) => toHex(c.p.cid) === toHex(cid));
   }
 
   devices(): string[] {
@@ -139,6 +171,13 @@ export class DeviceRegistryCrdt {
     const hex = toHex(kid);
     return (this.#byDevice.get(id)?.pairings ?? []).map((k) => this.#pairings.get(k)!)
       .filter((p) => toHex(p.kid) === hex).sort((a, b) => compareHlc(b.entry.hlc, a.entry.hlc));
+  }
+
+  /** The registry message CIDs of one device (`gridlet verify` recomputes its state from them). */
+  deviceCids(id: string): Uint8Array[] {
+    const d = this.#byDevice.get(id);
+    if (!d) return [];
+    return [...d.pairings.map((k) => this.#pairings.get(k)!.cid), ...d.revocations.map((k) => this.#revocations.get(k)!.cid)];
   }
 
   /** Every registry message CID (for summaries). */

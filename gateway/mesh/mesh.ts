@@ -1,56 +1,70 @@
 // The gateway's part in the mesh (MESH.md): it signs a readings message for every accepted frame that
 // added records (hash-chained per device through `prev`), pairing and revocation messages for its
-// registry, and its own identity message; it keeps them in the block store, announces them, serves
-// them by CID, and verifies every message a peer sends before it keeps or acts on it. What of a meter
-// goes to another operator's gateways — announced, served, kept — follows the device's sharing policy
-// (gateway/privacy): readings messages, signed aggregates or nothing, and a signed consent message tells
-// every gateway when the policy changes.
+// registry, and its own identity message, enrolled by its operator (gateway-identity-v2); it keeps them
+// in the block store, sends them to the peers that may have them, serves them by CID, and verifies
+// every message a peer sends before it keeps or acts on it. Only peers whose operator this gateway
+// trusts are admitted (mesh-admission-v2); nothing goes to any other.
+//
+// Its parts, aedes-style: core.ts (what they share), handlers/ (one module per protocol behind the
+// dispatch table handlers/index.ts), sync.ts (summaries, gossip, fetching), disclosure.ts (what of a
+// meter goes to which gateway, by its sharing policy), node.ts (libp2p) and offload.ts (jobs for peers).
 
-import { Counter, Gauge } from 'prom-client';
-import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
+import { Gauge } from 'prom-client';
+import { TokenBuckets } from '../rate.js';
+import { BackendError } from '../offload/backend.js';
 import { equal, toHex } from '../../firmware/core/bytes.js';
-import type { GatewayContext } from '../context.js';
+import type { CborValue } from '../../firmware/core/cbor.js';
 import type { RecordJson, RecordsEvent } from '../records.js';
-import type { StoredRecord } from '../store/store.js';
-import { cidOf, cidText, compareCid, parseCidText } from './cid.js';
-import { DeviceRegistryCrdt, type MeshDeviceState } from './device-registry.js';
-import { decodeMessage, encodeMessage, MessageError, openMessage, signerFromSeed, type GridMessage, type Payload, type Signer } from './message.js';
-import type { MeshNode } from './node.js';
-import { openCapabilities, PeerBackend, signCapabilities, type ServeOffload } from './offload.js';
+import type { BlockStore, StoredRecord } from '../store/store.js';
+import type { GatewayContext } from '../context.js';
 import type { OffloadBackend } from '../offload/backend.js';
-import { applyTombstone } from '../privacy/retention.js';
-import { Aggregator, RESIGN_HORIZON_S } from '../privacy/aggregate.js';
-import { audienceShare, ConsentBook, consentOf, mayHave, policyOf, samePolicy, selectionsFor, type BlockView } from '../privacy/consent.js';
-import { DEFAULT_POLICY, type PrivacyPolicy } from '../privacy/policy.js';
-import type { BlockStore, Disclosure } from '../store/store.js';
+import type { PrivacyPolicy } from '../privacy/policy.js';
+import { selectionsFor } from '../privacy/consent.js';
+import { cidOf, cidText, compareCid } from './cid.js';
+import { MeshCore, type From, type Received } from './core.js';
+import type { MeshDeviceState } from './device-registry.js';
+import { Disclosure } from './disclosure.js';
+import { protocolHandlers, PUBLIC_PROTOCOLS } from './handlers/index.js';
+import type { MeshHooks } from './handlers/handler.js';
+import { decodeMessage, MessageError, openMessage, type GridMessage } from './message.js';
+import type { Admission, MeshNode } from './node.js';
+import { enrol, provePossession, type Enrollment, type TrustedOperator } from './operator.js';
+import type { Signer } from './message.js';
+import { PeerBackend, type ServeOffload } from './offload.js';
 import { protocolOf, protocols, type ProtocolName } from './pcid.js';
-import { partition, SUMMARY_MAX_BYTES, SummaryLedger, type SummaryHead } from './summary.js';
-import {
-  aggregatePayload, consentPayload, guestPayload, HybridClock, identityPayload, parseAggregate, parseConsent, parseGuest, parseIdentity, parseReadings, parseRegistry, parseTombstone, peerIdOf, readingsPayload, recordLast,
-  registryPayload, type Aggregate, type MeshRecord, type RegistryEntry,
-} from './protocols.js';
+import { identityV2Payload, parseAggregate, parseIdentityV2, parseReadings, parseTombstone, peerIdOf, readingsPayload, recordLast, registryPayload, type MeshRecord } from './protocols.js';
+import { Sync } from './sync.js';
 
-export const PUBLIC_TOPIC = 'gridlet/mesh/1';
-export const operatorTopic = (operator: string) => `gridlet/mesh/1/operator/${operator}`;
-/** Registry stamps further ahead of this gateway's clock are refused (MESH.md). */
-export const MAX_CLOCK_AHEAD_MS = 5 * 60_000;
+export { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, type Received } from './core.js';
+export type { SummaryEvent, SummarySent } from './sync.js';
+
 const MAX_PENDING = 1000;
 const RECOVERY_BATCH = 500;
-/** At startup, at most this many readings messages per device are read back for windows left unsigned. */
-const RECOVERY_WALK = 5000;
-/**
- * CIDs summaries name are fetched this many at a time: a peer serves at most 32 block streams per
- * connection at once (libp2p's default), and one a summary names is asked for once per announcement.
- */
-const FETCH_CONCURRENCY = 8;
-/** At most this many named CIDs wait to be fetched; the next full summary names those left out again. */
-const MAX_WANTED = 200_000;
-/** Peers subscribing within this long of the first share one full summary (and full ones are a sync interval apart). */
-const SUBSCRIBED_DEBOUNCE_MS = 200;
+
+/** Jobs an admitted peer of this gateway's operator may run here (/gridlet/offload/1). */
+export interface PeerQuota {
+  /** At once. */
+  concurrent: number;
+  /** A bucket of `burst` jobs, one more every `intervalMs`. */
+  burst: number;
+  intervalMs: number;
+}
+
+export const DEFAULT_PEER_QUOTA: PeerQuota = { concurrent: 2, burst: 10, intervalMs: 2000 };
+
+/** Who this gateway is on the mesh and whom it admits (MESH.md "Trust, version 2"). */
+export interface MeshTrust {
+  /** Its operator; with `signer` the gateway enrols itself (--operator-key, or an operator of its own). */
+  operator: { id: string; name: string; publicKey: Uint8Array; signer?: Signer };
+  /** An enrollment the operator signed offline (--operator-cert). */
+  certificate?: Enrollment;
+  /** Other operators whose gateways it admits (--trust-operator). */
+  trusted: TrustedOperator[];
+}
 
 export interface MeshOptions {
   ctx: GatewayContext;
-  operator: string;
+  trust: MeshTrust;
   /** libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0. */
   listen?: string;
   /** Peers' multiaddrs (with /p2p/<peer id>), dialled and redialled. */
@@ -58,7 +72,7 @@ export interface MeshOptions {
   /** How often heads and registry summaries are announced (default 5 s): each names only what changed since the last. */
   syncIntervalMs?: number;
   /**
-   * How often a full summary goes out besides the one for a newly subscribed peer (default 12 sync
+   * How often a full summary goes out besides the one for a newly admitted peer (default 12 sync
    * intervals, 60 s): it repairs a lost gossip message and heals what a partition left apart.
    */
   antiEntropyMs?: number;
@@ -68,51 +82,21 @@ export interface MeshOptions {
   capabilities?: () => string[];
   /** Runs a peer's job on this gateway's backend (/gridlet/offload/1). */
   serveOffload?: ServeOffload;
+  /** How many jobs each peer may run here (default DEFAULT_PEER_QUOTA). */
+  peerQuota?: Partial<PeerQuota>;
+  /** How long a peer has to be admitted after connecting (tests shorten it). */
+  admissionTimeoutMs?: number;
 }
-
-/** What one summary published (announceSummary). */
-export interface SummarySent {
-  messages: number;
-  bytes: number;
-  /** CIDs named, on all topics. */
-  cids: number;
-}
-
-/** The 'mesh-summary' event: one gossip message of a summary. */
-export interface SummaryEvent {
-  topic: string;
-  kind: 'full' | 'delta';
-  /** Its index among the parts of the summary on this topic, and how many parts there are. */
-  part: number;
-  parts: number;
-  have: Uint8Array[];
-  bytes: number;
-}
-
-/** What became of a message received from a peer. */
-export type Received =
-  | 'accepted' | 'duplicate' | 'opaque' | 'untrusted' | 'revoked' | 'future' | 'unauthorized' | 'cid' | 'conflict'
-  /** A block about a device whose sharing consent does not let this gateway's operator keep it: not kept (not refused for good). */
-  | 'private'
-  /** A message a retention tombstone removed (retention-tombstone-v1 "Keeping"): never taken back. */
-  | 'removed'
-  | MessageError['fault'];
 
 export class Mesh {
-  readonly crdt = new DeviceRegistryCrdt();
-  readonly signer: Signer;
-  readonly clock: HybridClock;
-  readonly operator: string;
-  readonly peerId: string;
-  node?: MeshNode;
+  readonly #core: MeshCore;
+  readonly #sync: Sync;
+  readonly #disclosure: Disclosure;
+  readonly #hooks: MeshHooks;
   identityCid!: Uint8Array;
+  #ownIdentity?: Uint8Array;
   /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
   onRevoke: (deviceId: string) => Promise<void> = async () => {};
-  readonly counts: { received: { [r: string]: number }; created: { [p: string]: number } } = { received: {}, created: {} };
-  /** The latest sharing consent per device (sharing-consent-v1). */
-  readonly consents = new ConsentBook();
-  /** Signs this gateway's devices' 15-minute and daily aggregates (meter-aggregates-v1). */
-  readonly aggregator: Aggregator;
 
   readonly #ctx: GatewayContext;
   readonly #o: MeshOptions;
@@ -120,71 +104,43 @@ export class Mesh {
   /** Messages whose signer no identity binds yet, by kid, then CID (bounded). */
   readonly #pending = new Map<string, Map<string, { bytes: Uint8Array; peer?: string }>>();
   #pendingCount = 0;
-  /** CIDs refused once (a revoked device's new history, bad payloads): not fetched again (bounded). */
-  readonly #refused = new Set<string>();
-  /** Guest module CIDs (hex) some held publication names: their bytes may be fetched and kept raw. */
-  readonly #guestCids = new Map<string, number>();
-  readonly #fetching = new Map<string, Promise<Uint8Array | undefined>>();
-  /** CIDs summaries named that this gateway lacks, in the order named, with the peer that named them. */
-  readonly #wanted = new Map<string, { cid: Uint8Array; peer: string }>();
-  #fetchers = 0;
-  readonly #received: Counter<'result'>;
-  readonly #created: Counter<'protocol'>;
-  readonly #summaryBytes: Counter<'kind'>;
-  readonly #summaryMessages: Counter<'kind'>;
-  readonly #summaryCids: Counter<'kind'>;
-  /** What summaries told the mesh, so that the next one names only what changed (summary.ts). */
-  readonly #ledger = new SummaryLedger();
-  /** Summaries go out one at a time. */
-  #summaries: Promise<unknown> = Promise.resolve();
-  /** performance.now() of the last full summary. */
-  #lastFull = -Infinity;
-  /** A full summary for peers that just subscribed, waiting out the debounce. */
-  #fullSoon?: NodeJS.Timeout;
+  /** Messages about devices of which no pairing is known yet, by device, then CID (bounded). */
+  readonly #awaiting = new Map<string, Map<string, { bytes: Uint8Array; from: From }>>();
+  #awaitingCount = 0;
   #timer?: NodeJS.Timeout;
-  #offPrivacy?: () => void;
-  #closed = false;
-  /** What each peer (by peer id) announced it runs for others, from its latest trusted announcement. */
-  readonly #peerCaps = new Map<string, { capabilities: string[]; t: number; gateway: string; operator: string }>();
   readonly #peerBackends = new Map<string, PeerBackend>();
   readonly #listeners: [string, (...a: any[]) => void][] = [];
+  /** Peer ids whose identity named an operator this gateway does not trust (refused at connection time; bounded). */
+  readonly #untrusted = new Map<string, string>();
+  readonly #quota: PeerQuota;
+  readonly #jobs: TokenBuckets;
+  readonly #running = new Map<string, number>();
+  /** Devices whose pairing conflict was reported (logged once). */
+  readonly #conflicted = new Set<string>();
 
   private constructor(o: MeshOptions) {
     this.#o = o;
     this.#ctx = o.ctx;
-    this.operator = o.operator;
-    const { sign } = o.ctx.identity;
-    this.signer = signerFromSeed(sign.secretKey.subarray(0, 32), sign.publicKey);
-    this.peerId = peerIdOf(sign.publicKey);
-    this.clock = new HybridClock(o.ctx.now);
-    this.aggregator = new Aggregator({
-      now: () => this.#ctx.now(),
-      selections: async (id) => ((await this.#isLocal(id)) ? selectionsFor(await this.#ctx.privacy.effectivePolicy(id)) : []),
-      block: (cid) => this.#ctx.store.blocks.get(cid),
-      publish: (a) => this.#publishAggregate(a),
-    }, o.syncIntervalMs ?? 5000);
-    const registers = [o.ctx.metrics.registry];
-    this.#received = new Counter({
-      name: 'gridlet_mesh_messages_received_total', registers, labelNames: ['result'],
-      help: 'Grid messages received from peers, by what became of them (accepted, or why not).',
+    this.#core = new MeshCore({
+      ctx: o.ctx, operator: o.trust.operator, trusted: o.trust.trusted, syncIntervalMs: o.syncIntervalMs,
+      publishAggregate: (a) => this.#disclosure.publishAggregate(a),
     });
-    this.#created = new Counter({
-      name: 'gridlet_mesh_messages_created_total', registers, labelNames: ['protocol'],
-      help: 'Grid messages this gateway signed, by protocol.',
+    this.#quota = { ...DEFAULT_PEER_QUOTA, ...o.peerQuota };
+    this.#jobs = new TokenBuckets(this.#quota.burst, this.#quota.intervalMs, () => performance.now());
+    const apply = (m: GridMessage, protocol: ProtocolName) => this.#apply(m, protocol, {});
+    this.#disclosure = new Disclosure(this.#core, { serial: (id, f) => this.#serial(id, f), apply });
+    this.#sync = new Sync(this.#core, o, {
+      receive: (bytes, from) => this.receive(bytes, from), apply, identityCid: () => this.identityCid, disclosure: this.#disclosure,
     });
-    const summaryHelp = 'full (a peer subscribed, or anti-entropy) or delta (what changed since the last)';
-    this.#summaryMessages = new Counter({
-      name: 'gridlet_mesh_summary_messages_total', registers, labelNames: ['kind'], help: `Summary gossip messages published, ${summaryHelp}.`,
-    });
-    this.#summaryBytes = new Counter({
-      name: 'gridlet_mesh_summary_bytes_total', registers, labelNames: ['kind'], help: `Bytes of summary gossip published, ${summaryHelp}.`,
-    });
-    this.#summaryCids = new Counter({
-      name: 'gridlet_mesh_summary_cids_total', registers, labelNames: ['kind'], help: `CIDs named in summary gossip, ${summaryHelp}.`,
-    });
+    this.#hooks = {
+      fetchAncestor: (cid, peer) => void this.#sync.fetchBlock(cid, peer, true),
+      registryChanged: (id) => this.#afterRegistryChange(id),
+      consentChanged: (id) => this.#disclosure.consentChanged(id),
+      awaitPairing: (id, m, from) => this.#awaitPairing(id, m, from),
+    };
     const self = this;
     new Gauge({
-      name: 'gridlet_mesh_peers', help: 'Mesh peers connected.', registers,
+      name: 'gridlet_mesh_peers', help: 'Mesh peers connected.', registers: [o.ctx.metrics.registry],
       collect() {
         this.set(self.node ? self.node.connectedPeers().length : 0);
       },
@@ -199,23 +155,81 @@ export class Mesh {
     mesh.#listen();
     if (o.listen !== undefined || (o.peers?.length ?? 0) > 0) {
       const { MeshNode } = await import('./node.js');
-      mesh.node = await MeshNode.start({
+      const serve = o.serveOffload;
+      mesh.#core.node = await MeshNode.start({
         seed: o.ctx.identity.sign.secretKey.subarray(0, 32),
         listen: o.listen,
         peers: o.peers ?? [],
-        topics: [PUBLIC_TOPIC, operatorTopic(o.operator)],
         log: o.ctx.log,
-        onGossip: (topic, data, from) => void mesh.#onGossip(topic, data, from),
-        onPeerSubscribed: () => mesh.#peerSubscribed(),
+        admissionTimeoutMs: o.admissionTimeoutMs,
+        identity: () => mesh.#ownIdentity!,
+        admit: (peer, bytes) => mesh.#admit(peer, bytes),
+        refuseEarly: (peer) => mesh.#untrusted.get(peer),
+        onRefused: (reason) => mesh.#core.refuse(reason),
+        onAdmitted: (peer) => mesh.#sync.peerAdmitted(peer),
+        onGone: () => {},
+        onGossip: (data, from) => void mesh.#sync.onGossip(data, from),
         serveBlock: (cid, peer) => mesh.#serve(cid, peer),
-        serveOffload: o.serveOffload,
+        serveOffload: serve ? (peer, req, signal, onText) => mesh.#serveJob(serve, peer, req, signal, onText) : undefined,
       });
-      mesh.#timer = setInterval(() => void mesh.#tick(), mesh.#syncMs);
+      mesh.#timer = setInterval(() => void mesh.#tick(), mesh.#sync.syncMs);
       mesh.#timer.unref();
     }
     await mesh.#recover();
-    await mesh.#startPrivacy();
+    await mesh.#disclosure.start();
     return mesh;
+  }
+
+  get crdt() {
+    return this.#core.crdt;
+  }
+
+  get signer() {
+    return this.#core.signer;
+  }
+
+  get clock() {
+    return this.#core.clock;
+  }
+
+  /** This gateway's operator id, and its name. */
+  get operator(): string {
+    return this.#core.operator;
+  }
+
+  get operatorName(): string {
+    return this.#core.operatorName;
+  }
+
+  /** The enrolled identities of the gateways this one trusts (identities.ts). */
+  get identities() {
+    return this.#core.ids;
+  }
+
+  /** Trusted operators: this gateway's own first, with the names it knows them by. */
+  trustedOperators(): { id: string; name: string | null; own: boolean }[] {
+    const ids = this.#core.ids;
+    return [ids.own, ...ids.others()].map((id) => ({ id, name: ids.nameOf(id) ?? null, own: id === ids.own }));
+  }
+
+  get peerId(): string {
+    return this.#core.peerId;
+  }
+
+  get node(): MeshNode | undefined {
+    return this.#core.node;
+  }
+
+  get counts() {
+    return this.#core.counts;
+  }
+
+  get consents() {
+    return this.#core.consents;
+  }
+
+  get aggregator() {
+    return this.#core.aggregator;
   }
 
   /** The block store this mesh keeps its messages in (tools, tests). */
@@ -236,10 +250,17 @@ export class Mesh {
 
   async #load(): Promise<void> {
     const blocks = this.#ctx.store.blocks;
-    // Identities first: registry messages are judged by who signed them.
-    for (const b of await blocks.list('identity')) await this.#apply(decodeMessage(b.bytes), 'identity', {});
-    for (const b of await blocks.list('registry')) await this.#apply(decodeMessage(b.bytes), 'registry', {});
-    for (const b of await blocks.list('consent')) this.#addConsent(decodeMessage(b.bytes));
+    // Identities first: registry messages are judged by who signed them (those of an operator this
+    // gateway no longer trusts, and those of version 1, bind nothing).
+    for (const b of await blocks.list('identity')) {
+      const m = decodeMessage(b.bytes);
+      await this.#apply(m, protocolOf(m.pcid), {});
+    }
+    for (const b of await blocks.list('registry')) {
+      const m = decodeMessage(b.bytes);
+      await this.#apply(m, protocolOf(m.pcid), {});
+    }
+    for (const b of await blocks.list('consent')) this.#disclosure.addConsent(decodeMessage(b.bytes));
     for (const b of await blocks.list('aggregate')) {
       const m = decodeMessage(b.bytes);
       const a = parseAggregate(m.payload);
@@ -259,9 +280,30 @@ export class Mesh {
 
   async #publishIdentity(): Promise<void> {
     const { identity } = this.#ctx;
-    const had = this.crdt.identities.get(toHex(this.signer.publicKey));
-    if (had && had.entry.operator === this.operator && had.entry.gateway === identity.id) this.identityCid = had.cid;
-    else await this.#newIdentity();
+    const trust = this.#o.trust;
+    const had = this.#core.ids.signed(this.signer.publicKey);
+    const same = (e: { operator: Uint8Array; name: string; gateway: string }) =>
+      equal(e.operator, trust.operator.publicKey) && e.name === trust.operator.name && e.gateway === identity.id;
+    let enrollment: Enrollment;
+    if (trust.certificate) enrollment = trust.certificate;
+    else if (had && same(had.entry)) enrollment = { ...had.entry, signature: had.entry.enrollment };
+    else {
+      if (!trust.operator.signer) throw new Error('the gateway needs its operator\'s key (--operator-key) or an enrollment certificate (--operator-cert)');
+      enrollment = enrol({ ...trust.operator, signer: trust.operator.signer }, {
+        gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, peer: peerIdOf(identity.sign.publicKey),
+      }, this.#ctx.now());
+    }
+    if (had && same(had.entry) && had.entry.enrolled === enrollment.enrolled) this.identityCid = had.cid;
+    else {
+      await this.#newIdentity(enrollment);
+      // What this gateway signed before its key was enrolled (a store from before trust v2, or another
+      // operator's): its registry messages count now.
+      for (const b of await this.#ctx.store.blocks.list('registry')) {
+        const m = decodeMessage(b.bytes);
+        if (equal(m.kid, this.signer.publicKey)) await this.#apply(m, protocolOf(m.pcid), {});
+      }
+    }
+    this.#ownIdentity = (await this.#ctx.store.blocks.get(this.identityCid))!;
     // Devices paired before this gateway had a mesh get their pairing message now.
     for (const d of await this.#ctx.store.listDevices()) {
       if (this.crdt.pairingsBy(d.id, this.signer.publicKey).length === 0) {
@@ -271,14 +313,74 @@ export class Mesh {
     }
   }
 
-  async #newIdentity(): Promise<void> {
+  async #newIdentity(e: Enrollment): Promise<void> {
     const { identity } = this.#ctx;
-    const m = this.#sign('identity', identityPayload({
-      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, operator: this.operator,
-      peer: this.peerId, t: this.#ctx.now(),
+    const m = this.#core.sign('identity2', identityV2Payload({
+      gateway: identity.id, x25519: identity.box.publicKey, ed25519: identity.sign.publicKey, peer: peerIdOf(identity.sign.publicKey),
+      t: this.#ctx.now(), operator: e.operator, name: e.name, enrolled: e.enrolled, enrollment: e.signature,
+      possession: provePossession(identity, e.operator, e.enrolled),
     }));
-    await this.#apply(m, 'identity', {});
+    const r = await this.#apply(m, 'identity2', {});
+    if (r !== 'accepted') throw new Error(`this gateway's own identity does not hold (${r}); check its enrollment`);
     this.identityCid = m.cid;
+  }
+
+  /** Judges a connecting peer's identity message: admitted when it holds and its operator is trusted. */
+  async #admit(peer: string, bytes: Uint8Array): Promise<Admission> {
+    let m: GridMessage;
+    try {
+      m = openMessage(bytes);
+    } catch (e) {
+      return { ok: false, reason: 'identity', message: `its identity message does not verify: ${(e as Error).message}` };
+    }
+    const protocol = protocolOf(m.pcid);
+    if (protocol !== 'identity2') {
+      return { ok: false, reason: 'unenrolled', message: 'it presented no enrolled gateway identity (gateway-identity-v2): its operator must enrol it' };
+    }
+    const i = parseIdentityV2(m.payload, m.kid);
+    if (typeof i === 'string') return { ok: false, reason: 'identity', message: `its identity message is malformed: ${i}` };
+    if (i.peer !== peer) return { ok: false, reason: 'identity', message: `its identity is that of peer ${i.peer}, not of the peer that connected` };
+    const r = await this.receive(bytes, {});
+    if ((r === 'accepted' || r === 'duplicate') && this.#core.ids.identity(m.kid)?.peer === peer) {
+      // A key its operator has replaced (a rotated gateway key) is admitted no more.
+      if (this.#core.ids.supersededAt(m.kid) !== undefined) {
+        return { ok: false, reason: 'superseded', message: `gateway ${i.gateway} has been enrolled with another key since; this key is no longer its own` };
+      }
+      return { ok: true };
+    }
+    if (r === 'operator') {
+      if (this.#untrusted.size >= 10_000) this.#untrusted.delete(this.#untrusted.keys().next().value!);
+      this.#untrusted.set(peer, 'operator');
+      return { ok: false, reason: 'operator', message: `gateway ${i.gateway} is enrolled by operator ${i.operatorId} ("${i.name}"), which this gateway does not trust (--trust-operator ${i.operatorId})` };
+    }
+    if (r === 'duplicate') return { ok: false, reason: 'operator', message: `operator ${i.operatorId} is not trusted by this gateway` };
+    const why: { [k: string]: string } = {
+      enrollment: 'its operator\'s signature over its enrollment does not verify',
+      squat: 'it does not prove it holds the X25519 key of the gateway id it claims',
+      future: 'its identity is stamped in the future',
+    };
+    return { ok: false, reason: r === 'enrollment' || r === 'squat' ? r : 'identity', message: why[r] ?? `its identity was refused (${r})` };
+  }
+
+  /** A job of an admitted peer: only a gateway of this one's operator, within its quota. */
+  async #serveJob(serve: ServeOffload, peer: string, req: Parameters<ServeOffload>[1], signal: AbortSignal, onText: (t: string) => void): Promise<void> {
+    if (this.#core.peerOperator(peer) !== this.operator) {
+      this.#core.refuse('operator');
+      throw new BackendError('this gateway runs jobs for gateways of its own operator only');
+    }
+    const running = this.#running.get(peer) ?? 0;
+    if (running >= this.#quota.concurrent || !this.#jobs.take(peer)) {
+      this.#core.refuse('quota');
+      throw new BackendError(`quota: a peer may run ${this.#quota.concurrent} job(s) at once here and ${this.#quota.burst} in a burst; ask again later`);
+    }
+    this.#running.set(peer, running + 1);
+    try {
+      await serve(peer, req, signal, onText);
+    } finally {
+      const left = (this.#running.get(peer) ?? 1) - 1;
+      if (left > 0) this.#running.set(peer, left);
+      else this.#running.delete(peer);
+    }
   }
 
   /** Records stored before a crash between commit and message: carried now, oldest first. */
@@ -302,12 +404,17 @@ export class Mesh {
     on('records', (e: RecordsEvent) => this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.frames)));
   }
 
+  async #tick(): Promise<void> {
+    await this.#sync.tick();
+    await this.aggregator.tick().catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: aggregates not signed'));
+  }
+
   /** A device was paired here: its pairing message is signed, kept and announced before this resolves. */
   paired(deviceId: string): Promise<void> {
     return this.#serial(deviceId, async () => {
       await this.#pairingMessage(deviceId);
       // A group policy may already share more than the default: the mesh learns it with the pairing.
-      await this.#checkConsent(deviceId);
+      await this.#disclosure.checkConsent(deviceId);
     });
   }
 
@@ -329,13 +436,6 @@ export class Mesh {
   }
 
   // ---------------------------------------------------------------- local messages
-
-  #sign(protocol: ProtocolName, payload: Payload): GridMessage {
-    const m = encodeMessage(protocols()[protocol].pcid, payload, this.signer);
-    this.#created.inc({ protocol });
-    this.counts.created[protocol] = (this.counts.created[protocol] ?? 0) + 1;
-    return m;
-  }
 
   /** One readings message per frame (MESH.md), the frames that waited together kept in one transaction. */
   async #onRecords(deviceId: string, frames: RecordJson[][]): Promise<void> {
@@ -366,7 +466,7 @@ export class Mesh {
       const signed: GridMessage[] = [];
       for (const records of messages) {
         const prev = signed.length ? [signed[signed.length - 1].cid] : heads;
-        signed.push(this.#sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev })));
+        signed.push(this.#core.sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev })));
       }
       const now = this.#ctx.now();
       const ok = await blocks.appendChain({
@@ -380,21 +480,20 @@ export class Mesh {
       const resolutions = [...new Set(selectionsFor(policy).map((s) => s.resolution))];
       if (resolutions.length) signed.forEach((m, i) => this.aggregator.noteReadings(deviceId, m.cid, messages[i], resolutions));
       const seqs = covers.map((c): [number, number] => [c[0][0], Math.max(...c.map((x) => x[1]))]);
-      await this.#disclose(deviceId, signed, { kind: 'readings' }, seqs, policy);
+      await this.#disclosure.disclose(deviceId, signed, { kind: 'readings' }, seqs, policy);
       return;
     }
     throw new Error(`device ${deviceId}: its chain head kept moving; readings message not written (recovered at restart)`);
   }
 
-
   async #pairingMessage(deviceId: string): Promise<void> {
     const d = await this.#ctx.store.getDevice(deviceId);
     if (!d) return;
-    const m = this.#sign('registry', registryPayload({
+    const m = this.#core.sign('registry2', registryPayload({
       op: 'pair', device: d.id, key: d.publicKey, gateway: this.gatewayId, model: d.model, firmware: d.firmware, hlc: this.clock.now(),
     }));
-    await this.#apply(m, 'registry', {});
-    await this.#announce([m.bytes], PUBLIC_TOPIC);
+    await this.#apply(m, 'registry2', {});
+    this.#core.broadcast([m.bytes]);
   }
 
   /**
@@ -419,35 +518,26 @@ export class Mesh {
     }
     if (!target && mine && !this.crdt.revokedAt(mine)) target = mine.cid;
     if (!target) return st ? 'forbidden' : undefined;
-    const m = this.#sign('registry', registryPayload({ op: 'revoke', device: deviceId, pairing: target, gateway: this.gatewayId, hlc: this.clock.now() }));
-    await this.#apply(m, 'registry', {});
-    await this.#announce([m.bytes], PUBLIC_TOPIC);
+    const m = this.#core.sign('registry2', registryPayload({ op: 'revoke', device: deviceId, pairing: target, gateway: this.gatewayId, hlc: this.clock.now() }));
+    await this.#apply(m, 'registry2', {});
+    this.#core.broadcast([m.bytes]);
     return 'revoked';
   }
 
   // ---------------------------------------------------------------- receiving
 
-  #count(r: Received): Received {
-    this.#received.inc({ result: r });
-    this.counts.received[r] = (this.counts.received[r] ?? 0) + 1;
-    return r;
-  }
-
   /**
    * Verifies a message from a peer and keeps or acts on it only if it holds: envelope, determinism,
    * CID (when fetched by CID), signature, a signer bound by an identity message, the payload's shape.
    */
-  async receive(bytes: Uint8Array, from: { peer?: string; expect?: Uint8Array; ancestor?: boolean } = {}): Promise<Received> {
-    if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#count('cid');
+  async receive(bytes: Uint8Array, from: From & { expect?: Uint8Array } = {}): Promise<Received> {
+    if (from.expect && !equal(cidOf(bytes), from.expect)) return this.#core.count('cid');
     const r = await this.#receive(bytes, from);
-    if (!['accepted', 'duplicate', 'opaque', 'untrusted', 'private'].includes(r)) {
-      if (this.#refused.size >= 10_000) this.#refused.clear();
-      this.#refused.add(toHex(cidOf(bytes)));
-    }
-    return this.#count(r);
+    if (!['accepted', 'duplicate', 'opaque', 'untrusted', 'private', 'conflict', 'unauthorized', 'pending'].includes(r)) this.#sync.refuse(cidOf(bytes));
+    return this.#core.count(r);
   }
 
-  async #receive(bytes: Uint8Array, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
+  async #receive(bytes: Uint8Array, from: From): Promise<Received> {
     let m: GridMessage;
     try {
       m = openMessage(bytes);
@@ -459,9 +549,9 @@ export class Mesh {
       throw e;
     }
     if (await this.#ctx.store.blocks.has(m.cid)) return 'duplicate';
-    if (await this.#removed(m.cid, m.kid)) return 'removed';
+    if (await this.#core.removed(m.cid, m.kid)) return 'removed';
     const protocol = protocolOf(m.pcid);
-    if (protocol !== 'identity' && !this.crdt.identity(m.kid)) {
+    if (protocol !== 'identity' && protocol !== 'identity2' && !this.#core.ids.identity(m.kid)) {
       // Not trusted before an identity message binds its key; kept aside until one does.
       const k = toHex(m.kid);
       const waiting = this.#pending.get(k) ?? new Map();
@@ -473,7 +563,12 @@ export class Mesh {
       return 'untrusted';
     }
     const r = await this.#apply(m, protocol, from);
-    if (r === 'accepted' && protocol === 'identity') {
+    // What every admitted peer may hold goes on to the others (a revocation reaches gateways this one's
+    // peers are not connected to); what was fetched by CID, the peers that named it have.
+    if ((r === 'accepted' || r === 'conflict') && protocol && PUBLIC_PROTOCOLS.has(protocol) && from.peer && !(from as { expect?: Uint8Array }).expect) {
+      this.#core.broadcast([bytes], from.peer);
+    }
+    if (r === 'accepted' && protocol === 'identity2') {
       const waiting = this.#pending.get(toHex(m.kid));
       this.#pending.delete(toHex(m.kid));
       this.#pendingCount -= waiting?.size ?? 0;
@@ -482,284 +577,112 @@ export class Mesh {
     return r;
   }
 
-  async #apply(m: GridMessage, protocol: ProtocolName | undefined, from: { peer?: string; ancestor?: boolean }): Promise<Received> {
-    const blocks = this.#ctx.store.blocks;
-    const now = this.#ctx.now();
-    const block = (kind: 'readings' | 'registry' | 'identity' | 'guest' | 'opaque' | 'aggregate' | 'consent', deviceId: string | null = null) =>
-      ({ cid: m.cid, bytes: m.bytes, kind, deviceId, receivedAt: now });
-    switch (protocol) {
-      case undefined:
-        // A protocol this gateway does not know: kept as opaque bytes, served, never interpreted.
-        await blocks.put(block('opaque'));
-        return 'opaque';
-      case 'identity': {
-        const i = parseIdentity(m.payload, m.kid);
-        if (typeof i === 'string') return 'payload';
-        if (i.t > now + MAX_CLOCK_AHEAD_MS) return 'future';
-        if (this.crdt.addIdentity({ cid: m.cid, kid: m.kid, entry: i })) return 'conflict';
-        await blocks.put(block('identity'));
-        return 'accepted';
-      }
-      case 'readings': {
-        const r = parseReadings(m.payload);
-        if (typeof r === 'string') return 'payload';
-        if (!this.crdt.bound(m.kid, r.gateway)) return 'untrusted';
-        if (this.crdt.state(r.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
-        if (!(await this.#mayKeep(r.device, m.kid, { kind: 'readings' }))) return 'private';
-        await blocks.appendChain({ deviceId: r.device, prev: r.prev, block: block('readings', r.device) });
-        this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId: r.device, cid: cidText(m.cid), from: from.peer });
-        // Walk back to the parents this gateway does not hold yet.
-        for (const p of r.prev) {
-          if (!(await blocks.has(p))) void this.fetchBlock(p, from.peer, true);
-        }
-        return 'accepted';
-      }
-      case 'registry': {
-        const e = parseRegistry(m.payload);
-        if (typeof e === 'string') return 'payload';
-        if (e.hlc[0] > now + MAX_CLOCK_AHEAD_MS) return 'future';
-        if (!this.crdt.bound(m.kid, e.gateway)) return 'untrusted';
-        this.clock.observe(e.hlc);
-        await blocks.put(block('registry', e.device));
-        this.#addRegistry(m, e);
-        await this.#afterRegistryChange(e.device);
-        return 'accepted';
-      }
-      case 'tombstone':
-        // Retention (privacy/retention.ts): kept, and the removed messages its signer wrote are dropped here too.
-        return applyTombstone(this.#ctx.store, m, (kid, gateway) => this.crdt.bound(kid, gateway), now);
-      case 'aggregates': {
-        const a = parseAggregate(m.payload);
-        if (typeof a === 'string') return 'payload';
-        if (!this.crdt.bound(m.kid, a.gateway)) return 'untrusted';
-        if (this.crdt.state(a.device)?.state === 'revoked' && !from.ancestor) return 'revoked';
-        if (!(await this.#mayKeep(a.device, m.kid, { kind: 'aggregate', resolution: a.resolution, channels: a.channels }))) return 'private';
-        await blocks.put(block('aggregate', a.device));
-        this.aggregator.chains.add(m.cid, a, equal(m.kid, this.signer.publicKey));
-        this.#ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid), from: from.peer });
-        if (a.prev && !(await blocks.has(a.prev))) void this.fetchBlock(a.prev, from.peer, true);
-        return 'accepted';
-      }
-      case 'consent': {
-        const c = parseConsent(m.payload);
-        if (typeof c === 'string') return 'payload';
-        if (c.hlc[0] > now + MAX_CLOCK_AHEAD_MS) return 'future';
-        if (!this.crdt.bound(m.kid, c.gateway)) return 'untrusted';
-        // Judged by the device's current pairing: not known yet, the message comes again with a later summary.
-        const st = this.crdt.state(c.device);
-        if (!st) return 'untrusted';
-        if (c.gateway !== st.gateway && this.crdt.identity(m.kid)?.operator !== this.#deviceOperator(c.device)) return 'unauthorized';
-        let policy: PrivacyPolicy;
-        try {
-          policy = policyOf(c);
-        } catch {
-          return 'payload';
-        }
-        this.clock.observe(c.hlc);
-        await blocks.put(block('consent', c.device));
-        if (this.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy })) {
-          this.#ledger.changed([c.device]);
-          this.#ctx.events.emit('consent', { deviceId: c.device, cid: cidText(m.cid), from: from.peer });
-          await this.#afterConsent(c.device);
-        }
-        return 'accepted';
-      }
-      case 'guest': {
-        const g = parseGuest(m.payload);
-        if (typeof g === 'string') return 'payload';
-        if (!this.crdt.bound(m.kid, g.gateway)) return 'untrusted';
-        this.#guestCids.set(toHex(g.guest), g.size);
-        await blocks.put(block('guest'));
-        return 'accepted';
-      }
+  /** Dispatches a verified message to its protocol's handler; a protocol without one is kept opaque. */
+  async #apply(m: GridMessage, protocol: ProtocolName | undefined, from: From): Promise<Received> {
+    const handler = protocol && protocolHandlers[protocol];
+    if (!handler) {
+      // A protocol this gateway does not know: kept as opaque bytes, served, never interpreted.
+      await this.#ctx.store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'opaque', deviceId: null, receivedAt: this.#ctx.now() });
+      return 'opaque';
     }
+    return handler.apply(this.#core, this.#hooks, m, from);
   }
 
-  #addRegistry(m: GridMessage, e: RegistryEntry): void {
-    // The device's operator (whose gateways may have all of it) may change with its pairing.
-    this.#ledger.changed([e.device]);
-    if (e.op === 'pair') this.crdt.addPairing({ cid: m.cid, kid: m.kid, entry: e });
-    else this.crdt.addRevocation({ cid: m.cid, kid: m.kid, entry: e });
+  #awaitPairing(deviceId: string, m: GridMessage, from: From): Received {
+    const waiting = this.#awaiting.get(deviceId) ?? new Map();
+    if (this.#awaitingCount < MAX_PENDING && !waiting.has(toHex(m.cid))) {
+      waiting.set(toHex(m.cid), { bytes: m.bytes, from });
+      this.#awaitingCount++;
+    }
+    this.#awaiting.set(deviceId, waiting);
+    return 'pending';
   }
 
-  /** A device whose current pairing is revoked, or no longer this gateway's, is refused here from now on. */
+  /** A pairing of the device is known now: what waited for it is judged. */
+  async #releaseAwaiting(deviceId: string): Promise<void> {
+    const waiting = this.#awaiting.get(deviceId);
+    if (!waiting || !this.crdt.state(deviceId)) return;
+    this.#awaiting.delete(deviceId);
+    this.#awaitingCount -= waiting.size;
+    for (const w of waiting.values()) await this.receive(w.bytes, w.from);
+  }
+
+  /**
+   * A device whose current pairing its own operator revoked, or moved to another gateway of the same
+   * operator, is refused here from now on. A pairing by another operator's gateway never unpairs it: the
+   * conflict is recorded (the registry keeps both) and shown to both operators.
+   */
   async #afterRegistryChange(deviceId: string): Promise<void> {
     const st = this.crdt.state(deviceId);
     if (!st) return;
+    if (this.#awaiting.has(deviceId)) void this.#releaseAwaiting(deviceId).catch((e: Error) => this.#ctx.log.warn({ err: e.message }, 'mesh: held messages not judged'));
     const local = await this.#ctx.store.getDevice(deviceId);
     if (local?.state !== 'paired') return;
-    if (st.state === 'paired' && equal(st.pairingKid, this.signer.publicKey)) return;
+    if (st.state === 'paired' && st.gateway === this.gatewayId) {
+      if (st.conflicts.length && !this.#conflicted.has(deviceId)) this.#reportConflict(deviceId, st);
+      return;
+    }
+    if (st.operator !== this.operator) {
+      // This gateway's pairing came while another operator's stood: it displaces nothing, and nothing is undone here.
+      if (!this.#conflicted.has(deviceId)) this.#reportConflict(deviceId, st);
+      return;
+    }
     await this.onRevoke(deviceId);
+  }
+
+  #reportConflict(deviceId: string, st: MeshDeviceState): void {
+    this.#conflicted.add(deviceId);
+    this.#ctx.log.warn({ device: deviceId, gateway: st.gateway, operator: st.operator, conflicts: st.conflicts.map((c) => `${c.gateway} (${c.operator})`) },
+      'mesh: pairing conflict: gateways of two operators paired this device; the first pairing stands, nothing is unpaired (GET /api/devices/:id shows it)');
+    this.#ctx.events.emit('pairing-conflict', { deviceId });
   }
 
   // ---------------------------------------------------------------- the network
 
-  async #announce(blocks: Uint8Array[], topic: string): Promise<void> {
-    if (this.node && !this.#closed) await this.node.publish(topic, encodeGossip({ blocks }));
+  async #serve(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'> {
+    const bytes = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
+    if (!bytes) return undefined;
+    // A meter's data goes only to gateways its sharing policy lets have it (MESH.md "Operators and privacy").
+    return this.#disclosure.serve(bytes, peer);
   }
 
   /** Signs a publication for every guest module in the store that has none yet (GUESTS.md, guest publication v1). */
-  async publishGuests(): Promise<void> {
-    const store = this.#ctx.store;
-    if (!store.guests) return;
-    for (const g of await store.guests.list()) {
-      const cid = parseCidText(g.cid);
-      if (!cid || this.#guestCids.has(toHex(cid))) continue;
-      let m: GridMessage;
-      try {
-        m = this.#sign('guest', guestPayload({ guest: cid, name: g.name, size: g.size, manifest: g.manifest as { [k: string]: CborValue }, gateway: this.gatewayId }));
-      } catch (e) {
-        this.#ctx.log.warn({ guest: g.cid, err: (e as Error).message }, 'mesh: guest manifest cannot travel as CBOR; not published');
-        this.#guestCids.set(toHex(cid), g.size);
-        continue;
-      }
-      await this.#apply(m, 'guest', {});
-      await this.#announce([m.bytes], PUBLIC_TOPIC);
-    }
+  publishGuests(): Promise<void> {
+    return this.#sync.publishGuests();
   }
 
-  /**
-   * Announces what this gateway holds: identities, registry and consents publicly (with our identity
-   * message and capabilities), chain heads on each operator's topic that operator may have. A full
-   * summary names everything; a delta only what the summaries before it did not (summary.ts).
-   */
-  announceSummary(kind: 'full' | 'delta' = 'full'): Promise<SummarySent> {
-    const next = this.#summaries.then(() => this.#summarise(kind));
-    this.#summaries = next.catch(() => {});
-    return next;
+  /** Announces what this gateway holds (sync.ts). */
+  announceSummary(kind: 'full' | 'delta' = 'full') {
+    return this.#sync.announceSummary(kind);
   }
 
-  async #summarise(kind: 'full' | 'delta'): Promise<SummarySent> {
-    await this.publishGuests().catch((e: Error) => this.#ctx.log.warn({ err: e.message }, 'mesh: guest publication failed'));
-    const sent: SummarySent = { messages: 0, bytes: 0, cids: 0 };
-    if (!this.node || this.#closed) return sent;
-    const full = kind === 'full';
-    if (full) this.#lastFull = performance.now();
-    this.#ledger.begin();
-    const ids = [...this.crdt.identities.values()].map((s) => s.cid);
-    // Our own identity travels whole in every summary: peers judge everything else we sign by it.
-    const own = await this.#ctx.store.blocks.get(this.identityCid);
-    const caps = signCapabilities({ capabilities: this.#o.capabilities?.() ?? [], gateway: this.gatewayId, peer: this.peerId, t: this.#ctx.now() }, this.signer);
-    const have = this.#ledger.publicHave([...ids, ...this.crdt.cids(), ...this.consents.cids()], full);
-    await this.#publishSummary(PUBLIC_TOPIC, kind, { blocks: own ? [own] : [], caps }, have, sent);
-    // Chain heads go to each operator's topic, those of devices whose policy lets that operator have them only.
-    const heads: SummaryHead<BlockView>[] = [
-      ...(await this.#ctx.store.blocks.allHeads()).map((h) => ({ device: h.deviceId, cid: h.cid, key: toHex(h.cid), view: { kind: 'readings' } as BlockView })),
-      ...this.aggregator.chains.heads().map((h) => ({ device: h.device, cid: fromHex(h.cid), key: h.cid, view: { kind: 'aggregate', ...h.selection } as BlockView })),
-    ];
-    const policies = new Map<string, { policy: PrivacyPolicy; operator: string }>();
-    for (const op of [this.operator, ...this.#operators()]) {
-      const have = await this.#ledger.heads(op, heads, full, async (h) => {
-        let p = policies.get(h.device);
-        if (!p) policies.set(h.device, (p = { policy: await this.#policyFor(h.device), operator: this.#deviceOperator(h.device) }));
-        return op === p.operator || mayHave(audienceShare(p.policy, p.operator, op), h.view);
-      });
-      if (have.length || (full && op === this.operator)) await this.#publishSummary(operatorTopic(op), kind, {}, have, sent);
-    }
-    return sent;
-  }
-
-  /** Publishes one topic's part of a summary, in as many gossip messages as its size asks. */
-  async #publishSummary(topic: string, kind: 'full' | 'delta', rest: { blocks?: Uint8Array[]; caps?: Uint8Array }, have: Uint8Array[], sent: SummarySent): Promise<void> {
-    const parts = partition(have, encodeGossip({ ...rest, have: [] }).length, this.#o.summaryMaxBytes ?? SUMMARY_MAX_BYTES);
-    for (const [part, cids] of parts.entries()) {
-      const data = encodeGossip({ ...rest, have: cids });
-      await this.node!.publish(topic, data);
-      sent.messages++;
-      sent.bytes += data.length;
-      sent.cids += cids.length;
-      this.#summaryMessages.inc({ kind });
-      this.#summaryBytes.inc({ kind }, data.length);
-      this.#summaryCids.inc({ kind }, cids.length);
-      this.#ctx.events.emit('mesh-summary', { topic, kind, part, parts: parts.length, have: cids, bytes: data.length } satisfies SummaryEvent);
-    }
-  }
-
-  get #syncMs(): number {
-    return this.#o.syncIntervalMs ?? 5000;
-  }
-
-  /**
-   * A peer subscribed to one of our topics: a full summary, so that it learns everything we hold. Peers
-   * subscribing meanwhile share it, and full summaries for subscriptions are at least a sync interval apart.
-   */
-  #peerSubscribed(): void {
-    if (this.#fullSoon || this.#closed) return;
-    const wait = Math.max(SUBSCRIBED_DEBOUNCE_MS, this.#lastFull + this.#syncMs - performance.now());
-    this.#fullSoon = setTimeout(() => {
-      this.#fullSoon = undefined;
-      void this.announceSummary('full').catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
-    }, wait);
-    this.#fullSoon.unref();
-  }
-
-  async #onGossip(topic: string, data: Uint8Array, from: string): Promise<void> {
-    let g: { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array };
-    try {
-      g = decodeGossip(data);
-    } catch {
-      return void this.#count('malformed');
-    }
-    for (const b of g.blocks ?? []) await this.receive(b, { peer: from });
-    if (g.caps) this.#onCapabilities(g.caps);
-    for (const cid of g.have ?? []) {
-      if (!(await this.#ctx.store.blocks.has(cid))) this.#want(cid, from);
-    }
-    void topic;
-  }
-
-  /** A CID a summary named and this gateway lacks: fetched in turn, FETCH_CONCURRENCY at a time. */
-  #want(cid: Uint8Array, peer: string): void {
-    const key = toHex(cid);
-    if (this.#wanted.has(key) || this.#fetching.has(key) || this.#wanted.size >= MAX_WANTED) return;
-    this.#wanted.set(key, { cid, peer });
-    while (this.#fetchers < FETCH_CONCURRENCY && this.#wanted.size) void this.#fetchWanted();
-  }
-
-  async #fetchWanted(): Promise<void> {
-    this.#fetchers++;
-    try {
-      for (let next = this.#wanted.entries().next(); !next.done && !this.#closed; next = this.#wanted.entries().next()) {
-        const [key, { cid, peer }] = next.value;
-        this.#wanted.delete(key);
-        // A head is new history: refused for a revoked device (only ancestors of held messages are not).
-        await this.fetchBlock(cid, peer, false).catch((e: Error) => this.#ctx.log.debug({ cid: cidText(cid), err: e.message }, 'mesh fetch failed'));
-      }
-    } finally {
-      this.#fetchers--;
-    }
-  }
-
-  /** A capability announcement (offload.ts): kept only when an identity binds its key, gateway and peer. */
-  #onCapabilities(bytes: Uint8Array): void {
-    const r = openCapabilities(bytes);
-    if (typeof r === 'string') return void this.#ctx.log.debug({ why: r }, 'mesh capability announcement refused');
-    const { kid, caps } = r;
-    const id = this.crdt.identity(kid);
-    if (!id || id.gateway !== caps.gateway || id.peer !== caps.peer || !this.crdt.bound(kid, caps.gateway)) return;
-    if (caps.peer === this.peerId || caps.t > this.#ctx.now() + MAX_CLOCK_AHEAD_MS) return;
-    const had = this.#peerCaps.get(caps.peer);
-    if (had && had.t > caps.t) return;
-    this.#peerCaps.set(caps.peer, { capabilities: caps.capabilities, t: caps.t, gateway: caps.gateway, operator: id.operator });
+  /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
+  fetchBlock(cid: Uint8Array, hint?: string, ancestor = false): Promise<Uint8Array | undefined> {
+    return this.#sync.fetchBlock(cid, hint, ancestor);
   }
 
   /** What connected peers announced they run for others (peer id → kinds). */
   peerCapabilities(): { [peer: string]: string[] } {
     const connected = new Set(this.node?.connectedPeers() ?? []);
     const out: { [peer: string]: string[] } = {};
-    for (const [p, c] of this.#peerCaps) if (connected.has(p)) out[p] = [...c.capabilities];
+    for (const [p, c] of this.#sync.peerCaps) if (connected.has(p)) out[p] = [...c.capabilities];
     return out;
   }
 
+  /** Sends messages every admitted peer may hold (a tombstone of retention.ts). */
+  broadcast(bytes: Uint8Array[]): void {
+    this.#core.broadcast(bytes);
+  }
+
   /**
-   * The offload router (Offload.setPeerRouter): a connected peer that announced `kind`, one of this
-   * operator's gateways first. Undefined when none is connected.
+   * The offload router (Offload.setPeerRouter): an admitted peer of this gateway's operator that
+   * announced `kind`. Undefined when none is connected.
    */
   offloadPeer(kind: string): OffloadBackend | undefined {
-    if (!this.node || this.#closed) return undefined;
+    if (!this.node || this.#core.closed) return undefined;
     const connected = new Set(this.node.connectedPeers());
     let best: { peer: string; gateway: string } | undefined;
-    for (const [peer, c] of this.#peerCaps) {
+    for (const [peer, c] of this.#sync.peerCaps) {
       // Same operator only: a job carries the meter's recent readings as context, and what may reach
       // another operator's gateways is bounded by each device's sharing policy (MESH.md): jobs stay with the operator.
       if (!connected.has(peer) || !c.capabilities.includes(kind) || c.operator !== this.operator) continue;
@@ -775,237 +698,16 @@ export class Mesh {
     return b;
   }
 
-  /**
-   * Did a tombstone remove this CID (retention-tombstone-v1 "Keeping")? One counts when this gateway
-   * signed it, when its gateway is the device's, or when it is the gateway of the message's own signer.
-   */
-  async #removed(cid: Uint8Array, kid?: Uint8Array): Promise<boolean> {
-    for (const r of await this.#ctx.store.blocks.removedBy(cid)) {
-      if (r.gateway === this.gatewayId || this.crdt.state(r.deviceId)?.gateway === r.gateway) return true;
-      if (kid && this.crdt.bound(kid, r.gateway)) return true;
-    }
-    return false;
+  // ---------------------------------------------------------------- privacy
+
+  /** The name this gateway knows an operator (id) by. */
+  nameOf(id: string): string | undefined {
+    return this.#core.ids.nameOf(id);
   }
 
-  /** A block by CID: from the store, else from peers (the hinted one first); what is fetched is verified and kept. */
-  async fetchBlock(cid: Uint8Array, hint?: string, ancestor = false): Promise<Uint8Array | undefined> {
-    const local = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
-    if (local || !this.node) return local;
-    const key = toHex(cid);
-    if (this.#refused.has(key)) return undefined;
-    if (await this.#removed(cid)) {
-      // Not asked for again (a head peers keep announcing, a prev walk, an HTTP fetch): counted once.
-      if (this.#refused.size >= 10_000) this.#refused.clear();
-      this.#refused.add(key);
-      this.#count('removed');
-      return undefined;
-    }
-    let f = this.#fetching.get(key);
-    if (!f) {
-      f = (async () => {
-        const peers = this.node!.connectedPeers();
-        const order = hint && peers.includes(hint) ? [hint, ...peers.filter((p) => p !== hint)] : peers;
-        for (const p of order) {
-          const bytes = await this.node!.fetch(p, cid);
-          if (!bytes) continue;
-          const wasmSize = this.#guestCids.get(key);
-          if (wasmSize !== undefined) {
-            // A published guest's bytes: kept raw when they hash to the CID and have the published size.
-            if (!equal(cidOf(bytes), cid) || bytes.length !== wasmSize) {
-              this.#count('cid');
-              continue;
-            }
-            await this.#ctx.store.blocks.put({ cid, bytes, kind: 'guest-wasm', deviceId: null, receivedAt: this.#ctx.now() });
-            return bytes;
-          }
-          const r = await this.receive(bytes, { peer: p, expect: cid, ancestor });
-          if (r === 'accepted' || r === 'duplicate' || r === 'opaque') return bytes;
-        }
-        return undefined;
-      })().finally(() => this.#fetching.delete(key));
-      this.#fetching.set(key, f);
-    }
-    return f;
-  }
-
-  async #serve(cid: Uint8Array, peer: string): Promise<Uint8Array | undefined | 'refused'> {
-    const bytes = (await this.#ctx.store.blocks.get(cid)) ?? (await this.#ctx.store.guests?.wasm(cidText(cid)));
-    if (!bytes) return undefined;
-    // A meter's data goes only to gateways its sharing policy lets have it (MESH.md "Operators and privacy").
-    let m: GridMessage;
-    try {
-      m = decodeMessage(bytes);
-    } catch {
-      return bytes;
-    }
-    const about = viewOf(m);
-    if (!about) return bytes;
-    const who = this.crdt.identityByPeer(peer);
-    if (!who) return 'refused';
-    const devOp = this.#deviceOperator(about.device, m.kid);
-    if (who.operator === devOp) return bytes;
-    const share = audienceShare(await this.#policyFor(about.device), devOp, who.operator);
-    if (!mayHave(share, about.view)) return 'refused';
-    await this.#ctx.privacy.recordDisclosure({
-      audience: peer, operator: who.operator, deviceId: about.device, cid: cidText(m.cid), kind: about.view.kind,
-      seq: about.seq, level: levelOf(about.view), purposes: share.purposes, via: 'serve',
-    });
-    return bytes;
-  }
-
-  // ---------------------------------------------------------------- privacy (gateway/privacy, sharing-consent-v1)
-
-  /** Consents for this gateway's devices, aggregates of windows left unsigned by a restart, and policy changes from now on. */
-  async #startPrivacy(): Promise<void> {
-    const privacy = this.#ctx.privacy;
-    this.#offPrivacy = privacy.onChange((ids) => void this.#policyChanged(ids).catch((e: Error) =>
-      this.#ctx.log.error({ err: e.message }, 'mesh: sharing consent not signed')));
-    await this.#policyChanged('all');
-    const blocks = this.#ctx.store.blocks;
-    for (const d of await this.#ctx.store.listDevices()) {
-      const resolutions = d.state === 'paired' ? [...new Set(selectionsFor(await privacy.effectivePolicy(d.id)).map((s) => s.resolution))] : [];
-      if (resolutions.length === 0) continue;
-      // Walk back from the chain's heads through the messages no aggregate names yet, down to the newest
-      // signed window (bounded: older unsigned windows stay raw).
-      const named = new Set<string>();
-      for (const b of await blocks.list('aggregate', d.id)) {
-        const a = parseAggregate(decodeMessage(b.bytes).payload);
-        if (typeof a !== 'string' && b.receivedAt >= this.#ctx.now() - 2 * RESIGN_HORIZON_S * 1000) for (const c of a.sources) named.add(toHex(c));
-      }
-      const cutoff = this.aggregator.newestSigned(d.id) ?? -1;
-      const queue = await blocks.heads(d.id);
-      const seen = new Set<string>();
-      while (queue.length && seen.size < RECOVERY_WALK) {
-        const cid = queue.shift()!;
-        if (seen.has(toHex(cid)) || named.has(toHex(cid))) continue;
-        seen.add(toHex(cid));
-        const bytes = await blocks.get(cid);
-        if (!bytes) continue;
-        const m = decodeMessage(bytes);
-        const r = parseReadings(m.payload);
-        if (typeof r === 'string') continue;
-        if (equal(m.kid, this.signer.publicKey)) this.aggregator.noteReadings(d.id, m.cid, r.records, resolutions);
-        if (r.records.every((x) => x[1] < cutoff)) continue;
-        queue.push(...r.prev);
-      }
-    }
-  }
-
-  async #tick(): Promise<void> {
-    const full = performance.now() - this.#lastFull >= (this.#o.antiEntropyMs ?? 12 * this.#syncMs);
-    await this.announceSummary(full ? 'full' : 'delta').catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: summary not announced'));
-    await this.aggregator.tick().catch((e: Error) => this.#ctx.log.error({ err: e.message, stack: e.stack }, 'mesh: aggregates not signed'));
-  }
-
-  /** A device's policy changed here: a new consent message, signed and announced to everyone. */
-  async #policyChanged(ids: string[] | 'all'): Promise<void> {
-    this.#ledger.changed(ids);
-    const list = ids === 'all' ? (await this.#ctx.store.listDevices()).filter((d) => d.state === 'paired').map((d) => d.id) : ids;
-    await Promise.all(list.map((id) => this.#serial(id, () => this.#checkConsent(id))));
-  }
-
-  async #checkConsent(deviceId: string): Promise<void> {
-    if (!(await this.#isLocal(deviceId))) return;
-    const st = this.crdt.state(deviceId);
-    if (st && !equal(st.pairingKid, this.signer.publicKey)) return;
-    const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
-    const held = this.consents.get(deviceId);
-    if (held ? samePolicy(held.policy, policy) : samePolicy(policy, DEFAULT_POLICY)) return;
-    const m = this.#sign('consent', consentPayload({ device: deviceId, gateway: this.gatewayId, ...consentOf(policy), hlc: this.clock.now() }));
-    const r = await this.#apply(m, 'consent', {});
-    if (r !== 'accepted') return void this.#ctx.log.warn({ device: deviceId, result: r }, 'mesh: own sharing consent not kept');
-    await this.#announce([m.bytes], PUBLIC_TOPIC);
-  }
-
-  /** Loads a kept consent message (it was checked when it was kept). */
-  #addConsent(m: GridMessage): void {
-    const c = parseConsent(m.payload);
-    if (typeof c === 'string') return;
-    try {
-      this.consents.add(c.device, { cid: m.cid, hlc: c.hlc, gateway: c.gateway, policy: policyOf(c) });
-      this.clock.observe(c.hlc);
-    } catch {
-      // a policy this version cannot read: ignored
-    }
-  }
-
-  /** A consent changed what this gateway may keep of another operator's device: what it may not keep goes. */
-  async #afterConsent(deviceId: string): Promise<void> {
-    const devOp = this.#deviceOperator(deviceId);
-    if (devOp === this.operator) return;
-    const share = audienceShare(this.consents.policy(deviceId), devOp, this.operator);
-    const blocks = this.#ctx.store.blocks;
-    const drop: Uint8Array[] = [];
-    if (!mayHave(share, { kind: 'readings' })) for (const b of await blocks.list('readings', deviceId)) drop.push(b.cid);
-    for (const b of await blocks.list('aggregate', deviceId)) {
-      const a = parseAggregate(decodeMessage(b.bytes).payload);
-      if (typeof a === 'string' || mayHave(share, { kind: 'aggregate', resolution: a.resolution, channels: a.channels })) continue;
-      drop.push(b.cid);
-      this.aggregator.chains.forget(deviceId, a);
-    }
-    if (drop.length === 0) return;
-    const n = await blocks.delete(drop);
-    this.#ctx.log.info({ device: deviceId, deleted: n, level: share.level }, 'mesh: sharing consent withdrawn; blocks this gateway may no longer keep deleted');
-    this.#ctx.events.emit('consent-deleted', { deviceId, deleted: n });
-  }
-
-  /** Is the device paired on this gateway (its policy is the privacy service's, not a consent message's)? */
-  async #isLocal(deviceId: string): Promise<boolean> {
-    return (await this.#ctx.store.getDevice(deviceId))?.state === 'paired';
-  }
-
-  /** The policy that bounds what of a device goes where: this gateway's own for its devices, else the latest consent. */
-  async #policyFor(deviceId: string): Promise<PrivacyPolicy> {
-    return (await this.#isLocal(deviceId)) ? this.#ctx.privacy.effectivePolicy(deviceId) : this.consents.policy(deviceId);
-  }
-
-  /** The device's operator: its current pairing's gateway's (else the signer's of a message about it, else this one's). */
-  #deviceOperator(deviceId: string, signer?: Uint8Array): string {
-    const st = this.crdt.state(deviceId);
-    return (st && this.crdt.identity(st.pairingKid)?.operator) ?? (signer && this.crdt.identity(signer)?.operator) ?? this.operator;
-  }
-
-  /** Other operators this gateway knows gateways of. */
-  #operators(): string[] {
-    return [...new Set([...this.crdt.identities.values()].map((s) => s.entry.operator))].filter((o) => o !== this.operator);
-  }
-
-  async #mayKeep(deviceId: string, signer: Uint8Array, view: BlockView): Promise<boolean> {
-    const devOp = this.#deviceOperator(deviceId, signer);
-    if (devOp === this.operator) return true;
-    return mayHave(audienceShare(await this.#policyFor(deviceId), devOp, this.operator), view);
-  }
-
-  /** Announces one of this gateway's messages about its device to its operator and to every operator the policy lets have it. */
-  /** Announces messages to this operator and to every other operator the device's policy lets have them. */
-  async #disclose(deviceId: string, ms: GridMessage[], view: BlockView, seqs?: [number, number][], known?: PrivacyPolicy): Promise<void> {
-    const bytes = ms.map((m) => m.bytes);
-    await this.#announce(bytes, operatorTopic(this.operator));
-    const others = this.#operators();
-    if (others.length === 0) return;
-    const policy = known ?? (await this.#ctx.privacy.effectivePolicy(deviceId));
-    const out: Disclosure[] = [];
-    for (const op of others) {
-      const share = audienceShare(policy, this.operator, op);
-      if (!mayHave(share, view)) continue;
-      await this.#announce(bytes, operatorTopic(op));
-      for (const [i, m] of ms.entries()) {
-        out.push({
-          audience: operatorTopic(op), operator: op, deviceId, cid: cidText(m.cid), kind: view.kind, seq: seqs?.[i], level: levelOf(view),
-          purposes: share.purposes, via: 'announce',
-        });
-      }
-    }
-    if (out.length) await this.#ctx.privacy.recordDisclosure(out);
-  }
-
-
-  async #publishAggregate(a: Aggregate): Promise<GridMessage> {
-    const m = this.#sign('aggregates', aggregatePayload({ ...a, gateway: this.gatewayId }));
-    await this.#ctx.store.blocks.put({ cid: m.cid, bytes: m.bytes, kind: 'aggregate', deviceId: a.device, receivedAt: this.#ctx.now() });
-    this.#ctx.events.emit('mesh-message', { protocol: 'aggregates', deviceId: a.device, cid: cidText(m.cid) });
-    await this.#disclose(a.device, [m], { kind: 'aggregate', resolution: a.resolution, channels: a.channels });
-    return m;
+  /** What gridlet_mesh_refused_total counts, by reason. */
+  get refused(): { [reason: string]: number } {
+    return this.#core.counts.refused;
   }
 
   /** The device's policy as the mesh knows it (its latest consent), and that consent's CID. */
@@ -1044,7 +746,7 @@ export class Mesh {
 
   /** The heads of the device's aggregate chains this gateway holds (text CIDs), one per (resolution, channels). */
   aggregateHeads(deviceId: string): string[] {
-    return this.aggregator.chains.heads().filter((h) => h.device === deviceId).map((h) => cidText(fromHex(h.cid))).sort();
+    return this.aggregator.chains.heads().filter((h) => h.device === deviceId).map((h) => cidText(Uint8Array.from(Buffer.from(h.cid, 'hex')))).sort();
   }
 
   /** Every device's heads as text CIDs. */
@@ -1063,37 +765,14 @@ export class Mesh {
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
+    this.#core.closed = true;
     clearInterval(this.#timer);
-    clearTimeout(this.#fullSoon);
-    this.#wanted.clear();
+    this.#sync.close();
     for (const [e, h] of this.#listeners) this.#ctx.events.off(e, h);
-    this.#offPrivacy?.();
+    this.#disclosure.stop();
     await this.settled().catch(() => {});
     await this.node?.close();
   }
-}
-
-/** What a readings or aggregates message is about, for sharing decisions; undefined for other protocols. */
-function viewOf(m: GridMessage): { device: string; view: BlockView; seq?: [number, number] } | undefined {
-  const protocol = protocolOf(m.pcid);
-  if (protocol === 'readings') {
-    const r = parseReadings(m.payload);
-    return typeof r === 'string' ? undefined : { device: r.device, view: { kind: 'readings' }, seq: [r.first, r.last] };
-  }
-  if (protocol === 'aggregates') {
-    const a = parseAggregate(m.payload);
-    return typeof a === 'string' ? undefined : { device: a.device, view: { kind: 'aggregate', resolution: a.resolution, channels: a.channels } };
-  }
-  return undefined;
-}
-
-function levelOf(v: BlockView): 'full' | '15min' | 'daily' {
-  return v.kind === 'readings' ? 'full' : v.resolution === 900 ? '15min' : 'daily';
-}
-
-function fromHex(hex: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 
 export function toMeshRecord(r: StoredRecord): MeshRecord {
@@ -1105,28 +784,4 @@ export function toMeshRecord(r: StoredRecord): MeshRecord {
     default:
       return [r.seq, r.t, 'gap', r.last, r.reason];
   }
-}
-
-/**
- * Gossip on the mesh topics: `{"blocks": [message bytes…]}`, `{"have": [binary CID…]}`, and on the
- * public topic `{"caps": capability announcement}` (offload.ts); a receiver ignores keys it does not know.
- */
-export function encodeGossip(g: { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array }): Uint8Array {
-  const o: { [k: string]: CborValue } = {};
-  if (g.blocks) o.blocks = g.blocks;
-  if (g.have) o.have = g.have;
-  if (g.caps) o.caps = g.caps;
-  return encodeCbor(o);
-}
-
-export function decodeGossip(data: Uint8Array): { blocks?: Uint8Array[]; have?: Uint8Array[]; caps?: Uint8Array } {
-  const v = decode(data, { maxDepth: 4 });
-  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Map || v instanceof Uint8Array) throw new Error('not a map');
-  const o = v as { [k: string]: CborValue };
-  const list = (x: CborValue | undefined) => {
-    if (x === undefined) return undefined;
-    if (!Array.isArray(x) || !x.every((b) => b instanceof Uint8Array)) throw new Error('not a list of byte strings');
-    return x as Uint8Array[];
-  };
-  return { blocks: list(o.blocks), have: list(o.have), caps: o.caps instanceof Uint8Array ? o.caps : undefined };
 }

@@ -165,8 +165,13 @@ export function decodeMessage(bytes: Uint8Array): GridMessage {
 
 /** Checks the Ed25519 signature over the Sig_structure of the received bytes. */
 export function verifySignature(m: GridMessage): boolean {
+  return ed25519Verify(m.kid, sigStructure(m.signable), m.signature);
+}
+
+/** Ed25519 (RFC 8032) by node:crypto: does `signature` verify for `data` under the 32-byte public key? */
+export function ed25519Verify(publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   try {
-    return edVerify(null, sigStructure(m.signable), publicKeyObject(m.kid), m.signature);
+    return publicKey.length === 32 && signature.length === 64 && edVerify(null, data, publicKeyObject(publicKey), signature);
   } catch {
     return false;
   }

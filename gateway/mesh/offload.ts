@@ -4,7 +4,7 @@
 // Capability announcement. The gateway identity document (docs/protocols/gateway-identity-v1.md) is
 // frozen and says its payload has *exactly* six keys, so capabilities cannot ride in it without a new
 // protocol document. They travel instead as a small announcement signed by the gateway's Ed25519 key,
-// carried in the public-topic gossip map next to `blocks` and `have` (peers that do not know the key
+// carried in the public part of a summary's gossip map next to `blocks` and `have` (mesh-admission-v2; peers that do not know the key
 // ignore it): `{"caps": bstr}` where the byte string is the CBOR array
 //   [signed: bstr, kid: bstr(32), sig: bstr(64)]
 //   signed = deterministic CBOR {"capabilities": [text…], "gateway": gatewayId, "peer": peerId, "t": unix ms}
@@ -21,12 +21,12 @@
 // then exactly one of {"end": true} or {"error": text}, and closes. The requester cancels by aborting
 // (resetting) the stream; the server then aborts the job. The request must arrive within 10 s.
 
-import { createPublicKey, verify as edVerify } from 'node:crypto';
 import type { Stream } from '@libp2p/interface';
 import { decode, encode, type CborValue } from '../../firmware/core/cbor.js';
+import { frames, write } from './frames.js';
 import { concat, utf8Encode } from '../../firmware/core/bytes.js';
 import { BackendError, type GenerateRequest, type OffloadBackend } from '../offload/backend.js';
-import type { Signer } from './message.js';
+import { ed25519Verify, type Signer } from './message.js';
 
 export const OFFLOAD_PROTOCOL = '/gridlet/offload/1';
 export const MAX_REQUEST_FRAME = 256 * 1024;
@@ -76,41 +76,8 @@ export function openCapabilities(bytes: Uint8Array): { kid: Uint8Array; caps: Ca
   if (typeof o.gateway !== 'string' || typeof o.peer !== 'string' || typeof o.t !== 'number' || !Number.isSafeInteger(o.t) || o.t < 0) {
     return 'gateway, peer and t are needed';
   }
-  const key = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), kid]), format: 'der', type: 'spki' });
-  if (!edVerify(null, concat(CAPS_DOMAIN, signed), key, sig)) return 'signature';
+  if (!ed25519Verify(kid, concat(CAPS_DOMAIN, signed), sig)) return 'signature';
   return { kid, caps: { capabilities: caps as string[], gateway: o.gateway, peer: o.peer, t: o.t } };
-}
-
-// ------------------------------------------------------------------ framing
-
-function frame(value: CborValue): Uint8Array {
-  const body = encode(value);
-  const out = new Uint8Array(4 + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, 4);
-  return out;
-}
-
-/** The CBOR maps a stream carries, one per frame; throws on a frame over `max` or a cut one. */
-async function* frames(src: AsyncIterable<{ subarray(): Uint8Array }>, max: number): AsyncGenerator<{ [k: string]: CborValue }> {
-  let buf: Uint8Array = new Uint8Array(0);
-  for await (const chunk of src) {
-    buf = buf.length ? concat(buf, chunk.subarray()) : chunk.subarray();
-    while (buf.length >= 4) {
-      const n = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
-      if (n > max) throw new Error(`a frame of ${n} bytes (at most ${max})`);
-      if (buf.length < 4 + n) break;
-      const v = decode(buf.subarray(4, 4 + n), { maxDepth: 4 });
-      buf = buf.subarray(4 + n);
-      if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array || v instanceof Map) throw new Error('a frame is not a CBOR map');
-      yield v as { [k: string]: CborValue };
-    }
-  }
-  if (buf.length) throw new Error('the stream ended inside a frame');
-}
-
-async function write(stream: Stream, value: CborValue, signal?: AbortSignal): Promise<void> {
-  if (!stream.send(frame(value))) await stream.onDrain({ signal });
 }
 
 // ------------------------------------------------------------------ requester

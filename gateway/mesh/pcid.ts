@@ -18,6 +18,10 @@ export const PROTOCOL_FILES = {
   tombstone: 'retention-tombstone-v1.md',
   aggregates: 'meter-aggregates-v1.md',
   consent: 'sharing-consent-v1.md',
+  identity2: 'gateway-identity-v2.md',
+  registry2: 'device-registry-v2.md',
+  consent2: 'sharing-consent-v2.md',
+  admission: 'mesh-admission-v2.md',
 } as const;
 
 export type ProtocolName = keyof typeof PROTOCOL_FILES;

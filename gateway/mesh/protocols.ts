@@ -233,6 +233,56 @@ export function parseIdentity(p: Payload, kid: Uint8Array): Identity | string {
   return { gateway: p.gateway, x25519: p.x25519, ed25519: p.ed25519, operator: p.operator, peer: p.peer, t: p.t };
 }
 
+// ------------------------------------------------------------------ gateway identity v2
+
+/** A gateway's enrolled identity (gateway-identity-v2): its names, its operator's key and the proofs. */
+export interface IdentityV2 {
+  gateway: string;
+  x25519: Uint8Array;
+  ed25519: Uint8Array;
+  peer: string;
+  /** Unix ms the message was issued. */
+  t: number;
+  /** The operator's Ed25519 public key, and its id (operator.ts operatorId). */
+  operator: Uint8Array;
+  operatorId: string;
+  /** The operator's name as it calls itself. */
+  name: string;
+  /** Unix ms the operator signed the enrollment. */
+  enrolled: number;
+  /** The operator's signature over the enrollment (operator.ts enrollmentBytes). */
+  enrollment: Uint8Array;
+  /** The gateway's XEdDSA signature with its X25519 key (operator.ts possessionBytes). */
+  possession: Uint8Array;
+}
+
+export function identityV2Payload(i: Omit<IdentityV2, 'operatorId'>): Payload {
+  return {
+    gateway: i.gateway, x25519: i.x25519, ed25519: i.ed25519, peer: i.peer, t: i.t,
+    operator: i.operator, name: i.name, enrolled: i.enrolled, enrollment: i.enrollment, possession: i.possession,
+  };
+}
+
+/** The payload's shape and the names derived from its keys; the two signatures are checked by operator.ts. */
+export function parseIdentityV2(p: Payload, kid: Uint8Array): IdentityV2 | string {
+  const keys = exactKeys(p, ['gateway', 'x25519', 'ed25519', 'peer', 't', 'operator', 'name', 'enrolled', 'enrollment', 'possession']);
+  if (keys) return keys;
+  for (const k of ['x25519', 'ed25519', 'operator'] as const) if (!(p[k] instanceof Uint8Array) || p[k].length !== 32) return `${k} must be 32 bytes`;
+  for (const k of ['enrollment', 'possession'] as const) if (!(p[k] instanceof Uint8Array) || p[k].length !== 64) return `${k} must be a 64-byte signature`;
+  const x25519 = p.x25519 as Uint8Array;
+  const ed25519 = p.ed25519 as Uint8Array;
+  const operator = p.operator as Uint8Array;
+  if (!equal(ed25519, kid)) return 'the signer is not the ed25519 key the message binds';
+  if (typeof p.gateway !== 'string' || base32(sha256(x25519).subarray(0, 10)) !== p.gateway) return 'gateway does not hash from x25519';
+  if (p.peer !== peerIdOf(ed25519)) return 'peer is not the peer id of the ed25519 key';
+  if (typeof p.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(p.name)) return 'name must be 1-64 characters A-Z a-z 0-9 . _ -';
+  if (!uint(p.t) || !uint(p.enrolled)) return 't and enrolled must be unix milliseconds';
+  return {
+    gateway: p.gateway, x25519, ed25519, peer: p.peer, t: p.t, operator, operatorId: 'op' + base32(operator), name: p.name,
+    enrolled: p.enrolled, enrollment: p.enrollment as Uint8Array, possession: p.possession as Uint8Array,
+  };
+}
+
 // ------------------------------------------------------------------ guest publication v1
 
 export interface GuestPublication {
@@ -433,6 +483,14 @@ export function consentPayload(c: Consent): Payload {
     policy: { operator: sharePayload(c.policy.operator), peers, mesh: sharePayload(c.policy.mesh) },
     retention: c.retention, hlc: [...c.hlc],
   };
+}
+
+/** sharing-consent-v2: the payload of v1, with every key of `policy.peers` an operator id. */
+export function parseConsentV2(p: Payload): Consent | string {
+  const c = parseConsent(p);
+  if (typeof c === 'string') return c;
+  for (const k of Object.keys(c.policy.peers)) if (!/^op[a-z2-7]{52}$/.test(k)) return `policy.peers key "${k.slice(0, 60)}" is not an operator id`;
+  return c;
 }
 
 export function parseConsent(p: Payload): Consent | string {

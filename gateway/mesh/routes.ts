@@ -1,5 +1,6 @@
 // The mesh over plain HTTP (ARCHITECTURE.md, MESH.md "Transport"): blocks by CID for tools that do not
-// speak libp2p, a device's chain heads, and an index of what this gateway holds.
+// speak libp2p, a device's chain heads and registry messages, and an index of what this gateway holds.
+// (Like the rest of the HTTP API, these are the operator's own: behind --api-token-file off loopback.)
 
 import { toHex } from '../../firmware/core/bytes.js';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
@@ -35,22 +36,43 @@ export function meshRoutes(mesh: Mesh): Route[] {
       },
     },
     {
+      method: 'GET', pattern: /^\/api\/mesh\/devices\/([^/]+)$/,
+      async handle(req) {
+        const id = req.params[0];
+        if (!isDeviceId(id)) throw new HttpError(404, `no device "${id.slice(0, 40)}": a device id is 16 characters a-z and 2-7`);
+        const registry = mesh.crdt.deviceCids(id);
+        if (registry.length === 0) throw new HttpError(404, `no registry messages of device ${id} on this gateway`);
+        const st = mesh.deviceState(id);
+        return {
+          status: 200,
+          json: {
+            device: id, registry: registry.map(cidText),
+            state: st ? { state: st.state, gateway: st.gateway, operator: st.operator, pairing: cidText(st.pairing) } : null,
+            conflicts: (st?.conflicts ?? []).map((c) => ({ pairing: cidText(c.pairing), gateway: c.gateway, operator: c.operator, against: cidText(c.against) })),
+          },
+        };
+      },
+    },
+    {
       method: 'GET', pattern: /^\/api\/mesh$/,
       async handle() {
         const p = protocols();
         return {
           status: 200,
           json: {
-            gateway: mesh.gatewayId, operator: mesh.operator, peer: mesh.peerId, multiaddr: mesh.multiaddr ?? null,
+            gateway: mesh.gatewayId, operator: mesh.operator, operatorName: mesh.operatorName, peer: mesh.peerId, multiaddr: mesh.multiaddr ?? null,
             identity: cidText(mesh.identityCid),
+            trusted: mesh.trustedOperators(),
             protocols: Object.fromEntries(Object.values(p).map((x) => [x.name, { pcid: x.text, file: `docs/protocols/${x.file}` }])),
             peers: mesh.node?.connectedPeers() ?? [],
-            gateways: [...mesh.crdt.identities.values()].map((s) => ({
-              gateway: s.entry.gateway, operator: s.entry.operator, peer: s.entry.peer, ed25519: toHex(s.entry.ed25519), cid: cidText(s.cid),
+            gateways: [...mesh.identities.identities.values()].map((s) => ({
+              gateway: s.entry.gateway, operator: s.entry.operatorId, operatorName: s.entry.name, peer: s.entry.peer,
+              ed25519: toHex(s.entry.ed25519), enrolled: s.entry.enrolled, cid: cidText(s.cid),
             })),
             registry: mesh.crdt.cids().map(cidText),
             heads: await mesh.allHeads(),
             received: mesh.counts.received,
+            refused: mesh.refused,
           },
         };
       },

@@ -1,9 +1,10 @@
-// What a gateway's summaries have told the mesh (mesh.ts announceSummary). A summary names CIDs a peer
-// may fetch: on the public topic identities, registry and consent messages, on each operator's topic the
-// chain heads that operator may have. Between full summaries — at a peer's subscription and every
-// anti-entropy interval — a summary names only what the ones before it did not: new CIDs, and heads not
-// yet judged for that operator (a device whose sharing changed has its heads judged again). Gossipsub
-// refuses large messages, so a summary goes out in parts of at most SUMMARY_MAX_BYTES.
+// What a gateway's summaries have told the mesh (sync.ts announceSummary). A summary names CIDs a peer
+// may fetch: in its public part, which every admitted peer gets, identities, registry and consent
+// messages; in each operator's part, which only that operator's admitted gateways get, the chain heads
+// that operator may have. Between full summaries — every anti-entropy interval (a newly admitted peer
+// gets one of its own, outside this ledger) — a summary names only what the ones before it did not: new
+// CIDs, and heads not yet judged for that operator (a device whose sharing changed has its heads judged
+// again). A summary goes out in parts of at most SUMMARY_MAX_BYTES.
 
 import { toHex } from '../../firmware/core/bytes.js';
 
@@ -20,9 +21,9 @@ export interface SummaryHead<V> {
 }
 
 export class SummaryLedger {
-  /** Public topic: the CIDs (hex) the last summary stood for. */
+  /** Public part: the CIDs (hex) the last summary stood for. */
   #public = new Set<string>();
-  /** Per operator: each device's heads (hex) judged for that operator's topic since the device last changed. */
+  /** Per operator: each device's heads (hex) judged for that operator's gateways since the device last changed. */
   readonly #judged = new Map<string, Map<string, string[]>>();
   /** Devices whose sharing changed since the last summary began ('all': every device). */
   #changed: Set<string> | 'all' = new Set();
@@ -55,7 +56,7 @@ export class SummaryLedger {
   }
 
   /**
-   * The heads to name on an operator's topic: those `mayHave` allows, of all heads (full), else of the
+   * The heads to name to an operator's gateways: those `mayHave` allows, of all heads (full), else of the
    * heads not judged for this operator yet. Remembers the given heads as judged.
    */
   async heads<V>(operator: string, heads: SummaryHead<V>[], full: boolean, mayHave: (h: SummaryHead<V>) => Promise<boolean>): Promise<Uint8Array[]> {

@@ -1,12 +1,17 @@
 // Verifying a device's history from any gateway (`gridlet verify`): walk its readings chain from the
 // heads through `prev`, check every message's CID, encoding, pCID, signature and signer binding, and
-// report coverage, holes, what the meter declared lost, branches and merges.
+// report coverage, holes, what the meter declared lost, branches and merges. The signers' identities
+// are checked whole (gateway-identity-v2: the operator's signature and the proof of the X25519 key),
+// the device's registry messages are merged again here (device-registry-v2), and coverage counts only
+// from gateways of the operators that held the device's pairing ("History").
 
 import { toHex } from '../../firmware/core/bytes.js';
 import { cidOf, cidText, parseCidText } from './cid.js';
 import { MessageError, openMessage } from './message.js';
-import { protocols } from './pcid.js';
-import { parseAggregate, parseIdentity, parseReadings, parseTombstone, recordLast, type Aggregate, type Identity } from './protocols.js';
+import { protocolOf, protocols } from './pcid.js';
+import { parseAggregate, parseIdentityV2, parseReadings, parseRegistry, parseTombstone, recordLast, type Aggregate, type IdentityV2 } from './protocols.js';
+import { IdentityBook } from './identities.js';
+import { DeviceRegistryCrdt } from './device-registry.js';
 import { checkSources } from '../privacy/aggregate.js';
 
 export type Range = [first: number, last: number];
@@ -15,8 +20,15 @@ export interface HistoryReport {
   device: string;
   messages: number;
   heads: string[];
-  /** Gateways whose signatures the history carries. */
-  signers: { gateway: string; operator: string }[];
+  /** Gateways whose signatures the history carries (operator: its id; name: what it calls itself). */
+  signers: { gateway: string; operator: string; name: string }[];
+  /**
+   * Operators whose pairing of the device was current at some time: the only ones whose messages count
+   * (empty when the source says nothing of the device's registry or gateway: then every signer counts).
+   */
+  holders: { operator: string; name: string | null }[];
+  /** Messages signed by gateways of other operators: walked, their records not counted. */
+  foreign: string[];
   covered: Range[];
   /** Seqs below the highest covered that no message carries. */
   holes: Range[];
@@ -47,6 +59,60 @@ export interface HistorySource {
   gateway?(deviceId: string): Promise<string | undefined>;
   /** Heads of the device's aggregate chains the source holds (meter-aggregates-v1). */
   aggregates?(deviceId: string): Promise<string[]>;
+  /** CIDs of the device's registry messages the source holds (device-registry-v2). */
+  registry?(deviceId: string): Promise<string[]>;
+}
+
+/** The identities a source serves, each checked whole (gateway-identity-v2); what does not hold is a problem. */
+async function identitiesOf(src: HistorySource, problems: string[]): Promise<{ keys: Map<string, IdentityV2>; book: IdentityBook }> {
+  const p = protocols();
+  const keys = new Map<string, IdentityV2>();
+  const book = new IdentityBook({ id: '', name: '' }, 'any');
+  for (const c of await src.identities()) {
+    const bytes = await src.block(c);
+    if (!bytes) {
+      problems.push(`identity message ${c} is not served`);
+      continue;
+    }
+    try {
+      const m = openMessage(bytes);
+      if (cidText(cidOf(bytes)) !== c) throw new MessageError('malformed', 'its bytes do not hash to its CID');
+      if (toHex(m.pcid) !== toHex(p.identity2.pcid)) throw new MessageError('pcid', 'not a gateway identity message of version 2');
+      const i = parseIdentityV2(m.payload, m.kid);
+      if (typeof i === 'string') throw new MessageError('payload', i);
+      const refused = book.add({ cid: cidOf(bytes), kid: m.kid, entry: i });
+      if (refused === 'enrollment') throw new Error('its operator\'s signature over the enrollment does not verify');
+      if (refused === 'squat') throw new Error(`it does not prove it holds the X25519 key of gateway ${i.gateway}`);
+      keys.set(toHex(m.kid), i);
+    } catch (e) {
+      problems.push(`identity message ${c}: ${(e as Error).message}`);
+    }
+  }
+  return { keys, book };
+}
+
+/** The operators that held the device's pairing, from its registry messages merged again (undefined: none served). */
+async function holdersOf(deviceId: string, src: HistorySource, book: IdentityBook, problems: string[]): Promise<Set<string> | undefined> {
+  const cids = (await src.registry?.(deviceId)) ?? [];
+  if (cids.length === 0) return undefined;
+  const crdt = new DeviceRegistryCrdt(book);
+  for (const c of cids) {
+    const bytes = await src.block(c);
+    try {
+      if (!bytes) throw new Error('not served');
+      const m = openMessage(bytes);
+      const name = protocolOf(m.pcid);
+      if (cidText(cidOf(bytes)) !== c || (name !== 'registry' && name !== 'registry2')) throw new Error('not a device registry message');
+      const e = parseRegistry(m.payload);
+      if (typeof e === 'string') throw new Error(e);
+      if (e.device !== deviceId) throw new Error(`it is about device ${e.device}`);
+      if (e.op === 'pair') crdt.addPairing({ cid: m.cid, kid: m.kid, entry: e });
+      else crdt.addRevocation({ cid: m.cid, kid: m.kid, entry: e });
+    } catch (err) {
+      problems.push(`registry message ${c}: ${(err as Error).message}`);
+    }
+  }
+  return crdt.holders(deviceId);
 }
 
 function merge(ranges: Range[]): Range[] {
@@ -63,24 +129,7 @@ function merge(ranges: Range[]): Range[] {
 export async function verifyHistory(deviceId: string, src: HistorySource, maxMessages = 1_000_000): Promise<HistoryReport> {
   const p = protocols();
   const problems: string[] = [];
-  const keys = new Map<string, Identity>();
-  for (const c of await src.identities()) {
-    const bytes = await src.block(c);
-    if (!bytes) {
-      problems.push(`identity message ${c} is not served`);
-      continue;
-    }
-    try {
-      const m = openMessage(bytes);
-      if (cidText(cidOf(bytes)) !== c) throw new MessageError('malformed', 'its bytes do not hash to its CID');
-      if (toHex(m.pcid) !== toHex(p.identity.pcid)) throw new MessageError('pcid', 'not a gateway identity message');
-      const i = parseIdentity(m.payload, m.kid);
-      if (typeof i === 'string') throw new MessageError('payload', i);
-      keys.set(toHex(m.kid), i);
-    } catch (e) {
-      problems.push(`identity message ${c}: ${(e as Error).message}`);
-    }
-  }
+  const { keys, book } = await identitiesOf(src, problems);
 
   // Tombstones: a missing message counts as removed when one that verifies, signed by the device's
   // gateway or by the gateway of the message naming it, names it.
@@ -115,6 +164,14 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
     }
   }
   const deviceGateway = await src.gateway?.(deviceId);
+  // Who wrote the device's history: the operators of its pairings that were current (else, from a
+  // source that serves no registry, the operator of its gateway's identity).
+  let holders = await holdersOf(deviceId, src, book, problems);
+  if (!holders && deviceGateway !== undefined) {
+    const g = [...keys.values()].find((i) => i.gateway === deviceGateway);
+    holders = new Set(g ? [g.operatorId] : []);
+  }
+  const foreign: string[] = [];
   type TombstoneInfo = HistoryReport['tombstones'][number];
   const usedTombstones = new Map<string, TombstoneInfo>();
   /** Gateways of the held messages that name a CID as their prev. */
@@ -126,7 +183,7 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
   const merges: string[] = [];
   const covered: Range[] = [];
   const lost: Range[] = [];
-  const signers = new Map<string, { gateway: string; operator: string }>();
+  const signers = new Map<string, { gateway: string; operator: string; name: string }>();
   const queue = [...heads];
   while (queue.length && seen.size < maxMessages) {
     const c = queue.shift()!;
@@ -163,11 +220,20 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
     }
     if (r.device !== deviceId) problems.push(`message ${c} is about device ${r.device}, not ${deviceId}`);
     const id = keys.get(toHex(m.kid));
+    let counts = false;
     if (!id || id.gateway !== r.gateway) problems.push(`message ${c} names gateway ${r.gateway} but its key is bound to ${id ? id.gateway : 'no gateway identity'}`);
-    else signers.set(id.gateway, { gateway: id.gateway, operator: id.operator });
-    for (const rec of r.records) {
-      covered.push([rec[0], recordLast(rec)]);
-      if (rec[2] === 'gap') lost.push([rec[0], rec[3] as number]);
+    else if (holders && !holders.has(id.operatorId)) {
+      foreign.push(c);
+      problems.push(`message ${c} is signed by gateway ${id.gateway} of operator ${id.operatorId} ("${id.name}"), which never held the device's pairing: its records are not counted`);
+    } else {
+      counts = true;
+      signers.set(id.gateway, { gateway: id.gateway, operator: id.operatorId, name: id.name });
+    }
+    if (counts) {
+      for (const rec of r.records) {
+        covered.push([rec[0], recordLast(rec)]);
+        if (rec[2] === 'gap') lost.push([rec[0], rec[3] as number]);
+      }
     }
     if (r.prev.length > 1) merges.push(c);
     for (const parent of r.prev) {
@@ -210,7 +276,8 @@ export async function verifyHistory(deviceId: string, src: HistorySource, maxMes
   if (ackedSeq >= next) problems.push(`acked seqs ${next}-${ackedSeq} are carried by no message`);
   const branches = [...children.entries()].filter(([, c]) => c.length > 1).map(([at, c]) => ({ at, children: c.sort() }));
   return {
-    device: deviceId, messages: seen.size, heads, signers: [...signers.values()], covered: cov, holes,
+    device: deviceId, messages: seen.size, heads, signers: [...signers.values()], covered: cov, holes, foreign,
+    holders: [...(holders ?? [])].map((o) => ({ operator: o, name: book.nameOf(o) ?? null })),
     declaredLost: merge(lost), branches, merges, ackedSeq, removed, tombstones: [...usedTombstones.values()], problems,
   };
 }
@@ -269,6 +336,12 @@ export function httpSource(base: string, token?: string): HistorySource {
       if (!r.ok) return undefined;
       return ((await r.json()) as { gateway?: string }).gateway;
     },
+    async registry(id) {
+      const r = await get(`api/mesh/devices/${id}`);
+      if (r.status === 404) return [];
+      if (!r.ok) throw new Error(`GET /api/mesh/devices/${id} answered ${r.status}`);
+      return ((await r.json()) as { registry?: string[] }).registry ?? [];
+    },
   };
 }
 
@@ -277,7 +350,7 @@ export interface AggregatesReport {
   messages: number;
   /** One per (resolution, channels): its head, how many messages and windows it holds. */
   chains: { resolution: number; channels: number[] | null; head: string; messages: number; windows: number }[];
-  signers: { gateway: string; operator: string }[];
+  signers: { gateway: string; operator: string; name: string }[];
   /** Messages whose values were recomputed from their sources (the source served them all). */
   sourcesChecked: number;
   /** Messages whose sources the source did not serve (another operator's gateway may not see them). */
@@ -293,20 +366,9 @@ export interface AggregatesReport {
 export async function verifyAggregates(deviceId: string, src: HistorySource, maxMessages = 1_000_000): Promise<AggregatesReport> {
   const p = protocols();
   const problems: string[] = [];
-  const keys = new Map<string, Identity>();
-  for (const c of await src.identities()) {
-    const bytes = await src.block(c);
-    try {
-      if (!bytes) throw new Error('not served');
-      const m = openMessage(bytes);
-      const i = parseIdentity(m.payload, m.kid);
-      if (cidText(cidOf(bytes)) !== c || toHex(m.pcid) !== toHex(p.identity.pcid) || typeof i === 'string') throw new Error('not a gateway identity message');
-      keys.set(toHex(m.kid), i);
-    } catch (e) {
-      problems.push(`identity message ${c}: ${(e as Error).message}`);
-    }
-  }
-  const signers = new Map<string, { gateway: string; operator: string }>();
+  const { keys, book } = await identitiesOf(src, problems);
+  const holders = await holdersOf(deviceId, src, book, problems);
+  const signers = new Map<string, { gateway: string; operator: string; name: string }>();
   const chains: AggregatesReport['chains'] = [];
   let messages = 0;
   let sourcesChecked = 0;
@@ -346,7 +408,8 @@ export async function verifyAggregates(deviceId: string, src: HistorySource, max
       if (a.device !== deviceId) problems.push(`aggregate ${c} is about device ${a.device}, not ${deviceId}`);
       const id = keys.get(toHex(kid));
       if (!id || id.gateway !== a.gateway) problems.push(`aggregate ${c} names gateway ${a.gateway} but its key is bound to ${id ? id.gateway : 'no gateway identity'}`);
-      else signers.set(id.gateway, { gateway: id.gateway, operator: id.operator });
+      else if (holders && !holders.has(id.operatorId)) problems.push(`aggregate ${c} is signed by gateway ${id.gateway} of operator ${id.operatorId}, which never held the device's pairing`);
+      else signers.set(id.gateway, { gateway: id.gateway, operator: id.operatorId, name: id.name });
       if (signer !== undefined && signer !== a.gateway) problems.push(`aggregate ${c}: a chain has one signer, but it names ${a.gateway} after ${signer}`);
       signer = a.gateway;
       windows.add(a.start);

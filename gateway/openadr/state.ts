@@ -109,8 +109,8 @@ export function loadState(file: string, fresh: () => VenState): VenState {
 }
 
 export function saveState(file: string, s: VenState): void {
-  mkdirSync(join(file, '..'), { recursive: true });
+  mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, JSON.stringify(s));
+  writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
   renameSync(tmp, file);
 }

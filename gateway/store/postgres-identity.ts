@@ -27,6 +27,14 @@ function fromRow(r: { x25519_secret_key: string; ed25519_seed: string }): Gatewa
   return { id: idFromPublicKey(box.publicKey), box, sign };
 }
 
+/** Gives the shared identity a new Ed25519 mesh key (its X25519 key and gateway id stay). */
+export async function rotateSharedMeshKey(db: PgDb): Promise<GatewayIdentity> {
+  const r = await db.query<{ x25519_secret_key: string; ed25519_seed: string }>(
+    'UPDATE gateway_identity SET ed25519_seed = $1 RETURNING x25519_secret_key, ed25519_seed', [toHex(nacl.randomBytes(32))]);
+  if (!r.rows[0]) throw new Error('the store holds no gateway identity yet; nothing to rotate');
+  return fromRow(r.rows[0]);
+}
+
 /**
  * The shared identity. `local` is the data directory's identity when it has one: the first replica
  * shares it (a site moving from SQLite keeps its identity), and a replica whose directory holds

@@ -19,7 +19,7 @@ import { GUESTS_DDL, PostgresGuestStore } from './postgres-guests.js';
 import { firmwareDdl, postgresExec, SqlFirmwareStore } from './firmware.js';
 import { PAIRING_DDL, PostgresPairingShare } from './postgres-pairing.js';
 import { PostgresPrivacyStore, PRIVACY_DDL } from './postgres-privacy.js';
-import { IDENTITY_DDL, sharedIdentity } from './postgres-identity.js';
+import { IDENTITY_DDL, rotateSharedMeshKey, sharedIdentity } from './postgres-identity.js';
 import { PostgresQuotaStore, QUOTA_DDL } from './postgres-quota.js';
 import { toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type { GatewayIdentity } from '../identity.js';
@@ -201,6 +201,11 @@ export class PostgresStore implements Store {
       throw e;
     }
     return new PostgresStore(db);
+  }
+
+  /** A new Ed25519 mesh key for the replicas' shared identity (gridlet gateway rotate-key). */
+  rotateMeshKey(): Promise<GatewayIdentity> {
+    return rotateSharedMeshKey(this.db);
   }
 
   /** The gateway identity all replicas share: kept here by the first replica, loaded by the others. */

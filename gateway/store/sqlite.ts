@@ -3,6 +3,7 @@
 // that other stores fit the same interface.
 
 import { mkdirSync } from 'node:fs';
+import { privateFile, tighten } from '../files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { constantTimeEqual } from '../../firmware/core/bytes.js';
@@ -89,7 +90,13 @@ export class SqliteStore implements Store {
   readonly quota: SqliteQuotaStore;
 
   constructor(readonly path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      // It holds every device's session key: the owner's alone. SQLite gives its -wal and -shm files
+      // the database file's rights, so the file is made 0600 before SQLite creates it.
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      privateFile(path);
+      for (const f of [`${path}-wal`, `${path}-shm`, `${path}-journal`]) tighten(f, 0o600);
+    }
     const db = new Database(path);
     this.#db = db;
     db.pragma('journal_mode = WAL');

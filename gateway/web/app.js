@@ -30,6 +30,25 @@ const FLEET_ROWS_MAX = 500;
 
 // ---- small helpers ---------------------------------------------------------------------------------
 
+/**
+ * Every object parsed from the gateway's answers and stream (parseData) carries this mark: it is data
+ * — a meter may have written it — and h() never takes it for attributes, only shows it as text.
+ */
+const DATA = Symbol('data');
+/** JSON from the gateway, every object in it marked as data. */
+function parseData(text) {
+  return JSON.parse(text, (_k, v) => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) v[DATA] = true;
+    return v;
+  });
+}
+/** Properties h() may set directly (anything else is an attribute); never one that parses HTML. */
+const PROPS = new Set(['value', 'checked', 'disabled', 'hidden', 'selected', 'multiple', 'required', 'readOnly', 'colSpan', 'rowSpan', 'open']);
+/** Attributes written in this file's code: a plain object literal, never data from the gateway. */
+function isAttrs(a) {
+  return a !== null && typeof a === 'object' && Object.getPrototypeOf(a) === Object.prototype && !(DATA in a);
+}
+
 /** h('div.card#x', {onclick}, child…): an element; strings become text nodes. */
 function h(spec, attrs, ...children) {
   const m = /^([a-z0-9]+)((?:[.#][\w-]+)*)$/.exec(spec);
@@ -38,15 +57,16 @@ function h(spec, attrs, ...children) {
     if (part[0] === '.') el.classList.add(part.slice(1));
     else el.id = part.slice(1);
   }
-  if (attrs !== undefined && attrs !== null && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
+  if (attrs !== undefined && attrs !== null && !isAttrs(attrs)) {
     children.unshift(attrs);
     attrs = undefined;
   }
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k in el && typeof v !== 'string') el[k] = v;
+    if (k.startsWith('on')) {
+      if (typeof v === 'function') el.addEventListener(k.slice(2), v);
+    } else if (k === 'class') el.className = String(v);
+    else if (PROPS.has(k) && typeof v !== 'string') el[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, ...children);
@@ -55,7 +75,7 @@ function h(spec, attrs, ...children) {
 function append(el, ...children) {
   for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(typeof c === 'object' ? detailsText(c) : String(c)));
   }
   return el;
 }
@@ -163,6 +183,20 @@ class ApiError extends Error {
   }
 }
 
+/**
+ * An API path: every value interpolated becomes exactly one encoded path segment (or query value), so
+ * text from a meter (a guest's name, an id) can never add segments or climb with `..`.
+ */
+function path(strings, ...values) {
+  let out = strings[0];
+  values.forEach((v, i) => {
+    const seg = String(v);
+    if (seg === '' || seg === '.' || seg === '..') throw new Error(`"${seg}" cannot be part of a gateway URL`);
+    out += encodeURIComponent(seg) + strings[i + 1];
+  });
+  return out;
+}
+
 /** A JSON API call: {status, ok, json}. 401 opens the sign-in form. Network errors throw. */
 async function api(method, path, body) {
   const headers = authHeaders();
@@ -170,7 +204,7 @@ async function api(method, path, body) {
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   let json;
   try {
-    json = await res.json();
+    json = parseData(await res.text());
   } catch {
     json = undefined;
   }
@@ -250,7 +284,7 @@ async function loadDevices() {
 async function loadLastReadings(list) {
   await pool(list, 4, async (d) => {
     try {
-      const r = await getJson(`/api/devices/${d.id}/readings?from=${Math.max(1, d.ackedSeq - 16)}&limit=32`);
+      const r = await getJson(path`/api/devices/${d.id}/readings?from=${Math.max(1, d.ackedSeq - 16)}&limit=32`);
       const dev = fleet.devices.get(d.id);
       if (!dev) return;
       for (const rec of r.records) if (typeof rec[2] === 'number') noteReading(dev, rec[1], rec[2], rec[3], rec[0]);
@@ -272,7 +306,7 @@ function refreshDevice(id) {
   if (refreshTimers.has(id)) return;
   refreshTimers.set(id, setTimeout(async () => {
     refreshTimers.delete(id);
-    const r = await api('GET', `/api/devices/${id}`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}`).catch(() => undefined);
     if (!r) return;
     if (r.status === 404) fleet.devices.delete(id);
     else if (r.ok) {
@@ -350,7 +384,7 @@ async function stream() {
           }
           if (!data.length) continue;
           try {
-            onStreamEvent(type, JSON.parse(data.join('\n')));
+            onStreamEvent(type, parseData(data.join('\n')));
           } catch (e) {
             console.error('dashboard: bad stream event', type, e);
           }
@@ -574,7 +608,11 @@ function devicePage(root, id) {
     fill(head, 
       h('div', h('h1.devtitle', h('code', d.id), ' ', badge(d.state), ' ', onlineDot(d)),
         h('div.sub', `${d.model} · firmware ${d.firmware}` + (d.pairedAt ? ` · paired ${dateTimeText(Date.parse(d.pairedAt))}` : '') +
-          (d.gateway && d.gateway !== fleet.gateway ? ` · by gateway ${d.gateway}` : ''))));
+          (d.gateway && d.gateway !== fleet.gateway ? ` · by gateway ${d.gateway}` : '')),
+        // Pairings by another operator's gateways while this one's stood: recorded, shown, never acted on.
+        (d.conflicts ?? []).map((c) => h('div.conflict.error', { 'data-conflict': c.gateway },
+          `Pairing conflict: gateway ${c.gateway} of operator ${c.operatorName ?? c.operator} paired this meter` +
+          (c.pairedAt ? ` at ${dateTimeText(Date.parse(c.pairedAt))}` : '') + ' while it was paired here. It displaced nothing; settle it with that operator.'))));
     const st = d.status;
     fill(statsEl, 
       stat('last reading', d.last ? valueText(d.last.channel, d.last.value) : '—', h('div.sub', d.last ? `${channelName(d.last.channel)} · ${ago(unixMs(d.last.t))}` : '')),
@@ -630,7 +668,7 @@ function devicePage(root, id) {
     if (!d || d.state === 'seen') return renderCharts();
     const from = Math.max(1, (d.ackedSeq ?? 0) - 4000 + 1);
     try {
-      const r = await getJson(`/api/devices/${id}/readings?from=${from}&limit=5000`);
+      const r = await getJson(path`/api/devices/${id}/readings?from=${from}&limit=5000`);
       series.clear();
       events.length = 0;
       addRecords(r.records);
@@ -642,13 +680,13 @@ function devicePage(root, id) {
     renderEvents();
   }
   async function loadDr() {
-    const r = await api('GET', `/api/devices/${id}/dr-events`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/dr-events`).catch(() => undefined);
     drList = r?.ok ? r.json.events.slice().reverse() : [];
     renderDr(drList);
   }
 
   async function loadGuests() {
-    const [dg, all] = await Promise.all([api('GET', `/api/devices/${id}/guests`).catch(() => undefined), api('GET', '/api/guests').catch(() => undefined)]);
+    const [dg, all] = await Promise.all([api('GET', path`/api/devices/${id}/guests`).catch(() => undefined), api('GET', '/api/guests').catch(() => undefined)]);
     const d = dev();
     const rows = [];
     const reported = new Map((dg?.json?.reported ?? []).map((g) => [g.name, g]));
@@ -667,7 +705,7 @@ function devicePage(root, id) {
           h('td.act', d?.state === 'paired' ? h('button.small', {
             onclick: async () => {
               if (!confirm(`Remove guest ${g.name} from ${id}?`)) return;
-              const r = await api('DELETE', `/api/devices/${id}/guests/${g.name}`, {});
+              const r = await api('DELETE', path`/api/devices/${id}/guests/${g.name}`, {});
               toast(r.ok ? `Removal of ${g.name} sent` : errorText(r), r.ok ? 'ok' : 'error');
               void loadGuests();
             },
@@ -675,7 +713,7 @@ function devicePage(root, id) {
       d?.state === 'paired' ? h('div.inline-form', (all?.json ?? []).length ? [select, h('button.primary.small#deploy', {
         onclick: async () => {
           out.textContent = 'sending…';
-          const r = await api('POST', `/api/devices/${id}/guests`, { cid: select.value });
+          const r = await api('POST', path`/api/devices/${id}/guests`, { cid: select.value });
           out.textContent = r.ok ? `sent in ${r.json.chunks} chunk(s); waiting for the meter's acknowledgement` : errorText(r);
           out.className = r.ok ? 'ok' : 'error';
           void loadGuests();
@@ -704,7 +742,7 @@ function devicePage(root, id) {
             const k = row.querySelector('.lk').value.trim();
             if (k) labels[k] = row.querySelector('.lv').value;
           }
-          const r = await api('PUT', `/api/devices/${id}/labels`, { labels });
+          const r = await api('PUT', path`/api/devices/${id}/labels`, { labels });
           msg.className = r.ok ? 'ok' : 'error';
           msg.textContent = r.ok ? 'saved' : errorText(r);
           if (r.ok) { fleet.devices.set(id, { ...dev(), labels: r.json.labels }); }
@@ -714,7 +752,7 @@ function devicePage(root, id) {
 
   /** GET/PUT/DELETE /api/devices/:id/privacy: the policy in force, where it comes from, and an editor. */
   async function loadPrivacy() {
-    const r = await api('GET', `/api/devices/${id}/privacy`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/privacy`).catch(() => undefined);
     if (!r || (r.status === 404 && /no such resource/.test(r.json?.error ?? ''))) {
       fill(privacyEl, h('p.muted', 'This gateway has no privacy policy API (GET/PUT /api/devices/:id/privacy).'));
       return;
@@ -745,10 +783,10 @@ function devicePage(root, id) {
             onclick: async () => {
               let body;
               try { body = JSON.parse(text.value); } catch (e) { msg.className = 'error'; msg.textContent = `not JSON: ${e.message}`; return; }
-              after(await api('PUT', `/api/devices/${id}/privacy`, body));
+              after(await api('PUT', path`/api/devices/${id}/privacy`, body));
             },
           }, 'Save policy'),
-          source === 'device' ? h('button.small', { onclick: async () => after(await api('DELETE', `/api/devices/${id}/privacy`, {})) }, 'Use the group or default policy') : null,
+          source === 'device' ? h('button.small', { onclick: async () => after(await api('DELETE', path`/api/devices/${id}/privacy`, {})) }, 'Use the group or default policy') : null,
           msg)));
   }
 
@@ -761,7 +799,7 @@ function devicePage(root, id) {
       h('button.danger#revoke', {
         onclick: async () => {
           if (!confirm(`Revoke ${id}? It stops being served by this gateway until it is paired again.`)) return;
-          const r = await api('DELETE', `/api/devices/${id}`, {});
+          const r = await api('DELETE', path`/api/devices/${id}`, {});
           toast(r.ok ? `${id} revoked` : errorText(r), r.ok ? 'ok' : 'error');
           refreshDevice(id);
         },
@@ -980,7 +1018,7 @@ function targetPicker(prefix) {
       const text = sel.value.trim();
       const s2 = parseSelector(text);
       if (!s2 || !s2.length) return 'give a label selector: key or key=value, comma-separated';
-      const list = await getJson(`/api/devices?label=${encodeURIComponent(text)}`);
+      const list = await getJson(path`/api/devices?label=${text}`);
       const ids = list.filter((d) => d.state === 'paired').map((d) => d.id);
       return ids.length ? ids : `no paired device matches ${text}`;
     },
@@ -1041,7 +1079,7 @@ function guestsPage(root) {
             deployed.clear();
             let ok = 0;
             await pool(ids, BULK_CONCURRENCY, async (id) => {
-              const r = await api('POST', `/api/devices/${id}/guests`, { cid }).catch((e) => ({ ok: false, json: { error: e.message } }));
+              const r = await api('POST', path`/api/devices/${id}/guests`, { cid }).catch((e) => ({ ok: false, json: { error: e.message } }));
               const cell = depRows.querySelector(`tr[data-device="${id}"] .sent`);
               cell.textContent = r.ok ? `sent (${r.json.chunks} chunks)` : errorText(r);
               cell.className = `sent ${r.ok ? 'ok' : 'error'}`;
@@ -1063,7 +1101,7 @@ function guestsPage(root) {
   const deployed = new Map();
   async function ackState(id) {
     const cid = deployed.get(id);
-    const r = await api('GET', `/api/devices/${id}/guests`).catch(() => undefined);
+    const r = await api('GET', path`/api/devices/${id}/guests`).catch(() => undefined);
     const g = r?.json?.guests?.find((x) => x.cid === cid);
     const rep = r?.json?.reported?.find((x) => x.cid === cid);
     const cell = depRows.querySelector(`tr[data-device="${id}"] .acked`);
@@ -1119,11 +1157,11 @@ function drPage(root, preset) {
             let r;
             if (sel !== undefined) {
               if (!parseSelector(sel)?.length) { out.className = 'result error'; out.textContent = 'Give a label selector: key or key=value.'; return; }
-              r = await api('POST', `/api/dr-events?label=${encodeURIComponent(sel)}`, body);
+              r = await api('POST', path`/api/dr-events?label=${sel}`, body);
             } else {
               const ids = await target.devices();
               if (typeof ids === 'string') { out.className = 'result error'; out.textContent = ids; return; }
-              r = await api('POST', `/api/devices/${ids[0]}/dr-events`, body);
+              r = await api('POST', path`/api/devices/${ids[0]}/dr-events`, body);
             }
             out.className = `result ${r.ok ? 'ok' : 'error'}`;
             out.textContent = r.ok ? `✓ Event ${body.id} sent to ${r.json.devices ? `${r.json.devices.length} device(s)` : r.json.deviceId}; meters report start and end below.` : `✗ ${errorText(r)}`;
@@ -1140,7 +1178,7 @@ function drPage(root, preset) {
   async function loadRecent() {
     const paired = [...fleet.devices.values()].filter((d) => d.state === 'paired').slice(0, 50);
     const lists = await pool(paired, BULK_CONCURRENCY, async (d) => {
-      const r = await api('GET', `/api/devices/${d.id}/dr-events`).catch(() => undefined);
+      const r = await api('GET', path`/api/devices/${d.id}/dr-events`).catch(() => undefined);
       return r?.ok ? r.json.events.map((e) => ({ ...e, deviceId: d.id })) : [];
     });
     const have = new Set(fleet.dr.map((e) => `${e.deviceId}/${e.seq}`));
@@ -1200,7 +1238,7 @@ function openAdrPanel() {
 // ---- start ----------------------------------------------------------------------------------------
 
 async function start() {
-  const health = await fetch('/api/health').then((r) => r.json()).catch(() => undefined);
+  const health = await fetch('/api/health').then(async (r) => parseData(await r.text())).catch(() => undefined);
   fleet.gateway = health?.gateway ?? '';
   document.getElementById('gateway-id').textContent = fleet.gateway ? `gateway ${fleet.gateway}` : '';
   window.addEventListener('hashchange', route);

@@ -17,6 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   firmware: { summary: 'firmware over the air: release keys, signing, rollouts with a canary stage, status', load: async () => (await import('../../gateway/cli-firmware.js')).firmwareMain },
   dr: { summary: "send demand-response events (gridlet or OpenADR 3) to devices; list a device's DR history", load: async () => (await import('../../gateway/cli-ops.js')).drMain },
   meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a meter capture\'s channels and registers as JSON', load: async () => meterMain },
+  operator: { summary: 'operator keys: init, show, enroll a gateway offline (trust on the mesh is by operator key)', load: async () => (await import('../../gateway/mesh/operator-cli.js')).operatorMain },
   mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('../../gateway/mesh/cli.js')).meshMain },
   verify: { summary: "verify a device's signed history from any gateway of the mesh", load: async () => (await import('../../gateway/mesh/cli.js')).verifyMain },
   privacy: { summary: "show or set devices' sharing policies; run retention now", load: async () => (await import('../../gateway/cli-privacy.js')).privacyMain },

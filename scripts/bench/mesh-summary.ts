@@ -3,7 +3,8 @@
 // only what changed since the last (delta, with a full summary every anti-entropy interval besides).
 // One gateway in this process holds DEVICES paired meters with one readings message each (signed at its
 // start, as for meters paired before it had a mesh); each round CHANGED meters report a reading, then the
-// same state is summarised both ways. Bytes are the encoded gossip messages (before libp2p framing).
+// same state is summarised both ways. Bytes are the encoded gossip messages (before libp2p framing) of
+// what goes to one admitted peer of the gateway's operator (a bare node, mesh-admission-v2).
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,7 +16,8 @@ import { loadOrCreateIdentity } from '../../gateway/identity.js';
 import type { SummaryEvent, SummarySent } from '../../gateway/mesh/mesh.js';
 import { SUMMARY_MAX_BYTES } from '../../gateway/mesh/summary.js';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
-import { tempDir } from '../../test/gateway/support.js';
+import { eventually, tempDir } from '../../test/gateway/support.js';
+import { KeyGateway, operator, peerNode } from '../../test/gateway/mesh-support.js';
 import { rmSync } from 'node:fs';
 
 const DEVICES = Number(process.env.GRIDLET_BENCH_SUMMARY_DEVICES ?? 10_000);
@@ -48,13 +50,17 @@ export async function run(): Promise<object> {
 
   let t0 = performance.now();
   // Summaries are driven below, not by the timer.
+  const op = operator('bench');
   const gw = await startGateway({
-    dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', meshListen: '/ip4/127.0.0.1/tcp/0',
+    dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', meshListen: '/ip4/127.0.0.1/tcp/0', operatorKey: op.file,
     meshSyncMs: 3_600_000, meshAntiEntropyMs: 3_600_000, logger: pino({ level: 'silent' }),
   });
   const startMs = Math.round(performance.now() - t0);
+  // Summaries go to admitted peers only: one peer of the same operator listens.
+  const listener = await peerNode(new KeyGateway(op.key), [gw.meshAddr!]);
   try {
     const mesh = gw.mesh;
+    await eventually(() => mesh.node!.admittedPeers().length === 1, 15_000, 'the listener admitted');
     await mesh.settled();
     let largest = 0;
     gw.events.on('mesh-summary', (e: SummaryEvent) => void (largest = Math.max(largest, e.bytes)));
@@ -95,6 +101,7 @@ export async function run(): Promise<object> {
       largestMessageBytes: largest, summaryLimitBytes: SUMMARY_MAX_BYTES,
     };
   } finally {
+    await listener.node.close();
     await gw.close();
     rmSync(dir, { recursive: true, force: true });
   }

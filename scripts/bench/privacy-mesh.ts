@@ -7,6 +7,7 @@
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { summarise, type Reading } from '../../gateway/privacy/aggregate.js';
 import { eventually, pairDevice, startTestGateway, type TestGateway } from '../../test/gateway/support.js';
+import { operator } from '../../test/gateway/mesh-support.js';
 
 const ROUNDS = Number(process.env.GRIDLET_BENCH_CONSENT_ROUNDS ?? 10);
 const T0 = 1_700_006_400;
@@ -14,7 +15,11 @@ const T0 = 1_700_006_400;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 export async function run(): Promise<object> {
-  const mesh = (operator: string, peers: string[] = []) => ({ operator, meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 500 });
+  // Operators are keys; each trusts the other (its public file names it, so policies may say "y").
+  const ops = { x: operator('x'), y: operator('y') };
+  const mesh = (name: 'x' | 'y', peers: string[] = []) => ({
+    operatorKey: ops[name].file, trustOperators: [ops[name === 'x' ? 'y' : 'x'].pub], meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 500,
+  });
   const gws: TestGateway[] = [];
   try {
     const A = await startTestGateway(mesh('x'));

@@ -98,6 +98,39 @@ test('the failed count survives a reboot', () => {
   assert.equal(lines(w.say('auth 999999')), ['ERR locked wrong PIN; console locked for 15 min']);
 });
 
+test('an attempt counts before its PIN is checked: power cut during the check, it is still a wrong one', () => {
+  // The PIN check (PBKDF2) takes a while on a meter; what KeyValue holds when it starts is what a power
+  // cut at that moment leaves. The host hands the hash over only as the check starts, and keeps a copy
+  // of KeyValue then.
+  const kv = new MemoryKV();
+  const host = new FakeHost();
+  const hash = host.pinHash!;
+  let atCheck: MemoryKV | undefined;
+  host.pinRecord = () => ({
+    factory: false,
+    get hash() {
+      atCheck = new MemoryKV();
+      for (const [k, v] of kv.map) atCheck.set(k, v);
+      return hash;
+    },
+  });
+  const w = consoleWorld({ kv, host });
+  for (let i = 0; i < 3; i++) w.say('auth 999999');
+  w.say('auth 999998');
+  // Power is cut while the fourth wrong PIN is being checked: after the reboot it has counted.
+  const cut = consoleWorld({ kv: atCheck!, host: new FakeHost() });
+  assert.equal(lines(cut.say('auth 999999')), ['ERR locked wrong PIN; console locked for 15 min']);
+  // Cut during the fifth: the console is locked when it comes back.
+  w.say('auth 999997');
+  const locked = consoleWorld({ kv: atCheck!, host: new FakeHost(), time: new SimTime(0, false) });
+  assert.equal(lines(locked.say('id')), ['ERR locked console locked for 15 min after 5 wrong PINs']);
+  // A right PIN checked to the end clears what was counted for it.
+  const again = consoleWorld({ host: new FakeHost() });
+  again.say('auth 999999');
+  assert.equal(lines(again.say(`auth ${TEST_PIN}`)).pop(), 'OK');
+  assert.is(again.kv.get(AUTH_STATE_KEY)![1], 0);
+});
+
 test('a lockout survives a reboot: the rest of it by the wall clock, or all of it without one', () => {
   const kv = new MemoryKV();
   const host = new FakeHost();

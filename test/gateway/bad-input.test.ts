@@ -135,7 +135,7 @@ test('a request naming another Host is refused with 421 (DNS rebinding); localho
 test('a non-loopback HTTP bind needs --api-token; with a token every request but health needs the bearer', async () => {
   const dir = tempDir();
   const err = await startGateway({ dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '0.0.0.0:0' }).then(() => undefined, (e: Error) => e.message);
-  assert.match(String(err), /not a loopback address: give --api-token/);
+  assert.match(String(err), /not a loopback address: give --api-token-file/);
   const s = await startTestGateway({ dataDir: dir, httpListen: '127.0.0.1:0', apiToken: 's3cret' });
   try {
     assert.is((await s.api('GET', '/api/devices')).status, 401);

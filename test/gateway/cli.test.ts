@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { devicesMain, gatewayMain, pairMain, type Io } from '../../gateway/cli.js';
 import { WireDevice } from './wire-device.js';
@@ -107,7 +107,56 @@ test('usage errors exit 2 with help; an unreachable gateway is named', async () 
   assert.is(await gatewayMain(['--frobnicate'], unknown), 2);
   const wide = capture();
   assert.is(await gatewayMain(['--data', join(dir, 'y'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '0.0.0.0:0'], wide), 1);
-  assert.match(wide.stderr[0], /give --api-token/);
+  assert.match(wide.stderr[0], /give --api-token-file/);
+});
+
+/** Starts `gridlet gateway` in a child with `args`; resolves with the child, its HTTP URL and its stderr. */
+async function gatewayChild(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ c: ChildProcess; http: string; err: string[] }> {
+  const err: string[] = [];
+  const c = spawn(process.execPath, ['--import', 'tsx', join('test/gateway/gateway-cli-child.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  c.stderr!.on('data', (b) => err.push(String(b)));
+  const http = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    c.stdout!.on('data', (b) => {
+      buf += b;
+      const m = / http=(\S+) /.exec(buf);
+      if (m) resolve(m[1]);
+    });
+    c.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${err.join('')}`)));
+  });
+  return { c, http, err };
+}
+
+test('--api-token-file keeps the token out of the process list; --api-token warns that it is in it', async () => {
+  const token = 'file-token-0123456789abcdef';
+  const file = join(dir, 'token');
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  const g = await gatewayChild(['--data', join(dir, 'tf'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '0.0.0.0:0', '--api-token-file', file, '--log-level', 'warn']);
+  try {
+    const cmdline = readFileSync(`/proc/${g.c.pid}/cmdline`, 'utf8');
+    assert.not.ok(cmdline.includes(token), 'the token is not in /proc/PID/cmdline');
+    const port = new URL(g.http).port;
+    assert.is((await fetch(`http://127.0.0.1:${port}/api/devices`)).status, 401);
+    assert.is((await fetch(`http://127.0.0.1:${port}/api/devices`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    assert.not.match(g.err.join(''), /warning/);
+  } finally {
+    g.c.kill('SIGKILL');
+  }
+  const inline = capture();
+  const { apiToken } = await import('../../gateway/cli.js');
+  assert.is(apiToken({ 'api-token': 'abc' }, inline.err), 'abc');
+  assert.match(inline.stderr[0], /--api-token puts the token in the process list.*use --api-token-file FILE/);
+  const both = capture();
+  assert.is(await gatewayMain(['--api-token', 'a', '--api-token-file', file], both), 2);
+  assert.match(both.stderr[0], /either --api-token-file FILE or --api-token TOKEN/);
+  const empty = join(dir, 'empty');
+  writeFileSync(empty, '\n');
+  const e = capture();
+  assert.is(await gatewayMain(['--api-token-file', empty], e), 2);
+  assert.match(e.stderr[0], /is empty: put the token on its first line/);
+  const missingFile = capture();
+  assert.is(await gatewayMain(['--api-token-file', join(dir, 'nope')], missingFile), 2);
+  assert.match(missingFile.stderr[0], /cannot be read \(ENOENT\)/);
 });
 
 test('SIGTERM closes the gateway cleanly (exit 0)', async () => {

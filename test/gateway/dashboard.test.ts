@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
 import { WEB_DIR } from '../../gateway/web/serve.js';
-import { eventually, readSse, startTestGateway, type SseEvent, type TestGateway } from './support.js';
+import { Body } from '../../firmware/core/wire/bodies.js';
+import { eventually, pairDevice, readSse, startTestGateway, type SseEvent, type TestGateway } from './support.js';
 
 let t: TestGateway | undefined;
 let host: HostAgent | undefined;
@@ -135,6 +136,28 @@ test('GET /api/devices/:id/dr-events lists what the meter reported about a DR ev
   const phases = r.json.events.filter((e: { event: string }) => e.event === 'peak-1').map((e: { phase: string }) => e.phase);
   assert.equal(phases, ['start', 'end']);
   assert.is((await t.api('GET', '/api/devices/aaaaaaaaaaaaaaaa/dr-events')).status, 404);
+});
+
+test('a meter\'s dr event data cannot name another device, another seq or time, nor carry markup objects', async () => {
+  t = await startTestGateway();
+  const victim = await pairDevice(t);
+  const d = await pairDevice(t);
+  const res = await fetch(`${t.gw.httpUrl}/api/events`);
+  const hostile = {
+    deviceId: victim.id, seq: 999, t: 1, event: { innerHTML: ['<img src=x onerror="document.title=1">'] }, phase: 'start', extra: 'x',
+  };
+  await d.send({ type: Body.event, seq: 1, t: 1_700_000_000, kind: 'dr', data: hostile });
+  await d.send({ type: Body.event, seq: 2, t: 1_700_000_001, kind: 'dr', data: { event: 'peak-2', phase: 'end' } });
+  await d.waitAck(2);
+  const events = await readEvents(res.body!, (es) => es.filter((e) => e.event === 'dr').length >= 2);
+  const dr = events.filter((e) => e.event === 'dr').map((e) => e.data);
+  assert.equal(dr, [
+    { seq: 1, t: 1_700_000_000, phase: 'start', deviceId: d.id },
+    { seq: 2, t: 1_700_000_001, event: 'peak-2', phase: 'end', deviceId: d.id },
+  ], 'the stream names the meter that sent it, the record\'s own seq and time, and only text fields');
+  const history = (await t.api('GET', `/api/devices/${d.id}/dr-events`)).json.events;
+  assert.equal(history, [{ seq: 1, t: 1_700_000_000, phase: 'start' }, { seq: 2, t: 1_700_000_001, event: 'peak-2', phase: 'end' }]);
+  await res.body!.cancel();
 });
 
 test.run();

@@ -13,9 +13,13 @@ import {
 } from '../../gateway/mesh/message.js';
 import { protocolOf, protocols } from '../../gateway/mesh/pcid.js';
 import {
-  base58btc, HybridClock, identityPayload, parseIdentity, parseReadings, parseRegistry, peerIdOf, readingsPayload, registryPayload,
+  base58btc, HybridClock, identityPayload, parseIdentity, parseIdentityV2, parseReadings, parseRegistry, peerIdOf, readingsPayload, registryPayload,
 } from '../../gateway/mesh/protocols.js';
 import { DeviceRegistryCrdt } from '../../gateway/mesh/device-registry.js';
+import { IdentityBook } from '../../gateway/mesh/identities.js';
+import { checkEnrollment, checkPossession, newOperatorKey, parseOperatorId } from '../../gateway/mesh/operator.js';
+import { edwardsOf, xeddsaSign, xeddsaVerify } from '../../gateway/mesh/xeddsa.js';
+import { deviceKey, KeyGateway } from './mesh-support.js';
 import { readFileSync } from 'node:fs';
 import { mulberry32 as rng } from '../../host/sim/prng.js';
 
@@ -178,7 +182,7 @@ test('fuzz: mutated messages never crash the decoder and are never accepted as a
   console.log(`fuzz seed ${seed}: ${iterations} mutations (${refused} refused, the rest no-ops), 2000 garbage inputs`);
 });
 
-test('gateway identity: binds gateway id, Ed25519 key, operator and peer id', () => {
+test('gateway identity v1 still reads: binds gateway id, Ed25519 key, operator name and peer id', () => {
   const s = signer();
   const x = nacl.box.keyPair();
   const gateway = base32(sha256(x.publicKey).subarray(0, 10));
@@ -193,30 +197,76 @@ test('gateway identity: binds gateway id, Ed25519 key, operator and peer id', ()
   assert.type(parseIdentity({ ...payload, peer: peerIdOf(signer().publicKey) }, s.publicKey), 'string', 'another key\'s peer id');
 });
 
-test('registry CRDT: any order of arrival gives the same state; stamps and authority decide', () => {
-  const deviceKey = nacl.box.keyPair().publicKey;
-  const device = base32(sha256(deviceKey).subarray(0, 10));
-  const gws = ['acme', 'acme', 'other'].map((operator) => {
-    const s = signer();
-    const x = nacl.box.keyPair().publicKey;
-    const id = { gateway: base32(sha256(x).subarray(0, 10)), x25519: x, ed25519: s.publicKey, operator, peer: peerIdOf(s.publicKey), t: 1 };
-    return { s, id, msg: encodeMessage(P.identity.pcid, identityPayload(id), s) };
-  });
-  const [a, b, c] = gws;
-  const msg = (g: typeof a, e: Parameters<typeof registryPayload>[0]) => {
-    const m = encodeMessage(P.registry.pcid, registryPayload(e), g.s);
+test('gateway identity v2: the operator\'s enrollment and the XEdDSA proof of the X25519 key hold, and each breaks alone', () => {
+  const X = newOperatorKey('acme').key;
+  const g = new KeyGateway(X);
+  const m = openMessage(g.identityMessage.bytes);
+  assert.equal(m.pcid, P.identity2.pcid);
+  const i = parseIdentityV2(m.payload, m.kid);
+  if (typeof i === 'string') throw new Error(i);
+  assert.is(i.operatorId, X.id);
+  assert.match(X.id, /^op[a-z2-7]{52}$/);
+  assert.equal(parseOperatorId(X.id), X.publicKey);
+  assert.is(checkEnrollment({ ...i, signature: i.enrollment }), undefined);
+  assert.ok(checkPossession(i, i.possession));
+  // The operator's signature covers the name: renaming the operator breaks it.
+  assert.match(checkEnrollment({ ...i, name: 'other', signature: i.enrollment })!, /signature/);
+  // Another operator cannot reuse the enrollment.
+  assert.match(checkEnrollment({ ...i, operator: newOperatorKey('acme').key.publicKey, signature: i.enrollment })!, /signature/);
+  // The possession proof is bound to the mesh key and the enrollment time.
+  assert.not.ok(checkPossession({ ...i, ed25519: signer().publicKey }, i.possession));
+  assert.not.ok(checkPossession({ ...i, enrolled: i.enrolled + 1 }, i.possession));
+  // XEdDSA: as Ed25519 under the Edwards form of the X25519 key; nothing else verifies.
+  const msg = new TextEncoder().encode('gridlet');
+  const sig = xeddsaSign(g.box.secretKey, msg);
+  assert.ok(xeddsaVerify(g.box.publicKey, msg, sig));
+  assert.not.ok(xeddsaVerify(nacl.box.keyPair().publicKey, msg, sig));
+  assert.not.ok(xeddsaVerify(g.box.publicKey, new TextEncoder().encode('gridlet!'), sig));
+  const flipped = new Uint8Array(sig);
+  flipped[40] ^= 1;
+  assert.not.ok(xeddsaVerify(g.box.publicKey, msg, flipped));
+  assert.ok(nacl.sign.detached.verify(msg, sig, edwardsOf(g.box.publicKey)!), 'an Ed25519 verifier (tweetnacl) agrees');
+  assert.is(edwardsOf(new Uint8Array(32).fill(0xff)), undefined, 'u ≥ p is refused');
+  // A squatter's identity: another gateway's id and X25519 key, enrolled by a real operator, no proof.
+  const squat = new KeyGateway(X, { squat: { gateway: g.gateway, x25519: g.box.publicKey } });
+  const si = parseIdentityV2(openMessage(squat.identityMessage.bytes).payload, squat.signer.publicKey);
+  if (typeof si === 'string') throw new Error(si);
+  assert.is(checkEnrollment({ ...si, signature: si.enrollment }), undefined, 'its operator signed it');
+  assert.not.ok(checkPossession(si, si.possession), 'but it cannot prove the key');
+  const book = new IdentityBook(X, []);
+  assert.is(book.add({ cid: squat.identityMessage.cid, kid: squat.signer.publicKey, entry: si }), 'squat');
+  assert.is(book.add({ cid: g.identityMessage.cid, kid: g.signer.publicKey, entry: i }), undefined);
+  assert.is(new IdentityBook(newOperatorKey('acme').key, []).add({ cid: g.identityMessage.cid, kid: g.signer.publicKey, entry: i }), 'operator',
+    'an operator of the same name is another operator');
+});
+
+test('registry CRDT v2: any order gives the same state; another operator\'s pairing is a conflict, never a takeover', () => {
+  const X = newOperatorKey('x').key;
+  const Y = newOperatorKey('y').key;
+  const dk = deviceKey();
+  const device = dk.id;
+  const [a, b, c] = [new KeyGateway(X), new KeyGateway(X), new KeyGateway(Y)];
+  const msg = (g: KeyGateway, e: Parameters<typeof registryPayload>[0]) => {
+    const m = g.sign('registry2', registryPayload(e));
     const parsed = parseRegistry(openMessage(m.bytes).payload);
     assert.ok(typeof parsed !== 'string', String(parsed));
     return { m, e: parsed as ReturnType<typeof parseRegistry> & object };
   };
-  const pairA = msg(a, { op: 'pair', device, key: deviceKey, gateway: a.id.gateway, model: 'm', firmware: 'f', hlc: [1000, 0] });
-  const revByB = msg(b, { op: 'revoke', device, pairing: pairA.m.cid, gateway: b.id.gateway, hlc: [1000, 1] });
-  const revByC = msg(c, { op: 'revoke', device, pairing: pairA.m.cid, gateway: c.id.gateway, hlc: [1000, 2] });
-  const staleRev = msg(a, { op: 'revoke', device, pairing: pairA.m.cid, gateway: a.id.gateway, hlc: [999, 0] });
-  const build = (order: number[]) => {
-    const r = new DeviceRegistryCrdt();
-    for (const g of gws) r.addIdentity({ cid: g.msg.cid, kid: g.s.publicKey, entry: g.id });
-    const items = [pairA, revByB, revByC, staleRev];
+  const pair = (g: KeyGateway, ms: number) => msg(g, { op: 'pair', device, key: dk.key, gateway: g.gateway, model: 'm', firmware: 'f', hlc: [ms, 0] });
+  const pairA = pair(a, 1000);
+  const revByB = msg(b, { op: 'revoke', device, pairing: pairA.m.cid, gateway: b.gateway, hlc: [1000, 1] });
+  const revByC = msg(c, { op: 'revoke', device, pairing: pairA.m.cid, gateway: c.gateway, hlc: [1000, 2] });
+  const staleRev = msg(a, { op: 'revoke', device, pairing: pairA.m.cid, gateway: a.gateway, hlc: [999, 0] });
+  const pairC = pair(c, 2000);
+  const pairB = pair(b, 3000);
+  const build = (items: typeof pairA[], order = items.map((_, i) => i)) => {
+    const book = new IdentityBook(X, [{ id: Y.id, publicKey: Y.publicKey }]);
+    for (const g of [a, b, c]) {
+      const i = parseIdentityV2(openMessage(g.identityMessage.bytes).payload, g.signer.publicKey);
+      if (typeof i === 'string') throw new Error(i);
+      assert.is(book.add({ cid: g.identityMessage.cid, kid: g.signer.publicKey, entry: i }), undefined);
+    }
+    const r = new DeviceRegistryCrdt(book);
     for (const k of order) {
       const x = items[k];
       const signed = { cid: x.m.cid, kid: x.m.kid, entry: x.e } as never;
@@ -225,17 +275,27 @@ test('registry CRDT: any order of arrival gives the same state; stamps and autho
     }
     return r;
   };
-  assert.is(build([0]).state(device)?.state, 'paired');
-  assert.is(build([0, 3]).state(device)?.state, 'paired', 'a revocation stamped before the pairing does not count');
-  assert.is(build([0, 2]).state(device)?.state, 'paired', 'another operator may not revoke');
-  const full = build([0, 1, 2, 3]).state(device);
+  assert.is(build([pairA]).state(device)?.state, 'paired');
+  assert.is(build([pairA, staleRev]).state(device)?.state, 'paired', 'a revocation stamped before the pairing does not count');
+  assert.is(build([pairA, revByC]).state(device)?.state, 'paired', 'another operator may not revoke');
+  const full = build([pairA, revByB, revByC, staleRev]).state(device);
   assert.is(full?.state, 'revoked', 'the same operator may revoke');
-  for (const order of [[3, 2, 1, 0], [1, 0, 3, 2], [2, 3, 0, 1]]) assert.equal(build(order).state(device), full);
-  // A later pairing elsewhere stands against the earlier revocation.
-  const r = build([0, 1]);
-  const pairC = msg(c, { op: 'pair', device, key: deviceKey, gateway: c.id.gateway, model: 'm', firmware: 'f', hlc: [2000, 0] });
-  r.addPairing({ cid: pairC.m.cid, kid: pairC.m.kid, entry: pairC.e as never });
-  assert.equal([r.state(device)?.state, r.state(device)?.gateway], ['paired', c.id.gateway]);
+  for (const order of [[3, 2, 1, 0], [1, 0, 3, 2], [2, 3, 0, 1]]) assert.equal(build([pairA, revByB, revByC, staleRev], order).state(device), full);
+  // A later pairing by another operator while A's stands: a conflict, A stays.
+  const conflict = build([pairA, pairC]).state(device)!;
+  assert.equal([conflict.state, conflict.gateway, conflict.operator], ['paired', a.gateway, X.id]);
+  assert.equal(conflict.conflicts.map((x) => [x.gateway, x.operator]), [[c.gateway, Y.id]]);
+  assert.equal(build([pairC, pairA], [1, 0]).state(device), conflict, 'in any order');
+  // The same operator moves it: B's later pairing takes over (A's gateway then refuses the device).
+  const moved = build([pairA, pairC, pairB]).state(device)!;
+  assert.equal([moved.gateway, moved.operator], [b.gateway, X.id]);
+  // Revoked by its operator first, then paired by another: that pairing holds.
+  const after = build([pairA, revByB, pair(c, 5000)]).state(device)!;
+  assert.equal([after.state, after.gateway, after.conflicts.length], ['paired', c.gateway, 0]);
+  assert.ok(build([pairA, revByB, pair(c, 5000)]).holders(device).has(X.id), 'X held it before: its history is X\'s');
+  // A pairing made while A's stood stays a conflict even after A is revoked later.
+  const late = build([pairA, pairC, msg(b, { op: 'revoke', device, pairing: pairA.m.cid, gateway: b.gateway, hlc: [2500, 0] })]).state(device)!;
+  assert.equal([late.state, late.gateway, late.conflicts.length], ['revoked', a.gateway, 1]);
   const clock = new HybridClock(() => 5);
   clock.observe([10, 3]);
   assert.equal(clock.now(), [10, 4], 'an HLC stamp is later than every stamp seen');
@@ -252,7 +312,8 @@ test('`gridlet mesh pcids` prints each protocol\'s pCID and document', async () 
   } finally {
     console.log = log;
   }
-  assert.is(lines[0], `readings  ${P.readings.text}  docs/protocols/meter-readings-v1.md`);
+  assert.is(lines[0], `readings   ${P.readings.text}  docs/protocols/meter-readings-v1.md`);
+  assert.ok(lines.some((l) => l.startsWith('identity2 ') && l.endsWith('docs/protocols/gateway-identity-v2.md')));
   assert.equal(lines.slice(0, 4).map((l) => l.split(/\s+/)[0]), ['readings', 'registry', 'identity', 'guest']);
   assert.is(JSON.parse(lines[Object.keys(P).length]).registry.pcid, P.registry.text);
 });

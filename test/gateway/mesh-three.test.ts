@@ -1,6 +1,7 @@
-// Three gateways on loopback forming a mesh (MESH.md): data accepted at one is fetchable and verifiable
-// at the others; a revocation at any one takes effect at all three within 2 s; a partition and heal
-// merges the histories of a device both sides accepted.
+// Three gateways on loopback forming a mesh (MESH.md), all enrolled by one operator key (MESH.md "Trust,
+// version 2"): data accepted at one is fetchable and verifiable at the others; a revocation at any one
+// takes effect at all three within 2 s; a partition and heal merges the histories of a device both
+// sides accepted.
 import '../../gateway/mesh/polyfill.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,12 +13,14 @@ import { parseCidText } from '../../gateway/mesh/cid.js';
 import { httpSource, verifyHistory } from '../../gateway/mesh/verify.js';
 import { eventually, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 import { WireDevice } from './wire-device.js';
+import { operator } from './mesh-support.js';
 
 const T0 = 1_700_000_000;
 let A: TestGateway, B: TestGateway, C: TestGateway;
 const all = () => [A, B, C];
 
-const mesh = (peers: string[] = []) => ({ meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 400 });
+const X = operator('x');
+const mesh = (peers: string[] = []) => ({ operatorKey: X.file, meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 400 });
 
 test.before(async () => {
   A = await startTestGateway(mesh());

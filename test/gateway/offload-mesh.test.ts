@@ -1,7 +1,8 @@
 // Offload over the mesh (issue 9, MESH.md "Capabilities"): gateway B has an LLM backend and announces
-// `llm.generate`; gateway A has none and routes a device's job to B over /gridlet/offload/1, and the
-// device gets exactly the model's text as ordered job-result chunks. With B gone, A answers with a
-// clear error within its time limits.
+// `llm.generate`; gateway A, of the same operator, has none and routes a device's job to B over
+// /gridlet/offload/1, and the device gets exactly the model's text as ordered job-result chunks. A
+// gateway of another operator (admitted: its operator is trusted) is neither served nor routed to, and
+// a peer over its quota is told so. With B gone, A answers with a clear error within its time limits.
 import '../../gateway/mesh/polyfill.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,14 +12,21 @@ import { answer } from './job-results.js';
 import { startFakeLlm, streamText, type FakeLlm } from './fake-llm.js';
 import { eventually, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
+import { operator } from './mesh-support.js';
+import { OFFLOAD_PROTOCOL, PeerBackend } from '../../gateway/mesh/offload.js';
 
 const T0 = 1_700_000_000;
 const ANSWER = Array.from({ length: 6 }, (_, i) => `Line ${i}: via the mesh — Ünïcödé 漢字 😀⚡ ok.\n`).join('');
 const QUEUE = { firstTokenTimeoutMs: 2000, idleTimeoutMs: 2000, jobTimeoutMs: 5000, rateBurst: 1000, rateIntervalMs: 1, chunkIntervalMs: 20 };
-const mesh = (peers: string[] = []) => ({ meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300 });
+const X = operator('x');
+const Y = operator('y');
+const mesh = (peers: string[] = [], op = X) => ({
+  operatorKey: op.file, trustOperators: [(op === X ? Y : X).pub], meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300,
+  meshPeerQuota: { concurrent: 2, burst: 3, intervalMs: 60_000 },
+});
 
 let fake: FakeLlm;
-let A: TestGateway, B: TestGateway;
+let A: TestGateway, B: TestGateway, C: TestGateway;
 
 test.before(async () => {
   fake = await startFakeLlm(async (req, res) => {
@@ -31,11 +39,14 @@ test.before(async () => {
   });
   B = await startTestGateway({ ...mesh(), llmUrl: fake.url, llmModel: 'gpu-model', offload: { queue: QUEUE } });
   A = await startTestGateway({ ...mesh([B.gw.meshAddr!]), offload: { queue: QUEUE } });
+  // C: a gateway of operator y, which x trusts (admitted), without a backend of its own.
+  C = await startTestGateway({ ...mesh([B.gw.meshAddr!], Y), offload: { queue: QUEUE } });
 });
 
 test.after(async () => {
   await A?.close();
   await B?.close();
+  await C?.close();
   await fake?.close();
 });
 
@@ -79,6 +90,23 @@ test('a gateway without a backend gets the answer from a peer that announced llm
   assert.match(req.body.messages[0].content, /4321/);
 });
 
+test('a gateway of another operator is neither served nor routed to, even admitted', async () => {
+  await eventually(() => C.gw.mesh.peerCapabilities()[B.gw.mesh.peerId]?.includes('llm.generate'), 10_000, 'C learns what B offers');
+  // C's router never picks B: a job carries the meter's readings as context.
+  assert.is(C.gw.mesh.offloadPeer('llm.generate'), undefined);
+  const d = await pairDevice(C);
+  await job(d, 1, 'may I?');
+  assert.match((await answer(d, 1)).error!, /has no LLM backend/);
+  // Asked directly, B refuses it.
+  const refused = await B.metric('gridlet_mesh_refused_total', { reason: 'operator' });
+  const direct = new PeerBackend(B.gw.mesh.peerId, B.gw.id, (p, proto, signal) => C.gw.mesh.node!.dialProtocol(p, proto, signal));
+  const err = await direct.generate({ system: 's', prompt: 'p', maxTokens: 5, deviceId: d.id }, AbortSignal.timeout(5000), () => {}).catch((e: Error) => e);
+  assert.match(String(err), /runs jobs for gateways of its own operator only/);
+  assert.is(await B.metric('gridlet_mesh_refused_total', { reason: 'operator' }), refused + 1);
+  assert.ok(!fake.requests.some((r) => r.body.messages[1]?.content === 'p'), 'B\'s backend never saw it');
+  void OFFLOAD_PROTOCOL;
+});
+
 test('cancelling the job at A closes the stream, and B stops its backend', async () => {
   const d = await pairDevice(A);
   await job(d, 1, 'trickle');
@@ -89,6 +117,20 @@ test('cancelling the job at A closes the stream, and B stops its backend', async
   assert.match(a.text, /^t0 /);
   const req = fake.requests.find((r) => r.body.messages[1]?.content === 'trickle')!;
   await eventually(() => req.aborted, 3000, 'B\'s request to its LLM server aborted');
+});
+
+test('a peer of the same operator over its quota is told so; the backend sees only what the quota lets through', async () => {
+  const direct = new PeerBackend(B.gw.mesh.peerId, B.gw.id, (p, proto, signal) => A.gw.mesh.node!.dialProtocol(p, proto, signal));
+  const before = fake.requests.length;
+  const results = [];
+  // A's earlier jobs took from its bucket of 3 already: at most 3 in all per minute.
+  for (let i = 0; i < 4; i++) {
+    results.push(await direct.generate({ system: 's', prompt: `quota ${i}`, maxTokens: 5, deviceId: 'aaaaaaaaaaaaaaaa' }, AbortSignal.timeout(5000), () => {})
+      .then(() => 'ok', (e: Error) => e.message));
+  }
+  assert.ok(results.some((r) => /quota/.test(r)), results.join('; '));
+  assert.ok(await B.metric('gridlet_mesh_refused_total', { reason: 'quota' }) >= 1);
+  assert.is(fake.requests.length - before, results.filter((r) => r === 'ok').length);
 });
 
 test('with the peer gone, the job ends with a clear error within the time limit', async () => {

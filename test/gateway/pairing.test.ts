@@ -1,7 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Body } from '../../firmware/core/wire/bodies.js';
-import { helloSeen, pairDevice, startTestGateway, type TestGateway } from './support.js';
+import pino from 'pino';
+import { boxKeyPair } from '../../firmware/core/crypto.js';
+import { idFromPublicKey } from '../../firmware/core/wire/pairing.js';
+import { DEFAULT_TUNING, type GatewayContext } from '../../gateway/context.js';
+import { Pairing } from '../../gateway/pairing.js';
+import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import { WireDevice } from './wire-device.js';
 
 let t: TestGateway;
 
@@ -119,6 +125,60 @@ test('while a pairing is pending, a Hello resends the same PairAccept; after a r
     await d.send({ type: Body.paired, firmware: d.firmware, model: d.model });
   }
   assert.is((await pending).status, 201);
+});
+
+test('two pairing requests for one device at once: one pairs it, the other is told at once, none hangs', async () => {
+  const d = t.device();
+  d.autoPair = false;
+  await d.connect(t.gw.mqttUrl);
+  await d.hello();
+  await helloSeen(t, d);
+  const answered = (p: Promise<{ status: number; text: string }>) =>
+    Promise.race([p, new Promise<{ status: number; text: string }>((r) => setTimeout(() => r({ status: 0, text: 'no answer within 6 s' }), 6000))]);
+  const requests = [1, 2].map(() => answered(t.api('POST', '/api/pairings', { deviceId: d.id, code: d.code })));
+  await d.until(() => d.pairAccepts.length >= 1, 3000, 'a PairAccept');
+  const accept = d.check(d.pairAccepts[0]);
+  assert.ok(accept.ok);
+  if (accept.ok) {
+    d.ks = accept.ks;
+    await d.send({ type: Body.paired, firmware: d.firmware, model: d.model });
+  }
+  const outcomes = await Promise.all(requests);
+  assert.equal(outcomes.map((o) => o.status).sort(), [201, 409], outcomes.map((o) => `${o.status} ${o.text}`).join('; '));
+  assert.match(outcomes.find((o) => o.status === 409)!.text, /already in progress/);
+  assert.is(d.pairAccepts.length, 1, 'one PairAccept: the device pairs under the session of the request that paired it');
+  // Its session key is the gateway's: its credentials open the broker and its frames are taken.
+  await d.close();
+  await d.connect(t.gw.mqttUrl, { credentials: true });
+  await d.send({ type: Body.readings, first: 1, records: [[1_700_000_000, 1, 1]] });
+  await d.waitAck(1);
+});
+
+test('on a store that answers later than at once, two requests for one device still never both start', async () => {
+  // A store whose reads answer later (PostgreSQL: two answers in one read from its socket): both
+  // requests' reads complete in the same turn, so both are inside pair() at once. The second is
+  // refused at once; the first gets its answer (here a timeout).
+  const box = boxKeyPair();
+  const answers = sleep(5);
+  const published: string[] = [];
+  const ctx = {
+    identity: { id: idFromPublicKey(box.publicKey), box }, prefix: 'gl', log: pino({ level: 'silent' }), now: Date.now,
+    tuning: { ...DEFAULT_TUNING, pairTimeoutMs: 300 },
+    metrics: { pairing() {} },
+    store: { getDevice: async () => { await answers; return undefined; } },
+    publish: (topic: string) => void published.push(topic),
+  } as unknown as GatewayContext;
+  const pairing = new Pairing(ctx);
+  try {
+    const d = new WireDevice('gl');
+    assert.is(await pairing.onHello(d.id, d.helloBytes()), 'accepted');
+    const settled = (p: Promise<{ status: number }>) => Promise.race([p.then((o) => o.status), sleep(3000).then(() => 'hangs')]);
+    const outcomes = await Promise.all([settled(pairing.pair(d.id, d.code)), settled(pairing.pair(d.id, d.code))]);
+    assert.equal(outcomes, [504, 409]);
+    assert.is(published.length, 1, 'one PairAccept');
+  } finally {
+    pairing.close();
+  }
 });
 
 test('pairDevice helper: paired devices reconnect with credentials', async () => {

@@ -19,6 +19,7 @@ import { verifyMain } from '../../gateway/mesh/cli.js';
 import { eventually, pairDevice, sleep, startTestGateway, tempDir, type TestGateway } from './support.js';
 import { rmSync } from 'node:fs';
 import type { WireDevice } from './wire-device.js';
+import { KeyGateway, operator } from './mesh-support.js';
 
 /** A UTC midnight: the two frames below fall in two 15-minute windows of one day. */
 const DAY = 1_700_006_400;
@@ -26,7 +27,13 @@ const SYNC_MS = 400;
 let A: TestGateway, B: TestGateway, C: TestGateway, D: TestGateway;
 const all = () => [A, B, C, D];
 
-const mesh = (operator: string, peers: string[] = []) => ({ operator, meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: SYNC_MS });
+// Operators are keys (MESH.md "Trust, version 2"): each gateway trusts the other two operators, by their
+// public files, which name them x, y and z (the policies below name operator y so).
+const ops = { x: operator('x'), y: operator('y'), z: operator('z') };
+const mesh = (name: 'x' | 'y' | 'z', peers: string[] = []) => ({
+  operatorKey: ops[name].file, trustOperators: Object.entries(ops).filter(([n]) => n !== name).map(([, o]) => o.pub),
+  meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: SYNC_MS,
+});
 
 test.before(async () => {
   A = await startTestGateway(mesh('x'));
@@ -142,7 +149,7 @@ test('for each sharing level, a peer of another operator receives exactly what t
     for (const x of atC.aggregates) {
       const m = openMessage(x.bytes);
       assert.equal(toHex(m.pcid), toHex(pc.aggregates.pcid));
-      assert.ok(C.gw.mesh.crdt.bound(m.kid, A.gw.id), 'signed by A');
+      assert.ok(C.gw.mesh.identities.bound(m.kid, A.gw.id), 'signed by A');
       assert.equal(x.a.gateway, A.gw.id);
       const mine = atA.aggregates.find((y) => toHex(y.cid) === toHex(x.cid));
       assert.ok(mine, 'the same message A signed');
@@ -182,8 +189,8 @@ test('for each sharing level, a peer of another operator receives exactly what t
 
     // The audit log at A: every disclosure to operator y, what and why.
     const audit = (await A.api('GET', `/api/audit?device=${d.id}&limit=1000`)).json.entries as any[];
-    const toY = audit.filter((e) => e.operator === 'y');
-    assert.ok(audit.every((e) => e.operator === 'y'), `${level.name}: nothing disclosed to anyone else`);
+    const toY = audit.filter((e) => e.operator === ops.y.id);
+    assert.ok(audit.every((e) => e.operator === ops.y.id), `${level.name}: nothing disclosed to anyone else`);
     const announced = toY.filter((e) => e.via === 'announce');
     assert.is(announced.length, want.raw ? 2 : want.aggregates.length, `${level.name}: one announce entry per message`);
     for (const e of announced) {
@@ -302,7 +309,7 @@ test('windows left unsigned by a restart are signed after it; the consent is not
   }
 });
 
-test('a consent for a device is refused from a gateway of another operator', async () => {
+test('a consent for a device is refused from a gateway of another operator; one naming operators by name means nothing', async () => {
   const d = await pairDevice(A);
   await setPolicy(A, d.id, { mesh: { level: 'daily' } });
   await consentEverywhere(d.id);
@@ -311,12 +318,20 @@ test('a consent for a device is refused from a gateway of another operator', asy
   const { consentPayload } = await import('../../gateway/mesh/protocols.js');
   const { consentOf } = await import('../../gateway/privacy/consent.js');
   const { parsePolicy } = await import('../../gateway/privacy/policy.js');
-  const forged = encodeMessage(protocols().consent.pcid, consentPayload({
-    device: d.id, gateway: C.gw.id, ...consentOf(parsePolicy({ mesh: { level: 'full' } })), hlc: [Date.now(), 0],
-  }), C.gw.mesh.signer);
-  assert.is(await A.gw.mesh.receive(forged.bytes), 'unauthorized');
-  assert.is(await B.gw.mesh.receive(forged.bytes), 'unauthorized');
+  const open = consentOf(parsePolicy({ mesh: { level: 'full' } }));
+  const forged = encodeMessage(protocols().consent2.pcid, consentPayload({ device: d.id, gateway: C.gw.id, ...open, hlc: [Date.now(), 0] }), C.gw.mesh.signer);
+  assert.is(await A.gw.mesh.receive(forged.bytes), 'foreign');
+  assert.is(await B.gw.mesh.receive(forged.bytes), 'foreign');
+  // A gateway that claims to be of operator "x" by name, enrolled by another key, is not even admitted.
+  const pretender = new KeyGateway(operator('x').key);
+  assert.is(await A.gw.mesh.receive(pretender.identityMessage.bytes), 'operator');
+  // Version 1 (operators by name): read, never acted on, even from the device's own operator.
+  const v1 = encodeMessage(protocols().consent.pcid, consentPayload({
+    device: d.id, gateway: B.gw.id, ...consentOf(parsePolicy({ peers: { y: { level: 'full' } } })), hlc: [Date.now(), 1],
+  }), B.gw.mesh.signer);
+  assert.is(await A.gw.mesh.receive(v1.bytes), 'obsolete');
   assert.is(A.gw.mesh.consentOf(d.id).policy.mesh.level, 'daily');
+  assert.equal(A.gw.mesh.consentOf(d.id).policy.peers, {});
 });
 
 test.run();

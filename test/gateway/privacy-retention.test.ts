@@ -9,15 +9,12 @@ import { join } from 'node:path';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf as cidOfBytes, cidText, parseCidText } from '../../gateway/mesh/cid.js';
 import { verifyMain } from '../../gateway/mesh/cli.js';
-import { encodeGossip, operatorTopic } from '../../gateway/mesh/mesh.js';
+import { encodeGossip } from '../../gateway/mesh/mesh.js';
+import { KeyGateway, operator } from './mesh-support.js';
 import { openMessage } from '../../gateway/mesh/message.js';
 import { protocols } from '../../gateway/mesh/pcid.js';
-import { randomBytes } from 'node:crypto';
-import nacl from 'tweetnacl';
-import { base32 } from '../../firmware/core/bytes.js';
-import { sha256 } from '../../firmware/core/crypto.js';
-import { encodeMessage, signerFromSeed } from '../../gateway/mesh/message.js';
-import { identityPayload, parseReadings, parseTombstone, peerIdOf, readingsPayload, tombstonePayload } from '../../gateway/mesh/protocols.js';
+import { encodeMessage } from '../../gateway/mesh/message.js';
+import { parseReadings, parseTombstone, readingsPayload, tombstonePayload } from '../../gateway/mesh/protocols.js';
 import { httpSource, verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
 import pino from 'pino';
 import { Retention } from '../../gateway/privacy/retention.js';
@@ -249,7 +246,8 @@ async function assertRemovedAndWhole(g: TestGateway, deviceId: string): Promise<
 }
 
 async function withTwoGateways(f: (g: { A: TestGateway; B: TestGateway; d: Awaited<ReturnType<typeof pairDevice>>; oldCid: Uint8Array }) => Promise<void>): Promise<void> {
-  const mesh = (peers: string[] = []) => ({ meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300 });
+  const X = operator('x');
+  const mesh = (peers: string[] = []) => ({ operatorKey: X.file, meshListen: '/ip4/127.0.0.1/tcp/0', peers, meshSyncMs: 300 });
   let aOffset = 0;
   const A = await startTestGateway({ ...mesh(), clock: () => Date.now() - aOffset });
   const B = await startTestGateway(mesh([A.gw.meshAddr!]));
@@ -318,7 +316,7 @@ test('a peer that still serves and announces a removed message does not bring it
     const removed = () => A.gw.mesh.counts.received.removed ?? 0;
     const before = removed();
     await eventually(async () => {
-      await B.gw.mesh.node!.publish(operatorTopic('local'), encodeGossip({ have: [oldCid], blocks: [oldBytes] }));
+      B.gw.mesh.node!.send(A.gw.mesh.peerId, encodeGossip({ have: [oldCid], blocks: [oldBytes] }));
       return removed() > before;
     }, 10_000, 'A refused the pushed message');
     assert.is(await A.gw.mesh.receive(oldBytes, { ancestor: true }), 'removed');
@@ -370,13 +368,10 @@ test('tombstones kept by an older gridlet (their CIDs not noted): after a restar
 
 test('verify accepts a tombstone only from the device\'s gateway (or the writer of the message naming the removed one), signed', async () => {
   const P = protocols();
+  const op = operator('local').key;
   const gateway = () => {
-    const seed = new Uint8Array(randomBytes(32));
-    const signer = signerFromSeed(seed, nacl.sign.keyPair.fromSeed(seed).publicKey);
-    const x = nacl.box.keyPair().publicKey;
-    const id = base32(sha256(x).subarray(0, 10));
-    const identity = encodeMessage(P.identity.pcid, identityPayload({ gateway: id, x25519: x, ed25519: signer.publicKey, operator: 'local', peer: peerIdOf(signer.publicKey), t: 1 }), signer);
-    return { signer, id, identity };
+    const g = new KeyGateway(op);
+    return { signer: g.signer, id: g.gateway, identity: g.identityMessage };
   };
   const G = gateway();
   const X = gateway();

@@ -1,7 +1,11 @@
-// Three `gridlet gateway` processes form a mesh on loopback (--mesh-listen, --peer). Every message they
-// serve is validated by an independent checker written in Python from MESH.md alone
-// (test/interop/mesh_check.py: PyNaCl + cbor2 under /usr/bin/python3, which .ci/run installs), and
-// `gridlet verify` walks a device's history from another gateway than the one that accepted it.
+// Three `gridlet gateway` processes of one operator (an operator key made with `gridlet operator init`,
+// --operator-key) and a fourth of a partner operator (--trust-operator both ways) form a mesh on loopback
+// (--mesh-listen, --peer). The partner's gateway pairs a meter the first operator holds: a conflict. Every
+// message they serve is validated by an independent checker written in Python from MESH.md and the
+// protocol documents alone (test/interop/mesh_check.py: PyNaCl + cbor2 under /usr/bin/python3, which
+// .ci/run installs) — identities with their enrollment and XEdDSA proof, the registry merged by version
+// 2's rules and compared with what each gateway reports —, and `gridlet verify` walks a device's history
+// from another gateway than the one that accepted it.
 import '../../gateway/mesh/polyfill.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -31,11 +35,11 @@ function pythonMissing(): string | null {
 
 interface Gw { child: ChildProcess; mqtt: string; http: string; id: string; mesh: string; dir: string; output: () => string }
 
-function startGateway(peers: string[]): Promise<Gw> {
+function startGateway(peers: string[], trust: string[]): Promise<Gw> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-mesh-'));
   const child = spawn(process.execPath, [
     'bin/gridlet.js', 'gateway', '--data', dir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
-    '--mesh-listen', '/ip4/127.0.0.1/tcp/0', ...peers.flatMap((p) => ['--peer', p]), '--log-level', 'warn',
+    '--mesh-listen', '/ip4/127.0.0.1/tcp/0', ...peers.flatMap((p) => ['--peer', p]), ...trust, '--log-level', 'warn',
   ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let all = '';
   return new Promise((resolve, reject) => {
@@ -114,17 +118,26 @@ const missing = pythonMissing();
 const maybe = missing ? test.skip : test;
 if (missing) console.log(`skipping the Python mesh checker: ${missing}`);
 
-maybe('every message three meshed gateways serve passes the independent Python checker; gridlet verify agrees', async () => {
+maybe('every message four meshed gateways of two operators serve passes the independent Python checker; gridlet verify agrees', async () => {
   const gws: Gw[] = [];
   const devices: WireDevice[] = [];
+  const keys = mkdtempSync(join(tmpdir(), 'gridlet-operators-'));
   try {
-    const a = await startGateway([]);
+    for (const name of ['utility', 'coop']) {
+      const r = await run(process.execPath, ['bin/gridlet.js', 'operator', 'init', '--out', join(keys, `${name}.key`)]);
+      assert.is(r.status, 0, r.out);
+      assert.match(r.out, new RegExp(`^operator op[a-z2-7]{52} name=${name}$`, 'm'));
+    }
+    const utility = ['--operator-key', join(keys, 'utility.key'), '--trust-operator', join(keys, 'coop.key.pub')];
+    const a = await startGateway([], utility);
     gws.push(a);
-    const b = await startGateway([a.mesh]);
+    const b = await startGateway([a.mesh], utility);
     gws.push(b);
-    const c = await startGateway([a.mesh, b.mesh]);
+    const c = await startGateway([a.mesh, b.mesh], utility);
     gws.push(c);
-    for (const g of gws) await eventually(async () => (await api(g, 'GET', '/api/mesh')).json.gateways.length === 3, 20_000, 'identities');
+    const d4 = await startGateway([a.mesh, b.mesh, c.mesh], ['--operator-key', join(keys, 'coop.key'), '--trust-operator', join(keys, 'utility.key.pub')]);
+    gws.push(d4);
+    for (const g of gws) await eventually(async () => (await api(g, 'GET', '/api/mesh')).json.gateways.length === 4, 20_000, 'identities');
 
     const d = await pair(a);
     devices.push(d);
@@ -138,23 +151,41 @@ maybe('every message three meshed gateways serve passes the independent Python c
     await gone.send({ type: Body.readings, first: 1, records: [[T0, 1, 1]] });
     await gone.waitAck(1);
     assert.is((await api(c, 'DELETE', `/api/devices/${gone.id}`)).status, 200);
+    // The partner's gateway pairs a meter the utility holds (a clone of it Hellos there): a conflict.
+    const clone = new WireDevice('gl');
+    Object.assign(clone, { keys: d.keys, id: d.id, secret: d.secret, code: d.code });
+    devices.push(clone);
+    await clone.connect(d4.mqtt);
+    await clone.hello();
+    await eventually(async () => (await api(d4, 'GET', `/api/devices/${d.id}`)).status === 200, 5000, 'Hello seen at the partner');
+    assert.is((await api(d4, 'POST', '/api/pairings', { deviceId: d.id, code: d.code })).status, 201);
+    for (const g of gws) {
+      await eventually(async () => {
+        const x = (await api(g, 'GET', `/api/devices/${d.id}`)).json;
+        return x?.state === 'paired' && x.gateway === a.id && x.conflicts?.length === 1 && x.conflicts[0].gateway === d4.id;
+      }, 15_000, `the conflict shown at ${g.id}, the meter still the utility's`);
+    }
 
     const headsAt = async (g: Gw, id: string) => (await api(g, 'GET', `/api/mesh/heads/${id}`)).json?.cid;
     await eventually(async () => {
-      const h = await Promise.all(gws.map((g) => headsAt(g, d.id)));
+      // The utility's gateways hold the chain; the partner none of it (the meter's policy gives it nothing).
+      const h = await Promise.all([a, b, c].map((g) => headsAt(g, d.id)));
       const s = await Promise.all(gws.map(async (g) => (await api(g, 'GET', `/api/devices/${gone.id}`)).json?.state));
-      return h.every((x) => x && x === h[0]) && s.every((x) => x === 'revoked');
+      return h.every((x) => x && x === h[0]) && s.every((x) => x === 'revoked') && (await headsAt(d4, d.id)) === undefined;
     }, 15_000, 'chains and registry everywhere');
 
     const check = await run(PYTHON, ['test/interop/mesh_check.py', ...gws.map((g) => g.http)]);
     assert.is(check.status, 0, check.out);
-    assert.match(check.out, /mesh check: \d+ messages verified from 3 gateway\(s\), 0 problem\(s\)/);
+    assert.match(check.out, /mesh check: \d+ messages verified from 4 gateway\(s\), \d+ device registries merged, 0 problem\(s\)/);
     console.log(check.out.trim());
 
     const v = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', c.http]);
     assert.is(v.status, 0, v.out);
     assert.match(v.out, /seqs covered: 1-10; declared lost by the meter: 5-9; holes: none/);
     assert.match(v.out, /^ok: /m);
+    // The partner holds no readings of the utility's meter (its policy shares nothing with it).
+    const vp = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', d4.http]);
+    assert.match(vp.out, /no history/);
 
     // The checker is not vacuous: a block whose signature was changed (served under its new CID) fails it.
     const index = (await api(a, 'GET', '/api/mesh')).json;
@@ -183,6 +214,7 @@ maybe('every message three meshed gateways serve passes the independent Python c
   } finally {
     for (const d of devices) await d.close().catch(() => {});
     for (const g of gws) await stop(g);
+    rmSync(keys, { recursive: true, force: true });
   }
 });
 

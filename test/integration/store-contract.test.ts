@@ -11,6 +11,11 @@ import { PostgresStore } from '../../gateway/store/postgres.js';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
 import type { PairingCommit, Store, StoredBlock } from '../../gateway/store/store.js';
 import { tempDatabase, type TempDatabase } from './pg-support.js';
+import { randomFillSync } from 'node:crypto';
+import { useRandom } from '../../firmware/core/crypto.js';
+
+// A store makes the gateway identity its replicas share (postgres-identity.ts) from the core's Random port.
+useRandom({ fill: (b) => randomFillSync(b) });
 
 interface Backend {
   name: string;
@@ -377,6 +382,11 @@ test('postgres: a newer schema is refused; replicas share one identity', async (
     assert.equal(ib.box.secretKey, ia.box.secretKey);
     assert.equal(ib.sign.secretKey, ia.sign.secretKey);
     await rejects(b.identity(() => ({ ...ia, id: 'otheraaaaaaaaaaa' })), /give this replica an empty --data directory/);
+    // gridlet gateway rotate-key --store postgres://…: a new mesh key for every replica, the same gateway.
+    const rotated = await a.rotateMeshKey();
+    assert.is(rotated.id, ia.id);
+    assert.not.equal(rotated.sign.publicKey, ia.sign.publicKey);
+    assert.equal((await b.identity(() => undefined)).sign.publicKey, rotated.sign.publicKey);
     await a.db.query('UPDATE gridlet_schema SET version = 99');
     await a.close();
     await b.close();

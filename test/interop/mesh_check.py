@@ -10,7 +10,14 @@ readings chain through `prev`, and checks each message:
   - proof: protected h'a10127', {4: kid}, nil payload, Ed25519 over
     ["Signature1", h'a10127', h'', bytes(0x82 + pCID item + payload item as received)];
   - the CID that named it is CIDv1 raw sha2-256 of its bytes;
-  - signer bound by a gateway identity message; payload shape of its protocol;
+  - signer bound by a gateway identity message of version 2 (gateway-identity-v2.md): the operator's
+    Ed25519 signature over the enrollment, and the gateway's XEdDSA signature with its X25519 key (checked
+    here as Ed25519 under the Edwards form of that key, computed in plain integers);
+  - the device registry merged by device-registry-v2.md's rules (a pairing by another operator while one
+    stands is a conflict; a revocation counts only from the pairing's signer or its operator), and the
+    state each gateway reports for the device agrees with it;
+  - readings written only by gateways of operators that held the device's pairing;
+  - payload shape of each protocol;
   - chain coverage: every seq up to the serving gateway's acked seq is carried by some readings message.
 Exit 0 when everything holds, 1 otherwise.  Usage: mesh_check.py URL [URL ...] [--docs DIR]
 """
@@ -28,6 +35,7 @@ import nacl.signing
 
 GRID_TAG = 1735551332
 PROTECTED = bytes([0xA1, 0x01, 0x27])
+P25519 = 2 ** 255 - 19
 
 
 class Bad(Exception):
@@ -150,6 +158,84 @@ def uint(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+# ----------------------------------------------------------------- enrollment and XEdDSA (gateway-identity-v2.md)
+
+def det(v):
+    """Deterministic CBOR of an array of text, byte strings and unsigned integers."""
+    return cbor2.dumps(v, canonical=True)
+
+
+def verify_ed25519(key, message, sig):
+    try:
+        nacl.signing.VerifyKey(key).verify(message, sig)
+        return True
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+
+
+def edwards_of(u_bytes):
+    """The Edwards public key (sign bit 0) of an X25519 public key, or None."""
+    u = int.from_bytes(u_bytes, "little")
+    if u >= P25519 or (u + 1) % P25519 == 0:
+        return None
+    y = (u - 1) * pow(u + 1, P25519 - 2, P25519) % P25519
+    return y.to_bytes(32, "little")
+
+
+def check_identity_v2(p, kid):
+    keys = ["ed25519", "enrolled", "enrollment", "gateway", "name", "operator", "peer", "possession", "t", "x25519"]
+    if sorted(p) != keys:
+        raise Bad("identity keys %s" % sorted(p))
+    if p["ed25519"] != kid:
+        raise Bad("identity signed by another key")
+    if b32(hashlib.sha256(p["x25519"]).digest()[:10]) != p["gateway"]:
+        raise Bad("gateway id does not hash from x25519")
+    if p["peer"] != base58btc(b"\x00\x24\x08\x01\x12\x20" + kid):
+        raise Bad("peer id is not the Ed25519 key's")
+    enrollment = b"gridlet enrollment v2\x00" + det([p["gateway"], p["x25519"], p["ed25519"], p["peer"], p["name"], p["enrolled"]])
+    if not verify_ed25519(p["operator"], enrollment, p["enrollment"]):
+        raise Bad("the operator's enrollment signature does not verify")
+    possession = b"gridlet possession v2\x00" + det([p["gateway"], p["ed25519"], p["operator"], p["enrolled"]])
+    edwards = edwards_of(p["x25519"])
+    if edwards is None or not verify_ed25519(edwards, possession, p["possession"]):
+        raise Bad("the XEdDSA proof of the X25519 key does not verify")
+    return "op" + b32(p["operator"])
+
+
+def registry_state(pairings, revocations, operator_of):
+    """device-registry-v2 "Merge" for one device: (current pairing CID or None, revoked?, conflicts, holders)."""
+    def hlc(p):
+        return (p["hlc"][0], p["hlc"][1])
+
+    def revoked_at(cid, pair):
+        best = None
+        for r in revocations:
+            if link_cid(r["pairing"]) != cid_from_text(cid) or hlc(r) <= hlc(pair):
+                continue
+            if not (r["_kid"] == pair["_kid"] or operator_of(r["_kid"]) == operator_of(pair["_kid"])):
+                continue
+            if best is None or hlc(r) < best:
+                best = hlc(r)
+        return best
+
+    order = sorted(pairings.items(), key=lambda kv: (hlc(kv[1]), cid_from_text(kv[0])))
+    current, conflicts, holders = None, [], set()
+    for cid, pair in order:
+        op = operator_of(pair["_kid"])
+        if current is None or operator_of(pairings[current]["_kid"]) == op:
+            current = cid
+        else:
+            rev = revoked_at(current, pairings[current])
+            if rev is not None and rev < hlc(pair):
+                current = cid
+            else:
+                conflicts.append(cid)
+                continue
+        holders.add(op)
+    revoked = current is not None and revoked_at(current, pairings[current]) is not None
+    return current, revoked, conflicts, holders
+
+
 # ----------------------------------------------------------------- one message
 
 def open_message(data, pcids):
@@ -204,8 +290,10 @@ class Checker:
             with open(os.path.join(docs, name), "rb") as f:
                 self.pcids[cid_of(f.read())] = name
         self.ok = 0
+        self.registry_states = 0
         self.problems = []
         self.identities = {}  # kid -> payload
+        self.operators = {}  # kid -> operator id
 
     def get(self, base, path):
         req = urllib.request.Request(base.rstrip("/") + path)
@@ -231,7 +319,7 @@ class Checker:
         except (Bad, ValueError, UnicodeDecodeError, cbor2.CBORDecodeError) as e:
             self.problems.append("%s: %s" % (where, e))
             return None
-        if want and protocol != want:
+        if want and protocol not in (want if isinstance(want, tuple) else (want,)):
             self.problems.append("%s: protocol %s, expected %s" % (where, protocol, want))
             return None
         self.ok += 1
@@ -241,6 +329,9 @@ class Checker:
         i = self.identities.get(kid)
         return i is not None and i["gateway"] == gateway
 
+    def operator_of(self, kid):
+        return self.operators.get(kid)
+
     def check_gateway(self, base):
         status, _, body = self.get(base, "/api/mesh")
         if status != 200:
@@ -248,25 +339,22 @@ class Checker:
             return
         index = json.loads(body)
         for g in index["gateways"]:
-            r = self.block(base, g["cid"], "gateway-identity-v1.md")
+            r = self.block(base, g["cid"], "gateway-identity-v2.md")
             if not r:
                 continue
             _, p, kid = r
             try:
-                if sorted(p) != ["ed25519", "gateway", "operator", "peer", "t", "x25519"]:
-                    raise Bad("identity keys %s" % sorted(p))
-                if p["ed25519"] != kid:
-                    raise Bad("identity signed by another key")
-                if b32(hashlib.sha256(p["x25519"]).digest()[:10]) != p["gateway"]:
-                    raise Bad("gateway id does not hash from x25519")
-                if p["peer"] != base58btc(b"\x00\x24\x08\x01\x12\x20" + kid):
-                    raise Bad("peer id is not the Ed25519 key's")
+                op = check_identity_v2(p, kid)
+                if g.get("operator") != op:
+                    raise Bad("listed as operator %s but enrolled by %s" % (g.get("operator"), op))
                 self.identities[kid] = p
-            except Bad as e:
+                self.operators[kid] = op
+            except (Bad, KeyError, TypeError) as e:
                 self.problems.append("%s identity %s: %s" % (base, g["cid"], e))
         pairings = {}
+        by_device = {}
         for c in index["registry"]:
-            r = self.block(base, c, "device-registry-v1.md")
+            r = self.block(base, c, ("device-registry-v1.md", "device-registry-v2.md"))
             if not r:
                 continue
             _, p, kid = r
@@ -275,24 +363,45 @@ class Checker:
                     raise Bad("signer not bound to gateway %s" % p.get("gateway"))
                 if not uint(p["hlc"][0]) or not uint(p["hlc"][1]) or len(p["hlc"]) != 2:
                     raise Bad("hlc")
+                entry = dict(p, _kid=kid)
+                dev = by_device.setdefault(p["device"], ({}, []))
                 if p["op"] == "pair":
                     if sorted(p) != ["device", "firmware", "gateway", "hlc", "key", "model", "op"]:
                         raise Bad("pairing keys %s" % sorted(p))
                     if b32(hashlib.sha256(p["key"]).digest()[:10]) != p["device"]:
                         raise Bad("device key does not hash to the device id")
                     pairings[c] = p
+                    dev[0][c] = entry
                 elif p["op"] == "revoke":
                     if sorted(p) != ["device", "gateway", "hlc", "op", "pairing"]:
                         raise Bad("revocation keys %s" % sorted(p))
                     link_cid(p["pairing"])
+                    dev[1].append(entry)
                 else:
                     raise Bad("op %r" % p["op"])
             except (Bad, KeyError, TypeError) as e:
                 self.problems.append("%s registry %s: %s" % (base, c, e))
+        holders = {}
+        for device, (pairs, revs) in by_device.items():
+            current, revoked, conflicts, held = registry_state(pairs, revs, self.operator_of)
+            holders[device] = held
+            self.registry_states += 1
+            status, _, body = self.get(base, "/api/devices/" + device)
+            if status != 200 or current is None:
+                continue
+            d = json.loads(body)
+            want = ("revoked" if revoked else "paired", pairs[current]["gateway"])
+            if (d.get("state"), d.get("gateway")) != want:
+                self.problems.append("%s device %s: reports %s at %s, the registry merged here says %s at %s"
+                                     % (base, device, d.get("state"), d.get("gateway"), want[0], want[1]))
+            shown = sorted(c["gateway"] for c in d.get("conflicts", []))
+            if shown != sorted(pairs[c]["gateway"] for c in conflicts):
+                self.problems.append("%s device %s: conflicts %s, the registry merged here says %s"
+                                     % (base, device, shown, sorted(pairs[c]["gateway"] for c in conflicts)))
         for device, heads in index["heads"].items():
-            self.check_chain(base, device, heads)
+            self.check_chain(base, device, heads, holders.get(device))
 
-    def check_chain(self, base, device, heads):
+    def check_chain(self, base, device, heads, holders=None):
         seen, queue, covered = set(), list(heads), []
         while queue:
             c = queue.pop()
@@ -310,6 +419,8 @@ class Checker:
                     raise Bad("device or gateway")
                 if not self.bound(kid, p["gateway"]):
                     raise Bad("signer not bound to gateway %s" % p["gateway"])
+                if holders is not None and self.operator_of(kid) not in holders:
+                    raise Bad("signed by a gateway of operator %s, which never held the device's pairing" % self.operator_of(kid))
                 recs = p["records"]
                 if not recs:
                     raise Bad("no records")
@@ -371,7 +482,8 @@ def main(argv):
         ch.check_gateway(u)
     for p in ch.problems:
         print("problem: " + p)
-    print("mesh check: %d messages verified from %d gateway(s), %d problem(s)" % (ch.ok, len(urls), len(ch.problems)))
+    print("mesh check: %d messages verified from %d gateway(s), %d device registries merged, %d problem(s)"
+          % (ch.ok, len(urls), ch.registry_states, len(ch.problems)))
     return 1 if ch.problems or ch.ok == 0 else 0
 
 

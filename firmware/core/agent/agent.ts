@@ -4,7 +4,7 @@
 
 import { equal, utf8Decode, utf8Encode } from '../bytes.js';
 import { decode as decodeCbor, encode as encodeCbor, type CborValue } from '../cbor.js';
-import { randomBytes, sha256, useRandom } from '../crypto.js';
+import { randomBytes, sha256, useRandom, withStrongEntropy } from '../crypto.js';
 import type { BatchRecordLog, LogEntry, RecordLog } from '../log/record-log.js';
 import type { Clock, KeyValue, Logger, MeterSource, Random, Timers, Transport, TransportOptions } from '../ports.js';
 import { Links, UNHEALTHY_AFTER_MS } from './links.js';
@@ -152,7 +152,8 @@ export class Agent {
     this.#links = new Links(options.uplinks, options.timers, options.clock, options.logger);
     this.#links.onFailover = (from, to) => this.recordEvent('link-failover', { from, to });
     this.identity = loadIdentity(options.kv);
-    this.bootNonce = randomBytes(16);
+    // Made at boot, before the radio is up: from the strongest entropy the Random port has.
+    this.bootNonce = withStrongEntropy(() => randomBytes(16));
     const j = randomBytes(4);
     // Job ids start at a random point each boot, so ids of jobs from before a reboot are not reused.
     this.#nextJob = 1 + ((((j[0] << 24) | (j[1] << 16) | (j[2] << 8) | j[3]) >>> 0) % 0x7fffffff);

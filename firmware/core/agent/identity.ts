@@ -2,7 +2,7 @@
 // both kept in the KeyValue port so they survive reboots.
 
 import { utf8Decode, utf8Encode, readU64BE, writeU64BE } from '../bytes.js';
-import { boxKeyPair, boxKeyPairFromSecret, randomBytes, type BoxKeyPair } from '../crypto.js';
+import { boxKeyPair, boxKeyPairFromSecret, randomBytes, withStrongEntropy, type BoxKeyPair } from '../crypto.js';
 import type { KeyValue } from '../ports.js';
 import { formatPairCode, idFromPublicKey, pairKey, pairSecretFromRandom } from '../wire/pairing.js';
 import { decode, encode, type CborValue } from '../cbor.js';
@@ -20,19 +20,19 @@ export interface Identity {
 const K_SECRET = 'id.sk';
 const K_PAIR = 'id.pair';
 
-/** Loads the identity, creating it on first boot. */
+/** Loads the identity, creating it on first boot (from the Random port's strongest entropy). */
 export function loadIdentity(kv: KeyValue): Identity {
   let sk = kv.get(K_SECRET);
   let keys: BoxKeyPair;
   if (sk && sk.length === 32) keys = boxKeyPairFromSecret(sk);
   else {
-    keys = boxKeyPair();
+    keys = withStrongEntropy(boxKeyPair);
     kv.set(K_SECRET, keys.secretKey);
   }
   let secretBytes = kv.get(K_PAIR);
   let secret = secretBytes ? utf8Decode(secretBytes) : undefined;
   if (!secret || !/^[a-z2-7]{10}$/.test(secret)) {
-    secret = pairSecretFromRandom(randomBytes(7));
+    secret = pairSecretFromRandom(withStrongEntropy(() => randomBytes(7)));
     kv.set(K_PAIR, utf8Encode(secret));
   }
   return {

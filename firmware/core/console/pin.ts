@@ -17,7 +17,7 @@
 // A PIN is 4 to 32 printable ASCII characters without spaces (a factory PIN is 8 digits).
 
 import { constantTimeEqual, fromHex, toHex, utf8Encode } from '../bytes.js';
-import { pbkdf2Sha256, randomBytes } from '../crypto.js';
+import { pbkdf2Sha256, randomBytes, withStrongEntropy } from '../crypto.js';
 import type { KeyValue } from '../ports.js';
 
 export const PIN_HASH_SCHEME = 'pbkdf2-sha256';
@@ -82,11 +82,16 @@ export function newFactoryPin(): string {
 
 /**
  * Stores a factory PIN's hash unless one is already there. Returns the new PIN (to print on the label —
- * on a host, to show once on stderr) or undefined when the device already had one.
+ * on a host, to show once on stderr) or undefined when the device already had one. The PIN and its
+ * salt come from the Random port's strongest entropy (first boot, before the radio is up).
  */
-export function provisionFactoryPin(kv: KeyValue, pin = newFactoryPin()): string | undefined {
+export function provisionFactoryPin(kv: KeyValue, pin?: string): string | undefined {
   const had = kv.get(FACTORY_PIN_KEY);
   if (had && had.length) return undefined;
-  kv.set(FACTORY_PIN_KEY, utf8Encode(makePinHash(pin)));
-  return pin;
+  const made = withStrongEntropy(() => {
+    const p = pin ?? newFactoryPin();
+    return { pin: p, hash: makePinHash(p) };
+  });
+  kv.set(FACTORY_PIN_KEY, utf8Encode(made.hash));
+  return made.pin;
 }

@@ -1,6 +1,7 @@
 // Technician authorisation (CONSOLE.md `auth`): a right PIN unlocks tech commands for 10 minutes;
 // 5 wrong PINs in a row lock the console for 15 minutes. The failed count and the lockout are kept in
-// KeyValue so that a power cycle neither resets the count nor ends a lockout early.
+// KeyValue so that a power cycle neither resets the count nor ends a lockout early; an attempt is
+// counted before its PIN is checked, so cutting power before the answer does not undo it.
 
 import { readU64BE, writeU64BE } from '../bytes.js';
 import type { Clock, KeyValue } from '../ports.js';
@@ -76,28 +77,29 @@ export class TechAuth {
 
   /**
    * Checks a PIN. With no (well-formed) PIN set, every attempt is wrong and counts like one: the
-   * lockout does not depend on what the gateway has configured.
+   * lockout does not depend on what the gateway has configured. The attempt is counted (and the
+   * lockout it would start recorded) in KeyValue before the PIN is checked: a power cut during the
+   * check, which takes a noticeable time (PBKDF2), the attempt still counts as a wrong one.
    */
   attempt(pin: string, record: PinRecord | undefined): AuthResultValue {
     if (this.lockedForMs() > 0) return AuthResult.locked;
+    this.#unlockedUntil = 0;
+    this.#fails++;
+    const locks = this.#fails >= MAX_FAILED_PINS;
+    if (locks) this.#lockedUntil = this.#clock.monotonic() + LOCKOUT_MS;
+    this.#save();
     const ok = record ? checkPin(pin, record.hash) : undefined;
     if (ok) {
       this.#unlockedUntil = this.#clock.monotonic() + UNLOCK_MS;
-      if (this.#fails !== 0) {
-        this.#fails = 0;
-        this.#save();
-      }
+      this.#fails = 0;
+      this.#lockedUntil = 0;
+      this.#save();
       return AuthResult.unlocked;
     }
-    this.#unlockedUntil = 0;
-    this.#fails++;
-    if (this.#fails >= MAX_FAILED_PINS) {
-      this.#lockedUntil = this.#clock.monotonic() + LOCKOUT_MS;
-      this.#save();
+    if (locks) {
       this.#onLockout();
       return AuthResult.locked;
     }
-    this.#save();
     return ok === undefined ? AuthResult.noPin : AuthResult.wrong;
   }
 

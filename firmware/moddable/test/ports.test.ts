@@ -10,6 +10,12 @@ import { FlashLog } from '../../core/log/flash-log.js';
 import { advance, pending } from './fakes/timer.js';
 import { nearWrap } from './fakes/time.js';
 import { ports } from './fakes/serial.js';
+import { HardwareRandom } from '../random.js';
+import { entropyLog } from './fakes/random.js';
+import { loadIdentity } from '../../core/agent/identity.js';
+import { provisionFactoryPin } from '../../core/console/pin.js';
+import { useRandom } from '../../core/crypto.js';
+import { MemoryKV } from '../../../test/core/support/sim-world.js';
 
 test('the gridlog partition is a NOR Flash the record log accepts, and survives a reopen', () => {
   const flash = new PartitionFlash('gridlog');
@@ -24,6 +30,32 @@ test('the gridlog partition is a NOR Flash the record log accepts, and survives 
   const seq = log.appendReading(1_767_225_600, 1, 42);
   const again = new FlashLog(new PartitionFlash('gridlog'));
   assert.is(again.stats().newestSeq, seq);
+});
+
+test('the hardware Random port: first-boot secrets with the bootloader entropy source on, never once the radio starts', () => {
+  const random = new HardwareRandom();
+  useRandom(random);
+  entropyLog.length = 0;
+  const kv = new MemoryKV();
+  loadIdentity(kv);
+  provisionFactoryPin(kv);
+  assert.equal(entropyLog.slice(0, 6), ['on', 'fill 32', 'off', 'on', 'fill 7', 'off'], 'identity key, then pair secret');
+  assert.equal(entropyLog.slice(6, 7), ['on']);
+  assert.is(entropyLog[entropyLog.length - 1], 'off', 'the source is off again after the factory PIN');
+  assert.is(entropyLog.filter((e) => e === 'on').length, entropyLog.filter((e) => e === 'off').length);
+  // Nested strong() switches once.
+  entropyLog.length = 0;
+  random.strong(() => random.strong(() => random.fill(new Uint8Array(2))));
+  assert.equal(entropyLog, ['on', 'fill 2', 'off']);
+  // Once Wi-Fi is about to start, the source stays off (the radio is the entropy then).
+  random.radioStarting();
+  entropyLog.length = 0;
+  loadIdentity(new MemoryKV());
+  assert.equal(entropyLog, []);
+  // An exception inside still switches the source off.
+  const fresh = new HardwareRandom();
+  assert.throws(() => fresh.strong(() => { throw new Error('boom'); }), /boom/);
+  assert.is(entropyLog[entropyLog.length - 1], 'off');
 });
 
 test('a missing partition names the fix', () => {
