@@ -12,10 +12,14 @@ import { parse, run, UsageError } from './args.js';
 const HELP = `usage: gridlet guest <command> …
 
   build [name…] [--out DIR]
-      Compiles guests/src/<name>.ts with AssemblyScript (stub runtime, no bulk memory, SIMD or
-      threads, optimised for size), instruments it for metering (metering.usegas at every function
-      entry and loop header), checks it against GUESTS.md and manifests/guests/<name>.json, and writes
-      guests/dist/<name>.wasm. Fails when a guest breaks a rule or is over 4 KiB.
+      Compiles guests/src/<name>.ts (AssemblyScript), .c (clang --target=wasm32; wasm32-wasi with
+      wasi-libc when it has a main or includes a libc header) or .rs (a no_std crate, rustc against
+      guests/sdk/gridlet.rs) — restricted to what wasm3 runs, optimised for size —, instruments it
+      for metering (metering.usegas at every function entry and loop header), checks it against
+      GUESTS.md and manifests/guests/<name>.json, and writes guests/dist/<name>.wasm. A world,
+      guests/src/worlds/<name>/ with manifests/worlds/<name>.json, is built member by member, checked
+      as a world and written as guests/dist/<name>.world. Fails when a guest breaks a rule or is over
+      4 KiB, or names the package to install when a compiler is missing.
 
   check <wasm> --manifest <json> [--json]
       Checks a module and its manifest against GUESTS.md: format, features wasm3 runs, imports,
@@ -72,10 +76,12 @@ export async function guestMain(argv: string[]): Promise<number> {
 async function build(argv: string[]): Promise<number> {
   const r = parse(argv, { out: { type: 'string' } }, HELP, true);
   if (!r) return 0;
-  const { buildGuests, buildReport, DIST_DIR } = await import('../../guests/build.js');
-  const built = await buildGuests({ names: r.positionals, outDir: r.values.out as string | undefined });
+  const { buildAll, buildReport, DIST_DIR } = await import('../../guests/build.js');
+  const built = await buildAll({ names: r.positionals, outDir: r.values.out as string | undefined });
   console.log(buildReport(built));
-  console.log(`wrote ${built.length} guest${built.length === 1 ? '' : 's'} to ${(r.values.out as string | undefined) ?? DIST_DIR}`);
+  const n = built.guests.length;
+  const w = built.worlds.length;
+  console.log(`wrote ${n} guest${n === 1 ? '' : 's'}${w ? ` and ${w} world${w === 1 ? '' : 's'}` : ''} to ${(r.values.out as string | undefined) ?? DIST_DIR}`);
   return 0;
 }
 

@@ -128,6 +128,7 @@ export class GuestSim {
     this.engine = options.engine ?? new NodeGuestEngine();
     this.supervisor = new GuestSupervisor({
       engine: this.engine, clock: this.time.clock, timers: this.time.timers, kv: this.kv, interlocks: this.interlocks,
+      random: new SeededRandom((options.seed ?? 1) + 1),
       kvFlushMs: options.kvFlushMs ?? 0,
       onEvent,
       onAck: (a) => this.acks.push(a),
@@ -138,6 +139,11 @@ export class GuestSim {
 
   install(wasm: Uint8Array, manifest: unknown): GuestAck {
     return this.supervisor.install(wasm, manifest);
+  }
+
+  /** Installs a world from its bundle (guests/dist/<world>.world). */
+  installWorld(bundle: Uint8Array): GuestAck {
+    return this.supervisor.installWorld(bundle);
   }
 
   /** Seconds since the start. */

@@ -855,7 +855,7 @@ export class GuestSupervisor {
     if (!instance) return undefined;
     g.exitCode = undefined;
     g.busy = true;
-    g.log.begin();
+    g.log.begin(name === START_EXPORT);
     let r: number | undefined;
     let failed: unknown;
     try {

@@ -2,8 +2,9 @@
 // the agent itself as host functions, the same JavaScript on every engine (V8 on a host, wasm3 on the
 // meter and wasm3 compiled to WebAssembly), so results, fuel and traps agree:
 //   fd_write         stdout (1) and stderr (2) become the guest's log, line by line, within the log
-//                    limits (4 lines per call, 120 bytes per line, 2048 bytes looked at per call);
-//                    any other descriptor is EBADF. The guest is told everything was written.
+//                    limits (120 bytes per line; 4 lines and 2048 bytes looked at per call, 32 lines
+//                    and 8192 bytes for a one-shot job's run); any other descriptor is EBADF. The
+//                    guest is told everything was written.
 //   clock_time_get   realtime (0) from the meter's clock (ENOTSUP before it has one), monotonic (1);
 //                    other clocks EINVAL
 //   random_get       the platform's Random, at most 256 bytes per call (EINVAL beyond)
@@ -42,6 +43,9 @@ export const LOG_MAX_BYTES = 120;
 export const LOG_LINES_PER_CALL = 4;
 /** Bytes of stdout/stderr looked at per call; the rest is counted and dropped unread. */
 export const LOG_SCAN_BYTES = 2048;
+/** The same for the one call of a one-shot job (`_start`): its report. */
+export const LOG_LINES_PER_JOB = 32;
+export const LOG_SCAN_BYTES_JOB = 8192;
 export const RANDOM_MAX_BYTES = 256;
 /** iovecs one fd_write may pass. */
 export const IOVECS_MAX = 64;
@@ -73,6 +77,7 @@ export class GuestLog {
   lines = 0;
   droppedLines = 0;
   droppedBytes = 0;
+  #linesMax = LOG_LINES_PER_CALL;
   #scanLeft = LOG_SCAN_BYTES;
   #partial = [new Uint8Array(LOG_MAX_BYTES), new Uint8Array(LOG_MAX_BYTES)];
   #length = [0, 0];
@@ -82,10 +87,11 @@ export class GuestLog {
   /** `sink(bytes, fd)` takes each line: fd 0 for the `log` import, 1 stdout, 2 stderr. */
   constructor(readonly sink: (bytes: Uint8Array, fd: number) => void) {}
 
-  /** A new call starts: the per-call limits start afresh. */
-  begin(): void {
+  /** A new call starts: the per-call limits start afresh (a job's run has the larger ones). */
+  begin(job = false): void {
     this.lines = 0;
-    this.#scanLeft = LOG_SCAN_BYTES;
+    this.#linesMax = job ? LOG_LINES_PER_JOB : LOG_LINES_PER_CALL;
+    this.#scanLeft = job ? LOG_SCAN_BYTES_JOB : LOG_SCAN_BYTES;
   }
 
   /** The call ended: partial lines are written out. */
@@ -99,7 +105,7 @@ export class GuestLog {
 
   /** Whether another line fits this call (counting it as dropped when not). */
   take(): boolean {
-    if (this.lines >= LOG_LINES_PER_CALL) {
+    if (this.lines >= this.#linesMax) {
       this.droppedLines++;
       return false;
     }
