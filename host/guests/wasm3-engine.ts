@@ -210,8 +210,9 @@ class EmBinding implements Wasm3Binding {
     return x.gw_has_result() ? x.gw_result() : undefined;
   }
 
+  /** Live while a call runs (an import may ask what is left of its budget), as the XS binding's. */
   get fuelUsed(): number {
-    return this.#fuelUsed;
+    return this.#core ? this.#rt.x.gw_fuel_used(this.#core) : this.#fuelUsed;
   }
 
   get trapKind(): number {
