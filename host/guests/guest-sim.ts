@@ -101,11 +101,13 @@ export interface GuestSimOptions {
   engine?: GuestEngine;
   /** kv flush interval, ms (default 0: every kv_set reaches the store, so tests can read it). */
   kvFlushMs?: number;
+  /** The flash of a meter that ran before (a reboot): guests, worlds and slots restored from it. */
+  kv?: MemoryKeyValue;
 }
 
 export class GuestSim {
   readonly time: VirtualTime;
-  readonly kv = new MemoryKeyValue();
+  readonly kv: MemoryKeyValue;
   readonly relays: SimRelay[];
   readonly interlocks: Interlocks;
   readonly supervisor: GuestSupervisor;
@@ -116,6 +118,7 @@ export class GuestSim {
   acks: GuestAck[] = [];
 
   constructor(options: GuestSimOptions = {}) {
+    this.kv = options.kv ?? new MemoryKeyValue();
     this.time = new VirtualTime((options.startUnixS ?? HOUSEHOLD_START_S) * 1000);
     const config = options.relays ?? [1, 2, 3, 4].map((id) => ({ id }));
     this.relays = config.map((c) => new SimRelay(c.id, this.time));

@@ -207,9 +207,9 @@ class Guest {
   get state(): GuestStateValue {
     return this.unit.state;
   }
-  /** How its faults are named: the export alone for a guest, `<member>.<export>` in a world. */
+  /** How its faults are named: the export alone for a guest, `<member>: <export>` in a world. */
   label(fn: string): string {
-    return this.unit.world ? `${this.member}.${fn}` : fn;
+    return this.unit.world ? `${this.member}: ${fn}` : fn;
   }
 }
 

@@ -169,7 +169,13 @@ function peerExports(world: WorldManifest, modules: Uint8Array[]): PeerExports {
   const out: { [member: string]: { [name: string]: FuncType } } = {};
   for (let i = 0; i < world.members.length; i++) {
     const member = world.members[i];
-    const m = parseModule(modules[i]);
+    let m;
+    try {
+      m = parseModule(modules[i]);
+    } catch (e) {
+      if (e instanceof WasmError) throw new WasmError(`member "${member.name}": ${e.message}`);
+      throw e;
+    }
     const types: { [name: string]: FuncType } = {};
     for (const name of member.exports) {
       const e = m.exports.find((x) => x.name === name);
@@ -202,6 +208,12 @@ export interface WorldValidation {
  */
 export function validateWorld(bundle: WorldBundle, options: { maxBytes?: number } = {}): WorldValidation | { ok: false; reason: string } {
   const { world, modules } = bundle;
+  const maxBytes = options.maxBytes ?? GUEST_MAX_BYTES;
+  for (let i = 0; i < world.members.length; i++) {
+    if (modules[i].length > maxBytes) {
+      return { ok: false, reason: `member "${world.members[i].name}": module is ${modules[i].length} bytes; a guest is at most ${maxBytes} bytes (GUESTS.md size budget)` };
+    }
+  }
   let peers: PeerExports;
   try {
     peers = peerExports(world, modules);

@@ -149,3 +149,37 @@ export function probeWorld(manifest: unknown = PROBE_WORLD_MANIFEST, modules = [
   if (!r.ok) throw new Error(r.reason);
   return encodeWorld(r.world, modules);
 }
+
+/** The relay world: `lib` offers spin, `app` holds relay 1 (switching it off in init) and calls spin each tick. */
+export const RELAY_WORLD_MANIFEST = {
+  name: 'relay-world',
+  version: '1.0.0',
+  modules: [
+    { name: 'lib', period_s: 5, fuel_per_call: 50_000, memory_bytes: 1024, capabilities: [], exports: ['spin'] },
+    { name: 'app', period_s: 5, fuel_per_call: 50_000, memory_bytes: 1024, capabilities: ['relay:1'] },
+  ],
+};
+
+/**
+ * The relay world's bundle; `faulty` names the member whose tick traps (`version` makes another CID).
+ * `badInit` makes app's init refuse (a new version that cannot start).
+ */
+export function relayWorld(faulty: 'lib' | 'app' | 'none', version = '1.0.0', badInit = false): Uint8Array {
+  const lib = instrumentMetering(assemble({
+    funcs: [
+      { results: [T.i32], code: i32c(0) },
+      { results: [T.i32], code: faulty === 'lib' ? [0x00] : i32c(0) },
+      { params: [T.i32], results: [T.i32], code: [0x03, 0x40, ...localGet(0), ...i32c(1), 0x6b, 0x22, 0, 0x0d, 0, END, ...i32c(7)] },
+    ],
+    exports: [['memory', 2, 0], ['init', 0, 0], ['tick', 0, 1], ['spin', 0, 2]],
+  })).wasm;
+  const app = instrumentMetering(assemble({
+    imports: [['gridlet', 'relay', [T.i32, T.i32], [T.i32]], ['lib', 'spin', [T.i32], [T.i32]]],
+    funcs: [
+      { results: [T.i32], code: [...i32c(1), ...i32c(0), ...call(0), DROP, ...i32c(badInit ? 9 : 0)] },
+      { results: [T.i32], code: [...i32c(3), ...call(1), DROP, ...(faulty === 'app' ? [0x00] : []), ...i32c(0)] },
+    ],
+    exports: [['memory', 2, 0], ['init', 0, 2], ['tick', 0, 3]],
+  })).wasm;
+  return probeWorld({ ...RELAY_WORLD_MANIFEST, version }, [lib, app]);
+}
