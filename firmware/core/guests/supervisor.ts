@@ -356,16 +356,21 @@ export class GuestSupervisor {
     return names;
   }
 
-  #storedGuest(name: string): Plan | undefined {
-    const wasm = this.#o.kv.get(kWasm(name));
-    const man = this.#o.kv.get(kManifest(name));
-    if (!wasm || !man) return undefined;
-    let manifest: unknown;
+  /** A stored CBOR value (a manifest), or undefined when it is missing or unreadable. */
+  #stored(key: string): unknown {
+    const b = this.#o.kv.get(key);
+    if (!b) return undefined;
     try {
-      manifest = decode(man);
+      return decode(b);
     } catch {
       return undefined;
     }
+  }
+
+  #storedGuest(name: string): Plan | undefined {
+    const wasm = this.#o.kv.get(kWasm(name));
+    const manifest = this.#stored(kManifest(name));
+    if (!wasm || manifest === undefined) return undefined;
     const v = validateGuest(wasm, manifest, { maxBytes: this.#maxBytes });
     if (!v.ok) {
       this.#o.logger?.log('error', `guest ${name}: stored module no longer valid: ${v.reason}`);
@@ -375,15 +380,7 @@ export class GuestSupervisor {
   }
 
   #storedWorld(name: string): Plan | undefined {
-    const man = this.#o.kv.get(kWorld(name));
-    if (!man) return undefined;
-    let manifest: unknown;
-    try {
-      manifest = decode(man);
-    } catch {
-      return undefined;
-    }
-    const mr = parseWorldManifest(manifest);
+    const mr = parseWorldManifest(this.#stored(kWorld(name)));
     if (!mr.ok) return undefined;
     const modules: Uint8Array[] = [];
     for (const m of mr.world.members) {

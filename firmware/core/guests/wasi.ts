@@ -183,6 +183,13 @@ function running(host: WasiHost): GuestInstance {
 /** The WASI functions of one guest, over `host`. */
 export function wasiImports(host: WasiHost): Record<string, GuestImport> {
   const zero = u32le(0);
+  /** args_sizes_get and environ_sizes_get: no entries, no bytes. */
+  const none = (count: number, size: number) => {
+    const i = running(host);
+    i.writeMemory(count >>> 0, zero);
+    i.writeMemory(size >>> 0, zero);
+    return Errno.success;
+  };
   return {
     fd_write: (fd: number, iovs: number, count: number, nwritten: number) => {
       if (fd !== 1 && fd !== 2) return Errno.badf;
@@ -224,19 +231,9 @@ export function wasiImports(host: WasiHost): Record<string, GuestImport> {
       host.exit(code | 0);
       throw exitTrap(code | 0);
     },
-    args_sizes_get: (argc: number, size: number) => {
-      const i = running(host);
-      i.writeMemory(argc >>> 0, zero);
-      i.writeMemory(size >>> 0, zero);
-      return Errno.success;
-    },
+    args_sizes_get: none,
     args_get: () => Errno.success,
-    environ_sizes_get: (count: number, size: number) => {
-      const i = running(host);
-      i.writeMemory(count >>> 0, zero);
-      i.writeMemory(size >>> 0, zero);
-      return Errno.success;
-    },
+    environ_sizes_get: none,
     environ_get: () => Errno.success,
   };
 }
