@@ -337,6 +337,16 @@ test('gridlet guest deploy uploads, deploys to a label group with progress, and 
   const usage = capture();
   assert.is(await guestDeployMain(['tamper-watch', '--gateway', t.gw.httpUrl], usage), 2);
   assert.match(usage.stderr[0], /give --device ID or --label/);
+
+  // A world by name (guests/dist/shed-world.world): one upload, one offer per device.
+  const world = capture();
+  assert.is(await guestDeployMain(['shed-world', '--device', a.id, '--gateway', t.gw.httpUrl], world), 0, world.stderr.join('\n'));
+  const shedWorld = new Uint8Array(readFileSync(join(DIST_DIR, 'shed-world.world')));
+  assert.match(world.stdout[0], new RegExp(`^uploaded world shed-world 1\\.0\\.0 \\(setpoint, shedder\\): ${cidToText(worldCid(shedWorld))}, ${shedWorld.length} bytes$`));
+  assert.ok(world.stdout.includes(`[1/1] ${a.id}: offer and 3 chunk(s) sent`), world.stdout.join('\n'));
+  const withManifest = capture();
+  assert.is(await guestDeployMain(['shed-world', '--device', a.id, '--manifest', '{}', '--gateway', t.gw.httpUrl], withManifest), 2);
+  assert.match(withManifest.stderr[0], /a world's bundle carries its manifest/);
 });
 
 test.run();
