@@ -219,7 +219,7 @@ interface Transfer {
   manifest: GuestManifest | undefined;
   world: WorldManifest | undefined;
   buffer: Uint8Array;
-  /** One byte per received byte: chunks may repeat or overlap. */
+  /** One bit per received byte: chunks may repeat or overlap (a world's bundle is up to 18 KiB). */
   have: Uint8Array;
   received: number;
 }
@@ -530,12 +530,12 @@ export class GuestSupervisor {
     if (other) return rejected(cid, other);
     const conflict = this.#conflictGrants(name, grants);
     if (conflict) return rejected(cid, conflict);
-    // One transfer per name; a newer offer replaces an older one.
-    this.#pending = this.#pending.filter((t) => t.name !== body.name && !equalBytes(t.cid, cid));
+    // One transfer per name, and one world at a time (a bundle is up to 18 KiB of RAM); a newer offer replaces an older one.
+    this.#pending = this.#pending.filter((t) => t.name !== body.name && !equalBytes(t.cid, cid) && !(isWorld && t.world));
     if (this.#pending.length >= PENDING_MAX) this.#pending.shift();
     this.#pending.push({
       name: body.name, cid, manifest, world, buffer: new Uint8Array(body.size),
-      have: new Uint8Array(body.size), received: 0,
+      have: new Uint8Array((body.size + 7) >> 3), received: 0,
     });
     return undefined;
   }
@@ -555,8 +555,9 @@ export class GuestSupervisor {
     }
     t.buffer.set(body.bytes, body.offset);
     for (let k = body.offset; k < body.offset + n; k++) {
-      if (!t.have[k]) {
-        t.have[k] = 1;
+      const bit = 1 << (k & 7);
+      if (!(t.have[k >> 3] & bit)) {
+        t.have[k >> 3] |= bit;
         t.received++;
       }
     }
