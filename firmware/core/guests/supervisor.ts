@@ -54,6 +54,10 @@ const SIGNALS = 16;
 const CHUNK_MAX = 1024;
 const PENDING_MAX = 2;
 const NO_ARGS: number[] = [];
+const NO_STEPS: string[] = [];
+const NO_PEERS: string[] = [];
+const INIT_ONLY = ['init'];
+const INIT_STEPS = [INITIALIZE_EXPORT, 'init'];
 
 export interface GuestSupervisorOptions {
   engine: GuestEngine;
@@ -197,12 +201,21 @@ class Guest {
   emitLast = new Float64Array(EMIT_KINDS).fill(-Infinity);
   emitKinds: string[] = [];
   imports: Record<string, GuestImport> = {};
-  links: { [module: string]: Record<string, GuestImport> } = {};
+  /** Imports from other modules (WASI, world members), only for a guest that has them. */
+  links: { [module: string]: Record<string, GuestImport> } | undefined = undefined;
   log: GuestLog;
+  /** A one-shot job; exports _initialize; the members' functions it calls ("member.name"). */
+  readonly job: boolean;
+  readonly hasInitialize: boolean;
+  readonly peers: string[];
   constructor(readonly name: string, readonly member: string, readonly manifest: GuestManifest, readonly grants: Grants,
-    readonly wasm: Uint8Array, readonly cid: Uint8Array, readonly kv: KvSlots, readonly info: GuestInfo,
-    sink: (g: Guest, bytes: Uint8Array, fd: number) => void) {
-    this.log = new GuestLog((bytes, fd) => sink(this, bytes, fd));
+    readonly wasm: Uint8Array, readonly cid: Uint8Array, readonly kv: KvSlots, info: GuestInfo,
+    sink: (bytes: Uint8Array, fd: number, g: Guest) => void) {
+    this.log = new GuestLog(sink, this);
+    // Only what the supervisor needs of the check (the rest of it is garbage on a meter's heap).
+    this.job = info.job;
+    this.hasInitialize = info.hasInitialize;
+    this.peers = info.peers.length ? info.peers : NO_PEERS;
   }
   get state(): GuestStateValue {
     return this.unit.state;
@@ -456,7 +469,7 @@ export class GuestSupervisor {
       for (const g of u.members) {
         out.push({
           name: g.name, world: u.world ? u.name : undefined, version: g.manifest.version, cid: g.cid, cidText: cidToText(g.cid),
-          unitCid: u.cid, state: u.state, job: g.info.job, exitCode: g.exitCode,
+          unitCid: u.cid, state: u.state, job: g.job, exitCode: g.exitCode,
           faults, faultsTotal: u.faultsTotal, softFaults: g.softFaults, lastFault: u.lastFault,
           denied: g.denied, lastDenied: g.deniedKind < 0 ? undefined : `${DENY_KINDS[g.deniedKind]}(${g.deniedArg})`,
           ticks: g.ticks, fuelPerCall: g.manifest.fuel_per_call, fuelLast: g.fuelLast, fuelMax: g.fuelMax,
@@ -709,11 +722,12 @@ export class GuestSupervisor {
     // Calls between members: each member's imports from the others, through the agent.
     if (plan.world) {
       for (const g of u.members) {
-        for (const call of g.info.peers) {
+        for (const call of g.peers) {
           const dot = call.indexOf('.');
           const peer = u.members.find((p) => p.member === call.slice(0, dot))!;
           const fn = call.slice(dot + 1);
-          const into = g.links[peer.member] ?? (g.links[peer.member] = {});
+          const links = g.links ?? (g.links = {});
+          const into = links[peer.member] ?? (links[peer.member] = {});
           into[fn] = peerCall(() => g.instance, () => peer.instance, fn, `${peer.member}.${fn}`, {
             begin: () => {
               if (peer.busy) return false;
@@ -741,17 +755,24 @@ export class GuestSupervisor {
       this.#flush(slots);
       slots.resize(grants.kvSlots);
     }
-    const g = new Guest(name, member, manifest, grants, wasm, cidOf(wasm), slots, info, (guest, bytes, fd) => this.#logLine(guest, bytes, fd));
+    const g = new Guest(name, member, manifest, grants, wasm, cidOf(wasm), slots, info, this.#sink);
     g.imports = this.#bindImports(g);
-    g.links[WASI_MODULE] = wasiImports({
-      instance: () => g.instance,
-      clock: this.#o.clock,
-      random: this.#o.random,
-      out: g.log,
-      exit: (code) => { g.exitCode = code; },
-    });
+    // WASI only for a guest that imports it (every import costs the meter's heap).
+    if (info.wasi.length) {
+      g.links = {};
+      g.links[WASI_MODULE] = wasiImports({
+        instance: () => g.instance,
+        clock: this.#o.clock,
+        random: this.#o.random,
+        out: g.log,
+        exit: (code) => { g.exitCode = code; },
+      });
+    }
     return g;
   }
+
+  /** Every guest's log lines, as GuestLog hands them over. */
+  readonly #sink = (bytes: Uint8Array, fd: number, g: Guest): void => this.#logLine(g, bytes, fd);
 
   #logLine(g: Guest, bytes: Uint8Array, fd: number): void {
     const text = cleanLogLine(bytes);
@@ -783,7 +804,7 @@ export class GuestSupervisor {
     g.instance = instance;
     g.hasOnSignal = instance.hasExport('on_signal');
     g.exitCode = undefined;
-    const steps = g.info.job ? [] : g.info.hasInitialize ? [INITIALIZE_EXPORT, 'init'] : ['init'];
+    const steps = g.job ? NO_STEPS : g.hasInitialize ? INIT_STEPS : INIT_ONLY;
     for (const step of steps) {
       let r: number | undefined;
       g.busy = true;
@@ -827,7 +848,7 @@ export class GuestSupervisor {
   #startTicking(g: Guest): void {
     if (g.tickTimer >= 0) this.#o.timers.clear(g.tickTimer);
     // A one-shot job runs once, in a turn of its own (its deployment is acknowledged first).
-    if (g.info.job) g.tickTimer = this.#o.timers.set(() => this.#runJob(g), 0);
+    if (g.job) g.tickTimer = this.#o.timers.set(() => this.#runJob(g), 0);
     else g.tickTimer = this.#o.timers.repeat(() => this.#tick(g), g.manifest.period_s * 1000);
   }
 
@@ -1099,7 +1120,7 @@ export class GuestSupervisor {
         const instance = g.instance;
         if (!instance || len <= 0) return;
         // readMemory enforces the memory cap (a log from outside it is a breach like any other access).
-        this.#logLine(g, instance.readMemory(ptr >>> 0, Math.min(len >>> 0, LOG_MAX_BYTES)), 0);
+        g.log.line(instance.readMemory(ptr >>> 0, Math.min(len >>> 0, LOG_MAX_BYTES)), 0);
       },
       kv_get: (slot: number) => {
         if (slot < 0 || slot >= grants.kvSlots) {

@@ -79,13 +79,14 @@ export class GuestLog {
   droppedBytes = 0;
   #linesMax = LOG_LINES_PER_CALL;
   #scanLeft = LOG_SCAN_BYTES;
-  #partial = [new Uint8Array(LOG_MAX_BYTES), new Uint8Array(LOG_MAX_BYTES)];
-  #length = [0, 0];
-  /** Discarding the rest of a line cut at 120 bytes. */
-  #cut = [false, false];
+  /** stdout's and stderr's partial lines, made on the first write (most guests never write). */
+  #out: { buf: Uint8Array[]; length: number[]; cut: boolean[] } | undefined = undefined;
 
-  /** `sink(bytes, fd)` takes each line: fd 0 for the `log` import, 1 stdout, 2 stderr. */
-  constructor(readonly sink: (bytes: Uint8Array, fd: number) => void) {}
+  /**
+   * `sink(bytes, fd, owner)` takes each line: fd 0 for the `log` import, 1 stdout, 2 stderr. One sink
+   * serves every guest: `owner` says whose line it is.
+   */
+  constructor(readonly sink: (bytes: Uint8Array, fd: number, owner: any) => void, readonly owner?: unknown) {}
 
   /** A new call starts: the per-call limits start afresh (a job's run has the larger ones). */
   begin(job = false): void {
@@ -96,10 +97,12 @@ export class GuestLog {
 
   /** The call ended: partial lines are written out. */
   end(): void {
+    const out = this.#out;
+    if (!out) return;
     for (let k = 0; k < 2; k++) {
-      if (this.#length[k] > 0 && !this.#cut[k]) this.#line(this.#partial[k].subarray(0, this.#length[k]), k + 1);
-      this.#length[k] = 0;
-      this.#cut[k] = false;
+      if (out.length[k] > 0 && !out.cut[k]) this.#line(out.buf[k].subarray(0, out.length[k]), k + 1);
+      out.length[k] = 0;
+      out.cut[k] = false;
     }
   }
 
@@ -113,26 +116,32 @@ export class GuestLog {
     return true;
   }
 
+  /** A line from the `log` import (fd 0) or a whole line of stdout/stderr. */
+  line(bytes: Uint8Array, fd: number): void {
+    this.sink(bytes, fd, this.owner);
+  }
+
   #line(bytes: Uint8Array, fd: number): void {
-    if (this.take()) this.sink(bytes, fd);
+    if (this.take()) this.sink(bytes, fd, this.owner);
   }
 
   /** Bytes written to fd 1 or 2 (what `scan` allowed of them). */
   write(fd: number, bytes: Uint8Array): void {
     const k = fd - 1;
-    const buf = this.#partial[k];
+    const out = this.#out ?? (this.#out = { buf: [new Uint8Array(LOG_MAX_BYTES), new Uint8Array(LOG_MAX_BYTES)], length: [0, 0], cut: [false, false] });
+    const buf = out.buf[k];
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i];
       if (b === 0x0a) {
-        if (!this.#cut[k]) this.#line(buf.subarray(0, this.#length[k]), fd);
-        this.#length[k] = 0;
-        this.#cut[k] = false;
-      } else if (!this.#cut[k]) {
-        buf[this.#length[k]++] = b;
-        if (this.#length[k] === LOG_MAX_BYTES) {
+        if (!out.cut[k]) this.#line(buf.subarray(0, out.length[k]), fd);
+        out.length[k] = 0;
+        out.cut[k] = false;
+      } else if (!out.cut[k]) {
+        buf[out.length[k]++] = b;
+        if (out.length[k] === LOG_MAX_BYTES) {
           this.#line(buf, fd);
-          this.#length[k] = 0;
-          this.#cut[k] = true;
+          out.length[k] = 0;
+          out.cut[k] = true;
         }
       }
     }

@@ -86,8 +86,8 @@ interface Prepared {
   exports: string[];
   /** Function imports, as "module.name"; other imports make `unlinkable` say why. */
   imports: string[];
-  /** The wasm3 signature each function import declares (undefined when no binding can pass it). */
-  signatures: (string | undefined)[];
+  /** Imports from modules other than gridlet and metering: [module, name, wasm3 signature or undefined when no binding can pass it]. */
+  others: [string, string, string | undefined][];
   unlinkable: string | undefined;
 }
 
@@ -223,16 +223,16 @@ export class Wasm3GuestEngine implements GuestEngine {
     }
     const m = guarded.module;
     const imports: string[] = [];
-    const signatures: (string | undefined)[] = [];
+    const others: [string, string, string | undefined][] = [];
     let unlinkable: string | undefined;
     for (const imp of m.imports) {
       if (imp.kind === ExternKind.func) {
         imports.push(`${imp.module}.${imp.name}`);
-        signatures.push(wasm3Signature(m.types[imp.type]));
+        if (imp.module !== 'gridlet' && imp.module !== 'metering') others.push([imp.module, imp.name, wasm3Signature(m.types[imp.type])]);
       } else unlinkable = `import ${imp.module}.${imp.name} is not a function; only functions are provided`;
     }
     const exports = m.exports.filter((e) => e.kind === ExternKind.func).map((e) => e.name);
-    const prepared = { wasm: guarded.wasm, exports, imports, signatures, unlinkable };
+    const prepared = { wasm: guarded.wasm, exports, imports, others, unlinkable };
     if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
     byCap.set(memoryBytes, prepared);
     return prepared;
@@ -244,23 +244,16 @@ export class Wasm3GuestEngine implements GuestEngine {
     }
     const p = this.#prepare(wasm, limits.memoryBytes);
     let unlinkable = p.unlinkable;
+    for (const imp of p.imports) {
+      if (imp.startsWith('gridlet.') && !Object.prototype.hasOwnProperty.call(imports, imp.slice(8))) unlinkable = `import ${imp} is not provided`;
+    }
     // Imports from other modules, with the signature the module declares: [module, name, signature, fn].
     const linked: [string, string, string, GuestImport][] = [];
-    for (let i = 0; i < p.imports.length; i++) {
-      const imp = p.imports[i];
-      if (imp === 'metering.usegas') continue;
-      const dot = imp.indexOf('.');
-      const module = imp.slice(0, dot);
-      const name = imp.slice(dot + 1);
-      if (module === 'gridlet') {
-        if (!Object.prototype.hasOwnProperty.call(imports, name)) unlinkable = `import ${imp} is not provided`;
-        continue;
-      }
+    for (const [module, name, signature] of p.others) {
       const from = links && Object.prototype.hasOwnProperty.call(links, module) ? links[module] : undefined;
       const fn = from && Object.prototype.hasOwnProperty.call(from, name) ? from[name] : undefined;
-      const signature = p.signatures[i];
-      if (!fn) unlinkable = `import ${imp} is not provided`;
-      else if (!signature) unlinkable = `import ${imp} takes more than ${IMPORT_MAX_ARGS} arguments or an unknown type`;
+      if (!fn) unlinkable = `import ${module}.${name} is not provided`;
+      else if (!signature) unlinkable = `import ${module}.${name} takes more than ${IMPORT_MAX_ARGS} arguments or an unknown type`;
       else linked.push([module, name, signature, fn]);
     }
     if (unlinkable) throw new GuestTrap(TrapKind.trap, `cannot link the module: ${unlinkable}`);
