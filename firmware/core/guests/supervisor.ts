@@ -172,17 +172,24 @@ class Unit {
   /** Members in load order: each after the members it calls. */
   members: Guest[] = [];
   restartTimer = -1;
-  restartAt: number | undefined = undefined;
   faultTimes: number[] = [];
   faultsTotal = 0;
   streak = 0;
   startedAt = 0;
-  lastFault: string | undefined = undefined;
-  constructor(readonly name: string, readonly version: string, readonly cid: Uint8Array, readonly world: WorldManifest | undefined) {}
+  // Set only when they happen, so that a guest's unit holds no slot for them before (a meter's heap).
+  declare restartAt: number | undefined;
+  declare lastFault: string | undefined;
+  declare world: WorldManifest | undefined;
+  constructor(readonly name: string, readonly cid: Uint8Array, world: WorldManifest | undefined) {
+    if (world) this.world = world;
+  }
 }
 
-/** One loaded version of a guest (alone, or a member of a world). */
-class Guest {
+/**
+ * One loaded version of a guest (alone, or a member of a world). It is its own log (GuestLog), and
+ * fields most guests never need are set only when they do (each field is a heap slot on the meter).
+ */
+class Guest extends GuestLog {
   unit!: Unit;
   instance: GuestInstance | undefined = undefined;
   hasOnSignal = false;
@@ -194,28 +201,27 @@ class Guest {
   ticks = 0;
   fuelLast = 0;
   fuelMax = 0;
-  /** Set by proc_exit during the current call. */
-  exitCode: number | undefined = undefined;
   /** An export of it is running (its own call, or one from another member). */
   busy = false;
   emitLast = new Float64Array(EMIT_KINDS).fill(-Infinity);
   emitKinds: string[] = [];
   imports: Record<string, GuestImport> = {};
+  /** Set by proc_exit during the current call, and kept once it exited. */
+  declare exitCode: number | undefined;
   /** Imports from other modules (WASI, world members), only for a guest that has them. */
-  links: { [module: string]: Record<string, GuestImport> } | undefined = undefined;
-  log: GuestLog;
+  declare links: { [module: string]: Record<string, GuestImport> } | undefined;
   /** A one-shot job; exports _initialize; the members' functions it calls ("member.name"). */
-  readonly job: boolean;
-  readonly hasInitialize: boolean;
-  readonly peers: string[];
+  declare job: boolean | undefined;
+  declare hasInitialize: boolean | undefined;
+  declare peers: string[] | undefined;
   constructor(readonly name: string, readonly member: string, readonly manifest: GuestManifest, readonly grants: Grants,
     readonly wasm: Uint8Array, readonly cid: Uint8Array, readonly kv: KvSlots, info: GuestInfo,
     sink: (bytes: Uint8Array, fd: number, g: Guest) => void) {
-    this.log = new GuestLog(sink, this);
+    super(sink);
     // Only what the supervisor needs of the check (the rest of it is garbage on a meter's heap).
-    this.job = info.job;
-    this.hasInitialize = info.hasInitialize;
-    this.peers = info.peers.length ? info.peers : NO_PEERS;
+    if (info.job) this.job = true;
+    if (info.hasInitialize) this.hasInitialize = true;
+    if (info.peers.length) this.peers = info.peers;
   }
   get state(): GuestStateValue {
     return this.unit.state;
@@ -310,6 +316,10 @@ function isRunning(state: GuestStateValue): boolean {
   return state !== GuestState.stopped && state !== GuestState.quarantined && state !== GuestState.exited;
 }
 
+/**
+ * The supervisor's methods are prototype methods (TypeScript `private`), not `#methods`: XS installs
+ * every `#method` on each instance, a heap slot apiece on the meter.
+ */
 export class GuestSupervisor {
   #o: GuestSupervisorOptions;
   #units = new Map<string, Unit>();
@@ -343,7 +353,7 @@ export class GuestSupervisor {
       for (const g of u.members) {
         // A fault in one member stops its whole world: check the state before each call.
         if (u.state !== GuestState.running || !g.hasOnSignal || !signalGranted(g.grants, id)) continue;
-        this.#call(g, 'on_signal', [id, value]);
+        this.call(g, 'on_signal', [id, value]);
       }
     }
   }
@@ -353,10 +363,10 @@ export class GuestSupervisor {
   /** Loads the guests and worlds deployed before a reboot; returns their names. Failures follow the fault path. */
   restore(): string[] {
     const names: string[] = [];
-    for (const [name, saved, kind] of this.#readList()) {
-      const plan = kind === WORLD_MARK ? this.#storedWorld(name) : this.#storedGuest(name);
+    for (const [name, saved, kind] of this.readList()) {
+      const plan = kind === WORLD_MARK ? this.storedWorld(name) : this.storedGuest(name);
       if (!plan) continue;
-      const u = this.#newUnit(plan);
+      const u = this.newUnit(plan);
       this.#units.set(name, u);
       names.push(name);
       // A stopped, quarantined or exited guest stays so across reboots, until a technician or a new deployment.
@@ -364,13 +374,13 @@ export class GuestSupervisor {
         u.state = saved;
         continue;
       }
-      this.#launch(u);
+      this.launch(u);
     }
     return names;
   }
 
   /** A stored CBOR value (a manifest), or undefined when it is missing or unreadable. */
-  #stored(key: string): unknown {
+  private stored(key: string): unknown {
     const b = this.#o.kv.get(key);
     if (!b) return undefined;
     try {
@@ -380,9 +390,9 @@ export class GuestSupervisor {
     }
   }
 
-  #storedGuest(name: string): Plan | undefined {
+  private storedGuest(name: string): Plan | undefined {
     const wasm = this.#o.kv.get(kWasm(name));
-    const manifest = this.#stored(kManifest(name));
+    const manifest = this.stored(kManifest(name));
     if (!wasm || manifest === undefined) return undefined;
     const v = validateGuest(wasm, manifest, { maxBytes: this.#maxBytes });
     if (!v.ok) {
@@ -392,8 +402,8 @@ export class GuestSupervisor {
     return { name, version: v.manifest.version, cid: cidOf(wasm), world: undefined, members: [[name, v.manifest, v.info.grants, wasm, v.info]] };
   }
 
-  #storedWorld(name: string): Plan | undefined {
-    const mr = parseWorldManifest(this.#stored(kWorld(name)));
+  private storedWorld(name: string): Plan | undefined {
+    const mr = parseWorldManifest(this.stored(kWorld(name)));
     if (!mr.ok) return undefined;
     const modules: Uint8Array[] = [];
     for (const m of mr.world.members) {
@@ -401,7 +411,7 @@ export class GuestSupervisor {
       if (!wasm) return undefined;
       modules.push(wasm);
     }
-    const plan = this.#planWorld(worldCid(encodeWorld(mr.world, modules)), { world: mr.world, modules });
+    const plan = this.planWorld(worldCid(encodeWorld(mr.world, modules)), { world: mr.world, modules });
     if (typeof plan === 'string') {
       this.#o.logger?.log('error', `world ${name}: stored modules no longer valid: ${plan}`);
       return undefined;
@@ -417,7 +427,7 @@ export class GuestSupervisor {
     const cid = cidOf(wasm);
     const mr = parseManifest(manifest);
     if (!mr.ok) return rejected(cid, mr.reason);
-    return this.#deployGuest(cid, wasm, mr.manifest);
+    return this.deployGuest(cid, wasm, mr.manifest);
   }
 
   /** Installs a world from its bundle (tools, tests), as a completed deployment would. */
@@ -425,7 +435,7 @@ export class GuestSupervisor {
     const cid = worldCid(bundle);
     const d = decodeWorld(bundle);
     if (!d.ok) return rejected(cid, d.reason);
-    return this.#deployWorld(cid, d);
+    return this.deployWorld(cid, d);
   }
 
   /** Whether a guest or a world of that name is deployed here. */
@@ -438,13 +448,13 @@ export class GuestSupervisor {
     const u = this.#units.get(name);
     if (!u) return { ok: false, reason: `no guest or world named ${name}` };
     if (u.state === GuestState.running) return { ok: true };
-    this.#cancelRestart(u);
+    this.cancelRestart(u);
     u.faultTimes.length = 0;
     u.streak = 0;
-    const conflict = this.#conflict(u.name, u.members);
+    const conflict = this.conflict(u.name, u.members);
     if (conflict) return { ok: false, reason: conflict };
-    const ok = this.#launch(u);
-    this.#saveList();
+    const ok = this.launch(u);
+    this.saveList();
     if (!ok) return { ok: false, reason: u.lastFault ?? 'init failed' };
     return { ok: true };
   }
@@ -453,11 +463,11 @@ export class GuestSupervisor {
   stop(name: string): boolean {
     const u = this.#units.get(name);
     if (!u) return false;
-    this.#haltUnit(u);
-    this.#cancelRestart(u);
+    this.haltUnit(u);
+    this.cancelRestart(u);
     u.state = GuestState.stopped;
     this.#o.interlocks.release(name);
-    this.#saveList();
+    this.saveList();
     return true;
   }
 
@@ -465,15 +475,15 @@ export class GuestSupervisor {
     const out: GuestStatus[] = [];
     const now = this.#o.clock.monotonic();
     for (const u of this.#units.values()) {
-      const faults = this.#recentFaults(u, now);
+      const faults = this.recentFaults(u, now);
       for (const g of u.members) {
         out.push({
           name: g.name, world: u.world ? u.name : undefined, version: g.manifest.version, cid: g.cid, cidText: cidToText(g.cid),
-          unitCid: u.cid, state: u.state, job: g.job, exitCode: g.exitCode,
+          unitCid: u.cid, state: u.state, job: g.job === true, exitCode: g.exitCode,
           faults, faultsTotal: u.faultsTotal, softFaults: g.softFaults, lastFault: u.lastFault,
           denied: g.denied, lastDenied: g.deniedKind < 0 ? undefined : `${DENY_KINDS[g.deniedKind]}(${g.deniedArg})`,
           ticks: g.ticks, fuelPerCall: g.manifest.fuel_per_call, fuelLast: g.fuelLast, fuelMax: g.fuelMax,
-          memoryBytes: g.manifest.memory_bytes, logLinesDropped: g.log.droppedLines, logBytesDropped: g.log.droppedBytes,
+          memoryBytes: g.manifest.memory_bytes, logLinesDropped: g.droppedLines, logBytesDropped: g.droppedBytes,
           restartAt: u.restartAt,
         });
       }
@@ -491,10 +501,10 @@ export class GuestSupervisor {
   /** Stops every guest and flushes kv slots (shutdown). */
   dispose(): void {
     for (const u of this.#units.values()) {
-      this.#haltUnit(u);
-      this.#cancelRestart(u);
+      this.haltUnit(u);
+      this.cancelRestart(u);
     }
-    for (const s of this.#slots.values()) this.#flush(s);
+    for (const s of this.#slots.values()) this.flush(s);
   }
 
   // ------------------------------------------------------------ deployment (WIRE.md bodies 18–20)
@@ -539,9 +549,9 @@ export class GuestSupervisor {
     if (current && equalBytes(current.cid, cid) && current.state === GuestState.running) {
       return { type: 6, cid, state: 'running' }; // a resend of what already runs
     }
-    const other = this.#kindConflict(name, isWorld);
+    const other = this.kindConflict(name, isWorld);
     if (other) return rejected(cid, other);
-    const conflict = this.#conflictGrants(name, grants);
+    const conflict = this.conflictGrants(name, grants);
     if (conflict) return rejected(cid, conflict);
     // One transfer per name, and one world at a time (a bundle is up to 18 KiB of RAM); a newer offer replaces an older one.
     this.#pending = this.#pending.filter((t) => t.name !== body.name && !equalBytes(t.cid, cid) && !(isWorld && t.world));
@@ -584,11 +594,11 @@ export class GuestSupervisor {
       const d = decodeWorld(t.buffer);
       if (!d.ok) return rejected(t.cid, d.reason);
       if (!sameWorldManifest(d.world, t.world)) return rejected(t.cid, 'the world bundle\'s manifest is not the one offered');
-      return this.#deployWorld(t.cid, d);
+      return this.deployWorld(t.cid, d);
     }
     const mr = parseManifest(manifestToMap(t.manifest!));
     if (!mr.ok) return rejected(t.cid, mr.reason);
-    return this.#deployGuest(t.cid, t.buffer, mr.manifest);
+    return this.deployGuest(t.cid, t.buffer, mr.manifest);
   }
 
   /** guest-remove: stops the guest or world, releases its relays and forgets it and its kv slots. */
@@ -596,19 +606,19 @@ export class GuestSupervisor {
     this.#pending = this.#pending.filter((t) => t.name !== body.name);
     const u = this.#units.get(body.name);
     if (!u) return { type: 6, cid: new Uint8Array(0), state: 'removed', reason: `no guest named ${body.name}` };
-    this.#haltUnit(u);
-    this.#cancelRestart(u);
+    this.haltUnit(u);
+    this.cancelRestart(u);
     this.#o.interlocks.release(u.name);
     this.#units.delete(u.name);
-    for (const g of u.members) this.#forget(g.name);
+    for (const g of u.members) this.forget(g.name);
     if (u.world) this.#o.kv.delete(kWorld(u.name));
     else this.#o.kv.delete(kManifest(u.name));
-    this.#saveList();
+    this.saveList();
     return { type: 6, cid: u.cid, state: 'removed' };
   }
 
   /** Drops a guest's stored module and kv slots. */
-  #forget(name: string): void {
+  private forget(name: string): void {
     const slots = this.#slots.get(name);
     if (slots && slots.timer >= 0) this.#o.timers.clear(slots.timer);
     this.#slots.delete(name);
@@ -618,23 +628,23 @@ export class GuestSupervisor {
 
   // ------------------------------------------------------------ internals
 
-  #deployGuest(cid: Uint8Array, wasm: Uint8Array, manifest: GuestManifest): GuestAck {
+  private deployGuest(cid: Uint8Array, wasm: Uint8Array, manifest: GuestManifest): GuestAck {
     const v = validateGuest(wasm, manifest, { maxBytes: this.#maxBytes });
     if (!v.ok) return rejected(cid, v.reason);
-    const other = this.#kindConflict(manifest.name, false);
+    const other = this.kindConflict(manifest.name, false);
     if (other) return rejected(cid, other);
-    return this.#deploy({ name: manifest.name, version: manifest.version, cid, world: undefined, members: [[manifest.name, v.manifest, v.info.grants, wasm, v.info]] });
+    return this.deploy({ name: manifest.name, version: manifest.version, cid, world: undefined, members: [[manifest.name, v.manifest, v.info.grants, wasm, v.info]] });
   }
 
-  #deployWorld(cid: Uint8Array, bundle: { world: WorldManifest; modules: Uint8Array[] }): GuestAck {
-    const plan = this.#planWorld(cid, bundle);
+  private deployWorld(cid: Uint8Array, bundle: { world: WorldManifest; modules: Uint8Array[] }): GuestAck {
+    const plan = this.planWorld(cid, bundle);
     if (typeof plan === 'string') return rejected(cid, plan);
-    const other = this.#kindConflict(plan.name, true);
+    const other = this.kindConflict(plan.name, true);
     if (other) return rejected(cid, other);
-    return this.#deploy(plan);
+    return this.deploy(plan);
   }
 
-  #planWorld(cid: Uint8Array, bundle: { world: WorldManifest; modules: Uint8Array[] }): Plan | string {
+  private planWorld(cid: Uint8Array, bundle: { world: WorldManifest; modules: Uint8Array[] }): Plan | string {
     const v = validateWorld(bundle, { maxBytes: this.#maxBytes });
     if (!v.ok) return v.reason;
     const w = v.world;
@@ -646,31 +656,31 @@ export class GuestSupervisor {
   }
 
   /** A guest offered under a world's name, or the other way round. */
-  #kindConflict(name: string, world: boolean): string | undefined {
+  private kindConflict(name: string, world: boolean): string | undefined {
     const u = this.#units.get(name);
     if (!u || !!u.world === world) return undefined;
     return `${name} is a ${u.world ? 'world' : 'guest'} on this meter; remove it (guest-remove ${name}) before deploying a ${world ? 'world' : 'guest'} of that name`;
   }
 
   /** Validates, loads and initialises a new version; swaps it in only when all of that worked. */
-  #deploy(plan: Plan): GuestAck {
-    const conflict = this.#conflictGrants(plan.name, plan.members.map((m) => m[2]));
+  private deploy(plan: Plan): GuestAck {
+    const conflict = this.conflictGrants(plan.name, plan.members.map((m) => m[2]));
     if (conflict) return rejected(plan.cid, conflict);
     const old = this.#units.get(plan.name);
     // kv slots as they were, in case the new version's init changes them and then fails.
     const kvBefore = plan.members.map(([member]) => {
-      const existing = this.#slots.get(this.#fullName(plan, member));
-      if (existing) this.#flush(existing);
+      const existing = this.#slots.get(this.fullName(plan, member));
+      if (existing) this.flush(existing);
       return existing?.values.slice();
     });
-    const u = this.#newUnit(plan);
+    const u = this.newUnit(plan);
     // The new version may switch its relays from init: it holds them under the same name as the old one.
     for (const g of u.members) for (const id of g.grants.relays) this.#o.interlocks.claim(id, u.name);
-    const why = this.#loadUnit(u);
+    const why = this.loadUnit(u);
     if (why !== undefined) {
       // Leave everything as the old version had it: its relays, its kv slots.
       this.#o.interlocks.release(u.name);
-      if (old && isRunning(old.state)) this.#claim(old);
+      if (old && isRunning(old.state)) this.claim(old);
       u.members.forEach((g, i) => {
         if (g.kv.timer >= 0) this.#o.timers.clear(g.kv.timer);
         g.kv.timer = -1;
@@ -678,7 +688,7 @@ export class GuestSupervisor {
         if (before) {
           g.kv.values = before;
           g.kv.dirty = true;
-          this.#flush(g.kv);
+          this.flush(g.kv);
         } else {
           this.#slots.delete(g.name);
           this.#o.kv.delete(kSlots(g.name));
@@ -687,15 +697,15 @@ export class GuestSupervisor {
       return rejected(plan.cid, why);
     }
     if (old) {
-      this.#haltUnit(old);
-      this.#cancelRestart(old);
+      this.haltUnit(old);
+      this.cancelRestart(old);
       this.#o.interlocks.release(old.name);
       // Members the new version no longer has: their modules and slots go.
-      for (const g of old.members) if (!u.members.some((n) => n.name === g.name)) this.#forget(g.name);
+      for (const g of old.members) if (!u.members.some((n) => n.name === g.name)) this.forget(g.name);
     }
-    this.#claim(u);
+    this.claim(u);
     this.#units.set(u.name, u);
-    for (const g of u.members) this.#startTicking(g);
+    for (const g of u.members) this.startTicking(g);
     if (u.world) {
       for (const g of u.members) this.#o.kv.set(kWasm(g.name), g.wasm);
       this.#o.kv.set(kWorld(u.name), encode(worldManifestToMap(u.world)));
@@ -704,25 +714,25 @@ export class GuestSupervisor {
       this.#o.kv.set(kWasm(g.name), g.wasm);
       this.#o.kv.set(kManifest(g.name), encode(manifestToMap(g.manifest)));
     }
-    this.#saveList();
+    this.saveList();
     return { type: 6, cid: plan.cid, state: 'running' };
   }
 
-  #fullName(plan: { name: string; world: WorldManifest | undefined }, member: string): string {
+  private fullName(plan: { name: string; world: WorldManifest | undefined }, member: string): string {
     return plan.world ? `${plan.name}.${member}` : plan.name;
   }
 
-  #newUnit(plan: Plan): Unit {
-    const u = new Unit(plan.name, plan.version, plan.cid, plan.world);
+  private newUnit(plan: Plan): Unit {
+    const u = new Unit(plan.name, plan.cid, plan.world);
     for (const [member, manifest, grants, wasm, info] of plan.members) {
-      const g = this.#newGuest(this.#fullName(plan, member), member, manifest, grants, wasm, info);
+      const g = this.newGuest(this.fullName(plan, member), member, manifest, grants, wasm, info);
       g.unit = u;
       u.members.push(g);
     }
     // Calls between members: each member's imports from the others, through the agent.
     if (plan.world) {
       for (const g of u.members) {
-        for (const call of g.peers) {
+        for (const call of g.peers ?? NO_PEERS) {
           const dot = call.indexOf('.');
           const peer = u.members.find((p) => p.member === call.slice(0, dot))!;
           const fn = call.slice(dot + 1);
@@ -732,12 +742,12 @@ export class GuestSupervisor {
             begin: () => {
               if (peer.busy) return false;
               peer.busy = true;
-              peer.log.begin();
+              peer.begin();
               return true;
             },
             end: () => {
               peer.busy = false;
-              peer.log.end();
+              peer.end();
             },
           });
         }
@@ -746,17 +756,17 @@ export class GuestSupervisor {
     return u;
   }
 
-  #newGuest(name: string, member: string, manifest: GuestManifest, grants: Grants, wasm: Uint8Array, info: GuestInfo): Guest {
+  private newGuest(name: string, member: string, manifest: GuestManifest, grants: Grants, wasm: Uint8Array, info: GuestInfo): Guest {
     let slots = this.#slots.get(name);
     if (!slots) {
       slots = new KvSlots(kSlots(name), grants.kvSlots, this.#o.kv.get(kSlots(name)));
       this.#slots.set(name, slots);
     } else {
-      this.#flush(slots);
+      this.flush(slots);
       slots.resize(grants.kvSlots);
     }
     const g = new Guest(name, member, manifest, grants, wasm, cidOf(wasm), slots, info, this.#sink);
-    g.imports = this.#bindImports(g);
+    g.imports = this.bindImports(g);
     // WASI only for a guest that imports it (every import costs the meter's heap).
     if (info.wasi.length) {
       g.links = {};
@@ -764,7 +774,7 @@ export class GuestSupervisor {
         instance: () => g.instance,
         clock: this.#o.clock,
         random: this.#o.random,
-        out: g.log,
+        out: g,
         exit: (code) => { g.exitCode = code; },
       });
     }
@@ -772,20 +782,21 @@ export class GuestSupervisor {
   }
 
   /** Every guest's log lines, as GuestLog hands them over. */
-  readonly #sink = (bytes: Uint8Array, fd: number, g: Guest): void => this.#logLine(g, bytes, fd);
+  readonly #sink = (bytes: Uint8Array, fd: number, g: Guest): void => this.logLine(g, bytes, fd);
 
-  #logLine(g: Guest, bytes: Uint8Array, fd: number): void {
+
+  private logLine(g: Guest, bytes: Uint8Array, fd: number): void {
     const text = cleanLogLine(bytes);
     this.#o.logger?.log(fd === 2 ? 'warn' : 'info', `guest ${g.name}: ${text}`);
     this.#o.onLog?.(g.name, text);
   }
 
   /** Loads every member (each after those it calls); the reason when one failed (all are then disposed). */
-  #loadUnit(u: Unit): string | undefined {
+  private loadUnit(u: Unit): string | undefined {
     for (const g of u.members) {
-      const why = this.#load(g);
+      const why = this.load(g);
       if (why === undefined) continue;
-      for (const m of u.members) this.#halt(m);
+      for (const m of u.members) this.halt(m);
       return u.world ? `${g.member}: ${why}` : why;
     }
     u.state = GuestState.running;
@@ -794,7 +805,7 @@ export class GuestSupervisor {
   }
 
   /** Instantiates and runs `_initialize` and init; the reason when that failed (the instance is then disposed). */
-  #load(g: Guest): string | undefined {
+  private load(g: Guest): string | undefined {
     let instance: GuestInstance;
     try {
       instance = this.#o.engine.instantiate(g.wasm, g.imports, { memoryBytes: g.manifest.memory_bytes, fuel: g.manifest.fuel_per_call }, g.links as GuestLinks);
@@ -803,25 +814,25 @@ export class GuestSupervisor {
     }
     g.instance = instance;
     g.hasOnSignal = instance.hasExport('on_signal');
-    g.exitCode = undefined;
+    if (g.exitCode !== undefined) g.exitCode = undefined;
     const steps = g.job ? NO_STEPS : g.hasInitialize ? INIT_STEPS : INIT_ONLY;
     for (const step of steps) {
       let r: number | undefined;
       g.busy = true;
-      g.log.begin();
+      g.begin();
       try {
         r = instance.call(step, NO_ARGS, g.manifest.fuel_per_call);
-        this.#fuel(g, instance.fuelUsed);
+        this.fuel(g, instance.fuelUsed);
       } catch (e) {
-        this.#fuel(g, instance.fuelUsed);
-        this.#halt(g);
+        this.fuel(g, instance.fuelUsed);
+        this.halt(g);
         return g.exitCode !== undefined ? `${step} called proc_exit(${g.exitCode})` : `${step}: ${trapText(e)}`;
       } finally {
         g.busy = false;
-        g.log.end();
+        g.end();
       }
       if (step === 'init' && r !== 0) {
-        this.#halt(g);
+        this.halt(g);
         return `init returned ${r}: the guest refused to start`;
       }
     }
@@ -829,52 +840,52 @@ export class GuestSupervisor {
   }
 
   /** (Re)starts a unit that is already in the table; a failure goes down the fault path. */
-  #launch(u: Unit): boolean {
-    const conflict = this.#conflict(u.name, u.members);
+  private launch(u: Unit): boolean {
+    const conflict = this.conflict(u.name, u.members);
     if (conflict) {
-      this.#fault(u, conflict);
+      this.fault(u, conflict);
       return false;
     }
-    this.#claim(u);
-    const why = this.#loadUnit(u);
+    this.claim(u);
+    const why = this.loadUnit(u);
     if (why !== undefined) {
-      this.#fault(u, why);
+      this.fault(u, why);
       return false;
     }
-    for (const g of u.members) this.#startTicking(g);
+    for (const g of u.members) this.startTicking(g);
     return true;
   }
 
-  #startTicking(g: Guest): void {
+  private startTicking(g: Guest): void {
     if (g.tickTimer >= 0) this.#o.timers.clear(g.tickTimer);
     // A one-shot job runs once, in a turn of its own (its deployment is acknowledged first).
-    if (g.job) g.tickTimer = this.#o.timers.set(() => this.#runJob(g), 0);
-    else g.tickTimer = this.#o.timers.repeat(() => this.#tick(g), g.manifest.period_s * 1000);
+    if (g.job) g.tickTimer = this.#o.timers.set(() => this.runJob(g), 0);
+    else g.tickTimer = this.#o.timers.repeat(() => this.tick(g), g.manifest.period_s * 1000);
   }
 
-  #tick(g: Guest): void {
+  private tick(g: Guest): void {
     if (g.state !== GuestState.running) return;
     g.ticks++;
-    const r = this.#call(g, 'tick', NO_ARGS);
+    const r = this.call(g, 'tick', NO_ARGS);
     if (r !== undefined && r !== 0) g.softFaults++;
   }
 
-  #runJob(g: Guest): void {
+  private runJob(g: Guest): void {
     g.tickTimer = -1;
     if (g.state !== GuestState.running) return;
     g.ticks++;
-    const r = this.#call(g, START_EXPORT, NO_ARGS);
+    const r = this.call(g, START_EXPORT, NO_ARGS);
     // Returning from _start is exit code 0 (a C main's return goes through proc_exit).
-    if (r !== undefined && g.state === GuestState.running) this.#exit(g, 0);
+    if (r !== undefined && g.state === GuestState.running) this.exit(g, 0);
   }
 
   /** Calls an export under the fuel budget; a trap becomes a fault (and undefined); proc_exit ends the guest. */
-  #call(g: Guest, name: string, args: number[]): number | undefined {
+  private call(g: Guest, name: string, args: number[]): number | undefined {
     const instance = g.instance;
     if (!instance) return undefined;
-    g.exitCode = undefined;
+    if (g.exitCode !== undefined) g.exitCode = undefined;
     g.busy = true;
-    g.log.begin(name === START_EXPORT);
+    g.begin(name === START_EXPORT);
     let r: number | undefined;
     let failed: unknown;
     try {
@@ -883,33 +894,33 @@ export class GuestSupervisor {
       failed = e;
     } finally {
       g.busy = false;
-      g.log.end();
+      g.end();
     }
-    this.#fuel(g, instance.fuelUsed);
+    this.fuel(g, instance.fuelUsed);
     if (failed === undefined) return r ?? 0;
     if (g.exitCode !== undefined) {
-      if (g.unit.world) this.#fault(g.unit, `${g.label(name)}: called proc_exit(${g.exitCode}); a world member does not exit`);
-      else this.#exit(g, g.exitCode);
+      if (g.unit.world) this.fault(g.unit, `${g.label(name)}: called proc_exit(${g.exitCode}); a world member does not exit`);
+      else this.exit(g, g.exitCode);
     } else {
-      this.#fault(g.unit, `${g.label(name)}: ${trapText(failed)}`);
+      this.fault(g.unit, `${g.label(name)}: ${trapText(failed)}`);
     }
     return undefined;
   }
 
   /** A guest ended itself (a job's _start returned, or proc_exit): it stays `exited` until started again. */
-  #exit(g: Guest, code: number): void {
+  private exit(g: Guest, code: number): void {
     const u = g.unit;
-    this.#haltUnit(u);
+    this.haltUnit(u);
     u.state = GuestState.exited;
     g.exitCode = code;
     if (code !== 0) g.softFaults++;
     this.#o.interlocks.release(u.name);
     this.#o.logger?.log(code === 0 ? 'info' : 'warn', `guest ${g.name}: exited with code ${code}`);
     this.#o.onEvent?.('guest-exit', { name: g.name, code });
-    this.#saveList();
+    this.saveList();
   }
 
-  #fuel(g: Guest, used: number): void {
+  private fuel(g: Guest, used: number): void {
     g.fuelLast = used;
     if (used > g.fuelMax) g.fuelMax = used;
   }
@@ -918,9 +929,9 @@ export class GuestSupervisor {
    * A trap, fuel exhaustion, memory breach or failed init: stop the unit, report, back off or
    * quarantine. A world's relays go to their safe state while it is down.
    */
-  #fault(u: Unit, why: string): void {
+  private fault(u: Unit, why: string): void {
     const now = this.#o.clock.monotonic();
-    this.#haltUnit(u);
+    this.haltUnit(u);
     if (u.world) this.#o.interlocks.toSafe(u.name);
     u.faultsTotal++;
     u.lastFault = why;
@@ -939,7 +950,7 @@ export class GuestSupervisor {
       this.#o.logger?.log('error', `${what} ${u.name}: ${reason}`);
       this.#o.onEvent?.('guest-quarantine', { name: u.name, why });
       this.#o.onAck?.({ type: 6, cid: u.cid, state: 'rejected', reason });
-      this.#saveList();
+      this.saveList();
       return;
     }
     u.state = GuestState.backoff;
@@ -949,22 +960,22 @@ export class GuestSupervisor {
       u.restartTimer = -1;
       u.restartAt = undefined;
       if (u.state !== GuestState.backoff || this.#units.get(u.name) !== u) return;
-      this.#launch(u);
+      this.launch(u);
     }, delay);
   }
 
-  #recentFaults(u: Unit, now: number): number {
+  private recentFaults(u: Unit, now: number): number {
     let n = 0;
     for (const t of u.faultTimes) if (now - t < HOUR_MS) n++;
     return n;
   }
 
-  #haltUnit(u: Unit): void {
-    for (const g of u.members) this.#halt(g);
+  private haltUnit(u: Unit): void {
+    for (const g of u.members) this.halt(g);
   }
 
   /** Disposes the instance and stops ticking (state is the unit's business). */
-  #halt(g: Guest): void {
+  private halt(g: Guest): void {
     if (g.tickTimer >= 0) {
       this.#o.timers.clear(g.tickTimer);
       g.tickTimer = -1;
@@ -973,10 +984,10 @@ export class GuestSupervisor {
       g.instance.dispose();
       g.instance = undefined;
     }
-    this.#flush(g.kv);
+    this.flush(g.kv);
   }
 
-  #cancelRestart(u: Unit): void {
+  private cancelRestart(u: Unit): void {
     if (u.restartTimer >= 0) {
       this.#o.timers.clear(u.restartTimer);
       u.restartTimer = -1;
@@ -985,11 +996,11 @@ export class GuestSupervisor {
   }
 
   /** Why `name` may not hold the relays its members were granted, or undefined. */
-  #conflict(name: string, members: Guest[]): string | undefined {
-    return this.#conflictGrants(name, members.map((g) => g.grants));
+  private conflict(name: string, members: Guest[]): string | undefined {
+    return this.conflictGrants(name, members.map((g) => g.grants));
   }
 
-  #conflictGrants(name: string, grants: Grants[]): string | undefined {
+  private conflictGrants(name: string, grants: Grants[]): string | undefined {
     for (const g of grants) {
       for (const id of g.relays) {
         if (!this.#o.interlocks.has(id)) return `relay ${id} does not exist on this meter`;
@@ -1003,19 +1014,19 @@ export class GuestSupervisor {
     return undefined;
   }
 
-  #claim(u: Unit): boolean {
+  private claim(u: Unit): boolean {
     let ok = true;
     for (const g of u.members) for (const id of g.grants.relays) if (!this.#o.interlocks.claim(id, u.name)) ok = false;
     return ok;
   }
 
-  #deny(g: Guest, kind: number, arg: number): void {
+  private deny(g: Guest, kind: number, arg: number): void {
     g.denied++;
     g.deniedKind = kind;
     g.deniedArg = arg;
   }
 
-  #flush(s: KvSlots): void {
+  private flush(s: KvSlots): void {
     if (!s.dirty) return;
     s.dirty = false;
     s.lastWrite = this.#o.clock.monotonic();
@@ -1026,15 +1037,15 @@ export class GuestSupervisor {
     this.#o.kv.set(s.key, s.bytes());
   }
 
-  #kvChanged(s: KvSlots): void {
+  private kvChanged(s: KvSlots): void {
     s.dirty = true;
     const wait = s.lastWrite + this.#kvFlushMs - this.#o.clock.monotonic();
-    if (wait <= 0) this.#flush(s);
-    else if (s.timer < 0) s.timer = this.#o.timers.set(() => { s.timer = -1; this.#flush(s); }, wait);
+    if (wait <= 0) this.flush(s);
+    else if (s.timer < 0) s.timer = this.#o.timers.set(() => { s.timer = -1; this.flush(s); }, wait);
   }
 
   /** The deployed units and the state each was left in: [[name, state], …], a world's marked [name, state, "world"]. */
-  #readList(): [string, string, string][] {
+  private readList(): [string, string, string][] {
     const b = this.#o.kv.get(K_LIST);
     if (!b) return [];
     try {
@@ -1050,7 +1061,7 @@ export class GuestSupervisor {
     }
   }
 
-  #saveList(): void {
+  private saveList(): void {
     const list: CborValue[] = [];
     for (const u of this.#units.values()) {
       const kept = isRunning(u.state) ? GuestState.running : u.state;
@@ -1060,7 +1071,7 @@ export class GuestSupervisor {
   }
 
   /** The `gridlet` imports of one guest version (GUESTS.md "Imports"), capability-checked. */
-  #bindImports(g: Guest): Record<string, GuestImport> {
+  private bindImports(g: Guest): Record<string, GuestImport> {
     const o = this.#o;
     const clock = o.clock;
     const localHour = o.localHour ?? utcHour;
@@ -1080,21 +1091,21 @@ export class GuestSupervisor {
       },
       channel: (ch: number) => {
         if (!channelGranted(grants, ch)) {
-          this.#deny(g, D_CHANNEL, ch);
+          this.deny(g, D_CHANNEL, ch);
           return NaN;
         }
         return ch >= 0 && ch < CHANNELS ? channels[ch] : NaN;
       },
       signal: (id: number) => {
         if (!signalGranted(grants, id)) {
-          this.#deny(g, D_SIGNAL, id);
+          this.deny(g, D_SIGNAL, id);
           return NaN;
         }
         return id >= 0 && id < SIGNALS ? signals[id] : NaN;
       },
       relay: (id: number, on: number) => {
         if (!relayGranted(grants, id)) {
-          this.#deny(g, D_RELAY, id);
+          this.deny(g, D_RELAY, id);
           return RelayResult.noCapability;
         }
         const r = o.interlocks.request(id, on !== 0, g.unit.name);
@@ -1104,7 +1115,7 @@ export class GuestSupervisor {
       relay_state: (id: number) => o.interlocks.state(id),
       emit: (kind: number, value: number) => {
         if (!grants.emit) {
-          this.#deny(g, D_EMIT, kind);
+          this.deny(g, D_EMIT, kind);
           return -1;
         }
         if (kind < 0 || kind >= EMIT_KINDS || value !== value || value === Infinity || value === -Infinity) return -1;
@@ -1116,27 +1127,27 @@ export class GuestSupervisor {
         return 0;
       },
       log: (ptr: number, len: number) => {
-        if (!g.log.take()) return;
+        if (!g.take()) return;
         const instance = g.instance;
         if (!instance || len <= 0) return;
         // readMemory enforces the memory cap (a log from outside it is a breach like any other access).
-        g.log.line(instance.readMemory(ptr >>> 0, Math.min(len >>> 0, LOG_MAX_BYTES)), 0);
+        g.line(instance.readMemory(ptr >>> 0, Math.min(len >>> 0, LOG_MAX_BYTES)), 0);
       },
       kv_get: (slot: number) => {
         if (slot < 0 || slot >= grants.kvSlots) {
-          this.#deny(g, D_KVGET, slot);
+          this.deny(g, D_KVGET, slot);
           return NaN;
         }
         return g.kv.values[slot];
       },
       kv_set: (slot: number, value: number) => {
         if (slot < 0 || slot >= grants.kvSlots) {
-          this.#deny(g, D_KVSET, slot);
+          this.deny(g, D_KVSET, slot);
           return -1;
         }
         if (!sameNumber(g.kv.values[slot], value)) {
           g.kv.values[slot] = value;
-          this.#kvChanged(g.kv);
+          this.kvChanged(g.kv);
         }
         return 0;
       },

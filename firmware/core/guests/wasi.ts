@@ -77,30 +77,31 @@ export class GuestLog {
   lines = 0;
   droppedLines = 0;
   droppedBytes = 0;
-  #linesMax = LOG_LINES_PER_CALL;
-  #scanLeft = LOG_SCAN_BYTES;
+  // Plain (TypeScript-private) fields: on XS a class's first `#field` costs every instance a slot more.
+  private linesMax = LOG_LINES_PER_CALL;
+  private scanLeft = LOG_SCAN_BYTES;
   /** stdout's and stderr's partial lines, made on the first write (most guests never write). */
-  #out: { buf: Uint8Array[]; length: number[]; cut: boolean[] } | undefined = undefined;
+  private out: { buf: Uint8Array[]; length: number[]; cut: boolean[] } | undefined = undefined;
 
   /**
-   * `sink(bytes, fd, owner)` takes each line: fd 0 for the `log` import, 1 stdout, 2 stderr. One sink
-   * serves every guest: `owner` says whose line it is.
+   * `sink(bytes, fd, log)` takes each line: fd 0 for the `log` import, 1 stdout, 2 stderr; `log` is this
+   * log (a guest that is its own log, so one sink serves every guest).
    */
-  constructor(readonly sink: (bytes: Uint8Array, fd: number, owner: any) => void, readonly owner?: unknown) {}
+  constructor(readonly sink: (bytes: Uint8Array, fd: number, log: any) => void) {}
 
   /** A new call starts: the per-call limits start afresh (a job's run has the larger ones). */
   begin(job = false): void {
     this.lines = 0;
-    this.#linesMax = job ? LOG_LINES_PER_JOB : LOG_LINES_PER_CALL;
-    this.#scanLeft = job ? LOG_SCAN_BYTES_JOB : LOG_SCAN_BYTES;
+    this.linesMax = job ? LOG_LINES_PER_JOB : LOG_LINES_PER_CALL;
+    this.scanLeft = job ? LOG_SCAN_BYTES_JOB : LOG_SCAN_BYTES;
   }
 
   /** The call ended: partial lines are written out. */
   end(): void {
-    const out = this.#out;
+    const out = this.out;
     if (!out) return;
     for (let k = 0; k < 2; k++) {
-      if (out.length[k] > 0 && !out.cut[k]) this.#line(out.buf[k].subarray(0, out.length[k]), k + 1);
+      if (out.length[k] > 0 && !out.cut[k]) this.lineIfRoom(out.buf[k].subarray(0, out.length[k]), k + 1);
       out.length[k] = 0;
       out.cut[k] = false;
     }
@@ -108,7 +109,7 @@ export class GuestLog {
 
   /** Whether another line fits this call (counting it as dropped when not). */
   take(): boolean {
-    if (this.lines >= this.#linesMax) {
+    if (this.lines >= this.linesMax) {
       this.droppedLines++;
       return false;
     }
@@ -118,28 +119,29 @@ export class GuestLog {
 
   /** A line from the `log` import (fd 0) or a whole line of stdout/stderr. */
   line(bytes: Uint8Array, fd: number): void {
-    this.sink(bytes, fd, this.owner);
+    this.sink(bytes, fd, this);
   }
 
-  #line(bytes: Uint8Array, fd: number): void {
-    if (this.take()) this.sink(bytes, fd, this.owner);
+  /** (A prototype method: XS installs a `#method` on every instance.) */
+  private lineIfRoom(bytes: Uint8Array, fd: number): void {
+    if (this.take()) this.sink(bytes, fd, this);
   }
 
   /** Bytes written to fd 1 or 2 (what `scan` allowed of them). */
   write(fd: number, bytes: Uint8Array): void {
     const k = fd - 1;
-    const out = this.#out ?? (this.#out = { buf: [new Uint8Array(LOG_MAX_BYTES), new Uint8Array(LOG_MAX_BYTES)], length: [0, 0], cut: [false, false] });
+    const out = this.out ?? (this.out = { buf: [new Uint8Array(LOG_MAX_BYTES), new Uint8Array(LOG_MAX_BYTES)], length: [0, 0], cut: [false, false] });
     const buf = out.buf[k];
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i];
       if (b === 0x0a) {
-        if (!out.cut[k]) this.#line(buf.subarray(0, out.length[k]), fd);
+        if (!out.cut[k]) this.lineIfRoom(buf.subarray(0, out.length[k]), fd);
         out.length[k] = 0;
         out.cut[k] = false;
       } else if (!out.cut[k]) {
         buf[out.length[k]++] = b;
         if (out.length[k] === LOG_MAX_BYTES) {
-          this.#line(buf, fd);
+          this.lineIfRoom(buf, fd);
           out.length[k] = 0;
           out.cut[k] = true;
         }
@@ -149,8 +151,8 @@ export class GuestLog {
 
   /** How many of `n` bytes may still be looked at in this call (and takes them). */
   scan(n: number): number {
-    const k = n < this.#scanLeft ? n : this.#scanLeft;
-    this.#scanLeft -= k;
+    const k = n < this.scanLeft ? n : this.scanLeft;
+    this.scanLeft -= k;
     this.droppedBytes += n - k;
     return k;
   }

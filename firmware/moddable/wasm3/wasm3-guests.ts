@@ -44,6 +44,9 @@ export function wasm3Signature(t: FuncType): string | undefined {
   return s.indexOf('?') < 0 ? s : undefined;
 }
 
+/** A module importing only from gridlet and metering (most): nothing more to keep. */
+const NO_OTHERS: [string, string, string | undefined][] = [];
+
 /** Arguments an import may take (the bindings pass at most this many: WASI fd_write's four). */
 export const IMPORT_MAX_ARGS = 4;
 
@@ -113,8 +116,8 @@ class Wasm3Instance implements GuestInstance {
     return this.#fuelUsed;
   }
 
-  /** Runs `run` on the binding, turning whatever stopped it into a GuestTrap. */
-  #run<T>(name: string, fuel: number, run: (b: Wasm3Binding) => T): T {
+  /** Runs `run` on the binding, turning whatever stopped it into a GuestTrap. (Prototype methods: XS installs a `#method` on every instance.) */
+  private run<T>(name: string, fuel: number, run: (b: Wasm3Binding) => T): T {
     const b = this.#b;
     if (!b) throw new GuestTrap(TrapKind.trap, `guest is disposed; cannot call ${name}`);
     if (this.#running) throw new GuestTrap(TrapKind.trap, `${name}: the guest is running (an import called back into it)`);
@@ -124,7 +127,7 @@ class Wasm3Instance implements GuestInstance {
     try {
       return run(b);
     } catch (e) {
-      throw this.#trap(b, e, name, fuel);
+      throw this.trap(b, e, name, fuel);
     } finally {
       this.#fuelUsed = b.fuelUsed;
       this.#running = false;
@@ -132,7 +135,7 @@ class Wasm3Instance implements GuestInstance {
     }
   }
 
-  #trap(b: Wasm3Binding, e: unknown, name: string, fuel: number): GuestTrap {
+  private trap(b: Wasm3Binding, e: unknown, name: string, fuel: number): GuestTrap {
     switch (b.trapKind) {
       case BINDING_IMPORT_THREW:
         if (e instanceof GuestTrap) return e;
@@ -145,12 +148,12 @@ class Wasm3Instance implements GuestInstance {
   }
 
   start(fuel: number): void {
-    this.#run('start', fuel, (b) => b.start(fuel));
+    this.run('start', fuel, (b) => b.start(fuel));
   }
 
   call(name: string, args: number[], fuel: number): number | undefined {
     if (this.#b && !this.hasExport(name)) throw new GuestTrap(TrapKind.trap, `the guest has no export "${name}"`);
-    return this.#run(name, fuel, (b) => b.call(name, args, fuel));
+    return this.run(name, fuel, (b) => b.call(name, args, fuel));
   }
 
   hasExport(name: string): boolean {
@@ -232,7 +235,7 @@ export class Wasm3GuestEngine implements GuestEngine {
       } else unlinkable = `import ${imp.module}.${imp.name} is not a function; only functions are provided`;
     }
     const exports = m.exports.filter((e) => e.kind === ExternKind.func).map((e) => e.name);
-    const prepared = { wasm: guarded.wasm, exports, imports, others, unlinkable };
+    const prepared = { wasm: guarded.wasm, exports, imports, others: others.length ? others : NO_OTHERS, unlinkable };
     if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
     byCap.set(memoryBytes, prepared);
     return prepared;
