@@ -52,16 +52,19 @@ async function targets(base: string, tok: string | undefined, devices: string[],
 
 // ------------------------------------------------------------------ gridlet guest deploy
 
-const DEPLOY_HELP = `usage: gridlet guest deploy <name | FILE.wasm> (--device ID… | --label SELECTOR) [--manifest FILE | JSON]
+const DEPLOY_HELP = `usage: gridlet guest deploy <name | FILE.wasm | FILE.world> (--device ID… | --label SELECTOR) [--manifest FILE | JSON]
                            [--wait S] [--concurrency N] [--gateway URL] [--api-token-file FILE] [--json]
 
-Uploads a guest to the gateway (POST /api/guests: it checks the module against GUESTS.md and adds the
+Uploads a guest or a world to the gateway (POST /api/guests: it checks it against GUESTS.md and adds the
 metering calls if they are missing; the CID names the bytes it keeps), then deploys it by CID to each
 device (guest-offer and guest-chunks, kept and resent by the gateway until the device acknowledges them).
-On a terminal, a progress bar on stderr follows a deployment to many devices.
+A world is swapped on the device as one unit. On a terminal, a progress bar on stderr follows a
+deployment to many devices.
 
-  <name>            a built guest: guests/dist/<name>.wasm with manifests/guests/<name>.json
+  <name>            a built guest: guests/dist/<name>.wasm with manifests/guests/<name>.json, or a
+                    built world: guests/dist/<name>.world
   FILE.wasm         a module; its manifest is --manifest, else manifests/guests/<file name>.json
+  FILE.world        a world's bundle (it carries its manifest)
   --device ID       a paired device; repeatable
   --label SEL       every paired device whose labels match key=value or key (comma-separated: all)
   --manifest M      the manifest: a JSON file, or the JSON itself
@@ -77,6 +80,22 @@ interface DeployResult {
   error?: string;
   state?: string;
   reason?: string;
+}
+
+/** What POST /api/guests is given: a module and its manifest, or a world's bundle. */
+function upload(target: string, manifestFlag: string | undefined): { [k: string]: unknown } {
+  const isFile = target.endsWith('.wasm') || target.endsWith('.world') || target.includes('/') || target.includes('\\');
+  const worldPath = target.endsWith('.world') ? target : isFile ? undefined : join(DIST_DIR, `${target}.world`);
+  if (worldPath && (isFile || existsSync(worldPath))) {
+    if (manifestFlag !== undefined) throw new UsageError(`--manifest: a world's bundle carries its manifest (${worldPath})`);
+    try {
+      return { world: Buffer.from(readFileSync(worldPath)).toString('base64') };
+    } catch (e) {
+      throw new Error(`cannot read world ${worldPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const { wasm, manifest } = moduleAndManifest(target, manifestFlag);
+  return { wasm: Buffer.from(wasm).toString('base64'), manifest };
 }
 
 function moduleAndManifest(target: string, manifestFlag: string | undefined): { wasm: Uint8Array; manifest: unknown; source: string } {
@@ -117,22 +136,23 @@ export async function guestDeployMain(argv: string[], io: Io = processIo): Promi
       io.out(DEPLOY_HELP);
       return 0;
     }
-    if (p.length !== 1) throw new UsageError('expected one guest: a name (peak-guard) or FILE.wasm');
+    if (p.length !== 1) throw new UsageError('expected one guest or world: a name (peak-guard, shed-world), FILE.wasm or FILE.world');
     const waitS = v.wait === undefined ? 0 : Number(v.wait);
     if (!Number.isInteger(waitS) || waitS < 0 || waitS > 3600) throw new UsageError('--wait must be whole seconds from 0 to 3600');
     const concurrency = concurrencyFlag(v.concurrency);
     const { base, token: tok } = client(v);
-    const { wasm, manifest } = moduleAndManifest(p[0], v.manifest as string | undefined);
+    const body = upload(p[0], v.manifest as string | undefined);
     const devices = await targets(base, tok, (v.device as string[] | undefined) ?? [], (v.label as string[] | undefined) ?? []);
 
-    const up = await api(base, tok, 'POST', 'api/guests', { wasm: Buffer.from(wasm).toString('base64'), manifest });
+    const up = await api(base, tok, 'POST', 'api/guests', body);
     if (up.status !== 201 && up.status !== 200) {
       const reason = (up.json as { reason?: string }).reason;
       throw new Error(reason ? `the gateway refused ${p[0]}: ${reason}` : errorOf(up.json, up.status));
     }
-    const g = up.json as { cid: string; name: string; version: string; size: number; instrumented: boolean };
+    const g = up.json as { cid: string; name: string; version: string; size: number; instrumented: boolean; kind?: string; members?: string[] };
     if (!v.json) {
-      io.out(`uploaded ${g.name} ${g.version}: ${g.cid}, ${g.size} bytes${g.instrumented ? ' (metering added by the gateway)' : ''}`);
+      const what = g.kind === 'world' ? `world ${g.name} ${g.version} (${g.members?.join(', ')})` : `${g.name} ${g.version}`;
+      io.out(`uploaded ${what}: ${g.cid}, ${g.size} bytes${g.instrumented ? ' (metering added by the gateway)' : ''}`);
     }
     // On a terminal the bar stands for the per-device lines (failures are still printed above it).
     const progress = new Progress({ label: 'deploying', total: devices.length, sink: io.progress?.isTTY && devices.length > 1 ? io.progress : undefined, quiet: v.json === true });

@@ -113,7 +113,7 @@ export function createDevice(o: DeviceOptions): Device {
   interlocks.powerUp();
   const guests = o.guestEngine
     ? new GuestSupervisor({
-      engine: o.guestEngine, clock: o.clock, timers: o.timers, kv: o.kv, interlocks, onEvent: record, logger: logRing,
+      engine: o.guestEngine, clock: o.clock, timers: o.timers, kv: o.kv, interlocks, random: o.random, onEvent: record, logger: logRing,
       onAck: (ack) => agent?.sendGuestAck(ack), kvFlushMs: o.guestKvFlushMs,
     })
     : undefined;

@@ -111,6 +111,13 @@ export interface KeyValue {
 
 export type GuestImport = (...args: number[]) => number | void;
 
+/**
+ * Imports from modules other than `gridlet`, by module and name: the WASI subset
+ * (`wasi_snapshot_preview1`, guests/wasi.ts) and, in a world, the functions other members export
+ * (module = the member's name). Each is linked with the signature the guest's import declares.
+ */
+export type GuestLinks = { readonly [module: string]: Record<string, GuestImport> };
+
 /** What stopped a guest call (GuestTrap.kind); the supervisor reports each differently. */
 export const TrapKind = { none: 0, trap: 1, fuel: 2, memory: 3 } as const;
 
@@ -133,6 +140,15 @@ export interface GuestInstance {
   readonly fuelUsed: number;
   /** Guest memory [ptr, ptr+len); throws a GuestTrap (memory) when that is not within the memory cap. */
   readMemory(ptr: number, len: number): Uint8Array;
+  /** Writes `bytes` at `ptr`; throws a GuestTrap (memory) when that is not within the memory cap. */
+  writeMemory(ptr: number, bytes: Uint8Array): void;
+  /** From an import during a call: the fuel the call's budget has left. */
+  fuelLeft(): number;
+  /**
+   * From an import during a call: charges `fuel` to the call (work done for it elsewhere: a world
+   * member it called). Throws the fuel GuestTrap, naming `what`, when that spends its budget.
+   */
+  charge(fuel: number, what: string): void;
   dispose(): void;
 }
 
@@ -142,15 +158,16 @@ export const DEFAULT_START_FUEL = 1_000_000;
 /** A WebAssembly engine (wasm3 on the meter, Node's WebAssembly on a host). */
 export interface GuestEngine {
   /**
-   * Loads a module that validate.ts accepted, linking `imports` as module `gridlet` and metering as
-   * `metering.usegas`. `memoryBytes` caps the memory the guest may touch, exactly; `fuel` bounds a
-   * start function, if the module has one (DEFAULT_START_FUEL when it is absent).
-   * Throws a GuestTrap when the module cannot be loaded or its start function traps.
+   * Loads a module that validate.ts accepted, linking `imports` as module `gridlet`, `links` as their
+   * modules, and metering as `metering.usegas`. `memoryBytes` caps the memory the guest may touch,
+   * exactly; `fuel` bounds a start function, if the module has one (DEFAULT_START_FUEL when it is
+   * absent). Throws a GuestTrap when the module cannot be loaded or its start function traps.
    */
   instantiate(
     wasm: Uint8Array,
     imports: Record<string, GuestImport>,
     limits: { memoryBytes: number; fuel?: number },
+    links?: GuestLinks,
   ): GuestInstance;
 }
 

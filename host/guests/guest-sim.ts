@@ -101,11 +101,13 @@ export interface GuestSimOptions {
   engine?: GuestEngine;
   /** kv flush interval, ms (default 0: every kv_set reaches the store, so tests can read it). */
   kvFlushMs?: number;
+  /** The flash of a meter that ran before (a reboot): guests, worlds and slots restored from it. */
+  kv?: MemoryKeyValue;
 }
 
 export class GuestSim {
   readonly time: VirtualTime;
-  readonly kv = new MemoryKeyValue();
+  readonly kv: MemoryKeyValue;
   readonly relays: SimRelay[];
   readonly interlocks: Interlocks;
   readonly supervisor: GuestSupervisor;
@@ -116,6 +118,7 @@ export class GuestSim {
   acks: GuestAck[] = [];
 
   constructor(options: GuestSimOptions = {}) {
+    this.kv = options.kv ?? new MemoryKeyValue();
     this.time = new VirtualTime((options.startUnixS ?? HOUSEHOLD_START_S) * 1000);
     const config = options.relays ?? [1, 2, 3, 4].map((id) => ({ id }));
     this.relays = config.map((c) => new SimRelay(c.id, this.time));
@@ -128,6 +131,7 @@ export class GuestSim {
     this.engine = options.engine ?? new NodeGuestEngine();
     this.supervisor = new GuestSupervisor({
       engine: this.engine, clock: this.time.clock, timers: this.time.timers, kv: this.kv, interlocks: this.interlocks,
+      random: new SeededRandom((options.seed ?? 1) + 1),
       kvFlushMs: options.kvFlushMs ?? 0,
       onEvent,
       onAck: (a) => this.acks.push(a),
@@ -138,6 +142,11 @@ export class GuestSim {
 
   install(wasm: Uint8Array, manifest: unknown): GuestAck {
     return this.supervisor.install(wasm, manifest);
+  }
+
+  /** Installs a world from its bundle (guests/dist/<world>.world). */
+  installWorld(bundle: Uint8Array): GuestAck {
+    return this.supervisor.installWorld(bundle);
   }
 
   /** Seconds since the start. */

@@ -1,6 +1,6 @@
-// Scripted runs of one guest (`gridlet guest run`): a sequence of channel values and grid signals over
-// simulated time, and per tick what the guest asked of its relays, what it emitted, its faults and
-// the fuel it used.
+// Scripted runs of one guest, one-shot job or world (`gridlet guest run`): a sequence of channel
+// values and grid signals over simulated time, and per tick what the guest asked of its relays, what
+// it emitted, its faults and the fuel it used (per member for a world).
 //
 // Script format (JSON):
 //   {
@@ -21,7 +21,10 @@
 import type { CborValue } from '../../firmware/core/cbor.js';
 import type { RelayConfig } from '../../firmware/core/control/relays.js';
 import { parseManifest } from '../../firmware/core/guests/manifest.js';
+import { cidToText } from '../../firmware/core/guests/cid.js';
+import { decodeWorld } from '../../firmware/core/guests/world.js';
 import type { GuestEngine } from '../../firmware/core/ports.js';
+import type { GuestAck } from '../../firmware/core/wire/bodies.js';
 import { householdDay } from '../meter/household.js';
 import { GuestSim, HOUSEHOLD_START_S } from './guest-sim.js';
 
@@ -49,6 +52,8 @@ export interface TickReport {
   events: { kind: string; data: { [key: string]: CborValue } }[];
   faults: string[];
   log: string[];
+  /** A world's members: the ticks each has had and the fuel of its last call. */
+  members?: { name: string; tick: number; fuel: number }[];
 }
 
 export interface RunSummary {
@@ -65,6 +70,8 @@ export interface RunSummary {
   fuelMean: number;
   events: number;
   relaySwitches: { id: number; switches: number }[];
+  /** A one-shot job's exit code (absent while it has not exited). */
+  exitCode?: number;
 }
 
 function fail(msg: string): never {
@@ -131,17 +138,47 @@ export function householdScript(): Script {
   return { start: HOUSEHOLD_START_S, duration_s: 86_400, steps };
 }
 
-/** Runs one guest through a script, reporting each tick; returns the summary. */
+/** Runs one guest (or one-shot job) through a script, reporting each tick; returns the summary. */
 export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, onTick: (r: TickReport) => void, engine?: GuestEngine): RunSummary {
   const mr = parseManifest(manifest);
   if (!mr.ok) throw new Error(mr.reason);
-  const name = mr.manifest.name;
-  const period = mr.manifest.period_s;
+  return run({
+    name: mr.manifest.name, period: mr.manifest.period_s, fuelPerCall: mr.manifest.fuel_per_call, slots: mr.manifest.name,
+    install: (sim) => sim.install(wasm, manifest),
+  }, script, onTick, engine);
+}
+
+/** Runs a world (its bundle) through a script; ticks are reported every period of its fastest member. */
+export function runWorldScript(bundle: Uint8Array, script: Script, onTick: (r: TickReport) => void, engine?: GuestEngine): RunSummary {
+  const d = decodeWorld(bundle);
+  if (!d.ok) throw new Error(d.reason);
+  const members = d.world.members;
+  return run({
+    name: d.world.name, period: Math.min(...members.map((m) => m.manifest.period_s)),
+    fuelPerCall: Math.max(...members.map((m) => m.manifest.fuel_per_call)), slots: `${d.world.name}.${members[0].name}`,
+    install: (sim) => sim.installWorld(bundle), world: true,
+  }, script, onTick, engine);
+}
+
+interface Unit {
+  name: string;
+  period: number;
+  fuelPerCall: number;
+  /** Whose kv slots the script's "kv" presets (a world's first member). */
+  slots: string;
+  install(sim: GuestSim): GuestAck;
+  world?: boolean;
+}
+
+function run(unit: Unit, script: Script, onTick: (r: TickReport) => void, engine?: GuestEngine): RunSummary {
+  const name = unit.name;
+  const period = unit.period;
   const relays: RelayConfig[] | undefined = script.relays?.map((r) => ({
     id: r.id, critical: r.critical, safeOn: r.safe_on, minDwellS: r.min_dwell_s, maxTogglesPerHour: r.max_toggles_per_hour,
   }));
   const sim = new GuestSim({ startUnixS: script.start, relays, engine });
-  if (script.kv) sim.setSlots(name, script.kv.map((x) => (x === null ? NaN : x)));
+  if (script.kv) sim.setSlots(unit.slots, script.kv.map((x) => (x === null ? NaN : x)));
+  const mine = () => sim.supervisor.status().filter((s) => (unit.world ? s.world === name : s.name === name));
   const steps = script.steps;
   let next = 0;
   const apply = (upTo: number) => {
@@ -153,13 +190,15 @@ export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, o
   };
   // Values at t = 0 are there before the guest starts (init may read them).
   apply(0);
-  const ack = sim.install(wasm, manifest);
+  const ack = unit.install(sim);
+  const job = mine().some((s) => s.job);
   const duration = script.duration_s ?? (steps.length ? steps[steps.length - 1].t + period : period);
   let fuelSum = 0;
   let fuelCalls = 0;
-  let lastTicks = 0;
+  let lastTicks = mine().map(() => 0);
   const marks = { events: 0, requests: 0, logs: 0 };
-  for (let t = period; t <= duration + 1e-9; t += period) {
+  // A one-shot job runs once, at t = 0 (right after it is installed).
+  for (let t = job ? 0 : period; t <= duration + 1e-9; t += period) {
     // Advance to each step inside this period, applying it at its own time.
     while (next < steps.length && steps[next].t < t) {
       sim.advance(steps[next].t - sim.t);
@@ -167,44 +206,48 @@ export function runScript(wasm: Uint8Array, manifest: unknown, script: Script, o
     }
     sim.advance(t - sim.t);
     apply(t);
-    const st = sim.supervisor.status().find((s) => s.name === name);
-    const ticks = st?.ticks ?? 0;
-    if (ticks > lastTicks) {
-      fuelSum += st!.fuelLast;
-      fuelCalls++;
-    }
-    lastTicks = ticks;
+    const now = mine();
+    now.forEach((st, i) => {
+      if (st.ticks > (lastTicks[i] ?? 0)) {
+        fuelSum += st.fuelLast;
+        fuelCalls++;
+      }
+    });
+    lastTicks = now.map((st) => st.ticks);
     const events = sim.events.slice(marks.events);
     onTick({
       t,
-      tick: ticks,
-      state: st?.state ?? ack.state,
-      fuel: st?.fuelLast ?? 0,
+      tick: Math.max(0, ...lastTicks),
+      state: now[0]?.state ?? ack.state,
+      fuel: now.reduce((sum, st) => sum + st.fuelLast, 0),
       relays: sim.relayRequests.slice(marks.requests).map((r) => ({ id: r.id, on: r.on, result: r.result })),
       events: events.filter((e) => e.kind !== 'guest-fault').map((e) => ({ kind: e.kind, data: e.data })),
       faults: events.filter((e) => e.kind === 'guest-fault').map((e) => String(e.data.why)),
-      log: sim.logs.slice(marks.logs).map((l) => l.text),
+      log: sim.logs.slice(marks.logs).map((l) => (unit.world ? `${l.guest.slice(name.length + 1)}: ${l.text}` : l.text)),
+      ...(unit.world ? { members: now.map((st) => ({ name: st.name.slice(name.length + 1), tick: st.ticks, fuel: st.fuelLast })) } : {}),
     });
     marks.events = sim.events.length;
     marks.requests = sim.relayRequests.length;
     marks.logs = sim.logs.length;
-    if (ack.state !== 'running') break;
+    if (ack.state !== 'running' || job) break;
   }
-  const st = sim.supervisor.status().find((s) => s.name === name);
+  const all = mine();
+  const st = all[0];
   sim.dispose();
   return {
     guest: name,
-    cid: st?.cidText ?? '',
+    cid: st ? (unit.world ? cidToText(st.unitCid) : st.cidText) : '',
     ack: ack.reason === undefined ? { state: ack.state } : { state: ack.state, reason: ack.reason },
-    ticks: st?.ticks ?? 0,
+    ticks: Math.max(0, ...all.map((x) => x.ticks)),
     state: st?.state ?? ack.state,
     faults: st?.faultsTotal ?? 0,
-    softFaults: st?.softFaults ?? 0,
-    denied: st?.denied ?? 0,
-    fuelPerCall: mr.manifest.fuel_per_call,
-    fuelMax: st?.fuelMax ?? 0,
+    softFaults: all.reduce((sum, x) => sum + x.softFaults, 0),
+    denied: all.reduce((sum, x) => sum + x.denied, 0),
+    fuelPerCall: unit.fuelPerCall,
+    fuelMax: Math.max(0, ...all.map((x) => x.fuelMax)),
     fuelMean: fuelCalls ? Math.round(fuelSum / fuelCalls) : 0,
     events: sim.events.filter((e) => e.kind.startsWith(`guest.${name}.`)).length,
     relaySwitches: sim.relays.map((r) => ({ id: r.id, switches: r.switches.length })),
+    ...(st?.exitCode !== undefined ? { exitCode: st.exitCode } : {}),
   };
 }

@@ -7,7 +7,7 @@
 //    before Node compiles the module; `readMemory` (the `log` import) checks it too.
 //  - Traps: anything that stops a call becomes a GuestTrap with its kind (trap, fuel, memory) and reason.
 
-import type { GuestEngine, GuestImport, GuestInstance } from '../../firmware/core/ports.js';
+import type { GuestEngine, GuestImport, GuestInstance, GuestLinks } from '../../firmware/core/ports.js';
 import { DEFAULT_START_FUEL, GuestTrap, TrapKind } from '../../firmware/core/ports.js';
 import { BREACH_EXPORT, BREACH_FUEL, BREACH_GROW, FUEL_EXPORT, guardMemory, START_EXPORT } from './memory-guard.js';
 import { WA, type WasmGlobal, type WasmImports, type WasmInstance, type WasmMemory, type WasmModule } from './webassembly.js';
@@ -99,13 +99,39 @@ class NodeGuestInstance implements GuestInstance {
     return this.#exports.has(name);
   }
 
-  readMemory(ptr: number, len: number): Uint8Array {
+  #span(ptr: number, len: number, what: string): WasmMemory {
     const mem = this.#memory;
     if (!mem) throw new GuestTrap(TrapKind.memory, 'the guest has no memory');
-    if (ptr < 0 || len < 0 || ptr + len > this.memoryBytes || ptr + len > mem.buffer.byteLength) {
-      throw new GuestTrap(TrapKind.memory, `reading bytes ${ptr}..${ptr + len} is outside memory_bytes ${this.memoryBytes}`);
+    if (!(ptr >= 0) || !(len >= 0) || ptr + len > this.memoryBytes || ptr + len > mem.buffer.byteLength) {
+      throw new GuestTrap(TrapKind.memory, `${what} bytes ${ptr}..${ptr + len} is outside memory_bytes ${this.memoryBytes}`);
     }
-    return new Uint8Array(mem.buffer, ptr, len).slice();
+    return mem;
+  }
+
+  readMemory(ptr: number, len: number): Uint8Array {
+    return new Uint8Array(this.#span(ptr, len, 'reading').buffer, ptr, len).slice();
+  }
+
+  writeMemory(ptr: number, bytes: Uint8Array): void {
+    new Uint8Array(this.#span(ptr, bytes.length, 'writing').buffer, ptr, bytes.length).set(bytes);
+  }
+
+  fuelLeft(): number {
+    const counter = this.inlineFuel ? this.#fuel : undefined;
+    return counter ? (counter.value as number) : this.#budget - this.#used;
+  }
+
+  charge(fuel: number, what: string): void {
+    const counter = this.inlineFuel ? this.#fuel : undefined;
+    let left: number;
+    if (counter) {
+      left = (counter.value as number) - fuel;
+      counter.value = left;
+    } else {
+      this.#used += fuel;
+      left = this.#budget - this.#used;
+    }
+    if (left < 0) throw new GuestTrap(TrapKind.fuel, `${this.#calling} spent its fuel budget of ${this.#budget} (in ${what})`);
   }
 
   dispose(): void {
@@ -154,13 +180,14 @@ export class NodeGuestEngine implements GuestEngine {
     return module;
   }
 
-  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }, links?: GuestLinks): GuestInstance {
     const startFuel = limits.fuel ?? DEFAULT_START_FUEL;
     const module = this.compile(wasm, limits.memoryBytes);
     const guest = new NodeGuestInstance(limits.memoryBytes, this.#inline);
     let instance: WasmInstance;
     try {
       instance = new WA.Instance(module, {
+        ...(links as WasmImports | undefined),
         gridlet: imports as WasmImports[string],
         metering: { usegas: guest.usegas },
       });

@@ -33,6 +33,7 @@ interface Exports {
   gw_message(core: number): number;
   gw_fuel_used(core: number): number;
   gw_read(core: number, ptr: number, len: number): number;
+  gw_charge(core: number, fuel: number): number;
   gw_free(core: number): void;
 }
 
@@ -71,7 +72,9 @@ class Wasm3Runtime {
       switch (argc) {
         case 0: r = f(); break;
         case 1: r = f(a[0]); break;
-        default: r = f(a[0], a[1]); break;
+        case 2: r = f(a[0], a[1]); break;
+        case 3: r = f(a[0], a[1], a[2]); break;
+        default: r = f(a[0], a[1], a[2], a[3]); break;
       }
       // As WebAssembly converts a JavaScript import's result: ToNumber (a void import ignores it).
       if (result) new Float64Array(this.x.memory.buffer, result, 1)[0] = +(r as number);
@@ -207,8 +210,9 @@ class EmBinding implements Wasm3Binding {
     return x.gw_has_result() ? x.gw_result() : undefined;
   }
 
+  /** Live while a call runs (an import may ask what is left of its budget), as the XS binding's. */
   get fuelUsed(): number {
-    return this.#fuelUsed;
+    return this.#core ? this.#rt.x.gw_fuel_used(this.#core) : this.#fuelUsed;
   }
 
   get trapKind(): number {
@@ -220,6 +224,18 @@ class EmBinding implements Wasm3Binding {
     const at = x.gw_read(this.#live(), ptr, len);
     if (!at) throw new RangeError(`guest memory read ${ptr}+${len} is outside it`);
     return new Uint8Array(x.memory.buffer).slice(at, at + len).buffer;
+  }
+
+  writeMemory(ptr: number, bytes: Uint8Array): void {
+    const x = this.#rt.x;
+    // guestCoreRead checks the span as for a read and gives the guest's own (writable) bytes.
+    const at = x.gw_read(this.#live(), ptr, bytes.length);
+    if (!at) throw new RangeError(`guest memory write ${ptr}+${bytes.length} is outside it`);
+    new Uint8Array(x.memory.buffer).set(bytes, at);
+  }
+
+  charge(fuel: number): boolean {
+    return this.#rt.x.gw_charge(this.#live(), fuel) !== 0;
   }
 
   close(): void {

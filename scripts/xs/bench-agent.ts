@@ -33,7 +33,8 @@ const standInEngine: GuestEngine = {
   instantiate(): GuestInstance {
     return {
       call: () => 0, hasExport: (n: string) => n === 'init' || n === 'tick', fuelUsed: 0,
-      readMemory: (_p: number, len: number) => new Uint8Array(len), dispose() {},
+      readMemory: (_p: number, len: number) => new Uint8Array(len), writeMemory() {}, fuelLeft: () => 0, charge() {},
+      dispose() {},
     };
   },
 };

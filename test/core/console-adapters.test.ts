@@ -70,6 +70,7 @@ test('guests: list, stop, start with the supervisor\'s reasons', () => {
   const fake = {
     status: () => [...state].map(([name, st]) => ({ name, cidText: 'bafkreiabc', state: st, faults: 2, fuelLast: 10, fuelPerCall: 500 })),
     stop: (name: string) => state.has(name) && (state.set(name, 'stopped'), true),
+    has: (name: string) => state.has(name),
     start: (name: string) => (name === 'peak-guard' ? { ok: false, reason: 'relay 1 is held by guest other' } : { ok: false, reason: `no guest named ${name}` }),
   } as unknown as GuestSupervisor;
   const g = consoleGuests(fake);

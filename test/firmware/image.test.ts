@@ -2,7 +2,8 @@
 // against a real `gridlet gateway`: Hello and pairing through the HTTP API, DSMR telegrams on its P1
 // port (a pseudo-terminal) stored and acked, a guest deployed through the gateway running on wasm3 and
 // switching a relay through the interlocks, the technician's console on another pseudo-terminal, and
-// a kill -9 during a gateway outage that loses no buffered reading.
+// a kill -9 during a gateway outage that loses no buffered reading; then the C, Rust and WASI guests
+// and a world deployed through the gateway running on the meter's wasm3.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,6 +25,7 @@ const images: SimImage[] = [];
 let p1: Pty | undefined;
 let con: Pty | undefined;
 let feeder: ReturnType<typeof setInterval> | undefined;
+let meterId = '';
 
 /** The P1 port's meter: one telegram a second, energy counting up, power as the test sets it. */
 const meter = { wh: 3_808_351, w: 1000, sent: 0 };
@@ -61,6 +63,7 @@ test('the image pairs, stores and acks readings, runs a guest on wasm3 that swit
   con = openPty();
   image = boot();
   const [, deviceId, code] = (await image.waitFor(/gridlet \S+ id (\w{16}) pair code (\S+)/))!;
+  meterId = deviceId;
   await image.waitFor(/factory PIN \d{8}/); // for the label, at first boot; pairing retires it
   feeder = setInterval(feed, 1000);
 
@@ -132,6 +135,50 @@ test('the image pairs, stores and acks readings, runs a guest on wasm3 that swit
   const held = all.filter((r) => r[2] === 1 && r[0] > acked && r[0] <= newest);
   assert.ok(held.length >= 2, 'energy readings logged while the gateway was away arrived after the kill');
 
+  for (const i of images) assert.equal(i.aborts(), [], `no XS abort:\n${i.tail()}`);
+});
+
+/** Uploads a guest or a world and deploys it to the meter; returns its CID once the meter runs it. */
+async function deployed(body: object, what: string): Promise<string> {
+  const up = await gateway!.api('POST', '/api/guests', body);
+  assert.ok(up.status === 201 || up.status === 200, up.text);
+  const dep = await gateway!.api('POST', `/api/devices/${meterId}/guests`, { cid: up.json.cid });
+  assert.is(dep.status, 202, dep.text);
+  await until(`${what} running on the meter`, () => gateway!.api('GET', `/api/devices/${meterId}/guests`),
+    (r) => r.json.guests.some((g: { cid: string; state: string }) => g.cid === up.json.cid && g.state === 'running'), 60_000);
+  return up.json.cid;
+}
+
+test('the C, Rust and WASI guests and a world, deployed through the gateway, run on the meter\'s wasm3', async () => {
+  if (pending) return;
+  const guest = (name: string) => ({
+    wasm: readFileSync(`guests/dist/${name}.wasm`).toString('base64'),
+    manifest: JSON.parse(readFileSync(`manifests/guests/${name}.json`, 'utf8')),
+  });
+  // The commissioning job (C, WASI): it runs once and its verdict and exit reach the gateway.
+  meter.w = 800;
+  await deployed(guest('commission'), 'commission');
+  const records = await until('the job\'s exit at the gateway', () => gateway!.records(meterId),
+    (rs) => rs.some((r) => r[2] === 'event' && r[3] === 'guest-exit'));
+  assert.ok(records.some((r) => r[2] === 'event' && r[3] === 'guest.commission.0'), 'its verdict');
+  // tariff-opt (Rust) on relay 3.
+  await deployed(guest('tariff-opt'), 'tariff-opt');
+  // peak-guard holds relay 1: removed, then shed-world (a Rust setpoint, a C shedder) takes it.
+  const removed = await gateway!.api('DELETE', `/api/devices/${meterId}/guests/peak-guard`, {});
+  assert.is(removed.status, 202, removed.text);
+  await until('peak-guard removed', () => gateway!.api('GET', `/api/devices/${meterId}/guests`),
+    (r) => r.json.guests.some((g: { name: string; state: string }) => g.name === 'peak-guard' && g.state === 'removed'), 60_000);
+  const from = image!.lines.length;
+  const world = await deployed({ world: readFileSync('guests/dist/shed-world.world').toString('base64') }, 'shed-world');
+  assert.match(world, /^bafyrei/);
+  // The shedder restores relay 1 when there is room, and sheds it when the import passes the setpoint's limit.
+  await image!.waitFor('gpio 21 1', { from, timeoutMs: 120_000 });
+  const high = image!.lines.length;
+  meter.w = 6500;
+  await image!.waitFor('gpio 21 0', { from: high, timeoutMs: 60_000 });
+  await until('the shedder\'s event at the gateway', () => gateway!.records(meterId),
+    (rs) => rs.some((r) => r[2] === 'event' && r[3] === 'guest.shed-world.shedder.1'));
+  meter.w = 800;
   for (const i of images) assert.equal(i.aborts(), [], `no XS abort:\n${i.tail()}`);
 });
 

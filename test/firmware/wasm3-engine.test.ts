@@ -1,6 +1,7 @@
 // wasm3 in the firmware image, for real: the probe image (test/firmware/apps/wasm3-probe: the firmware's
 // guest engine, guest-engine.c over guest-core.c with wasm3 v0.5 compiled in by mcconfig) runs on the
-// Moddable lin simulator every shipped guest, every hostile module and the engine probes
+// Moddable lin simulator every shipped guest and world (AssemblyScript, C, Rust, the WASI job), every
+// hostile module, the engine probes, the WASI subset and calls between world members
 // (test/host/support/guest-cases.ts), and must get the same results, fuel per call, trap kinds and
 // import traffic as the host's V8 engine (and everything, the stack depth too, as the host's wasm3
 // build). Needs the Moddable SDK and wasm3 (docs/firmware.md); says
@@ -85,6 +86,16 @@ if (missing) {
     const peak = device.get('peak-guard')!;
     assert.is(peak[0].kind, 0, 'peak-guard loads');
     assert.ok(peak.filter((o) => o.step.endsWith(':tick') && o.kind === 0).length >= 90, 'peak-guard ticks');
+    // The C and Rust guests tick; the WASI job ran its main and left through proc_exit; the world's
+    // shedder ticked with its calls into setpoint charged to it; WASI wrote into guest memory.
+    for (const name of ['load-shed', 'tariff-opt']) {
+      assert.ok(device.get(name)!.filter((o) => o.step.endsWith(':tick') && o.kind === 0 && o.fuel > 0).length >= 90, `${name} ticks on the meter`);
+    }
+    assert.match(device.get('commission')![1].msg ?? '', /^proc_exit\(\d\)$/);
+    assert.ok(device.get('shed-world')!.filter((o) => /shedder\.tick$/.test(o.step) && o.kind === 0).length >= 80);
+    const calls = device.get('world calls between members')!;
+    assert.ok(calls.find((o) => o.step === '4:app.tick')!.fuel > calls.find((o) => o.step === '3:lib.spin')!.fuel, 'a call into another member is charged to the caller');
+    assert.is(device.get('wasi subset')![13].r, 40, 'fd_write wrote its count into guest memory');
   });
 }
 

@@ -8,14 +8,15 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../guests/build.js';
-import { cidFromText, cidMatches, cidToText, guestCid } from '../../firmware/core/guests/cid.js';
+import { cidFromText, cidMatches, cidToText, guestCid, worldCid } from '../../firmware/core/guests/cid.js';
+import { decodeWorld, encodeWorld, worldManifestToMap } from '../../firmware/core/guests/world.js';
 import { manifestToMap, parseManifest } from '../../firmware/core/guests/manifest.js';
 import { Body, type GuestChunk, type GuestOffer } from '../../firmware/core/wire/bodies.js';
 import { MAX_FRAME_BYTES } from '../../firmware/core/wire/frame.js';
 import { guestDeployMain } from '../../gateway/cli-ops.js';
 import type { Io } from '../../gateway/cli.js';
 import { frameSize } from '../../gateway/http/device-ops.js';
-import { guest } from '../core/support/guests.js';
+import { assemble, f64c, guest, i32c, T } from '../core/support/guests.js';
 import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
 
@@ -120,6 +121,52 @@ test('a hostile or malformed upload is refused with the reason', async () => {
     assert.is(x.status, 400, JSON.stringify(body).slice(0, 80));
     assert.match(x.json.error, re);
   }
+});
+
+test('a world: its bundle is kept by its world CID (members instrumented when they need it) and deployed as one offer', async () => {
+  const shedWorld = new Uint8Array(readFileSync(join(DIST_DIR, 'shed-world.world')));
+  const up = await t.api('POST', '/api/guests', { world: b64(shedWorld) });
+  assert.is(up.status, 201, up.text);
+  const cidText = cidToText(worldCid(shedWorld));
+  assert.equal(up.json, { cid: cidText, kind: 'world', name: 'shed-world', version: '1.0.0', size: shedWorld.length, instrumented: false, members: ['setpoint', 'shedder'] });
+  const meta = await t.api('GET', `/api/guests/${cidText}`);
+  assert.is(meta.status, 200, meta.text);
+  assert.is(meta.json.kind, 'world');
+  assert.equal(meta.json.manifest.modules.map((m: { name: string }) => m.name), ['setpoint', 'shedder']);
+  const served = await t.api('GET', `/api/guests/${cidText}/wasm`);
+  assert.is(served.status, 200);
+
+  // The same world with members as a compiler leaves them (no metering): the gateway meters them.
+  const d0 = decodeWorld(shedWorld);
+  if (!d0.ok) throw new Error(d0.reason);
+  const lib = assemble({ funcs: [{ results: [T.i32], code: i32c(0) }, { results: [T.i32], code: i32c(0) }, { results: [T.f64], code: f64c(4000) }], exports: [['memory', 2, 0], ['init', 0, 0], ['tick', 0, 1], ['limit', 0, 2]] });
+  const plain = encodeWorld(d0.world, [lib, d0.modules[1]]);
+  const up2 = await t.api('POST', '/api/guests', { world: b64(plain) });
+  assert.is(up2.status, 201, up2.text);
+  assert.is(up2.json.instrumented, true);
+  assert.not.equal(up2.json.cid, cidToText(worldCid(plain)), 'the CID names the metered bundle');
+  const bad = await t.api('POST', '/api/guests', { world: b64(encodeWorld(d0.world, [d0.modules[1], d0.modules[0]])) });
+  assert.is(bad.status, 422);
+  assert.match(bad.json.reason, /member "setpoint" offers "limit" but its module exports no function of that name/);
+  assert.is((await t.api('POST', '/api/guests', { world: b64(shedWorld), manifest: peakManifest })).status, 400);
+
+  const d = await pairDevice(t);
+  const r = await t.api('POST', `/api/devices/${d.id}/guests`, { cid: cidText });
+  assert.is(r.status, 202, r.text);
+  const cid = worldCid(shedWorld);
+  await d.until(() => guestBodies(d, cid).chunks.length === r.json.chunks, 3000, 'world offer and chunks');
+  const { offers, chunks } = guestBodies(d, cid);
+  assert.equal([offers.length, offers[0].name, offers[0].size], [1, 'shed-world', shedWorld.length]);
+  assert.equal(offers[0].manifest, worldManifestToMap(d0.world), 'the offer carries the world\'s manifest');
+  assert.ok(Buffer.from(reassemble(offers[0].size, chunks)).equals(Buffer.from(shedWorld)));
+  assert.ok(frameSize(offers[0])! <= MAX_FRAME_BYTES);
+  await d.send({ type: Body.guestAck, cid, state: 'running' });
+  let recorded: { name: string; cid: string; state: string }[] = [];
+  for (let i = 0; i < 30 && !recorded.some((g) => g.cid === cidText && g.state === 'running'); i++) {
+    await sleep(100);
+    recorded = (await t.api('GET', `/api/devices/${d.id}/guests`)).json.guests;
+  }
+  assert.equal(recorded.filter((g) => g.cid === cidText).map((g) => [g.name, g.state]), [['shed-world', 'running']], 'the world\'s guest-ack recorded under its name');
 });
 
 test('deploy: offer and ≤ 1024-byte chunks reach the device, reassemble to the CID, and the guest-ack is recorded', async () => {
@@ -290,6 +337,16 @@ test('gridlet guest deploy uploads, deploys to a label group with progress, and 
   const usage = capture();
   assert.is(await guestDeployMain(['tamper-watch', '--gateway', t.gw.httpUrl], usage), 2);
   assert.match(usage.stderr[0], /give --device ID or --label/);
+
+  // A world by name (guests/dist/shed-world.world): one upload, one offer per device.
+  const world = capture();
+  assert.is(await guestDeployMain(['shed-world', '--device', a.id, '--gateway', t.gw.httpUrl], world), 0, world.stderr.join('\n'));
+  const shedWorld = new Uint8Array(readFileSync(join(DIST_DIR, 'shed-world.world')));
+  assert.match(world.stdout[0], new RegExp(`^uploaded world shed-world 1\\.0\\.0 \\(setpoint, shedder\\): ${cidToText(worldCid(shedWorld))}, ${shedWorld.length} bytes$`));
+  assert.ok(world.stdout.includes(`[1/1] ${a.id}: offer and 3 chunk(s) sent`), world.stdout.join('\n'));
+  const withManifest = capture();
+  assert.is(await guestDeployMain(['shed-world', '--device', a.id, '--manifest', '{}', '--gateway', t.gw.httpUrl], withManifest), 2);
+  assert.match(withManifest.stderr[0], /a world's bundle carries its manifest/);
 });
 
 test.run();

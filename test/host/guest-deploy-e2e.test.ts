@@ -1,6 +1,7 @@
-// Issue 5, end to end: a new version of peak-guard deployed through the gateway's HTTP API to a running
-// agent is swapped in without a reading dropped; a deployment whose bytes do not match its CID is
-// refused by the meter and the running guest stays.
+// End to end: a new version of peak-guard deployed through the gateway's HTTP API to a running agent is
+// swapped in without a reading dropped; a deployment whose bytes do not match its CID is refused by the
+// meter and the running guest stays. The C and Rust guests and a world deploy the same way, and a new
+// version of the world replaces it as one unit.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +13,7 @@ import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidToText, guestCid } from '../../firmware/core/guests/cid.js';
 import { manifestToMap, parseManifest } from '../../firmware/core/guests/manifest.js';
+import { decodeWorld, encodeWorld } from '../../firmware/core/guests/world.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gridlet-deploy-'));
 let gw: Gateway | undefined;
@@ -93,7 +95,62 @@ test('a new peak-guard replaces the running one without a reading dropped; a wro
   assert.equal(values, Array.from({ length: LINES }, (_, i) => 500 + i));
 });
 
+async function deploy(body: object): Promise<string> {
+  const up = await fetch(`${gw!.httpUrl}/api/guests`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.ok(up.status === 201 || up.status === 200, await up.clone().text());
+  const { cid } = (await up.json()) as { cid: string };
+  const dep = await fetch(`${gw!.httpUrl}/api/devices/${host2!.agent.deviceId}/guests`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cid }),
+  });
+  assert.is(dep.status, 202, await dep.clone().text());
+  return cid;
+}
+
+async function acked(cid: string, state: string): Promise<void> {
+  await until(`the gateway to record ${state} for ${cid}`, async () =>
+    (await (await fetch(`${gw!.httpUrl}/api/devices/${host2!.agent.deviceId}/guests`)).json()) as { guests: { cid: string; state: string }[] },
+  (v) => v.guests.some((g) => g.cid === cid && g.state === state));
+}
+
+let host2: HostAgent | undefined;
+
+test('the C and Rust guests and a world deploy through the gateway; a new world version replaces it as a unit', async () => {
+  host2 = createHostAgent({ dataDir: join(dir, 'agent2'), brokers: [gw!.mqttUrl], meter: 'none', intervalMs: 100 });
+  const a = host2.agent;
+  a.start();
+  await until('pairing', async () => (await fetch(`${gw!.httpUrl}/api/pairings`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deviceId: a.deviceId, code: a.identity.pairCode }),
+  })).status, (s) => s === 201);
+  const status = () => host2!.guests.status();
+  for (const name of ['load-shed', 'tariff-opt']) {
+    const cid = await deploy({
+      wasm: Buffer.from(readFileSync(`guests/dist/${name}.wasm`)).toString('base64'),
+      manifest: JSON.parse(readFileSync(`manifests/guests/${name}.json`, 'utf8')),
+    });
+    await acked(cid, 'running');
+  }
+  assert.equal(status().map((g) => [g.name, g.state]), [['load-shed', 'running'], ['tariff-opt', 'running']]);
+  // load-shed holds relays 1 and 2; the world needs relay 1: remove load-shed first.
+  const del = await fetch(`${gw!.httpUrl}/api/devices/${a.deviceId}/guests/load-shed`, { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: '{}' });
+  assert.is(del.status, 202);
+  await until('load-shed removed', () => status(), (s) => !s.some((g) => g.name === 'load-shed'));
+  const bundle = new Uint8Array(readFileSync('guests/dist/shed-world.world'));
+  const v1 = await deploy({ world: Buffer.from(bundle).toString('base64') });
+  await acked(v1, 'running');
+  assert.equal(status().filter((g) => g.world).map((g) => [g.name, g.version, g.state]), [
+    ['shed-world.setpoint', '1.0.0', 'running'], ['shed-world.shedder', '1.0.0', 'running'],
+  ]);
+  const d = decodeWorld(bundle);
+  if (!d.ok) throw new Error(d.reason);
+  const v2 = await deploy({ world: Buffer.from(encodeWorld({ ...d.world, version: '1.1.0', members: d.world.members.map((m) => ({ ...m, manifest: { ...m.manifest, version: '1.1.0' } })) }, d.modules)).toString('base64') });
+  await acked(v2, 'running');
+  await until('both members at 1.1.0', () => status().filter((g) => g.world), (s) => s.length === 2 && s.every((g) => g.version === '1.1.0' && g.state === 'running'));
+  const entries = host2.guests.statusEntries().map(([n, c, st]) => [n, cidToText(c), st]);
+  assert.equal(entries, [['tariff-opt', cidToText(guestCid(new Uint8Array(readFileSync('guests/dist/tariff-opt.wasm')))), 'running'], ['shed-world', v2, 'running']]);
+});
+
 test.after(async () => {
+  host2?.stop();
   host?.stop();
   await gw?.close();
   rmSync(dir, { recursive: true, force: true });

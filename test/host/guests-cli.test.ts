@@ -11,6 +11,7 @@ import { agentMain } from '../../host/cli/agent.js';
 import { guestMain } from '../../host/cli/guest.js';
 import { createHostAgent } from '../../host/agent-host.js';
 import { guest, meteredGuest } from '../core/support/guests.js';
+import { wasiUnlisted } from '../core/support/wasi-world-guests.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gridlet-guest-cli-'));
 const wasmOf = (n: string) => join(DIST_DIR, `${n}.wasm`);
@@ -75,6 +76,49 @@ test('check: warns about imports the manifest does not grant', async () => {
   const r = await cli('check', w, '--manifest', m);
   assert.is(r.code, 0);
   assert.match(r.out, /warning: imports relay but the manifest grants no capability for it/);
+});
+
+test('check: the C and Rust guests, the WASI job and the world pass; WASI outside the subset is refused by name', async () => {
+  for (const name of ['load-shed', 'tariff-opt']) {
+    const r = await cli('check', wasmOf(name), '--manifest', manifestOf(name));
+    assert.is(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`^ok: ${name} 1\\.0\\.0, \\d+ bytes \\(budget 4096\\)`));
+  }
+  const job = await cli('check', wasmOf('commission'), '--manifest', manifestOf('commission'));
+  assert.is(job.code, 0, job.err);
+  assert.match(job.out, /WASI: clock_time_get, fd_write, proc_exit, random_get/);
+  assert.match(job.out, /exports: _start \(a one-shot job: it runs once when deployed\)/);
+  const world = await cli('check', join(DIST_DIR, 'shed-world.world'));
+  assert.is(world.code, 0, world.err);
+  assert.match(world.out, /^ok: world shed-world 1\.0\.0, \d+ bytes, 2 members, cid bafyrei/);
+  assert.match(world.out, /shedder: \d+ bytes \(budget 4096\), every 5 s, holds relay 1/);
+  assert.match(world.out, /calls setpoint\.limit/);
+  const wj = JSON.parse((await cli('check', join(DIST_DIR, 'shed-world.world'), '--json')).out);
+  assert.equal(wj.members.map((m: { name: string; offers: string[] }) => [m.name, m.offers]), [['setpoint', ['limit']], ['shedder', []]]);
+  const sneaky = join(dir, 'sneaky.wasm');
+  writeFileSync(sneaky, wasiUnlisted('fd_read'));
+  const refused = await cli('check', sneaky, '--manifest', manifestOf('commission'));
+  assert.is(refused.code, 1);
+  assert.match(refused.err, /sneaky\.wasm is refused: import wasi_snapshot_preview1\.fd_read is a WASI function gridlet does not provide/);
+  assert.is((await cli('check', join(DIST_DIR, 'shed-world.world'), '--manifest', manifestOf('commission'))).code, 2, 'a world carries its manifest');
+});
+
+test('run: a world reports its members; a one-shot job runs once and reports its exit code', async () => {
+  const w = await cli('run', join(DIST_DIR, 'shed-world.world'), '--changes', '--json');
+  assert.is(w.code, 0, w.err);
+  const doc = JSON.parse(w.out);
+  assert.is(doc.summary.guest, 'shed-world');
+  assert.match(doc.summary.cid, /^bafyrei/);
+  const shed = doc.ticks.find((t: { log: string[] }) => t.log.some((l) => l.startsWith('shedder: shed at limit')));
+  assert.ok(shed, 'the shedder shed during the household day');
+  assert.equal(shed.members.map((m: { name: string }) => m.name), ['setpoint', 'shedder']);
+  const j = await cli('run', wasmOf('commission'), '--manifest', manifestOf('commission'));
+  assert.is(j.code, 0, j.err);
+  const lines = j.out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(lines.length, 2, 'one run and the summary');
+  assert.is(lines[0].state, 'exited');
+  assert.ok(lines[0].log.length === 6);
+  assert.is(lines[1].summary.exitCode, 0);
 });
 
 test('run: a script of readings and signals, one JSON line per tick', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../guests/build.js';
 import { cidFromText, cidToText, guestCid } from '../../firmware/core/guests/cid.js';
 import { manifestToMap, parseManifest } from '../../firmware/core/guests/manifest.js';
-import type { GuestEngine, GuestImport, GuestInstance } from '../../firmware/core/ports.js';
+import type { GuestEngine, GuestImport, GuestInstance, GuestLinks } from '../../firmware/core/ports.js';
 import { Body, decodeBody, encodeBody, type GuestAck, type GuestChunk, type GuestOffer } from '../../firmware/core/wire/bodies.js';
 import { GuestSim } from '../../host/guests/guest-sim.js';
 import { NodeGuestEngine } from '../../host/guests/wasm-engine.js';
@@ -27,8 +27,8 @@ class SpyEngine implements GuestEngine {
   calls: { t: number; cid: string; name: string }[] = [];
   inner = new NodeGuestEngine();
   now = () => 0;
-  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
-    const inst = this.inner.instantiate(wasm, imports, limits);
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }, links?: GuestLinks): GuestInstance {
+    const inst = this.inner.instantiate(wasm, imports, limits, links);
     const cid = cidToText(guestCid(wasm));
     const calls = this.calls;
     const now = () => this.now();
@@ -37,6 +37,9 @@ class SpyEngine implements GuestEngine {
       call(name, args, fuel) { calls.push({ t: now(), cid, name }); return inst.call(name, args, fuel); },
       hasExport: (n) => inst.hasExport(n),
       readMemory: (p, l) => inst.readMemory(p, l),
+      writeMemory: (p, b) => inst.writeMemory(p, b),
+      fuelLeft: () => inst.fuelLeft(),
+      charge: (f, what) => inst.charge(f, what),
       dispose: () => inst.dispose(),
     };
   }

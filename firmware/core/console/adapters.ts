@@ -17,7 +17,7 @@ export function consoleGuests(supervisor: GuestSupervisor): ConsoleGuests {
       return { outcome: supervisor.stop(name) ? GuestOutcome.done : GuestOutcome.notFound };
     },
     start(name) {
-      if (!supervisor.status().some((g) => g.name === name)) return { outcome: GuestOutcome.notFound };
+      if (!supervisor.has(name)) return { outcome: GuestOutcome.notFound };
       const r = supervisor.start(name);
       return r.ok ? { outcome: GuestOutcome.done } : { outcome: GuestOutcome.refused, reason: r.reason };
     },

@@ -134,6 +134,27 @@ export class Interlocks {
     for (const s of this.#slots.values()) if (s.holder === holder) s.holder = undefined;
   }
 
+  /**
+   * Puts every relay `holder` holds in its safe state now (a world that faulted, GUESTS.md
+   * "Microworlds"): no dwell or toggle limit holds it back, a technician lock and a critical circuit
+   * keep theirs, and the safe state becomes the commanded one (what returns after a power cut).
+   * Returns the relays it switched.
+   */
+  toSafe(holder: string): number[] {
+    const switched: number[] = [];
+    const now = this.#o.clock.monotonic();
+    for (const [id, s] of this.#slots) {
+      if (s.holder !== holder || s.lock !== LOCK_NONE || s.critical) continue;
+      this.#cancelRestore(s);
+      if (s.relay.get() !== s.safeOn) {
+        this.#switch(s, s.safeOn, 'safe', now, true);
+        switched.push(id);
+      }
+      this.#remember(id, s.safeOn);
+    }
+    return switched;
+  }
+
   holder(id: number): string | undefined {
     return this.#slots.get(id)?.holder;
   }

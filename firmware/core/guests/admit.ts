@@ -2,11 +2,12 @@
 // `POST /api/guests`): accept it as is when it is already fully metered, otherwise instrument it; either
 // way the bytes that pass GUESTS.md (4 KiB budget included) are the ones the CID names.
 
-import { cidToText, guestCid } from './cid.js';
+import { cidToText, guestCid, worldCid } from './cid.js';
 import { instrumentMetering } from './instrument.js';
 import type { GuestManifest } from './manifest.js';
 import { validateGuest, type GuestInfo } from './validate.js';
 import { PARSE_LIMIT_BYTES, WasmError } from './wasm.js';
+import { decodeWorld, encodeWorld, validateWorld, type WorldManifest } from './world.js';
 
 export type Admission =
   | { ok: true; wasm: Uint8Array; cid: Uint8Array; cidText: string; instrumented: boolean; info: GuestInfo; manifest: GuestManifest }
@@ -33,4 +34,38 @@ export function admitGuest(bytes: Uint8Array, manifest: unknown): Admission {
 function accepted(wasm: Uint8Array, instrumented: boolean, info: GuestInfo, manifest: GuestManifest): Admission {
   const cid = guestCid(wasm);
   return { ok: true, wasm, cid, cidText: cidToText(cid), instrumented, info, manifest };
+}
+
+export type WorldAdmission =
+  | { ok: true; bundle: Uint8Array; cid: Uint8Array; cidText: string; instrumented: boolean; world: WorldManifest; infos: GuestInfo[] }
+  | { ok: false; reason: string };
+
+/**
+ * What a gateway does with a world added to it (GUESTS.md "Microworlds"), as with a guest: accepted as
+ * is when every member is fully metered, otherwise its members are instrumented (instrumenting a
+ * metered module changes nothing) and the bundle is written anew around them, so the world's CID
+ * names the bytes that pass, every member within its 4 KiB.
+ */
+export function admitWorld(bytes: Uint8Array): WorldAdmission {
+  const d = decodeWorld(bytes);
+  if (!d.ok) return d;
+  const asIs = validateWorld(d);
+  if (asIs.ok) return world(bytes, false, asIs.world, asIs.infos);
+  const modules: Uint8Array[] = [];
+  for (let i = 0; i < d.modules.length; i++) {
+    try {
+      modules.push(instrumentMetering(d.modules[i]).wasm);
+    } catch (e) {
+      if (e instanceof WasmError) return { ok: false, reason: `member "${d.world.members[i].name}": ${e.message}` };
+      throw e;
+    }
+  }
+  const v = validateWorld({ world: d.world, modules });
+  if (!v.ok) return v;
+  return world(encodeWorld(d.world, modules), true, v.world, v.infos);
+}
+
+function world(bundle: Uint8Array, instrumented: boolean, w: WorldManifest, infos: GuestInfo[]): WorldAdmission {
+  const cid = worldCid(bundle);
+  return { ok: true, bundle, cid, cidText: cidToText(cid), instrumented, world: w, infos };
 }

@@ -3,6 +3,7 @@
 // Every refusal carries a reason a developer can act on.
 
 import { parseManifest, type GuestManifest, type Grants } from './manifest.js';
+import { WASI_IMPORTS, WASI_MODULE } from './wasi.js';
 import {
   analyzeBody, ExternKind, funcLabel, funcType, PAGE_BYTES, parseModule, PARSE_LIMIT_BYTES, signatureText,
   WasmError, type FuncType, type WasmModule,
@@ -39,11 +40,31 @@ export const GUEST_EXPORTS: { readonly [name: string]: FuncType } = {
   on_signal: { params: [I32, F64], results: [] },
 };
 
+/** A one-shot job's entry point (a WASI command's `_start`), and a WASI reactor's initialiser. */
+export const START_EXPORT = '_start';
+export const INITIALIZE_EXPORT = '_initialize';
+const NO_FUNC: FuncType = { params: [], results: [] };
+
+/** Functions other members of a world export to a guest, by member name (GUESTS.md "Microworlds"). */
+export type PeerExports = { readonly [member: string]: { readonly [name: string]: FuncType } };
+
+function own<T>(o: { readonly [k: string]: T }, k: string): T | undefined {
+  return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
+}
+
 export interface GuestInfo {
   /** Bytes of .wasm. */
   size: number;
   /** The `gridlet` imports it uses. */
   imports: string[];
+  /** The WASI functions it uses (GUESTS.md "WASI"). */
+  wasi: string[];
+  /** Functions of other world members it calls, as "member.name". */
+  peers: string[];
+  /** A one-shot job (exports `_start`) rather than a ticked guest (init, tick). */
+  job: boolean;
+  /** Exports `_initialize` (a WASI reactor), called before init. */
+  hasInitialize: boolean;
   /** Imports it uses that its manifest grants nothing for: they will return -1 / NaN and be counted. */
   ungranted: string[];
   hasOnSignal: boolean;
@@ -64,6 +85,8 @@ export type GuestValidation = { ok: true; info: GuestInfo; manifest: GuestManife
 export interface ValidateOptions {
   /** Size budget; default 4096 (GUESTS.md). */
   maxBytes?: number;
+  /** In a world: what the other members export (module name = member name). */
+  peers?: PeerExports;
 }
 
 function sameType(a: FuncType, b: FuncType): boolean {
@@ -104,11 +127,14 @@ function isGranted(name: string, g: Grants): boolean {
  *     mutable globals. SIMD (0xfd, v128), threads (0xfe, shared memory), bulk memory (0xfc 8–11,
  *     passive data, data count), reference types (0xfc 12–17, table.get/set, ref.*, typed select,
  *     externref tables, non-zero call_indirect table), exceptions and tail calls are refused;
- *  4. imports: functions only, from `gridlet` with the names and signatures of the import table, and
- *     `metering.usegas (i64) -> ()`; nothing else (no imported memory, table or global);
+ *  4. imports: functions only, from `gridlet` with the names and signatures of the import table,
+ *     `metering.usegas (i64) -> ()`, the WASI subset (wasi.ts; any other WASI function is refused by
+ *     name) and, in a world, the functions other members export (options.peers); nothing else (no
+ *     imported memory, table or global);
  *  5. exactly one memory, defined by the module, at most 1 page (minimum and any maximum), exported as
  *     `memory`; at most one table; active data segments at constant offsets within `memory_bytes`;
- *  6. exports `init () -> i32`, `tick () -> i32`, optionally `on_signal (i32, f64) -> ()`; `usegas` is
+ *  6. exports `init () -> i32`, `tick () -> i32`, optionally `on_signal (i32, f64) -> ()` and
+ *     `_initialize () -> ()`; or, for a one-shot job, `_start () -> ()` and none of those; `usegas` is
  *     neither exported nor placed in a table; a start function, if any, takes and returns nothing;
  *  7. metering: every function body and every loop body starts with `i64.const N; call $usegas` with N
  *     at least the static cost of that region (wasm.ts `analyzeBody`), and every other call to usegas
@@ -122,7 +148,7 @@ export function validateGuest(bytes: Uint8Array, manifest: unknown, options: Val
     return { ok: false, reason: `module is ${bytes.length} bytes; a guest is at most ${maxBytes} bytes (GUESTS.md size budget)` };
   }
   try {
-    const info = check(bytes, mr.manifest, mr.grants);
+    const info = check(bytes, mr.manifest, mr.grants, options.peers);
     return { ok: true, info, manifest: mr.manifest };
   } catch (e) {
     if (e instanceof WasmError) return { ok: false, reason: e.message };
@@ -130,11 +156,15 @@ export function validateGuest(bytes: Uint8Array, manifest: unknown, options: Val
   }
 }
 
-function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants): GuestInfo {
+const WASI_NAMES = Object.keys(WASI_IMPORTS).join(', ');
+
+function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants, peers: PeerExports | undefined): GuestInfo {
   const m = parseModule(bytes, Math.max(PARSE_LIMIT_BYTES, 0));
 
   // Imports.
   const used: string[] = [];
+  const wasi: string[] = [];
+  const peerCalls: string[] = [];
   for (const imp of m.imports) {
     const where = `import ${imp.module}.${imp.name}`;
     if (imp.kind !== ExternKind.func) {
@@ -147,10 +177,37 @@ function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants): Gues
       if (!sameType(t, USEGAS)) throw new WasmError(`${where} has signature ${signatureText(t)}; it must be (i64) -> ()`);
       continue;
     }
-    if (imp.module !== 'gridlet') {
-      throw new WasmError(`${where} is from module "${imp.module}"; a guest imports only from "gridlet" (and metering.usegas)`);
+    if (imp.module === WASI_MODULE) {
+      const w = own(WASI_IMPORTS, imp.name);
+      if (!w) {
+        throw new WasmError(`${where} is a WASI function gridlet does not provide; a guest may use ${WASI_NAMES} (GUESTS.md "WASI")`);
+      }
+      if (!sameType(t, w)) throw new WasmError(`${where} has signature ${signatureText(t)}; WASI gives ${signatureText(w)}`);
+      if (wasi.indexOf(imp.name) >= 0) throw new WasmError(`${where} is imported twice`);
+      wasi.push(imp.name);
+      continue;
     }
-    const want = Object.prototype.hasOwnProperty.call(GRIDLET_IMPORTS, imp.name) ? GRIDLET_IMPORTS[imp.name] : undefined;
+    if (imp.module.slice(0, 4) === 'wasi') {
+      throw new WasmError(`${where} is from WASI module "${imp.module}"; gridlet provides a subset of ${WASI_MODULE} (build for wasm32-wasi, snapshot preview1)`);
+    }
+    const peer = peers ? own(peers, imp.module) : undefined;
+    if (peer) {
+      const p = own(peer, imp.name);
+      if (!p) {
+        const names = Object.keys(peer);
+        throw new WasmError(`${where}: world member "${imp.module}" does not export "${imp.name}" to the others (it exports ${names.length ? names.join(', ') : 'nothing'})`);
+      }
+      if (!sameType(t, p)) throw new WasmError(`${where} has signature ${signatureText(t)}; member "${imp.module}" exports it as ${signatureText(p)}`);
+      const label = `${imp.module}.${imp.name}`;
+      if (peerCalls.indexOf(label) >= 0) throw new WasmError(`${where} is imported twice`);
+      peerCalls.push(label);
+      continue;
+    }
+    if (imp.module !== 'gridlet') {
+      const others = peers && Object.keys(peers).length ? `, the members of its world (${Object.keys(peers).join(', ')})` : '';
+      throw new WasmError(`${where} is from module "${imp.module}"; a guest imports only from "gridlet", "${WASI_MODULE}" (the WASI subset)${others} and metering.usegas`);
+    }
+    const want = own(GRIDLET_IMPORTS, imp.name);
     if (!want) {
       throw new WasmError(`${where} is not in the gridlet import table (${Object.keys(GRIDLET_IMPORTS).join(', ')})`);
     }
@@ -165,8 +222,9 @@ function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants): Gues
   if (m.memories.length === 0) throw new WasmError('the module defines no memory; a guest defines one (at most 1 page) and exports it as "memory"');
   if (m.memories.length > 1) throw new WasmError(`the module defines ${m.memories.length} memories; a guest has at most one`);
   const mem = m.memories[0];
-  if (mem.min > 1) throw new WasmError(`memory declares ${mem.min} pages initially; a guest declares at most 1 page (64 KiB)`);
-  if (mem.max !== undefined && mem.max > 1) throw new WasmError(`memory declares a maximum of ${mem.max} pages; a guest declares at most 1 page (64 KiB)`);
+  const link = ' (C and Rust: link with --initial-memory=65536 --max-memory=65536)';
+  if (mem.min > 1) throw new WasmError(`memory declares ${mem.min} pages initially; a guest declares at most 1 page (64 KiB)${link}`);
+  if (mem.max !== undefined && mem.max > 1) throw new WasmError(`memory declares a maximum of ${mem.max} pages; a guest declares at most 1 page (64 KiB)${link}`);
   if (m.tables.length > 1) throw new WasmError(`the module defines ${m.tables.length} tables; at most one`);
   let dataEnd = 0;
   for (let i = 0; i < m.data.length; i++) {
@@ -188,18 +246,26 @@ function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants): Gues
     }
   }
   if (!memoryExported) throw new WasmError('the module does not export its memory as "memory"');
-  for (const name of Object.keys(GUEST_EXPORTS)) {
+  const exportedFunc = (name: string, want: FuncType): boolean => {
     const e = m.exports.find((x) => x.name === name);
-    if (!e) {
-      if (name === 'on_signal') continue;
-      throw new WasmError(`the module does not export "${name}"; a guest exports init () -> i32 and tick () -> i32`);
-    }
+    if (!e) return false;
     if (e.kind !== ExternKind.func) throw new WasmError(`export "${name}" is not a function`);
     const t = funcType(m, e.index)!;
-    if (!sameType(t, GUEST_EXPORTS[name])) {
-      throw new WasmError(`export "${name}" has signature ${signatureText(t)}; GUESTS.md gives ${signatureText(GUEST_EXPORTS[name])}`);
+    if (!sameType(t, want)) throw new WasmError(`export "${name}" has signature ${signatureText(t)}; GUESTS.md gives ${signatureText(want)}`);
+    return true;
+  };
+  const job = exportedFunc(START_EXPORT, NO_FUNC);
+  const hasInitialize = exportedFunc(INITIALIZE_EXPORT, NO_FUNC);
+  for (const name of Object.keys(GUEST_EXPORTS)) {
+    const has = exportedFunc(name, GUEST_EXPORTS[name]);
+    if (job && has) {
+      throw new WasmError(`the module exports both "${START_EXPORT}" and "${name}": a guest is either a one-shot job (${START_EXPORT}, a WASI command with a main) or ticked (init, tick); a ticked WASI guest is linked as a reactor (clang -mexec-model=reactor)`);
+    }
+    if (!job && !has && name !== 'on_signal') {
+      throw new WasmError(`the module does not export "${name}"; a guest exports init () -> i32 and tick () -> i32 (or, as a one-shot job, ${START_EXPORT} () -> ())`);
     }
   }
+  if (job && hasInitialize) throw new WasmError(`the module exports both "${START_EXPORT}" and "${INITIALIZE_EXPORT}": a WASI command or a reactor, not both`);
   const usegas = usegasIndex(m);
   if (usegas >= 0) {
     for (const e of m.exports) {
@@ -242,6 +308,10 @@ function check(bytes: Uint8Array, manifest: GuestManifest, grants: Grants): Gues
   return {
     size: bytes.length,
     imports: used,
+    wasi,
+    peers: peerCalls,
+    job,
+    hasInitialize,
     ungranted,
     hasOnSignal: m.exports.some((e) => e.name === 'on_signal'),
     functions: m.funcs.length,

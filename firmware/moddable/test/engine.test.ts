@@ -8,7 +8,7 @@ import { PreferenceStore } from '../kv.js';
 import { HardwareRandom } from '../random.js';
 import { defineExports, FakeMemoryFault, modules } from './fakes/wasm3.js';
 import { filled } from './fakes/random.js';
-import { assemble, trapOf } from '../../../test/core/support/guests.js';
+import { assemble, T, trapOf } from '../../../test/core/support/guests.js';
 import { GRIDLET_IMPORTS } from '../../core/guests/validate.js';
 
 /** A module exporting functions `names` (their bodies do not matter: the fake runs the test's). */
@@ -144,6 +144,44 @@ test('disposed from inside its own import, a guest is closed once the call retur
   assert.is(g.call('tick', [], 100), 7);
   assert.ok(m.closed, 'closed after the call');
   assert.match(trapOf(() => g.call('tick', [], 100)).message, /disposed/);
+});
+
+test('imports from other modules (WASI, world members) link with the signatures the module declares; an import writes memory and charges fuel', () => {
+  let g: ReturnType<Wasm3Engine['instantiate']>;
+  const left: number[] = [];
+  defineExports({
+    tick: (_a, charge, imports) => {
+      charge(30);
+      return imports[1](5) as number;
+    },
+  });
+  const wasm = assemble({
+    imports: [['wasi_snapshot_preview1', 'fd_write', [T.i32, T.i32, T.i32, T.i32], [T.i32]], ['lib', 'spin', [T.i32], [T.i32]]],
+    funcs: [{ code: [] }],
+    exports: [['memory', 2, 0], ['tick', 0, 2]],
+  });
+  const links = {
+    wasi_snapshot_preview1: { fd_write: () => 0, proc_exit: () => 0 },
+    lib: {
+      spin: (n: number) => {
+        left.push(g.fuelLeft());
+        g.writeMemory(8, Uint8Array.of(1, 2));
+        g.charge(n * 100, 'lib.spin');
+        return 7;
+      },
+    },
+  };
+  g = new Wasm3Engine().instantiate(wasm, {}, { memoryBytes: 4096 }, links);
+  assert.equal(modules[modules.length - 1].links, [['wasi_snapshot_preview1', 'fd_write', 'i(iiii)'], ['lib', 'spin', 'i(i)']], 'only what the module imports');
+  assert.is(g.call('tick', [], 1000), 7);
+  assert.equal(left, [970]);
+  assert.is(g.fuelUsed, 530, 'the import\'s charge is the call\'s');
+  assert.equal(g.readMemory(8, 2), Uint8Array.of(1, 2));
+  const t = trapOf(() => g.call('tick', [], 300));
+  assert.equal([t.kind, t.message], [TrapKind.fuel, 'tick spent its fuel budget of 300 (in lib.spin)']);
+  assert.is(trapOf(() => g.writeMemory(4095, Uint8Array.of(1, 2))).kind, TrapKind.memory);
+  const missing = trapOf(() => new Wasm3Engine().instantiate(wasm, {}, { memoryBytes: 4096 }, { wasi_snapshot_preview1: links.wasi_snapshot_preview1 }));
+  assert.match(missing.message, /cannot link the module: import lib\.spin is not provided/);
 });
 
 test('KeyValue: long keys fit NVS (hashed), values round-trip, delete forgets', () => {

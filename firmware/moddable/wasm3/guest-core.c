@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define kMaxArgs 8
-#define kMaxImports 16
+#define kMaxImports 24				/* 11 gridlet, 8 WASI and a few world members */
 #define kMaxSignature 16
 
 /* The global the rewritten module sets before trapping on a refused memory.grow (wasm3-guests.ts,
@@ -395,6 +395,14 @@ double guestCoreFuelUsed(GuestCore *g)
 int guestCoreRunning(GuestCore *g)
 {
 	return g->running;
+}
+
+int guestCoreCharge(GuestCore *g, double fuel)
+{
+	if (!g->running || !(fuel >= 0))
+		return 0;
+	g->fuelUsed += fuel;
+	return g->fuelUsed > g->fuelLimit;
 }
 
 const uint8_t *guestCoreRead(GuestCore *g, double ptr, double len)

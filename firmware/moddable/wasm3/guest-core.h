@@ -15,8 +15,9 @@
  *   - a start function runs once, explicitly, on its own budget (guestCoreStart), never lazily
  *     (wasm3 would run it inside m3_FindFunction with no budget set);
  *   - every function is compiled at load, so a module wasm3 cannot compile fails at load, not in a call;
- *   - an import is a host callback; when it reports that it threw, the guest traps (kind import) and
- *     the binding rethrows what the import threw.
+ *   - an import is a host callback (at most 4 arguments reach it); when it reports that it threw, the
+ *     guest traps (kind import) and the binding rethrows what the import threw. An import may charge
+ *     fuel to the running call (guestCoreCharge): a world member's call into another is paid by it.
  */
 #ifndef gridlet_guest_core_h
 #define gridlet_guest_core_h
@@ -59,7 +60,11 @@ int guestCoreTrapKind(GuestCore *g);
 double guestCoreFuelUsed(GuestCore *g);
 /* Whether a start or a call is running (an import is being answered). */
 int guestCoreRunning(GuestCore *g);
-/* The memory [ptr, ptr+len) when it lies within memoryBytes and the memory, else NULL. */
+/* From an import while a call runs: charges `fuel` to it (work done for it elsewhere, such as a
+   world member it called). 1 when that spends its budget (the import then throws the fuel trap). */
+int guestCoreCharge(GuestCore *g, double fuel);
+/* The memory [ptr, ptr+len) when it lies within memoryBytes and the memory, else NULL. Imports
+   write through it too (WASI fd_write's count, clock_time_get's time): the bindings check with it. */
 const uint8_t *guestCoreRead(GuestCore *g, double ptr, double len);
 /* Frees the guest; never while it runs (the binding defers it). */
 void guestCoreFree(GuestCore *g);

@@ -9,7 +9,10 @@
  *   prepare()                                   compile every function
  *   start(fuel), call(name, args, fuel)         run; a trap throws (trapKind says which kind), and
  *                                               when an import threw, what it threw is rethrown
- *   readMemory(ptr, len), fuelUsed, trapKind, close()
+ *   readMemory(ptr, len), writeMemory(ptr, bytes)  guest memory within memoryBytes, or a RangeError
+ *   charge(fuel)                                from an import: adds to the running call's fuel;
+ *                                               true when that spends its budget
+ *   fuelUsed, trapKind, close()
  *
  * Built against wasm3's sources from $WASM3 (see manifest.json); npm run build:firmware
  * syntax-checks this file against the XS headers and the declarations in ./syntax.
@@ -20,6 +23,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define kMaxArgs 8
 #define kMaxName 64
@@ -49,34 +53,42 @@ void xs_wasm3_destructor(void *data)
 	free(r);
 }
 
-/* An import (guest-core.c converts the values). xsVar(0..4) belong to xs_wasm3_start or
-   xs_wasm3_call, which is running: this is its frame, and xsVar(4) keeps what the import threw. */
+/* xsVar slots of xs_wasm3_start and xs_wasm3_call that answerImport uses while they run. */
+#define kVarResult 0
+#define kVarFunction 1
+#define kVarArgs 2			/* 4 slots: an import takes at most 4 arguments (WASI fd_write) */
+#define kVarThrown 6
+#define kVarCount 7
+
+/* An import (guest-core.c converts the values). The xsVar slots belong to xs_wasm3_start or
+   xs_wasm3_call, which is running: this is its frame, and kVarThrown keeps what the import threw. */
 static int answerImport(void *host, int index, const double *args, int argc, double *result)
 {
 	GuestRecord *r = host;
 	xsMachine *the = r->the;
-	int threw = 0;
+	int threw = 0, i;
 
 	if (!the)
 		return 1;
 	xsTry {
-		xsmcGet(xsVar(1), xsThis, xsID("imports"));
-		xsmcGetIndex(xsVar(1), xsVar(1), index);
-		if (argc > 0)
-			xsmcSetNumber(xsVar(2), args[0]);
-		if (argc > 1)
-			xsmcSetNumber(xsVar(3), args[1]);
+		xsmcGet(xsVar(kVarFunction), xsThis, xsID("imports"));
+		xsmcGetIndex(xsVar(kVarFunction), xsVar(kVarFunction), index);
+		if (argc > 4)
+			xsUnknownError("imports take at most 4 arguments");
+		for (i = 0; i < argc; i++)
+			xsmcSetNumber(xsVar(kVarArgs + i), args[i]);
 		switch (argc) {
-			case 0: xsVar(0) = xsCallFunction0(xsVar(1), xsUndefined); break;
-			case 1: xsVar(0) = xsCallFunction1(xsVar(1), xsUndefined, xsVar(2)); break;
-			case 2: xsVar(0) = xsCallFunction2(xsVar(1), xsUndefined, xsVar(2), xsVar(3)); break;
-			default: xsUnknownError("imports take at most 2 arguments");
+			case 0: xsVar(kVarResult) = xsCallFunction0(xsVar(kVarFunction), xsUndefined); break;
+			case 1: xsVar(kVarResult) = xsCallFunction1(xsVar(kVarFunction), xsUndefined, xsVar(kVarArgs)); break;
+			case 2: xsVar(kVarResult) = xsCallFunction2(xsVar(kVarFunction), xsUndefined, xsVar(kVarArgs), xsVar(kVarArgs + 1)); break;
+			case 3: xsVar(kVarResult) = xsCallFunction3(xsVar(kVarFunction), xsUndefined, xsVar(kVarArgs), xsVar(kVarArgs + 1), xsVar(kVarArgs + 2)); break;
+			default: xsVar(kVarResult) = xsCallFunction4(xsVar(kVarFunction), xsUndefined, xsVar(kVarArgs), xsVar(kVarArgs + 1), xsVar(kVarArgs + 2), xsVar(kVarArgs + 3)); break;
 		}
 		if (result)
-			*result = xsmcToNumber(xsVar(0));
+			*result = xsmcToNumber(xsVar(kVarResult));
 	}
 	xsCatch {
-		xsVar(4) = xsException;
+		xsVar(kVarThrown) = xsException;
 		threw = 1;
 	}
 	return threw;
@@ -170,12 +182,12 @@ void xs_wasm3_prepare(xsMachine *the)
 		xsUnknownError("wasm3: %s", why);
 }
 
-/* After a start or a call: throws what stopped it (xsVar(4): what an import threw). */
+/* After a start or a call: throws what stopped it (kVarThrown: what an import threw). */
 static void settle(xsMachine *the, GuestRecord *r, int kind)
 {
 	r->the = NULL;
 	if (kind == kGuestImport)
-		xsThrow(xsVar(4));
+		xsThrow(xsVar(kVarThrown));
 	if (kind)
 		xsUnknownError("%s", guestCoreMessage(r->core));
 }
@@ -186,7 +198,7 @@ void xs_wasm3_start(xsMachine *the)
 	GuestRecord *r = getGuest(the);
 	double fuel = xsmcToNumber(xsArg(0));
 
-	xsmcVars(5);	/* also used by answerImport while the start function runs */
+	xsmcVars(kVarCount);	/* also used by answerImport while the start function runs */
 	r->the = the;
 	settle(the, r, guestCoreStart(r->core, fuel));
 }
@@ -199,7 +211,7 @@ void xs_wasm3_call(xsMachine *the)
 	double args[kMaxArgs], fuel, result;
 	int argc, i, hasResult, kind;
 
-	xsmcVars(5);	/* also used by answerImport while the call runs */
+	xsmcVars(kVarCount);	/* also used by answerImport while the call runs */
 	xsmcToStringBuffer(xsArg(0), name, sizeof(name));
 	xsmcGet(xsVar(0), xsArg(1), xsID("length"));
 	argc = xsmcToInteger(xsVar(0));
@@ -242,4 +254,27 @@ void xs_wasm3_read_memory(xsMachine *the)
 	if (!p)
 		xsRangeError("guest memory read outside memory_bytes");
 	xsmcSetArrayBuffer(xsResult, (void *)p, (xsIntegerValue)len);
+}
+
+/* writeMemory(ptr, bytes): bytes is an ArrayBuffer or a view of one */
+void xs_wasm3_write_memory(xsMachine *the)
+{
+	GuestRecord *r = getGuest(the);
+	double ptr = xsmcToNumber(xsArg(0));
+	void *bytes;
+	xsUnsignedValue length;
+	uint8_t *p;
+
+	xsmcGetBufferReadable(xsArg(1), &bytes, &length);
+	p = (uint8_t *)guestCoreRead(r->core, ptr, (double)length);	/* the guest's own memory: writable */
+	if (!p)
+		xsRangeError("guest memory write outside memory_bytes");
+	memcpy(p, bytes, length);
+}
+
+/* charge(fuel) → true when the running call's budget is spent */
+void xs_wasm3_charge(xsMachine *the)
+{
+	GuestRecord *r = getGuest(the);
+	xsmcSetBoolean(xsResult, guestCoreCharge(r->core, xsmcToNumber(xsArg(0))));
 }

@@ -13,6 +13,8 @@ class Wasm3Module @ "xs_wasm3_destructor" {
 	get fuelUsed() @ "xs_wasm3_get_fuel_used";
 	get trapKind() @ "xs_wasm3_get_trap_kind";
 	readMemory(ptr, len) @ "xs_wasm3_read_memory";
+	writeMemory(ptr, bytes) @ "xs_wasm3_write_memory";
+	charge(fuel) @ "xs_wasm3_charge";
 	close() @ "xs_wasm3_close";
 }
 

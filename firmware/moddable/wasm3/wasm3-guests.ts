@@ -3,8 +3,10 @@
 // (host/guests/wasm3-engine.ts over host/guests/wasm3/glue.c). Both bindings wrap the same C
 // (guest-core.c) and this file is their one JavaScript half, so the meter and the host run guests
 // alike, and like the host's V8 engine (host/guests/wasm-engine.ts):
-//  - imports come from module `gridlet` with GUESTS.md's signatures; a module importing anything not
-//    given fails to load ("cannot link the module"), as WebAssembly instantiation does;
+//  - imports come from module `gridlet` with GUESTS.md's signatures, and from the modules of `links`
+//    (WASI, other world members) with the signatures the module declares; a module importing
+//    anything not given fails to load ("cannot link the module"), as WebAssembly instantiation does;
+//  - an import may read and write guest memory within the cap, and charge fuel to the running call;
 //  - fuel is `metering.usegas(i64)`, charged per call; the start function, if any, runs at
 //    instantiate on `limits.fuel` (default 1 000 000), and a trap there fails instantiate;
 //  - memory is capped at `memory_bytes` exactly: wasm3's memory limit for loads and stores, and
@@ -12,9 +14,9 @@
 //  - every trap is a GuestTrap with its kind, and an import's own GuestTrap passes through.
 // Preloaded on the meter: nothing here runs at module level beyond definitions.
 
-import { DEFAULT_START_FUEL, GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance } from '../../core/ports.js';
+import { DEFAULT_START_FUEL, GuestTrap, TrapKind, type GuestEngine, type GuestImport, type GuestInstance, type GuestLinks } from '../../core/ports.js';
 import { guardGrow } from '../../core/guests/grow-guard.js';
-import { ExternKind, WasmError } from '../../core/guests/wasm.js';
+import { ExternKind, WasmError, type FuncType } from '../../core/guests/wasm.js';
 
 /** wasm3 signatures of the `gridlet` imports (GUESTS.md "Imports"): return type, then arguments. */
 export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
@@ -30,6 +32,23 @@ export const IMPORT_SIGNATURES: { readonly [name: string]: string } = {
   kv_get: 'F(i)',
   kv_set: 'i(iF)',
 };
+
+/** A wasm3 signature ("i(iI)") for a function type: return type, then arguments (i32 i, i64 I, f32 f, f64 F). */
+export function wasm3Signature(t: FuncType): string | undefined {
+  const code = (v: number): string => (v === 0x7f ? 'i' : v === 0x7e ? 'I' : v === 0x7d ? 'f' : v === 0x7c ? 'F' : '?');
+  if (t.results.length > 1 || t.params.length > IMPORT_MAX_ARGS) return undefined;
+  let s = t.results.length ? code(t.results[0]) : 'v';
+  s += '(';
+  for (const p of t.params) s += code(p);
+  s += ')';
+  return s.indexOf('?') < 0 ? s : undefined;
+}
+
+/** A module importing only from gridlet and metering (most): nothing more to keep. */
+const NO_OTHERS: [string, string, string | undefined][] = [];
+
+/** Arguments an import may take (the bindings pass at most this many: WASI fd_write's four). */
+export const IMPORT_MAX_ARGS = 4;
 
 /** trapKind of a binding (guest-core.h): the core's TrapKind, and 4 when an import threw. */
 export const BINDING_IMPORT_THREW = 4;
@@ -53,6 +72,10 @@ export interface Wasm3Binding {
   readonly trapKind: number;
   /** A copy of [ptr, ptr+len); throws when that is not within memory_bytes and the memory. */
   readMemory(ptr: number, len: number): ArrayBuffer;
+  /** Writes `bytes` at ptr; throws when that is not within memory_bytes and the memory. */
+  writeMemory(ptr: number, bytes: Uint8Array): void;
+  /** From an import during a call: adds `fuel` to the call's use; true when that spends its budget. */
+  charge(fuel: number): boolean;
   close(): void;
 }
 
@@ -66,6 +89,8 @@ interface Prepared {
   exports: string[];
   /** Function imports, as "module.name"; other imports make `unlinkable` say why. */
   imports: string[];
+  /** Imports from modules other than gridlet and metering: [module, name, wasm3 signature or undefined when no binding can pass it]. */
+  others: [string, string, string | undefined][];
   unlinkable: string | undefined;
 }
 
@@ -77,6 +102,8 @@ class Wasm3Instance implements GuestInstance {
   #b: Wasm3Binding | undefined;
   #exports: string[];
   #fuelUsed = 0;
+  #budget = 0;
+  #calling = '';
   #running = false;
   #closeAfterCall = false;
 
@@ -89,16 +116,18 @@ class Wasm3Instance implements GuestInstance {
     return this.#fuelUsed;
   }
 
-  /** Runs `run` on the binding, turning whatever stopped it into a GuestTrap. */
-  #run<T>(name: string, fuel: number, run: (b: Wasm3Binding) => T): T {
+  /** Runs `run` on the binding, turning whatever stopped it into a GuestTrap. (Prototype methods: XS installs a `#method` on every instance.) */
+  private run<T>(name: string, fuel: number, run: (b: Wasm3Binding) => T): T {
     const b = this.#b;
     if (!b) throw new GuestTrap(TrapKind.trap, `guest is disposed; cannot call ${name}`);
     if (this.#running) throw new GuestTrap(TrapKind.trap, `${name}: the guest is running (an import called back into it)`);
     this.#running = true;
+    this.#budget = fuel;
+    this.#calling = name;
     try {
       return run(b);
     } catch (e) {
-      throw this.#trap(b, e, name, fuel);
+      throw this.trap(b, e, name, fuel);
     } finally {
       this.#fuelUsed = b.fuelUsed;
       this.#running = false;
@@ -106,7 +135,7 @@ class Wasm3Instance implements GuestInstance {
     }
   }
 
-  #trap(b: Wasm3Binding, e: unknown, name: string, fuel: number): GuestTrap {
+  private trap(b: Wasm3Binding, e: unknown, name: string, fuel: number): GuestTrap {
     switch (b.trapKind) {
       case BINDING_IMPORT_THREW:
         if (e instanceof GuestTrap) return e;
@@ -119,12 +148,12 @@ class Wasm3Instance implements GuestInstance {
   }
 
   start(fuel: number): void {
-    this.#run('start', fuel, (b) => b.start(fuel));
+    this.run('start', fuel, (b) => b.start(fuel));
   }
 
   call(name: string, args: number[], fuel: number): number | undefined {
     if (this.#b && !this.hasExport(name)) throw new GuestTrap(TrapKind.trap, `the guest has no export "${name}"`);
-    return this.#run(name, fuel, (b) => b.call(name, args, fuel));
+    return this.run(name, fuel, (b) => b.call(name, args, fuel));
   }
 
   hasExport(name: string): boolean {
@@ -138,6 +167,28 @@ class Wasm3Instance implements GuestInstance {
       return new Uint8Array(b.readMemory(ptr, len));
     } catch {
       throw new GuestTrap(TrapKind.memory, `reading bytes ${ptr}..${ptr + len} is outside memory_bytes ${this.memoryBytes}`);
+    }
+  }
+
+  writeMemory(ptr: number, bytes: Uint8Array): void {
+    const b = this.#b;
+    if (!b) throw new GuestTrap(TrapKind.memory, 'the guest has no memory');
+    try {
+      b.writeMemory(ptr, bytes);
+    } catch {
+      throw new GuestTrap(TrapKind.memory, `writing bytes ${ptr}..${ptr + bytes.length} is outside memory_bytes ${this.memoryBytes}`);
+    }
+  }
+
+  fuelLeft(): number {
+    const b = this.#b;
+    return b && this.#running ? this.#budget - b.fuelUsed : 0;
+  }
+
+  charge(fuel: number, what: string): void {
+    const b = this.#b;
+    if (b && this.#running && b.charge(fuel)) {
+      throw new GuestTrap(TrapKind.fuel, `${this.#calling} spent its fuel budget of ${this.#budget} (in ${what})`);
     }
   }
 
@@ -175,28 +226,38 @@ export class Wasm3GuestEngine implements GuestEngine {
     }
     const m = guarded.module;
     const imports: string[] = [];
+    const others: [string, string, string | undefined][] = [];
     let unlinkable: string | undefined;
     for (const imp of m.imports) {
-      if (imp.kind === ExternKind.func) imports.push(`${imp.module}.${imp.name}`);
-      else unlinkable = `import ${imp.module}.${imp.name} is not a function; only functions are provided`;
+      if (imp.kind === ExternKind.func) {
+        imports.push(`${imp.module}.${imp.name}`);
+        if (imp.module !== 'gridlet' && imp.module !== 'metering') others.push([imp.module, imp.name, wasm3Signature(m.types[imp.type])]);
+      } else unlinkable = `import ${imp.module}.${imp.name} is not a function; only functions are provided`;
     }
     const exports = m.exports.filter((e) => e.kind === ExternKind.func).map((e) => e.name);
-    const prepared = { wasm: guarded.wasm, exports, imports, unlinkable };
+    const prepared = { wasm: guarded.wasm, exports, imports, others: others.length ? others : NO_OTHERS, unlinkable };
     if (!byCap) this.#cache.set(wasm, (byCap = new Map()));
     byCap.set(memoryBytes, prepared);
     return prepared;
   }
 
-  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }): GuestInstance {
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number; fuel?: number }, links?: GuestLinks): GuestInstance {
     for (const name of Object.keys(imports)) {
       if (!IMPORT_SIGNATURES[name]) throw new RangeError(`no gridlet import named ${name} (GUESTS.md lists them)`);
     }
     const p = this.#prepare(wasm, limits.memoryBytes);
     let unlinkable = p.unlinkable;
     for (const imp of p.imports) {
-      if (imp === 'metering.usegas') continue;
-      const name = imp.startsWith('gridlet.') ? imp.slice(8) : '';
-      if (!Object.prototype.hasOwnProperty.call(imports, name)) unlinkable = `import ${imp} is not provided`;
+      if (imp.startsWith('gridlet.') && !Object.prototype.hasOwnProperty.call(imports, imp.slice(8))) unlinkable = `import ${imp} is not provided`;
+    }
+    // Imports from other modules, with the signature the module declares: [module, name, signature, fn].
+    const linked: [string, string, string, GuestImport][] = [];
+    for (const [module, name, signature] of p.others) {
+      const from = links && Object.prototype.hasOwnProperty.call(links, module) ? links[module] : undefined;
+      const fn = from && Object.prototype.hasOwnProperty.call(from, name) ? from[name] : undefined;
+      if (!fn) unlinkable = `import ${module}.${name} is not provided`;
+      else if (!signature) unlinkable = `import ${module}.${name} takes more than ${IMPORT_MAX_ARGS} arguments or an unknown type`;
+      else linked.push([module, name, signature, fn]);
     }
     if (unlinkable) throw new GuestTrap(TrapKind.trap, `cannot link the module: ${unlinkable}`);
     let b: Wasm3Binding;
@@ -208,6 +269,7 @@ export class Wasm3GuestEngine implements GuestEngine {
     let step = 'link';
     try {
       for (const name of Object.keys(imports)) b.link('gridlet', name, IMPORT_SIGNATURES[name], imports[name]);
+      for (const [module, name, signature, fn] of linked) b.link(module, name, signature, fn);
       b.linkMetering('metering', 'usegas');
       step = 'load';
       b.prepare();

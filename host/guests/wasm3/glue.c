@@ -70,5 +70,6 @@ EXPORT int gw_call(GuestCore *g, uint32_t argc, double fuel)
 EXPORT const char *gw_message(GuestCore *g) { return guestCoreMessage(g); }
 EXPORT double gw_fuel_used(GuestCore *g) { return guestCoreFuelUsed(g); }
 EXPORT int gw_running(GuestCore *g) { return guestCoreRunning(g); }
+EXPORT int gw_charge(GuestCore *g, double fuel) { return guestCoreCharge(g, fuel); }
 EXPORT const uint8_t *gw_read(GuestCore *g, double ptr, double len) { return guestCoreRead(g, ptr, len); }
 EXPORT void gw_free(GuestCore *g) { guestCoreFree(g); }

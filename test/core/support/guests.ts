@@ -4,7 +4,7 @@
 
 import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
 import { GRIDLET_IMPORTS } from '../../../firmware/core/guests/validate.js';
-import type { GuestEngine, GuestImport, GuestInstance } from '../../../firmware/core/ports.js';
+import type { GuestEngine, GuestImport, GuestInstance, GuestLinks } from '../../../firmware/core/ports.js';
 import { GuestTrap, TrapKind } from '../../../firmware/core/ports.js';
 
 export const T = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c } as const;
@@ -227,6 +227,8 @@ function keepFake(wasm: Uint8Array, tag: string | undefined): Uint8Array {
 
 export interface FakeContext {
   imports: Record<string, GuestImport>;
+  /** Imports from other modules (WASI, world members). */
+  links: GuestLinks;
   /** Spends fuel; throws the fuel trap past the budget. */
   use(n: number): void;
   /** Calls since load of this export. */
@@ -238,6 +240,8 @@ export interface FakeBehaviour {
   init?(c: FakeContext): number;
   tick?(c: FakeContext): number;
   on_signal?(c: FakeContext, id: number, value: number): void;
+  /** Any other export (a world member's, a job's `_start`). */
+  [name: string]: ((c: FakeContext, ...args: number[]) => number | void) | undefined;
 }
 
 /** Reads the "fake" custom section's tag (the module's last bytes, as keepFake/guest put it). */
@@ -264,7 +268,7 @@ export class FakeEngine implements GuestEngine {
     this.behaviours.set(tag, b);
   }
 
-  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number }): GuestInstance {
+  instantiate(wasm: Uint8Array, imports: Record<string, GuestImport>, limits: { memoryBytes: number }, links: GuestLinks = {}): GuestInstance {
     if (this.failNextLoad) {
       const why = this.failNextLoad;
       this.failNextLoad = undefined;
@@ -280,7 +284,7 @@ export class FakeEngine implements GuestEngine {
     let disposed = false;
     const memory = new Uint8Array(limits.memoryBytes);
     const ctx: FakeContext = {
-      imports, calls: 0, memory,
+      imports, links, calls: 0, memory,
       use(n: number) {
         used += n;
         if (used > budget) throw new GuestTrap(TrapKind.fuel, `spent its fuel budget of ${budget}`);
@@ -297,12 +301,26 @@ export class FakeEngine implements GuestEngine {
         if (name === 'init') return b.init ? b.init(ctx) : 0;
         if (name === 'tick') return b.tick ? b.tick(ctx) : 0;
         if (name === 'on_signal') { b.on_signal?.(ctx, args[0], args[1]); return undefined; }
+        const other = b[name];
+        if (other) {
+          const r = other(ctx, ...args);
+          return typeof r === 'number' ? r : undefined;
+        }
         throw new GuestTrap(TrapKind.trap, `no export ${name}`);
       },
-      hasExport: (name: string) => name === 'init' || name === 'tick' || (name === 'on_signal' && !!b.on_signal),
+      hasExport: (name: string) => name === 'init' || name === 'tick' || (name === 'on_signal' && !!b.on_signal) || !!b[name],
       readMemory(ptr: number, len: number): Uint8Array {
         if (ptr + len > memory.length) throw new GuestTrap(TrapKind.memory, `reading ${ptr}..${ptr + len} outside memory_bytes ${memory.length}`);
         return memory.slice(ptr, ptr + len);
+      },
+      writeMemory(ptr: number, bytes: Uint8Array): void {
+        if (ptr + bytes.length > memory.length) throw new GuestTrap(TrapKind.memory, `writing ${ptr}..${ptr + bytes.length} outside memory_bytes ${memory.length}`);
+        memory.set(bytes, ptr);
+      },
+      fuelLeft: () => budget - used,
+      charge(n: number, what: string): void {
+        used += n;
+        if (used > budget) throw new GuestTrap(TrapKind.fuel, `spent its fuel budget of ${budget} (in ${what})`);
       },
       dispose() {
         disposed = true;

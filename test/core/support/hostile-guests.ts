@@ -26,7 +26,8 @@ function instrumentLike(code: number[], memory?: { min: number; max?: number; fl
 /** Modules refused at deployment: [what, make, the reason the guest-ack carries, capabilities]. */
 export const REFUSED: [string, () => Uint8Array, RegExp, string[]?][] = [
   ['an unknown import', () => meteredGuest({ otherImports: [['gridlet', 'reboot', [], []]] }), /gridlet\.reboot is not in the gridlet import table/],
-  ['an import from another module', () => meteredGuest({ otherImports: [['wasi_snapshot_preview1', 'fd_write', [T.i32, T.i32, T.i32, T.i32], [T.i32]]] }), /from module "wasi_snapshot_preview1"/],
+  ['an import from another module', () => meteredGuest({ otherImports: [['env', 'abort', [T.i32, T.i32, T.i32, T.i32], []]] }), /env\.abort is from module "env"/],
+  ['a WASI function outside the subset', () => meteredGuest({ otherImports: [['wasi_snapshot_preview1', 'path_open', [T.i32, T.i32, T.i32, T.i32, T.i32, T.i64, T.i64, T.i32, T.i32], [T.i32]]] }), /wasi_snapshot_preview1\.path_open is a WASI function gridlet does not provide/],
   ['no metering', () => guest({ tick: [...i32c(0)] }), /not metered: it does not import metering\.usegas/],
   ['usegas imported but never called', () => assemble({
     imports: [['metering', 'usegas', [T.i64], []]],

@@ -1,13 +1,18 @@
 // The guests every engine is compared on (v8 against wasm3 on the host: test/host/guests-wasm3.test.ts;
 // against wasm3 in the firmware image on the lin simulator: test/firmware/wasm3-engine.test.ts):
-// every shipped guest in guests/dist, every module of the hostile set (test/core/support/hostile-guests.ts),
-// the engine probes, and modules aimed at the places where wasm3 and V8 differ underneath.
+// every shipped guest and world in guests/dist (AssemblyScript, C, Rust, the WASI job), every module
+// of the hostile set (test/core/support/hostile-guests.ts), the engine probes, the WASI subset and a
+// world's calls between members (test/core/support/wasi-world-guests.ts), and modules aimed at the
+// places where wasm3 and V8 differ underneath.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../../guests/build.js';
 import { GRIDLET_IMPORTS } from '../../../firmware/core/guests/validate.js';
 import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
+import { ExternKind, parseModule } from '../../../firmware/core/guests/wasm.js';
+import { decodeWorld } from '../../../firmware/core/guests/world.js';
+import { probeWorld, wasiFlood, wasiProbes } from '../../core/support/wasi-world-guests.js';
 import type { ProbeCall, ProbeCase } from '../../core/support/guest-probe.js';
 import { assemble, call, DROP, END, f64c, globalGet, globalSet, i32c, localGet, meteredGuest, str, T } from '../../core/support/guests.js';
 import { engineProbes, hostileManifest, REFUSED, RUNTIME } from '../../core/support/hostile-guests.js';
@@ -185,6 +190,35 @@ function leb7(content: number[]): number[] {
   return [content.length, ...content];
 }
 
+/** A one-shot job's run, then one on a budget too small for it. */
+function jobCalls(fuel: number): ProbeCall[] {
+  return [{ fn: '_start', fuel }, { fn: '_start', fuel: 50 }];
+}
+
+/** A world's run: every member's init, then 5-second rounds ticking each member on its period, signals between. */
+function worldCalls(bundle: Uint8Array): ProbeCall[] {
+  const d = decodeWorld(bundle);
+  if (!d.ok) throw new Error(d.reason);
+  const members = d.world.members;
+  const calls: ProbeCall[] = members.map((m) => ({ fn: `${m.name}.init`, fuel: m.manifest.fuel_per_call }));
+  const signals = members.filter((_, i) => exportsOf(d.modules[i]).includes('on_signal'));
+  for (let round = 0; round < 90; round++) {
+    for (const m of members) {
+      if ((round * 5) % m.manifest.period_s === 0) calls.push({ fn: `${m.name}.tick`, fuel: m.manifest.fuel_per_call });
+    }
+    if (round === 30 || round === 60) {
+      for (const m of signals) calls.push({ fn: `${m.name}.on_signal`, args: [2, round / 30], fuel: m.manifest.fuel_per_call });
+    }
+  }
+  const last = members[members.length - 1];
+  calls.push({ fn: `${last.name}.tick`, fuel: 20 });
+  return calls;
+}
+
+function exportsOf(wasm: Uint8Array): string[] {
+  return parseModule(wasm).exports.filter((e) => e.kind === ExternKind.func).map((e) => e.name);
+}
+
 /** Every case, with its module's bytes. */
 export function guestCases(): GuestCase[] {
   const out: GuestCase[] = [];
@@ -192,11 +226,13 @@ export function guestCases(): GuestCase[] {
     const name = file.slice(0, -5);
     const manifest = JSON.parse(readFileSync(join(MANIFEST_DIR, `${name}.json`), 'utf8'));
     const wasm = new Uint8Array(readFileSync(join(DIST_DIR, file)));
-    const onSignal = name !== 'tamper-watch' && name !== 'tou-cost';
-    out.push({
-      wasm,
-      probe: { name, file, memoryBytes: manifest.memory_bytes, startFuel: manifest.fuel_per_call, calls: shippedCalls(manifest.fuel_per_call, onSignal) },
-    });
+    const exported = exportsOf(wasm);
+    const calls = exported.includes('_start') ? jobCalls(manifest.fuel_per_call) : shippedCalls(manifest.fuel_per_call, exported.includes('on_signal'));
+    out.push({ wasm, probe: { name, file, memoryBytes: manifest.memory_bytes, startFuel: manifest.fuel_per_call, calls } });
+  }
+  for (const file of readdirSync(DIST_DIR).filter((f) => f.endsWith('.world')).sort()) {
+    const bundle = new Uint8Array(readFileSync(join(DIST_DIR, file)));
+    out.push({ wasm: bundle, probe: { name: file.slice(0, -6), file, world: true, memoryBytes: 0, calls: worldCalls(bundle) } });
   }
   const m = hostileManifest('hostile');
   const hostileCalls = (n: number): ProbeCall[] => [{ fn: 'init', fuel: m.fuel_per_call }, ...repeat(n, { fn: 'tick', fuel: m.fuel_per_call })];
@@ -221,6 +257,32 @@ export function guestCases(): GuestCase[] {
         { fn: 'spin', args: [10], fuel: f }, { fn: 'spin', args: [1000], fuel: 6002 }, { fn: 'spin', args: [1001], fuel: 6002 },
         { fn: 'spin', args: [0], fuel: 200_000 }, { fn: 'spin', args: [3], fuel: f },
         { fn: 'div0', fuel: f }, { fn: 'boom', fuel: f }, { fn: 'nope', fuel: f }, { fn: 'tick', fuel: f },
+      ],
+    },
+  });
+  out.push({
+    wasm: wasiProbes(),
+    probe: {
+      name: 'wasi subset', file: 'wasi-subset.wasm', memoryBytes: 4096, startFuel: f,
+      calls: [
+        { fn: 'clock', args: [0], fuel: f }, { fn: 'peek', args: [64], fuel: f }, { fn: 'peek', args: [68], fuel: f },
+        { fn: 'clock', args: [1], fuel: f }, { fn: 'peek', args: [64], fuel: f }, { fn: 'clock', args: [2], fuel: f },
+        { fn: 'rand', args: [16], fuel: f }, { fn: 'peek', args: [128], fuel: f }, { fn: 'rand', args: [300], fuel: f },
+        { fn: 'args', fuel: f }, { fn: 'peek', args: [200], fuel: f },
+        { fn: 'write', args: [1, 40], fuel: f }, { fn: 'peek', args: [24], fuel: f }, { fn: 'write', args: [1, 200], fuel: f },
+        { fn: 'write', args: [2, 10], fuel: f }, { fn: 'write', args: [3, 5], fuel: f },
+        { fn: 'bad_iov', fuel: f }, { fn: 'exit', args: [3], fuel: f }, { fn: 'tick', fuel: f },
+      ],
+    },
+  });
+  out.push({ wasm: wasiFlood(), probe: { name: 'wasi 1 MiB to stdout', file: 'wasi-flood.wasm', memoryBytes: 4096, startFuel: f, calls: [{ fn: '_start', fuel: 100_000 }] } });
+  out.push({
+    wasm: probeWorld(),
+    probe: {
+      name: 'world calls between members', file: 'probe.world', world: true, memoryBytes: 0,
+      calls: [
+        { fn: 'lib.init', fuel: f }, { fn: 'app.init', fuel: f }, { fn: 'lib.spin', args: [10], fuel: f }, { fn: 'app.tick', fuel: f },
+        { fn: 'app.big', fuel: 5000 }, { fn: 'app.crash', fuel: f }, { fn: 'app.tick', fuel: f }, { fn: 'app.tick', fuel: 40 },
       ],
     },
   });

@@ -4,7 +4,8 @@
 //  - a start function (the test's `start` export) runs only when start(fuel) is called, on that budget;
 //  - a trap throws with trapKind 1 (trap), 2 (fuel) or 3 (memory); when an import threw, trapKind is 4
 //    and what the import threw is rethrown as is;
-//  - readMemory is bounded by memoryBytes (a RangeError outside it); close() during a run throws.
+//  - readMemory and writeMemory are bounded by memoryBytes (a RangeError outside them); charge adds
+//    to the running call's fuel and says whether that spent the budget; close() during a run throws.
 
 import type { Wasm3Binding } from '../../wasm3/wasm3-guests.js';
 
@@ -43,6 +44,7 @@ export default class Wasm3Module implements FakeModule, Wasm3Binding {
   #exports = exportsForNext;
   #memory: Uint8Array;
   #running = false;
+  #budget = 0;
 
   constructor(wasm: Uint8Array, memoryBytes: number, stackBytes: number) {
     if (wasm.length < 8) throw new Error('wasm3: underrun while parsing Wasm binary');
@@ -66,6 +68,7 @@ export default class Wasm3Module implements FakeModule, Wasm3Binding {
   #run(f: FakeExport, args: number[], fuel: number): number | undefined {
     this.fuelUsed = 0;
     this.trapKind = 0;
+    this.#budget = fuel;
     const charge = (gas: number) => {
       this.fuelUsed += gas;
       if (this.fuelUsed > fuel) {
@@ -110,6 +113,15 @@ export default class Wasm3Module implements FakeModule, Wasm3Binding {
   readMemory(ptr: number, len: number): ArrayBuffer {
     if (ptr < 0 || len < 0 || ptr + len > this.memoryBytes) throw new RangeError('guest memory read outside memory_bytes');
     return this.#memory.slice(ptr, ptr + len).buffer;
+  }
+  writeMemory(ptr: number, bytes: Uint8Array): void {
+    if (ptr < 0 || ptr + bytes.length > this.memoryBytes) throw new RangeError('guest memory write outside memory_bytes');
+    this.#memory.set(bytes, ptr);
+  }
+  charge(fuel: number): boolean {
+    if (!this.#running) return false;
+    this.fuelUsed += fuel;
+    return this.fuelUsed > this.#budget;
   }
   close(): void {
     if (this.#running) throw new Error('guest is running; close it after the call');
