@@ -11,7 +11,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Stack of a C or Rust guest, bytes: its memory_bytes must cover it and its static data. */
 export const STACK_BYTES = 2048;
@@ -115,17 +116,24 @@ const RUST_FLAGS = [
   '--cap-lints', 'warn',
 ];
 
+/**
+ * Source paths rustc writes into the module (panic locations) are made relative to the checkout, so a
+ * guest builds to the same bytes wherever the repository lies.
+ */
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+
 /** Compiles one Rust guest (a no_std crate) against the gridlet SDK crate, to plain .wasm bytes. */
 export function compileRust(file: string, sdk: string, crate: string): Uint8Array {
   const { cmd } = rustc();
+  const remap = ['--remap-path-prefix', `${REPO}=.`];
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-rs-'));
   try {
     const lib = join(dir, 'libgridlet.rlib');
-    const a = run(cmd, [...RUST_FLAGS, '--crate-type', 'rlib', '--crate-name', 'gridlet', '-o', lib, sdk]);
+    const a = run(cmd, [...RUST_FLAGS, ...remap, '--crate-type', 'rlib', '--crate-name', 'gridlet', '-o', lib, sdk]);
     if (!a.ok) throw new Error(`rustc failed on the SDK ${sdk}:\n${a.out}`);
     const out = join(dir, 'guest.wasm');
     const b = run(cmd, [
-      ...RUST_FLAGS, '--crate-type', 'cdylib', '--crate-name', crate, '-C', 'lto',
+      ...RUST_FLAGS, ...remap, '--crate-type', 'cdylib', '--crate-name', crate, '-C', 'lto',
       ...LINK.map((l) => `-Clink-arg=${l}`),
       '--extern', `gridlet=${lib}`, '-o', out, file,
     ]);
