@@ -16,6 +16,8 @@ let t: TestGateway | undefined;
 let b: Browser | undefined;
 
 test.after.each(async () => {
+  // A route handler still running when the page closes (the dashboard polls) must not outlive the test.
+  await b?.page.unrouteAll({ behavior: 'ignoreErrors' });
   await b?.close();
   b = undefined;
   await t?.close();
