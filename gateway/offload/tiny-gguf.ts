@@ -20,7 +20,7 @@
 // attn_output, ffn_norm, ffn_gate, ffn_down, ffn_up.
 
 import { writeFileSync } from 'node:fs';
-import { mulberry32 } from '../../host/sim/prng.js';
+import { mulberry32 } from '../../firmware/core/prng.js';
 
 export interface TinyGgufOptions {
   /** Seed of the weights (default 1). */

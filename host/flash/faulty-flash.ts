@@ -6,7 +6,7 @@
 // and the test opens a new log over the same flash, as the meter would on its next boot.
 
 import type { Flash } from '../../firmware/core/ports.js';
-import type { Prng } from '../sim/prng.js';
+import type { Prng } from '../../firmware/core/prng.js';
 
 export class PowerCut extends Error {
   constructor(readonly point: CutPoint) {

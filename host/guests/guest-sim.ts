@@ -8,6 +8,7 @@ import { Interlocks, type RelayConfig } from '../../firmware/core/control/relays
 import { GuestSupervisor } from '../../firmware/core/guests/supervisor.js';
 import type { Clock, GuestEngine, KeyValue, Random, Relay, Timers } from '../../firmware/core/ports.js';
 import type { GuestAck } from '../../firmware/core/wire/bodies.js';
+import { SeededRandom } from '../../firmware/core/prng.js';
 import { NodeGuestEngine } from './wasm-engine.js';
 
 /** 2007-02-01T00:00:00Z: the start of the household day shipped with the project. */
@@ -59,20 +60,6 @@ export class MemoryKeyValue implements KeyValue {
   get(k: string) { const v = this.map.get(k); return v ? v.slice() : undefined; }
   set(k: string, v: Uint8Array) { this.writes++; this.map.set(k, v.slice()); }
   delete(k: string) { this.map.delete(k); }
-}
-
-/** xorshift32, for the relays' restore delays. */
-export class SeededRandom implements Random {
-  #s: number;
-  constructor(seed: number) { this.#s = seed >>> 0 || 1; }
-  fill(b: Uint8Array): void {
-    for (let i = 0; i < b.length; i++) {
-      let s = this.#s;
-      s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-      this.#s = s >>> 0;
-      b[i] = this.#s & 0xff;
-    }
-  }
 }
 
 export class SimRelay implements Relay {

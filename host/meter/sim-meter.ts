@@ -4,7 +4,7 @@
 
 import type { MeterSource } from '../../firmware/core/ports.js';
 import { householdDay } from './household.js';
-import { Prng } from '../sim/prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 export interface SimMeterOptions {
   seed?: number;

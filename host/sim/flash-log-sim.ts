@@ -17,7 +17,7 @@ import { alignUp, uvarintSize } from '../../firmware/core/log/log-format.js';
 import type { Flash } from '../../firmware/core/ports.js';
 import { MemoryFlash } from '../flash/memory-flash.js';
 import { CUT_POINTS, type CutPoint, FaultyFlash, PowerCut } from '../flash/faulty-flash.js';
-import { Prng } from './prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 type Rec =
   | { kind: 1; t: number; channel: number; value: number }

@@ -19,7 +19,7 @@ import { MemoryKeyValue } from '../ports/file-kv.js';
 import { MqttTransport } from '../ports/mqtt-transport.js';
 import { NodeClock, nodeRandom, NodeTimers } from '../ports/node-platform.js';
 import { SimMeter } from '../meter/sim-meter.js';
-import { Prng } from './prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 export interface FleetOptions {
   meters: number;

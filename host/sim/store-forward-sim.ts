@@ -25,7 +25,7 @@ import { FaultyFlash, PowerCut } from '../flash/faulty-flash.js';
 import { MemoryKeyValue } from '../ports/file-kv.js';
 import { MqttTransport } from '../ports/mqtt-transport.js';
 import { NodeClock, NodeTimers, nodeRandom } from '../ports/node-platform.js';
-import { Prng } from './prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 export interface StoreForwardOptions {
   seed: number;

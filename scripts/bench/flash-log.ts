@@ -11,7 +11,7 @@ import { FlashLog } from '../../firmware/core/log/flash-log.js';
 import { MemoryFlash } from '../../firmware/core/log/memory-flash.js';
 import { DEFAULT_PARTITION, splitPartition } from '../../firmware/core/log/partition.js';
 import { simulate } from '../../host/sim/flash-log-sim.js';
-import { Prng } from '../../host/sim/prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 const T0 = 1_717_200_000; // 2024-06-01 00:00 UTC
 const DAY = 86_400;

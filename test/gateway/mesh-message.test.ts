@@ -21,7 +21,7 @@ import { checkEnrollment, checkPossession, newOperatorKey, parseOperatorId } fro
 import { edwardsOf, xeddsaSign, xeddsaVerify } from '../../gateway/mesh/xeddsa.js';
 import { deviceKey, KeyGateway } from './mesh-support.js';
 import { readFileSync } from 'node:fs';
-import { mulberry32 as rng } from '../../host/sim/prng.js';
+import { mulberry32 as rng } from '../../firmware/core/prng.js';
 
 function signer() {
   const seed = new Uint8Array(nodeRandom(32));

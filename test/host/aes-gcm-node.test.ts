@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { AesGcm } from '../../firmware/core/aes-gcm.js';
-import { mulberry32 } from '../../host/sim/prng.js';
+import { mulberry32 } from '../../firmware/core/prng.js';
 
 function bytes(rnd: () => number, n: number): Uint8Array {
   const b = new Uint8Array(n);

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { Decoder, Encoder } from 'cbor-x';
 import { decode, encode, CborError, Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { Body, decodeBody, encodeBody, BodyError, type AnyBody } from '../../firmware/core/wire/bodies.js';
-import { Prng } from '../../host/sim/prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 /** Integer in [lo, hi). */
 const rint = (p: Prng, lo: number, hi: number) => lo + p.int(hi - lo);

@@ -17,7 +17,7 @@ import { MeterError } from '../../firmware/core/meter/error.js';
 import { MAX_CHANNEL } from '../../firmware/core/meter/dsmr.js';
 import { MeterParser, parseCapture } from '../../firmware/core/meter/meter.js';
 import type { MeterReading } from '../../firmware/core/meter/reading.js';
-import { mulberry32 } from '../../host/sim/prng.js';
+import { mulberry32 } from '../../firmware/core/prng.js';
 import { DLMS_FIXTURES } from '../core/support/dlms-fixtures.js';
 import { cat, fixtureBytes, fixtureKeys, gbtBlocks, glo, hdlcFrame, hdlcSegments, mbusFrames } from '../core/support/dlms-build.js';
 import { FuzzFailure as Failure, mutate, MUTATIONS, streamRound, type Grammar } from './fuzz-mutate.js';

@@ -12,7 +12,7 @@ import {
   TelegramParser,
   type TelegramResult,
 } from '../../firmware/core/meter/dsmr.js';
-import { mulberry32 as rng } from '../../host/sim/prng.js';
+import { mulberry32 as rng } from '../../firmware/core/prng.js';
 
 const DIR = join(fileURLToPath(import.meta.url), '..', '..', 'fixtures', 'dsmr');
 

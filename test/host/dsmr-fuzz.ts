@@ -14,10 +14,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseTelegram, TelegramError, TelegramParser, type TelegramResult } from '../../firmware/core/meter/dsmr.js';
-import { mulberry32 } from '../../host/sim/prng.js';
+import { mulberry32 } from '../../firmware/core/prng.js';
 import { FuzzFailure, mutate, MUTATIONS, streamRound, type Grammar } from './fuzz-mutate.js';
 
-/** The fuzzer's generator (mulberry32, host/sim/prng.ts). */
+/** The fuzzer's generator (mulberry32, firmware/core/prng.ts). */
 export const prng = mulberry32;
 
 export const FIXTURE_DIR = join(fileURLToPath(import.meta.url), '..', '..', 'fixtures', 'dsmr');

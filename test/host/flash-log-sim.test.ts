@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { CUT_POINTS, simulate, type SimResult } from '../../host/sim/flash-log-sim.js';
 import { FaultyFlash, PowerCut } from '../../host/flash/faulty-flash.js';
 import { MemoryFlash } from '../../host/flash/memory-flash.js';
-import { Prng } from '../../host/sim/prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 import { FlashCounters } from '../../firmware/core/log/counters.js';
 
 const replay = process.env.GRIDLET_SEED;

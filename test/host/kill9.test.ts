@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../gateway/gateway.js';
-import { Prng } from '../../host/sim/prng.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 const LINES = 240;
 const seed = Number(process.env.GRIDLET_SEED ?? Date.now() % 100000);

@@ -3,23 +3,9 @@
 
 import type { Clock, KeyValue, LinkStateValue, Random, Timers, Transport, TransportHandlers, TransportOptions } from '../../../firmware/core/ports.js';
 import { LinkState } from '../../../firmware/core/ports.js';
+import { SeededRandom } from '../../../firmware/core/prng.js';
 
-/** xorshift32: a deterministic Random port. */
-export class SeededRandom implements Random {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0 || 1;
-  }
-  next(): number {
-    let s = this.#s;
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-    this.#s = s >>> 0;
-    return this.#s;
-  }
-  fill(b: Uint8Array): void {
-    for (let i = 0; i < b.length; i++) b[i] = this.next() & 0xff;
-  }
-}
+export { SeededRandom };
 
 /** Virtual time: timers fire only when the test advances the clock. */
 export class SimTime implements Clock {

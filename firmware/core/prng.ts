@@ -1,5 +1,10 @@
-// A small seeded PRNG (sfc32, seeded through splitmix32) for simulations: the same seed replays the
-// same run exactly, so a failing seed becomes a regression test.
+// gridlet's seeded generators, for simulations, fuzzers, generated test models and deterministic test
+// worlds: the same seed replays the same run exactly, on Node and on XS, so a failing seed becomes a
+// regression test. Nothing here is for keys or nonces (the Random port of a real device is).
+
+import type { Random } from './ports.js';
+
+/** sfc32, seeded through splitmix32: the simulations' generator. */
 
 export class Prng {
   #a: number;
@@ -82,4 +87,21 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** xorshift32 as a Random port: deterministic bytes for test worlds and simulated meters. */
+export class SeededRandom implements Random {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = seed >>> 0 || 1;
+  }
+  next(): number {
+    let s = this.#s;
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    this.#s = s >>> 0;
+    return this.#s;
+  }
+  fill(b: Uint8Array): void {
+    for (let i = 0; i < b.length; i++) b[i] = this.next() & 0xff;
+  }
 }
