@@ -4,7 +4,7 @@ import { createHostAgent, type HostAgent, type HostAgentOptions } from '../agent
 import { openPty } from '../console/pty.js';
 import { isGuestEngineName } from '../guests/engines.js';
 import { streamLogger } from '../ports/node-platform.js';
-import { readReleasePublicKey } from '../../gateway/cli-firmware.js';
+import { readReleasePublicKey } from './firmware.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|TYPE:SERIALPATH]

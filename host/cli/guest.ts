@@ -74,7 +74,7 @@ export async function guestMain(argv: string[]): Promise<number> {
     case 'build': return run(() => build(rest));
     case 'check': return run(() => check(rest));
     case 'run': return run(() => runGuest(rest));
-    case 'deploy': return (await import('../../gateway/cli-ops.js')).guestDeployMain(rest);
+    case 'deploy': return (await import('./ops.js')).guestDeployMain(rest);
     default:
       console.error(`gridlet guest: unknown command "${sub}"\n\n${HELP}`);
       return 2;

@@ -4,24 +4,24 @@
 type Main = (argv: string[]) => Promise<number>;
 
 const commands: Record<string, { summary: string; load: () => Promise<Main> }> = {
-  demo: { summary: 'a gateway and simulated meters on this machine, with a live view', load: async () => (await import('../demo.js')).demoMain },
-  gateway: { summary: 'run a gateway', load: async () => (await import('../../gateway/cli.js')).gatewayMain },
+  demo: { summary: 'a gateway and simulated meters on this machine, with a live view', load: async () => (await import('./demo.js')).demoMain },
+  gateway: { summary: 'run a gateway', load: async () => (await import('./gateway.js')).gatewayMain },
   agent: { summary: 'run one host agent (a simulated or replayed meter)', load: async () => (await import('./agent.js')).agentMain },
   sim: { summary: 'a fleet of simulated meters against a gateway, with a loss/latency report', load: async () => (await import('./sim.js')).simMain },
-  pair: { summary: 'pair a device with a gateway', load: async () => (await import('../../gateway/cli.js')).pairMain },
-  devices: { summary: 'list the devices a gateway knows (`devices show ID` for one)', load: async () => (await import('../../gateway/cli.js')).devicesMain },
-  revoke: { summary: 'revoke paired devices', load: async () => (await import('../../gateway/cli-fleet.js')).revokeMain },
-  labels: { summary: "show or edit a device's labels (groups are label selectors)", load: async () => (await import('../../gateway/cli-fleet.js')).labelsMain },
+  pair: { summary: 'pair a device with a gateway', load: async () => (await import('./gateway.js')).pairMain },
+  devices: { summary: 'list the devices a gateway knows (`devices show ID` for one)', load: async () => (await import('./gateway.js')).devicesMain },
+  revoke: { summary: 'revoke paired devices', load: async () => (await import('./fleet.js')).revokeMain },
+  labels: { summary: "show or edit a device's labels (groups are label selectors)", load: async () => (await import('./fleet.js')).labelsMain },
   console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
   guest: { summary: 'guest tools: build, check, run and deploy WebAssembly guests', load: async () => (await import('./guest.js')).guestMain },
-  firmware: { summary: 'firmware over the air: release keys, signing, rollouts with a canary stage, status', load: async () => (await import('../../gateway/cli-firmware.js')).firmwareMain },
-  dr: { summary: "send demand-response events (gridlet or OpenADR 3) to devices; list a device's DR history", load: async () => (await import('../../gateway/cli-ops.js')).drMain },
+  firmware: { summary: 'firmware over the air: release keys, signing, rollouts with a canary stage, status', load: async () => (await import('./firmware.js')).firmwareMain },
+  dr: { summary: "send demand-response events (gridlet or OpenADR 3) to devices; list a device's DR history", load: async () => (await import('./ops.js')).drMain },
   meter: { summary: 'meter tools: `gridlet meter parse FILE` prints a meter capture\'s channels and registers as JSON', load: async () => meterMain },
-  operator: { summary: 'operator keys: init, show, enroll a gateway offline (trust on the mesh is by operator key)', load: async () => (await import('../../gateway/mesh/operator-cli.js')).operatorMain },
-  mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('../../gateway/mesh/cli.js')).meshMain },
-  verify: { summary: "verify a device's signed history from any gateway of the mesh", load: async () => (await import('../../gateway/mesh/cli.js')).verifyMain },
-  privacy: { summary: "show or set devices' sharing policies; run retention now", load: async () => (await import('../../gateway/cli-privacy.js')).privacyMain },
-  audit: { summary: 'the audit log: every disclosure of a device\'s data (who, what, why)', load: async () => (await import('../../gateway/cli-privacy.js')).auditMain },
+  operator: { summary: 'operator keys: init, show, enroll a gateway offline (trust on the mesh is by operator key)', load: async () => (await import('./operator.js')).operatorMain },
+  mesh: { summary: 'mesh tools: `gridlet mesh pcids` prints the protocols\' pCIDs', load: async () => (await import('./mesh.js')).meshMain },
+  verify: { summary: "verify a device's signed history from any gateway of the mesh", load: async () => (await import('./mesh.js')).verifyMain },
+  privacy: { summary: "show or set devices' sharing policies; run retention now", load: async () => (await import('./privacy.js')).privacyMain },
+  audit: { summary: 'the audit log: every disclosure of a device\'s data (who, what, why)', load: async () => (await import('./privacy.js')).auditMain },
 };
 
 const METER_HELP = `usage: gridlet meter parse FILE [--hex] [--key HEX] [--auth-key HEX] [--type TYPE]

@@ -1,7 +1,7 @@
 // `gridlet sim`: a fleet of simulated meters in one process against a gateway (host/sim/fleet.ts).
 
 import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
-import { readReleasePublicKey } from '../../gateway/cli-firmware.js';
+import { readReleasePublicKey } from './firmware.js';
 import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet sim --meters N --broker URL --gateway HTTP_URL [--duration S] [--interval MS]

@@ -20,15 +20,26 @@ import { bootloader, FACTORY_SLOT, FlashUpdater, OtaFlash } from '../../firmware
 import { encodeManifest, encodeReleaseFile, imageCid, keyIdOf, releaseKeyPair, signManifest } from '../../firmware/core/update/release.js';
 import { toHex } from '../../firmware/core/bytes.js';
 import { makeHostImage, parseHostImage } from '../ota/host-image.js';
-import { startGateway, type Gateway } from '../../gateway/gateway.js';
 import { FaultyFlash, PowerCut } from '../flash/faulty-flash.js';
 import { MemoryKeyValue } from '../ports/file-kv.js';
 import { MqttTransport } from '../ports/mqtt-transport.js';
 import { NodeClock, NodeTimers, nodeRandom } from '../ports/node-platform.js';
 import { Prng } from '../../firmware/core/prng.js';
 
+/** What the simulation needs of a gateway; the caller starts a real one (gateway/gateway.ts). */
+export interface SimGateway {
+  mqttUrl: string;
+  httpUrl: string;
+  close(): Promise<void>;
+}
+
 export interface StoreForwardOptions {
   seed: number;
+  /**
+   * Starts the gateway the meters talk to, keeping its data in `dataDir`: a real gateway with an
+   * embedded broker and SQLite, listening on free ports (host/ never imports the gateway itself).
+   */
+  startGateway(dataDir: string): Promise<SimGateway>;
   /** Simulated meters, each with its own flash, connection and schedule. */
   devices?: number;
   /** Power cuts to inflict across all devices. */
@@ -210,7 +221,7 @@ class SimDevice {
   torn = new Set<number>();
   armed = false;
 
-  constructor(readonly index: number, readonly prng: Prng, readonly gw: Gateway, readonly meanOps: number, readonly lossRate: number) {
+  constructor(readonly index: number, readonly prng: Prng, readonly gw: SimGateway, readonly meanOps: number, readonly lossRate: number) {
     this.flash = new FaultyFlash(new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }), prng);
   }
 
@@ -354,7 +365,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what:
   }
 }
 
-async function storedReadings(gw: Gateway, id: string): Promise<[number, number, number, number][]> {
+async function storedReadings(gw: SimGateway, id: string): Promise<[number, number, number, number][]> {
   const out: [number, number, number, number][] = [];
   let from = 1;
   for (;;) {
@@ -373,7 +384,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
   const dir = mkdtempSync(join(base, 'gridlet-sfsim-'));
   const prng = new Prng(o.seed);
   const nDevices = o.devices ?? 16;
-  const gw = await startGateway({ dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', logger: { log() {} } });
+  const gw = await o.startGateway(dir);
   const devices: SimDevice[] = [];
   DeviceLink.lost = { up: 0, down: 0 };
   try {

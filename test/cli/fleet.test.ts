@@ -5,9 +5,9 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Body } from '../../firmware/core/wire/bodies.js';
-import { devicesMain, pairMain, parsePairCsv, type Io } from '../../gateway/cli.js';
-import { labelsMain, revokeMain } from '../../gateway/cli-fleet.js';
-import { drMain } from '../../gateway/cli-ops.js';
+import { devicesMain, pairMain, parsePairCsv, type Io } from '../../host/cli/gateway.js';
+import { labelsMain, revokeMain } from '../../host/cli/fleet.js';
+import { drMain } from '../../host/cli/ops.js';
 import { helloSeen, startTestGateway, type TestGateway } from '../gateway/support.js';
 import type { WireDevice } from '../gateway/wire-device.js';
 

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { Body } from '../../firmware/core/wire/bodies.js';
-import { gatewayLogger, prettyLine } from '../../gateway/cli.js';
+import { gatewayLogger, prettyLine } from '../../host/cli/gateway.js';
 import { dropLogger } from '../../gateway/metrics.js';
 import { eventually, helloSeen, metricValue, pairDevice, startTestGateway, type TestGateway } from '../gateway/support.js';
 

@@ -8,8 +8,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Body, type DownBody } from '../../firmware/core/wire/bodies.js';
-import { drMain } from '../../gateway/cli-ops.js';
-import type { Io } from '../../gateway/cli.js';
+import { drMain } from '../../host/cli/ops.js';
+import type { Io } from '../../host/cli/gateway.js';
 import { pairDevice, sleep, startTestGateway, tempDir, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
 

@@ -17,7 +17,7 @@ import { SqliteStore } from '../../gateway/store/sqlite.js';
 import { protocols } from '../../gateway/mesh/pcid.js';
 import { identityPayload, parseReadings, peerIdOf, readingsPayload, registryPayload } from '../../gateway/mesh/protocols.js';
 import { httpSource, verifyHistory, type HistorySource } from '../../gateway/mesh/verify.js';
-import { verifyMain } from '../../gateway/mesh/cli.js';
+import { verifyMain } from '../../host/cli/mesh.js';
 import { emitRecords } from '../../gateway/records.js';
 import { pairDevice, startTestGateway, tempDir, type TestGateway } from './support.js';
 import { deviceKey, KeyGateway, operator } from './mesh-support.js';

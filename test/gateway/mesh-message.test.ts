@@ -302,7 +302,7 @@ test('registry CRDT v2: any order gives the same state; another operator\'s pair
 });
 
 test('`gridlet mesh pcids` prints each protocol\'s pCID and document', async () => {
-  const { meshMain } = await import('../../gateway/mesh/cli.js');
+  const { meshMain } = await import('../../host/cli/mesh.js');
   const lines: string[] = [];
   const log = console.log;
   console.log = (l: string) => lines.push(l);

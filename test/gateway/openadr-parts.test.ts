@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readTargets, resolveTargets, type TargetContext } from '../../gateway/openadr/targets.js';
 import { boundaries, buildReport, feed, newTrack, reportRequests } from '../../gateway/openadr/reports.js';
-import { openAdrGroups, OpenAdrUsageError } from '../../gateway/openadr/cli-options.js';
+import { openAdrGroups, OpenAdrUsageError } from '../../host/cli/openadr-options.js';
 import { checkVtnOptions } from '../../gateway/openadr/service.js';
 import { OpenAdrSpec, problemText } from '../../gateway/openadr/schema.js';
 import type { StoredRecord } from '../../gateway/store/store.js';

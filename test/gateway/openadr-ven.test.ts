@@ -7,7 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { OpenAdrSpecVersion } from '../../gateway/openadr/schema.js';
-import { drMain } from '../../gateway/cli-ops.js';
+import { drMain } from '../../host/cli/ops.js';
 import { drOf, secondsFromNow, simpleEvent, startVen, VEN_NAME, type VenSetup } from './openadr-support.js';
 import { eventually, metricValue, sleep, startTestGateway } from './support.js';
 

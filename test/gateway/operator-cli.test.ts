@@ -7,8 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatewayMain, type Io } from '../../gateway/cli.js';
-import { operatorMain } from '../../gateway/mesh/operator-cli.js';
+import { gatewayMain, type Io } from '../../host/cli/gateway.js';
+import { operatorMain } from '../../host/cli/operator.js';
 import { startGateway } from '../../gateway/gateway.js';
 import { startTestGateway, tempDir } from './support.js';
 

@@ -1,4 +1,4 @@
-// Privacy over the operator API and CLI (http/privacy-routes.ts, cli-privacy.ts): a device's policy
+// Privacy over the operator API and CLI (http/privacy-routes.ts, host/cli/privacy.ts): a device's policy
 // in force and where it comes from, group policies, clear 400s for bad policies, the audit log, the
 // config downlink that tells the device its policy, and the same security rules as other routes.
 
@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { auditMain, privacyMain } from '../../gateway/cli-privacy.js';
+import { auditMain, privacyMain } from '../../host/cli/privacy.js';
 import { Body, type Config } from '../../firmware/core/wire/bodies.js';
 import { summary, parsePolicy } from '../../gateway/privacy/policy.js';
 import { helloSeen, startTestGateway, type TestGateway } from './support.js';

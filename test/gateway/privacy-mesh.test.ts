@@ -15,7 +15,7 @@ import { protocols } from '../../gateway/mesh/pcid.js';
 import { parseAggregate, parseReadings, type Aggregate } from '../../gateway/mesh/protocols.js';
 import { httpSource, verifyAggregates, verifyHistory } from '../../gateway/mesh/verify.js';
 import { checkSources } from '../../gateway/privacy/aggregate.js';
-import { verifyMain } from '../../gateway/mesh/cli.js';
+import { verifyMain } from '../../host/cli/mesh.js';
 import { eventually, pairDevice, sleep, startTestGateway, tempDir, type TestGateway } from './support.js';
 import { rmSync } from 'node:fs';
 import type { WireDevice } from './wire-device.js';

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf as cidOfBytes, cidText, parseCidText } from '../../gateway/mesh/cid.js';
-import { verifyMain } from '../../gateway/mesh/cli.js';
+import { verifyMain } from '../../host/cli/mesh.js';
 import { encodeGossip } from '../../gateway/mesh/mesh.js';
 import { KeyGateway, operator } from './mesh-support.js';
 import { openMessage } from '../../gateway/mesh/message.js';

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGateway, type Gateway } from '../../gateway/gateway.js';
-import { firmwareMain } from '../../gateway/cli-firmware.js';
+import { firmwareMain } from '../../host/cli/firmware.js';
 import { decodeReleaseFile, encodeReleaseFile } from '../../firmware/core/update/release.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gridlet-ota-'));

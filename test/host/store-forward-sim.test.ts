@@ -1,4 +1,4 @@
-// Issue 4: the real agent (flash log on a flash that loses power) against the real gateway (embedded
+// The real agent (flash log on a flash that loses power) against the real gateway (embedded
 // broker, SQLite) over MQTT links that flap and lose messages: ≥ 10,000 power cuts and ≥ 1,000 link
 // flaps, and every reading taken is stored exactly once, in order, none invented.
 // Replay a failing seed: GRIDLET_SEED=<seed> node scripts/test.js unit store-forward-sim
@@ -6,13 +6,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runStoreForwardSim } from '../../host/sim/store-forward-sim.js';
+import { simGateway } from './support/sim-gateway.js';
 
 const seed = Number(process.env.GRIDLET_SEED ?? Date.now() % 1_000_000);
 const cuts = Number(process.env.GRIDLET_SIM_CUTS ?? 10_000);
 const flaps = Number(process.env.GRIDLET_SIM_FLAPS ?? 1_000);
 
 test(`${cuts} power cuts and ${flaps} link flaps lose and duplicate nothing (seed ${seed})`, async () => {
-  const r = await runStoreForwardSim({ seed, cuts, flaps, progress: (l) => process.stderr.write(l + '\n') });
+  const r = await runStoreForwardSim({ startGateway: simGateway, seed, cuts, flaps, progress: (l) => process.stderr.write(l + '\n') });
   console.log(`store-forward sim: ${JSON.stringify({ ...r, failures: r.failures.length })}`);
   assert.ok(r.cuts >= cuts, `cuts inflicted: ${r.cuts}`);
   assert.ok(r.flaps >= flaps, `flaps inflicted: ${r.flaps}`);

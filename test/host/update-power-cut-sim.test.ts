@@ -8,13 +8,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runStoreForwardSim } from '../../host/sim/store-forward-sim.js';
+import { simGateway } from './support/sim-gateway.js';
 
 const seed = Number(process.env.GRIDLET_SEED ?? Date.now() % 1_000_000);
 // 300 by default in `npm test`; the acceptance figure is GRIDLET_OTA_CUTS=10000 (see docs/firmware.md).
 const cuts = Number(process.env.GRIDLET_OTA_CUTS ?? 300);
 
 test(`${cuts} power cuts on the update path end on a bootable image and lose no reading (seed ${seed})`, async () => {
-  const r = await runStoreForwardSim({ seed, cuts, flaps: Math.round(cuts / 50), updates: true, progress: (l) => process.stderr.write(l + '\n') });
+  const r = await runStoreForwardSim({ startGateway: simGateway, seed, cuts, flaps: Math.round(cuts / 50), updates: true, progress: (l) => process.stderr.write(l + '\n') });
   console.log(`update power-cut sim: ${JSON.stringify({ ...r, failures: r.failures.length })}`);
   assert.ok(r.updateCuts! >= cuts, `cuts on the update path: ${r.updateCuts}`);
   assert.ok(r.releases! >= 1, `releases rolled out: ${r.releases}`);

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { OpenAdrVtnOptions } from './service.js';
+import type { OpenAdrVtnOptions } from '../../gateway/openadr/service.js';
 
 export const OPENADR_CLI_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
   'openadr-vtn': { type: 'string', multiple: true },

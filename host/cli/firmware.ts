@@ -3,13 +3,13 @@
 
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { fromHex, toHex } from '../firmware/core/bytes.js';
+import { fromHex, toHex } from '../../firmware/core/bytes.js';
 import {
   encodeManifest, encodeReleaseFile, imageCid, isVersion, keyIdOf, releaseKeyPair, signManifest,
-} from '../firmware/core/update/release.js';
-import { cidToText } from '../firmware/core/guests/cid.js';
-import { HOST_FAULTS, makeHostImage, type HostFault } from '../host/ota/host-image.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './cli.js';
+} from '../../firmware/core/update/release.js';
+import { cidToText } from '../../firmware/core/guests/cid.js';
+import { HOST_FAULTS, makeHostImage, type HostFault } from '../ota/host-image.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './gateway.js';
 
 const HELP = `usage: gridlet firmware <command> …
 

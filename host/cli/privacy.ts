@@ -2,9 +2,9 @@
 // (http/privacy-routes.ts). Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
 import { readFileSync } from 'node:fs';
-import { isDeviceId } from '../firmware/core/wire/topics.js';
-import { LEVELS, PURPOSES } from './privacy/policy.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, table, UsageError, type Io, type Values } from './cli.js';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { LEVELS, PURPOSES } from '../../gateway/privacy/policy.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, table, UsageError, type Io, type Values } from './gateway.js';
 
 const PRIVACY_HELP = `usage: gridlet privacy get <deviceId> [--json]
        gridlet privacy set <deviceId | --label SELECTOR [--priority N]>

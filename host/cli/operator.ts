@@ -3,10 +3,10 @@
 // Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
 import { existsSync, writeFileSync } from 'node:fs';
-import { parse, processIo, run, UsageError, type Io } from '../cli.js';
+import { parse, processIo, run, UsageError, type Io } from './gateway.js';
 import {
   certificateJson, enrol, isOperatorName, newOperatorKey, parseTrust, readEnrollmentRequest, readOperatorKey, writeOperatorKey,
-} from './operator.js';
+} from '../../gateway/mesh/operator.js';
 
 const HELP = `usage: gridlet operator init --out FILE [--name NAME] [--json]
        gridlet operator show FILE [--json]

@@ -5,11 +5,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pool, Progress } from '../host/cli/progress.js';
-import { drVtn } from './openadr/cli-status.js';
-import { api, CLIENT_HELP, client, errorOf, parse, processIo, run, table, UsageError, type Io } from './cli.js';
+import { pool, Progress } from './progress.js';
+import { drVtn } from './openadr-status.js';
+import { api, CLIENT_HELP, client, errorOf, parse, processIo, run, table, UsageError, type Io } from './gateway.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIST_DIR = join(ROOT, 'guests', 'dist');
 const MANIFEST_DIR = join(ROOT, 'manifests', 'guests');
 

@@ -5,11 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, type Gateway } from '../gateway/gateway.js';
-import { AgentState } from '../firmware/core/agent/agent.js';
-import { createHostAgent, type HostAgent } from './agent-host.js';
-import { streamLogger } from './ports/node-platform.js';
-import { parse, run, UsageError } from './cli/args.js';
+import { startGateway, type Gateway } from '../../gateway/gateway.js';
+import { AgentState } from '../../firmware/core/agent/agent.js';
+import { createHostAgent, type HostAgent } from '../agent-host.js';
+import { streamLogger } from '../ports/node-platform.js';
+import { parse, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet demo [--meters N] [--unpaired N] [--duration S] [--interval MS] [--data DIR] [--http-listen HOST:PORT]
 

@@ -4,12 +4,12 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
-import { channelName, channelUnit, isoTime } from '../firmware/core/console/text.js';
-import { normalizePairCode } from '../firmware/core/wire/pairing.js';
-import { isDeviceId } from '../firmware/core/wire/topics.js';
-import { pool, Progress, type ProgressSink } from '../host/cli/progress.js';
-import { startGateway } from './gateway.js';
-import { OPENADR_CLI_OPTIONS, OPENADR_HELP, openAdrGroups, OpenAdrUsageError } from './openadr/cli-options.js';
+import { channelName, channelUnit, isoTime } from '../../firmware/core/console/text.js';
+import { normalizePairCode } from '../../firmware/core/wire/pairing.js';
+import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { pool, Progress, type ProgressSink } from './progress.js';
+import { startGateway } from '../../gateway/gateway.js';
+import { OPENADR_CLI_OPTIONS, OPENADR_HELP, openAdrGroups, OpenAdrUsageError } from './openadr-options.js';
 
 export interface Io {
   out(line: string): void;
@@ -209,15 +209,15 @@ async function gatewayKeysMain(sub: 'identity' | 'rotate-key', argv: string[], i
       io.out(GATEWAY_HELP);
       return 0;
     }
-    const { enrollmentRequest } = await import('./mesh/operator.js');
-    const { loadOrCreateIdentity, rotateMeshKey } = await import('./identity.js');
-    const { privateDir } = await import('./files.js');
-    const { peerIdOf } = await import('./mesh/protocols.js');
+    const { enrollmentRequest } = await import('../../gateway/mesh/operator.js');
+    const { loadOrCreateIdentity, rotateMeshKey } = await import('../../gateway/identity.js');
+    const { privateDir } = await import('../../gateway/files.js');
+    const { peerIdOf } = await import('../../gateway/mesh/protocols.js');
     const dataDir = (v.data as string | undefined) ?? './.gridlet/gateway';
     const spec = v.store as string | undefined;
     let identity;
     if (spec !== undefined && /^postgres(ql)?:\/\//.test(spec)) {
-      const { PostgresStore } = await import('./store/postgres.js');
+      const { PostgresStore } = await import('../../gateway/store/postgres.js');
       const store = await PostgresStore.open(spec);
       try {
         identity = sub === 'identity' ? await store.identity(() => undefined) : await store.rotateMeshKey();

@@ -2,8 +2,8 @@
 // gateway's HTTP API (DELETE /api/devices/:id, PUT /api/devices/:id/labels). Exit codes: 0 done,
 // 1 failed (the reason is printed), 2 usage error.
 
-import { pool, Progress } from '../host/cli/progress.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './cli.js';
+import { pool, Progress } from './progress.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './gateway.js';
 
 // ------------------------------------------------------------------ gridlet revoke
 

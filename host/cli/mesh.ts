@@ -3,9 +3,9 @@
 
 import { parseArgs } from 'node:util';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
-import { apiToken } from '../cli.js';
-import { protocols } from './pcid.js';
-import { httpSource, verifyAggregates, verifyHistory, type Range } from './verify.js';
+import { apiToken } from './gateway.js';
+import { protocols } from '../../gateway/mesh/pcid.js';
+import { httpSource, verifyAggregates, verifyHistory, type Range } from '../../gateway/mesh/verify.js';
 
 const MESH_HELP = `usage: gridlet mesh pcids [--json]
 
