@@ -5,7 +5,7 @@ import { openPty } from '../console/pty.js';
 import { isGuestEngineName } from '../guests/engines.js';
 import { streamLogger } from '../ports/node-platform.js';
 import { readReleasePublicKey } from './firmware.js';
-import { parse, run, UsageError } from './args.js';
+import { parse, processIo, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet agent [--data DIR] --broker URL [--broker URL]… [--meter sim|replay:FILE|TYPE:SERIALPATH]
                      [--interval MS] [--guest NAME|FILE.wasm]… [--guest-engine v8|wasm3] [--console-pty]
@@ -40,7 +40,7 @@ then Hellos to the gateway until an operator pairs it (gridlet pair <id> <code>)
   --verbose         log debug lines to stderr`;
 
 export async function agentMain(argv: string[]): Promise<number> {
-  return run(async () => {
+  return run('agent', HELP, processIo, async () => {
     const r = parse(argv, {
       data: { type: 'string' },
       broker: { type: 'string', multiple: true },
@@ -53,11 +53,14 @@ export async function agentMain(argv: string[]): Promise<number> {
       'guest-engine': { type: 'string' },
       'release-key': { type: 'string', multiple: true },
       'trial-s': { type: 'string' },
-    }, HELP);
-    if (!r) return 0;
+    }, false);
+    if (r.values.help) {
+      console.log(HELP);
+      return 0;
+    }
     const v = r.values;
     const brokers = (v.broker as string[] | undefined) ?? [];
-    if (!brokers.length) throw new UsageError(`--broker URL is required\n\n${HELP}`);
+    if (!brokers.length) throw new UsageError(`--broker URL is required`);
     for (const b of brokers) if (!/^(mqtts?|wss?|tcp):\/\//.test(b)) throw new UsageError(`--broker ${b}: expected mqtt://HOST:PORT`);
     const engine = v['guest-engine'] ?? 'v8';
     if (!isGuestEngineName(engine)) throw new UsageError(`--guest-engine ${engine}: expected v8 or wasm3`);

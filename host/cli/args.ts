@@ -1,37 +1,53 @@
-// Argument parsing shared by the commands: node:util parseArgs with clear errors and --help.
+// The one argument kit of every gridlet command: node:util parseArgs with clear errors, an Io that tests
+// can capture, and exit codes 0 done, 1 failed (the reason is printed), 2 usage error (with the help).
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ProgressSink } from './progress.js';
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+  /** Where bulk commands draw their progress (stderr); none: no progress is shown. */
+  progress?: ProgressSink;
+}
+
+export const processIo: Io = {
+  // Through console, where every command's output has always gone (and where tests capture it).
+  out: (l) => console.log(l),
+  err: (l) => console.error(l),
+  progress: process.stderr,
+};
 
 export class UsageError extends Error {}
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+export type Values = { [flag: string]: string | boolean | string[] | undefined };
 
-export function parse(argv: string[], options: Options, help: string, allowPositionals = false):
-  { values: Values; positionals: string[] } | undefined {
+export function parse(argv: string[], options: Options, positionals: boolean): { values: Values; positionals: string[] } {
   try {
-    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
-    if ((r.values as Values).help) {
-      console.log(help);
-      return undefined;
-    }
+    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
     return { values: r.values as Values, positionals: r.positionals };
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${help}`);
+    throw new UsageError((e as Error).message);
   }
 }
 
-/** Runs a command body, turning UsageError and plain errors into a message and an exit code. */
-export async function run(body: () => Promise<number>): Promise<number> {
+export async function run(command: string, help: string, io: Io, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`gridlet: ${e.message}`);
+      io.err(`gridlet ${command}: ${e.message}\n\n${help}`);
       return 2;
     }
-    console.error(`gridlet: ${(e as Error).message}`);
+    io.err(`gridlet ${command}: ${(e as Error).message}`);
     return 1;
   }
+}
+
+/** Prints rows as a table with padded columns (the last one unpadded). */
+export function table(io: Io, rows: string[][]): void {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows) io.out(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]))).join('  '));
 }

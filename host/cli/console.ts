@@ -201,11 +201,15 @@ export class TextReplies {
 }
 
 export async function consoleMain(argv: string[], io: ConsoleIo = processIo()): Promise<number> {
-  return run(async () => {
-    const r = parse(argv, { baud: { type: 'string' }, json: { type: 'boolean' } }, HELP, true);
-    if (!r) return 0;
+  const lines = { out: (l: string) => void io.stdout.write(l + '\n'), err: (l: string) => void io.stderr.write(l + '\n') };
+  return run('console', HELP, lines, async () => {
+    const r = parse(argv, { baud: { type: 'string' }, json: { type: 'boolean' } }, true);
+    if (r.values.help) {
+      lines.out(HELP);
+      return 0;
+    }
     const [path, ...extra] = r.positionals;
-    if (!path || extra.length) throw new UsageError(`expected one serial path\n\n${HELP}`);
+    if (!path || extra.length) throw new UsageError(`expected one serial path`);
     const baud = r.values.baud === undefined ? 115200 : Number(r.values.baud);
     if (!Number.isInteger(baud) || baud < 300 || baud > 4_000_000) throw new UsageError('--baud must be a line speed such as 115200');
     const json = !!r.values.json;

@@ -9,7 +9,7 @@ import { startGateway, type Gateway } from '../../gateway/gateway.js';
 import { AgentState } from '../../firmware/core/agent/agent.js';
 import { createHostAgent, type HostAgent } from '../agent-host.js';
 import { streamLogger } from '../ports/node-platform.js';
-import { parse, run, UsageError } from './args.js';
+import { parse, processIo, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet demo [--meters N] [--unpaired N] [--duration S] [--interval MS] [--data DIR] [--http-listen HOST:PORT]
 
@@ -32,7 +32,7 @@ interface MeterView {
 }
 
 export async function demoMain(argv: string[]): Promise<number> {
-  return run(async () => {
+  return run('demo', HELP, processIo, async () => {
     const r = parse(argv, {
       meters: { type: 'string' },
       unpaired: { type: 'string' },
@@ -40,8 +40,11 @@ export async function demoMain(argv: string[]): Promise<number> {
       interval: { type: 'string' },
       data: { type: 'string' },
       'http-listen': { type: 'string' },
-    }, HELP);
-    if (!r) return 0;
+    }, false);
+    if (r.values.help) {
+      console.log(HELP);
+      return 0;
+    }
     const n = r.values.meters === undefined ? 3 : Number(r.values.meters);
     if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError('--meters must be a whole number from 1 to 1000');
     const unpaired = r.values.unpaired === undefined ? 1 : Number(r.values.unpaired);

@@ -9,7 +9,8 @@ import {
 } from '../../firmware/core/update/release.js';
 import { cidToText } from '../../firmware/core/guests/cid.js';
 import { HOST_FAULTS, makeHostImage, type HostFault } from '../ota/host-image.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './gateway.js';
+import { parse, processIo, run, UsageError, type Io } from './args.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf } from './client.js';
 
 const HELP = `usage: gridlet firmware <command> …
 

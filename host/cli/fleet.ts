@@ -3,7 +3,8 @@
 // 1 failed (the reason is printed), 2 usage error.
 
 import { pool, Progress } from './progress.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, UsageError, type Io } from './gateway.js';
+import { parse, processIo, run, UsageError, type Io } from './args.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf } from './client.js';
 
 // ------------------------------------------------------------------ gridlet revoke
 

@@ -8,7 +8,7 @@ import { validateGuest, type GuestInfo } from '../../firmware/core/guests/valida
 import { decodeWorld, validateWorld, worldManifestToMap } from '../../firmware/core/guests/world.js';
 import { householdScript, parseScript, runScript, runWorldScript, type Script, type TickReport } from '../guests/script.js';
 import { guestEngine, isGuestEngineName } from '../guests/engines.js';
-import { parse, run, UsageError } from './args.js';
+import { parse, processIo, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet guest <command> …
 
@@ -71,19 +71,22 @@ export async function guestMain(argv: string[]): Promise<number> {
     return sub ? 0 : 2;
   }
   switch (sub) {
-    case 'build': return run(() => build(rest));
-    case 'check': return run(() => check(rest));
-    case 'run': return run(() => runGuest(rest));
+    case 'build': return run('guest build', HELP, processIo, () => build(rest));
+    case 'check': return run('guest check', HELP, processIo, () => check(rest));
+    case 'run': return run('guest run', HELP, processIo, () => runGuest(rest));
     case 'deploy': return (await import('./ops.js')).guestDeployMain(rest);
     default:
-      console.error(`gridlet guest: unknown command "${sub}"\n\n${HELP}`);
+      console.error(`gridlet guest: unknown command "${sub}"`);
       return 2;
   }
 }
 
 async function build(argv: string[]): Promise<number> {
-  const r = parse(argv, { out: { type: 'string' } }, HELP, true);
-  if (!r) return 0;
+  const r = parse(argv, { out: { type: 'string' } }, true);
+  if (r.values.help) {
+    console.log(HELP);
+    return 0;
+  }
   const { buildAll, buildReport, DIST_DIR } = await import('../../guests/build.js');
   const built = await buildAll({ names: r.positionals, outDir: r.values.out as string | undefined });
   console.log(buildReport(built));
@@ -138,16 +141,19 @@ function checkWorld(file: string, json: boolean): number {
 }
 
 async function check(argv: string[]): Promise<number> {
-  const r = parse(argv, { manifest: { type: 'string' }, json: { type: 'boolean' } }, HELP, true);
-  if (!r) return 0;
-  if (r.positionals.length !== 1) throw new UsageError(`guest check needs one .wasm or .world file\n\n${HELP}`);
+  const r = parse(argv, { manifest: { type: 'string' }, json: { type: 'boolean' } }, true);
+  if (r.values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (r.positionals.length !== 1) throw new UsageError(`guest check needs one .wasm or .world file`);
   const file = r.positionals[0];
   const json = r.values.json === true;
   if (isWorldFile(file)) {
-    if (r.values.manifest) throw new UsageError(`guest check ${file}: a world's bundle carries its manifest; --manifest is for a .wasm\n\n${HELP}`);
+    if (r.values.manifest) throw new UsageError(`guest check ${file}: a world's bundle carries its manifest; --manifest is for a .wasm`);
     return checkWorld(file, json);
   }
-  if (!r.values.manifest) throw new UsageError(`guest check needs --manifest <json> (a .world carries its own)\n\n${HELP}`);
+  if (!r.values.manifest) throw new UsageError(`guest check needs --manifest <json> (a .world carries its own)`);
   const wasm = readBytes(file, 'module');
   let manifest: unknown;
   try {
@@ -179,14 +185,17 @@ async function runGuest(argv: string[]): Promise<number> {
   const r = parse(argv, {
     manifest: { type: 'string' }, script: { type: 'string' }, changes: { type: 'boolean' }, json: { type: 'boolean' },
     'guest-engine': { type: 'string' },
-  }, HELP, true);
-  if (!r) return 0;
+  }, true);
+  if (r.values.help) {
+    console.log(HELP);
+    return 0;
+  }
   const engineName = r.values['guest-engine'] ?? 'v8';
-  if (!isGuestEngineName(engineName)) throw new UsageError(`--guest-engine ${engineName}: expected v8 or wasm3\n\n${HELP}`);
-  if (r.positionals.length !== 1) throw new UsageError(`guest run needs one .wasm or .world file\n\n${HELP}`);
+  if (!isGuestEngineName(engineName)) throw new UsageError(`--guest-engine ${engineName}: expected v8 or wasm3`);
+  if (r.positionals.length !== 1) throw new UsageError(`guest run needs one .wasm or .world file`);
   const file = r.positionals[0];
   const world = isWorldFile(file);
-  if (!world && !r.values.manifest) throw new UsageError(`guest run needs --manifest <json> (a .world carries its own)\n\n${HELP}`);
+  if (!world && !r.values.manifest) throw new UsageError(`guest run needs --manifest <json> (a .world carries its own)`);
   const wasm = readBytes(file, world ? 'world' : 'module');
   const manifest = world ? undefined : readManifest(r.values.manifest as string);
   const d = world ? decodeWorld(wasm) : undefined;

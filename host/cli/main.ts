@@ -8,8 +8,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Main> }> =
   gateway: { summary: 'run a gateway', load: async () => (await import('./gateway.js')).gatewayMain },
   agent: { summary: 'run one host agent (a simulated or replayed meter)', load: async () => (await import('./agent.js')).agentMain },
   sim: { summary: 'a fleet of simulated meters against a gateway, with a loss/latency report', load: async () => (await import('./sim.js')).simMain },
-  pair: { summary: 'pair a device with a gateway', load: async () => (await import('./gateway.js')).pairMain },
-  devices: { summary: 'list the devices a gateway knows (`devices show ID` for one)', load: async () => (await import('./gateway.js')).devicesMain },
+  pair: { summary: 'pair a device with a gateway', load: async () => (await import('./devices.js')).pairMain },
+  devices: { summary: 'list the devices a gateway knows (`devices show ID` for one)', load: async () => (await import('./devices.js')).devicesMain },
   revoke: { summary: 'revoke paired devices', load: async () => (await import('./fleet.js')).revokeMain },
   labels: { summary: "show or edit a device's labels (groups are label selectors)", load: async () => (await import('./fleet.js')).labelsMain },
   console: { summary: "a technician's console on a meter's serial port (or an agent's pty)", load: async () => (await import('./console.js')).consoleMain },
@@ -45,14 +45,17 @@ async function meterMain(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'parse') {
-    console.error(`gridlet meter: unknown subcommand "${sub ?? ''}"\n\n${METER_HELP}`);
+    console.error(`gridlet meter: unknown subcommand "${sub ?? ''}"`);
     return 2;
   }
-  const { parse, run, UsageError } = await import('./args.js');
-  return run(async () => {
-    const r = parse(rest, { hex: { type: 'boolean' }, key: { type: 'string' }, 'auth-key': { type: 'string' }, type: { type: 'string' } }, METER_HELP, true);
-    if (!r) return 0;
-    if (r.positionals.length !== 1) throw new UsageError(`meter parse: expected one capture file\n\n${METER_HELP}`);
+  const { parse, processIo, run, UsageError } = await import('./args.js');
+  return run('meter', METER_HELP, processIo, async () => {
+    const r = parse(rest, { hex: { type: 'boolean' }, key: { type: 'string' }, 'auth-key': { type: 'string' }, type: { type: 'string' } }, true);
+    if (r.values.help) {
+      console.log(METER_HELP);
+      return 0;
+    }
+    if (r.positionals.length !== 1) throw new UsageError(`meter parse: expected one capture file`);
     const v = r.values;
     const { meterParse, MeterParseUsage } = await import('../meter/meter-cli.js');
     try {
@@ -60,7 +63,7 @@ async function meterMain(argv: string[]): Promise<number> {
         hex: v.hex === true, key: v.key as string | undefined, authKey: v['auth-key'] as string | undefined, type: v.type as string | undefined,
       });
     } catch (e) {
-      if (e instanceof MeterParseUsage) throw new UsageError(`meter parse: ${e.message}\n\n${METER_HELP}`);
+      if (e instanceof MeterParseUsage) throw new UsageError(`meter parse: ${e.message}`);
       throw e;
     }
   });

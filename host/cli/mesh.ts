@@ -1,9 +1,9 @@
 // `gridlet mesh pcids` and `gridlet verify <deviceId>` (ARCHITECTURE.md "Operator interface").
 // Exit codes: 0 done (verify: the history holds), 1 failed or problems found, 2 usage error.
 
-import { parseArgs } from 'node:util';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
-import { apiToken } from './gateway.js';
+import { parse, processIo, run, UsageError, type Io } from './args.js';
+import { CLIENT_OPTIONS, client, DEFAULT_GATEWAY } from './client.js';
 import { protocols } from '../../gateway/mesh/pcid.js';
 import { httpSource, verifyAggregates, verifyHistory, type Range } from '../../gateway/mesh/verify.js';
 
@@ -53,76 +53,57 @@ Exits 0 when the history holds, 1 on any problem (a bad signature or hash, a mis
 
 const ranges = (r: Range[]) => r.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ') || 'none';
 
-export async function verifyMain(argv: string[]): Promise<number> {
-  let v: { [k: string]: string | boolean | undefined };
-  let p: string[];
-  try {
-    const r = parseArgs({
-      args: argv, allowPositionals: true, strict: true,
-      options: { gateway: { type: 'string' }, 'api-token': { type: 'string' }, 'api-token-file': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
-    v = r.values;
-    p = r.positionals;
-  } catch (e) {
-    console.error(`gridlet verify: ${(e as Error).message}\n\n${VERIFY_HELP}`);
-    return 2;
-  }
-  if (v.help) {
-    console.log(VERIFY_HELP);
-    return 0;
-  }
-  if (p.length !== 1 || !isDeviceId(p[0])) {
-    console.error(`gridlet verify: expected one device id (16 characters a-z, 2-7)\n\n${VERIFY_HELP}`);
-    return 2;
-  }
-  const base = (v.gateway as string | undefined) ?? 'http://127.0.0.1:8080';
-  try {
-    new URL(base);
-  } catch {
-    console.error(`gridlet verify: --gateway "${base}" is not a URL such as http://127.0.0.1:8080`);
-    return 2;
-  }
-  let token: string | undefined;
-  try {
-    token = apiToken(v);
-  } catch (e) {
-    console.error(`gridlet verify: ${(e as Error).message}`);
-    return 2;
-  }
-  try {
-    const src = httpSource(base, token);
-    const r = await verifyHistory(p[0], src);
-    // Aggregate chains (meter-aggregates-v1): what another operator's gateway may hold instead of readings.
-    const ag = await verifyAggregates(p[0], src);
-    if (v.json) console.log(JSON.stringify({ ...r, aggregates: ag }, null, 2));
-    else {
-      console.log(`device ${r.device}: ${r.messages} message(s), ${r.heads.length} head(s), signed by ` +
-        (r.signers.map((s) => `${s.gateway} (operator ${s.name} ${s.operator})`).join(', ') || 'nobody'));
-      if (r.foreign.length) console.log(`not counted: ${r.foreign.length} message(s) signed by gateways of operators that never held the device's pairing`);
-      console.log(`seqs covered: ${ranges(r.covered)}; declared lost by the meter: ${ranges(r.declaredLost)}; holes: ${ranges(r.holes)}`);
-      if (r.removed.length) {
-        console.log(`removed by retention: ${ranges(r.removed)} (${r.tombstones.length} signed tombstone(s): ` +
-          `${r.tombstones.map((t) => `${t.cid} by ${t.gateway}, ${t.removed} message(s)`).join('; ')})`);
-      }
-      if (r.ackedSeq) console.log(`acked by this gateway up to seq ${r.ackedSeq}`);
-      console.log(`branches: ${r.branches.length}${r.branches.map((b) => ` (${b.at} → ${b.children.length})`).join('')}; merges: ${r.merges.length}`);
-      for (const x of r.problems) console.log(`problem: ${x}`);
-      if (ag.messages) {
-        console.log(`aggregates: ${ag.messages} message(s) in ${ag.chains.length} chain(s) ` +
-          `(${ag.chains.map((c) => `${c.resolution} s, channels ${c.channels ? c.channels.join(',') : 'all'}: ${c.windows} window(s)`).join('; ')}); ` +
-          `recomputed from their readings: ${ag.sourcesChecked}, readings not visible here: ${ag.sourcesWithheld}`);
-        for (const x of ag.problems) console.log(`problem: ${x}`);
-        if (r.messages === 0 && r.removed.length === 0 && r.problems.length === 0) {
-          console.log(ag.problems.length ? `FAILED: ${ag.problems.length} problem(s)` : 'ok: every aggregate verifies (this gateway holds no readings messages of the device)');
-        }
-      }
-      const whole = r.messages > 0 || r.removed.length > 0;
-      if (whole || !ag.messages) console.log(!whole ? 'no history: the gateway has no readings messages of this device' : r.problems.length ? `FAILED: ${r.problems.length} problem(s)` : 'ok: every message verifies and the history is whole');
+export async function verifyMain(argv: string[], io: Io = processIo): Promise<number> {
+  return run('verify', VERIFY_HELP, io, async () => {
+    const r = parse(argv, CLIENT_OPTIONS, true);
+    const v = r.values;
+    const p = r.positionals;
+    if (v.help) {
+      io.out(VERIFY_HELP);
+      return 0;
     }
-    if (ag.problems.length) return 1;
-    return r.problems.length || (r.messages === 0 && r.removed.length === 0 && ag.messages === 0) ? 1 : 0;
-  } catch (e) {
-    console.error(`gridlet verify: ${(e as Error).message}`);
-    return 1;
+    if (p.length !== 1 || !isDeviceId(p[0])) throw new UsageError('expected one device id (16 characters a-z, 2-7)');
+    const { base, token } = client(v);
+    try {
+      new URL(base);
+    } catch {
+      throw new UsageError(`--gateway "${base}" is not a URL such as ${DEFAULT_GATEWAY}`);
+    }
+    return verify(p[0], base, token, !!v.json, io);
+  });
+}
+
+async function verify(device: string, base: string, token: string | undefined, json: boolean, io: Io): Promise<number> {
+  const log = (l: string): void => io.out(l);
+  const src = httpSource(base, token);
+  const r = await verifyHistory(device, src);
+  // Aggregate chains (meter-aggregates-v1): what another operator's gateway may hold instead of readings.
+  const ag = await verifyAggregates(device, src);
+  if (json) log(JSON.stringify({ ...r, aggregates: ag }, null, 2));
+  else {
+    log(`device ${r.device}: ${r.messages} message(s), ${r.heads.length} head(s), signed by ` +
+      (r.signers.map((s) => `${s.gateway} (operator ${s.name} ${s.operator})`).join(', ') || 'nobody'));
+    if (r.foreign.length) log(`not counted: ${r.foreign.length} message(s) signed by gateways of operators that never held the device's pairing`);
+    log(`seqs covered: ${ranges(r.covered)}; declared lost by the meter: ${ranges(r.declaredLost)}; holes: ${ranges(r.holes)}`);
+    if (r.removed.length) {
+      log(`removed by retention: ${ranges(r.removed)} (${r.tombstones.length} signed tombstone(s): ` +
+        `${r.tombstones.map((t) => `${t.cid} by ${t.gateway}, ${t.removed} message(s)`).join('; ')})`);
+    }
+    if (r.ackedSeq) log(`acked by this gateway up to seq ${r.ackedSeq}`);
+    log(`branches: ${r.branches.length}${r.branches.map((b) => ` (${b.at} → ${b.children.length})`).join('')}; merges: ${r.merges.length}`);
+    for (const x of r.problems) log(`problem: ${x}`);
+    if (ag.messages) {
+      log(`aggregates: ${ag.messages} message(s) in ${ag.chains.length} chain(s) ` +
+        `(${ag.chains.map((c) => `${c.resolution} s, channels ${c.channels ? c.channels.join(',') : 'all'}: ${c.windows} window(s)`).join('; ')}); ` +
+        `recomputed from their readings: ${ag.sourcesChecked}, readings not visible here: ${ag.sourcesWithheld}`);
+      for (const x of ag.problems) log(`problem: ${x}`);
+      if (r.messages === 0 && r.removed.length === 0 && r.problems.length === 0) {
+        log(ag.problems.length ? `FAILED: ${ag.problems.length} problem(s)` : 'ok: every aggregate verifies (this gateway holds no readings messages of the device)');
+      }
+    }
+    const whole = r.messages > 0 || r.removed.length > 0;
+    if (whole || !ag.messages) log(!whole ? 'no history: the gateway has no readings messages of this device' : r.problems.length ? `FAILED: ${r.problems.length} problem(s)` : 'ok: every message verifies and the history is whole');
   }
+  if (ag.problems.length) return 1;
+  return r.problems.length || (r.messages === 0 && r.removed.length === 0 && ag.messages === 0) ? 1 : 0;
 }

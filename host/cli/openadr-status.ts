@@ -1,6 +1,7 @@
 // `gridlet dr vtn`: the OpenADR 3 VTNs a gateway is a VEN of (GET /api/openadr), their link and events.
 
-import { api, client, errorOf, parse, table, UsageError, type Io } from './gateway.js';
+import { parse, table, UsageError, type Io } from './args.js';
+import { api, client, errorOf } from './client.js';
 
 interface EventView {
   key: string; id: string | null; name: string | null; program: string | null; programID: string; state: string;

@@ -3,7 +3,7 @@
 // Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
 import { existsSync, writeFileSync } from 'node:fs';
-import { parse, processIo, run, UsageError, type Io } from './gateway.js';
+import { parse, processIo, run, UsageError, type Io } from './args.js';
 import {
   certificateJson, enrol, isOperatorName, newOperatorKey, parseTrust, readEnrollmentRequest, readOperatorKey, writeOperatorKey,
 } from '../../gateway/mesh/operator.js';

@@ -7,7 +7,8 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pool, Progress } from './progress.js';
 import { drVtn } from './openadr-status.js';
-import { api, CLIENT_HELP, client, errorOf, parse, processIo, run, table, UsageError, type Io } from './gateway.js';
+import { parse, processIo, run, table, UsageError, type Io } from './args.js';
+import { api, CLIENT_HELP, client, errorOf } from './client.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIST_DIR = join(ROOT, 'guests', 'dist');

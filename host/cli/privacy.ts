@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import { LEVELS, PURPOSES } from '../../gateway/privacy/policy.js';
-import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf, parse, processIo, run, table, UsageError, type Io, type Values } from './gateway.js';
+import { parse, processIo, run, table, UsageError, type Io, type Values } from './args.js';
+import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf } from './client.js';
 
 const PRIVACY_HELP = `usage: gridlet privacy get <deviceId> [--json]
        gridlet privacy set <deviceId | --label SELECTOR [--priority N]>

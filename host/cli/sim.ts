@@ -2,7 +2,7 @@
 
 import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
 import { readReleasePublicKey } from './firmware.js';
-import { parse, run, UsageError } from './args.js';
+import { parse, processIo, run, UsageError } from './args.js';
 
 const HELP = `usage: gridlet sim --meters N --broker URL --gateway HTTP_URL [--duration S] [--interval MS]
                    [--flap-every S] [--grace S] [--pair-concurrency N] [--connect-rate N] [--seed N]
@@ -78,7 +78,7 @@ export function fleetOptions(v: { [k: string]: unknown }, help: string): Omit<Fl
 }
 
 export async function simMain(argv: string[]): Promise<number> {
-  return run(async () => {
+  return run('sim', HELP, processIo, async () => {
     const r = parse(argv, {
       broker: { type: 'string' },
       gateway: { type: 'string' },
@@ -88,13 +88,16 @@ export async function simMain(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       'release-key': { type: 'string', multiple: true },
       'trial-s': { type: 'string' },
-    }, HELP);
-    if (!r) return 0;
+    }, false);
+    if (r.values.help) {
+      console.log(HELP);
+      return 0;
+    }
     const v = r.values;
     const broker = v.broker as string | undefined;
-    if (!broker || !/^(mqtts?|wss?|tcp):\/\//.test(broker)) throw new UsageError(`--broker URL is required, e.g. mqtt://127.0.0.1:1883\n\n${HELP}`);
+    if (!broker || !/^(mqtts?|wss?|tcp):\/\//.test(broker)) throw new UsageError(`--broker URL is required, e.g. mqtt://127.0.0.1:1883`);
     const gateway = v.gateway as string | undefined;
-    if (!gateway || !/^https?:\/\//.test(gateway)) throw new UsageError(`--gateway HTTP_URL is required, e.g. http://127.0.0.1:8080\n\n${HELP}`);
+    if (!gateway || !/^https?:\/\//.test(gateway)) throw new UsageError(`--gateway HTTP_URL is required, e.g. http://127.0.0.1:8080`);
     const fleet = new Fleet({
       ...fleetOptions(v, HELP), broker, gateway,
       apiToken: v['api-token'] as string | undefined,

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { gatewayMain, type Io } from '../../host/cli/gateway.js';
+import { type Io } from '../../host/cli/args.js';
+import { gatewayMain } from '../../host/cli/gateway.js';
 import { tempDir } from '../gateway/support.js';
 
 test('logs are JSON lines on stderr, from "gateway ready" to "gateway stopped"; stdout has only the ready line', async () => {

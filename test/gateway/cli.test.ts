@@ -3,7 +3,9 @@ import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { devicesMain, gatewayMain, pairMain, type Io } from '../../host/cli/gateway.js';
+import { type Io } from '../../host/cli/args.js';
+import { devicesMain, pairMain } from '../../host/cli/devices.js';
+import { gatewayMain } from '../../host/cli/gateway.js';
 import { WireDevice } from './wire-device.js';
 import { tempDir } from './support.js';
 
@@ -143,7 +145,7 @@ test('--api-token-file keeps the token out of the process list; --api-token warn
     g.c.kill('SIGKILL');
   }
   const inline = capture();
-  const { apiToken } = await import('../../host/cli/gateway.js');
+  const { apiToken } = await import('../../host/cli/client.js');
   assert.is(apiToken({ 'api-token': 'abc' }, inline.err), 'abc');
   assert.match(inline.stderr[0], /--api-token puts the token in the process list.*use --api-token-file FILE/);
   const both = capture();

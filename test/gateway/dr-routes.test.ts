@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Body, type DownBody } from '../../firmware/core/wire/bodies.js';
 import { drMain } from '../../host/cli/ops.js';
-import type { Io } from '../../host/cli/gateway.js';
+import type { Io } from '../../host/cli/args.js';
 import { pairDevice, sleep, startTestGateway, tempDir, type TestGateway } from './support.js';
 import type { WireDevice } from './wire-device.js';
 

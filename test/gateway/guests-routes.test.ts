@@ -14,7 +14,7 @@ import { manifestToMap, parseManifest } from '../../firmware/core/guests/manifes
 import { Body, type GuestChunk, type GuestOffer } from '../../firmware/core/wire/bodies.js';
 import { MAX_FRAME_BYTES } from '../../firmware/core/wire/frame.js';
 import { guestDeployMain } from '../../host/cli/ops.js';
-import type { Io } from '../../host/cli/gateway.js';
+import type { Io } from '../../host/cli/args.js';
 import { frameSize } from '../../gateway/http/device-ops.js';
 import { assemble, f64c, guest, i32c, T } from '../core/support/guests.js';
 import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
