@@ -2,11 +2,10 @@
 // counter, acking the contiguous prefix, and the JSON shape operators read them in.
 
 import type { EventEmitter } from 'node:events';
-import { base64 } from './json.js';
+import { base64, cborToJson } from './json.js';
 import type { AcceptedFrame, HandlerContext } from './handlers/handler.js';
 import type { StoredRecord } from './store/store.js';
 import { Body } from '../firmware/core/wire/bodies.js';
-import { Tagged, type CborValue } from '../firmware/core/cbor.js';
 
 /** `[seq, t, channel, value] | [seq, t, "event", kind, data] | [seq, t, "gap", last, reason]` (ARCHITECTURE.md). */
 export type RecordJson =
@@ -48,25 +47,6 @@ export function drRecordJson(seq: number, t: number, data: unknown): DrRecordJso
 }
 
 /** Event data is a CBOR map; JSON cannot carry every CBOR value, so bytes become base64 text. */
-export function cborToJson(v: CborValue): unknown {
-  if (v instanceof Uint8Array) return base64(v);
-  if (typeof v === 'bigint') return v.toString();
-  if (v === undefined) return null;
-  if (v instanceof Tagged) return { tag: v.tag, value: cborToJson(v.value) };
-  if (Array.isArray(v)) return v.map(cborToJson);
-  if (v instanceof Map) {
-    const o: { [k: string]: unknown } = {};
-    for (const [k, x] of v) o[String(k)] = cborToJson(x);
-    return o;
-  }
-  if (v !== null && typeof v === 'object') {
-    const o: { [k: string]: unknown } = {};
-    for (const k of Object.keys(v)) o[k] = cborToJson(v[k]);
-    return o;
-  }
-  return v;
-}
-
 /**
  * Stores a frame's records in the same transaction as its counter, then acks the contiguous prefix
  * (the ack's downlink counter is reserved in that transaction too).

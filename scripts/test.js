@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const suites = {
-  unit: ['test/core', 'test/host', 'test/gateway', 'test/cli', 'hil-tests'],
+  unit: ['test/core', 'test/host', 'test/gateway', 'test/cli', 'test/architecture', 'hil-tests'],
   integration: ['test/integration'],
   hil: ['hil-tests'],
   browser: ['test/browser'],

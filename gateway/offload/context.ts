@@ -5,7 +5,7 @@
 // can close the block or look like a chat-template token, because `<` and `>` are escaped in it.
 
 import { randomBytes } from 'node:crypto';
-import { cborToJson } from '../records.js';
+import { cborToJson } from '../json.js';
 import type { DeviceRow, Store, StoredRecord } from '../store/store.js';
 import type { GenerateRequest } from './backend.js';
 import { utf8Length } from './chunker.js';

@@ -12,7 +12,7 @@
 // Levels, from least to most: `none` (nothing), `daily` (daily totals), `15min` (15-minute
 // aggregates), `full` (every record at its own resolution).
 
-import type { Labels } from '../store/store.js';
+import type { Labels } from '../labels.js';
 
 export const LEVELS = ['none', 'daily', '15min', 'full'] as const;
 export type Level = (typeof LEVELS)[number];

@@ -7,8 +7,29 @@
 import pg from 'pg';
 import { bytea, type PgDb } from './postgres-db.js';
 import type { PairingShare, SharedHello, SharedOutcome, SharedPending } from '../pairing.js';
-import { completePairingIn } from './postgres.js';
 import type { DeviceRow, PairingCommit } from './store.js';
+import { ReplayWindow } from '../../firmware/core/wire/frame.js';
+import { toDevice, type DeviceSqlRow } from './rows.js';
+
+/** completePairing inside a caller's transaction (the shared pairing ends its attempt in the same one). */
+export async function completePairingIn(c: pg.PoolClient, p: PairingCommit): Promise<DeviceRow> {
+  const w = new ReplayWindow();
+  w.accept(p.counter);
+  const [lo, hi] = w.bits;
+  const r = await c.query<DeviceSqlRow>(`
+    INSERT INTO devices (id, state, public_key, ks, gateway_id, model, firmware, capabilities, first_seen, paired_at,
+      last_seen, up_highest, up_bits_lo, up_bits_hi, down_counter)
+    VALUES ($1, 'paired', $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, 0)
+    ON CONFLICT (id) DO UPDATE SET state = 'paired', public_key = $2, ks = $3, gateway_id = $4, model = $5,
+      firmware = $6, capabilities = $7, paired_at = $9, revoked_at = NULL, last_seen = $9,
+      up_highest = $10, up_bits_lo = $11, up_bits_hi = $12, down_counter = 0
+    RETURNING *`,
+  [p.id, bytea(p.publicKey), bytea(p.ks), p.gatewayId, p.model, p.firmware, JSON.stringify(p.capabilities),
+    p.firstSeen, p.now, w.highest, lo, hi]);
+  // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
+  await c.query('DELETE FROM downlinks WHERE device_id = $1', [p.id]);
+  return toDevice(r.rows[0]);
+}
 
 export const PAIRING_DDL = [
   `CREATE TABLE IF NOT EXISTS hellos (

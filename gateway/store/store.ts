@@ -3,14 +3,14 @@
 // PostgreSQL implementation (issue 10) fits the same interface; sqlite.ts is the one-site default.
 
 import type { TextMap } from '../../firmware/core/wire/bodies.js';
+import type { Labels } from '../labels.js';
 import type { Level, PrivacyPolicy, Purpose } from '../privacy/policy.js';
 import type { FirmwareStore } from './firmware.js';
 
 /** Registry states kept in the store. `seen` (Hello received, not paired) lives only in the Hello table. */
 export type DeviceState = 'paired' | 'revoked';
 
-/** Labels are key → value; selectors are `key=value` or `key` (ARCHITECTURE.md: groups are label selectors). */
-export type Labels = { [key: string]: string };
+export type { Labels };
 
 export interface DeviceStatus {
   t: number;
