@@ -15,10 +15,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { basename, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cidToText, guestCid, worldCid } from '../firmware/core/guests/cid.js';
-import { instrumentMetering } from '../firmware/core/guests/instrument.js';
+import { instrumentMetering } from './tools/instrument.js';
 import { parseManifestJson, type GuestManifest } from '../firmware/core/guests/manifest.js';
 import { GUEST_MAX_BYTES, validateGuest, type GuestInfo } from '../firmware/core/guests/validate.js';
-import { parseModule, rewriteModule } from '../firmware/core/guests/wasm.js';
+import {
+  parseModule,
+} from '../firmware/core/guests/wasm.js';
+import { rewriteModule } from './tools/wasm-writer.js';
 import { encodeWorld, parseWorldManifest, validateWorld, type WorldManifest } from '../firmware/core/guests/world.js';
 import { compileC, compileRust, STACK_BYTES, toolVersion } from './toolchains.js';
 

@@ -6,7 +6,7 @@
 //   GET    /api/devices/:id/guests                       deployments and what the device acknowledged
 //   DELETE /api/devices/:id/guests/:name                 guest-remove
 
-import { admitGuest, admitWorld } from '../../firmware/core/guests/admit.js';
+import { admitGuest, admitWorld } from '../../guests/tools/admit.js';
 import { deployableCidFromText, isWorldCid } from '../../firmware/core/guests/cid.js';
 import { manifestToMap, parseManifest } from '../../firmware/core/guests/manifest.js';
 import { parseWorldManifest, worldManifestToMap } from '../../firmware/core/guests/world.js';

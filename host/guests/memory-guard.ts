@@ -10,11 +10,11 @@
 // no index moves. With `inlineFuel` the metering pairs become inline checks on a fuel global (below).
 
 import {
-  ACCESS_BYTES, ACCESS_TYPE, copyInstr, decodeInstr, ExternKind, Instr, isLoad, isStore, parseModule,
-  rewriteModule, WasmError, WasmReader, WasmWriter, writeLocals, type FuncType,
+  ACCESS_BYTES, ACCESS_TYPE, decodeInstr, ExternKind, Instr, isLoad, isStore, parseModule, WasmError, WasmReader, type FuncType,
 } from '../../firmware/core/guests/wasm.js';
+import { copyInstr, rewriteModule, WasmWriter, writeLocals } from '../../guests/tools/wasm-writer.js';
 import { usegasIndex } from '../../firmware/core/guests/validate.js';
-import { BREACH_EXPORT, breachGlobal as breachGlobalEntry, capPages, GROW_TYPE, writeGrowHelper } from '../../firmware/core/guests/grow-guard.js';
+import { BREACH_EXPORT, breachGlobal as breachGlobalEntry, capPages, GROW_TYPE, growHelper } from '../../firmware/core/guests/grow-guard.js';
 
 /**
  * Export name of the breach global (grow-guard.ts): -1 none, ≥ 0 the offending address, -2 a refused
@@ -84,7 +84,7 @@ export function guardMemory(bytes: Uint8Array, memoryBytes: number, options: Gua
     let type: FuncType;
     if (op === 0x40) {
       type = GROW_TYPE;
-      writeGrowHelper(w, capPages(memoryBytes), m.memories[0].max, breachGlobal);
+      w.bytes(growHelper(capPages(memoryBytes), m.memories[0].max, breachGlobal));
     } else {
       w.u8(0); // no locals
       const size = ACCESS_BYTES[op - 0x28];

@@ -9,7 +9,7 @@
 
 import { buildGuests, type Language } from '../../guests/build.js';
 import { toolVersion } from '../../guests/toolchains.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 import { assemble, i32c, localGet, T } from '../../test/core/support/guests.js';
 import type { GuestImport, GuestInstance } from '../../firmware/core/ports.js';
 import { GuestSim } from '../../host/guests/guest-sim.js';

@@ -122,6 +122,33 @@ test('gateway/ has no import cycles', () => {
   assert.equal(cycles(tree, 'gateway'), []);
 });
 
+/** Every source file `entry` reaches through its imports. */
+function reachable(tree: Tree, entry: string): Set<string> {
+  const seen = new Set<string>([entry]);
+  const queue = [entry];
+  while (queue.length) {
+    const f = queue.pop()!;
+    for (const i of importsOf(f, tree.get(f)!, tree)) {
+      if (tree.has(i) && !seen.has(i)) {
+        seen.add(i);
+        queue.push(i);
+      }
+    }
+  }
+  return seen;
+}
+
+test('the firmware carries the module reader, never the writer or the instrumenter', () => {
+  const image = reachable(tree, 'firmware/main.ts');
+  assert.ok(image.has('firmware/core/guests/wasm.ts') && image.has('firmware/core/guests/grow-guard.ts'), 'the image reads and guards modules');
+  const tools = [...image].filter((f) => under(f, 'guests'));
+  assert.equal(tools, [], 'nothing of guests/tools (module writer, metering instrumenter, admission) is in the image');
+  assert.ok(tree.has('guests/tools/wasm-writer.ts') && tree.has('guests/tools/instrument.ts'), 'the tools are where this test looks');
+  for (const f of tree.keys()) {
+    if (under(f, 'firmware')) assert.not.match(tree.get(f)!, /export (function|class) (rewriteModule|copyInstr|WasmWriter|instrumentMetering)\b/, f);
+  }
+});
+
 test('the check fails on a host file that imports the gateway, a core file that imports Node, and a cycle', () => {
   const t = new Map(tree);
   t.set('host/sim/x.ts', "import { startGateway } from '../../gateway/gateway.js';\n");

@@ -3,9 +3,9 @@
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { admitGuest } from '../../firmware/core/guests/admit.js';
+import { admitGuest } from '../../guests/tools/admit.js';
 import { guestCid } from '../../firmware/core/guests/cid.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 import { validateGuest, GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
 import { analyzeBody, parseModule } from '../../firmware/core/guests/wasm.js';
 import {

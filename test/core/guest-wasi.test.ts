@@ -13,7 +13,7 @@ import type { GuestInstance } from '../../firmware/core/ports.js';
 import { GuestTrap, TrapKind } from '../../firmware/core/ports.js';
 import { assemble, i32c, meteredGuest, T, trapOf } from './support/guests.js';
 import { FLOOD_CHUNK, FLOOD_WRITES, wasiFlood, wasiProbes, wasiUnlisted } from './support/wasi-world-guests.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 
 const manifest = { name: 'wasi-guest', version: '1.0.0', period_s: 5, fuel_per_call: 100_000, memory_bytes: 4096, capabilities: [] };
 

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encode } from '../../firmware/core/cbor.js';
 import { cidMatches, cidToText, deployableCidFromText, cidFromText, guestCid, isGuestCid, isWorldCid, worldCid } from '../../firmware/core/guests/cid.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 import {
   decodeWorld, encodeWorld, parseWorldManifest, validateWorld, worldManifestToMap, WORLD_LIMITS,
 } from '../../firmware/core/guests/world.js';

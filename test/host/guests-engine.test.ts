@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAll, DIST_DIR, guestNames, readToolchains, worldNames, type Language } from '../../guests/build.js';
 import { toolVersion } from '../../guests/toolchains.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 import { GUEST_MAX_BYTES } from '../../firmware/core/guests/validate.js';
 import { GuestTrap, TrapKind, type GuestInstance } from '../../firmware/core/ports.js';
 import { NodeGuestEngine } from '../../host/guests/wasm-engine.js';

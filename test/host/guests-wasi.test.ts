@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../guests/build.js';
-import { instrumentMetering } from '../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../guests/tools/instrument.js';
 import { LOG_LINES_PER_JOB, LOG_MAX_BYTES, LOG_SCAN_BYTES_JOB } from '../../firmware/core/guests/wasi.js';
 import type { GuestEngine } from '../../firmware/core/ports.js';
 import { GuestSim, MemoryKeyValue } from '../../host/guests/guest-sim.js';

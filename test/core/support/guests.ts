@@ -2,7 +2,7 @@
 //  - a tiny WebAssembly assembler, so tests carry readable hand-made modules instead of opaque files;
 //  - FakeEngine, a GuestEngine double whose guests are JS behaviours picked by a custom section.
 
-import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../../guests/tools/instrument.js';
 import { GRIDLET_IMPORTS } from '../../../firmware/core/guests/validate.js';
 import type { GuestEngine, GuestImport, GuestInstance, GuestLinks } from '../../../firmware/core/ports.js';
 import { GuestTrap, TrapKind } from '../../../firmware/core/ports.js';

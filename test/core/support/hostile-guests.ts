@@ -2,7 +2,7 @@
 // against a meter; the engine comparisons, v8 against wasm3 on the host and on the lin simulator, run
 // them on the engines directly), and the probe module the engine tests poke memory, fuel and traps with.
 
-import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../../guests/tools/instrument.js';
 import { assemble, call, DROP, END, guest, i32c, i64c, localGet, meteredGuest, T } from './guests.js';
 
 /** The manifest hostile guests are deployed with (extra capabilities per module). */

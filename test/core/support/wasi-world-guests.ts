@@ -3,7 +3,7 @@
 // writes 1 MiB to stdout, a job that imports a WASI function gridlet does not provide, and a world of
 // two members where one calls the other.
 
-import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../../guests/tools/instrument.js';
 import { WASI_IMPORTS, WASI_MODULE } from '../../../firmware/core/guests/wasi.js';
 import { encodeWorld, parseWorldManifest } from '../../../firmware/core/guests/world.js';
 import { assemble, call, DROP, END, i32c, i64c, localGet, T } from './guests.js';

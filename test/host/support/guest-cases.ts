@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST_DIR, MANIFEST_DIR } from '../../../guests/build.js';
 import { GRIDLET_IMPORTS } from '../../../firmware/core/guests/validate.js';
-import { instrumentMetering } from '../../../firmware/core/guests/instrument.js';
+import { instrumentMetering } from '../../../guests/tools/instrument.js';
 import { ExternKind, parseModule } from '../../../firmware/core/guests/wasm.js';
 import { decodeWorld } from '../../../firmware/core/guests/world.js';
 import { probeWorld, wasiFlood, wasiProbes } from '../../core/support/wasi-world-guests.js';

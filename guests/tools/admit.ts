@@ -2,12 +2,12 @@
 // `POST /api/guests`): accept it as is when it is already fully metered, otherwise instrument it; either
 // way the bytes that pass GUESTS.md (4 KiB budget included) are the ones the CID names.
 
-import { cidToText, guestCid, worldCid } from './cid.js';
+import { cidToText, guestCid, worldCid } from '../../firmware/core/guests/cid.js';
 import { instrumentMetering } from './instrument.js';
-import type { GuestManifest } from './manifest.js';
-import { validateGuest, type GuestInfo } from './validate.js';
-import { PARSE_LIMIT_BYTES, WasmError } from './wasm.js';
-import { decodeWorld, encodeWorld, validateWorld, type WorldManifest } from './world.js';
+import type { GuestManifest } from '../../firmware/core/guests/manifest.js';
+import { validateGuest, type GuestInfo } from '../../firmware/core/guests/validate.js';
+import { PARSE_LIMIT_BYTES, WasmError } from '../../firmware/core/guests/wasm.js';
+import { decodeWorld, encodeWorld, validateWorld, type WorldManifest } from '../../firmware/core/guests/world.js';
 
 export type Admission =
   | { ok: true; wasm: Uint8Array; cid: Uint8Array; cidText: string; instrumented: boolean; info: GuestInfo; manifest: GuestManifest }

@@ -5,10 +5,10 @@
 // pairs are removed first, so instrumenting twice gives the same bytes.
 
 import {
-  analyzeBody, copyInstr, decodeInstr, ExternKind, Instr, parseModule, WasmReader, WasmWriter, writeLocals,
-  rewriteModule, type WasmModule,
-} from './wasm.js';
-import { usegasIndex } from './validate.js';
+  analyzeBody, decodeInstr, ExternKind, Instr, parseModule, WasmReader, type WasmModule,
+} from '../../firmware/core/guests/wasm.js';
+import { copyInstr, WasmWriter, writeLocals, rewriteModule } from './wasm-writer.js';
+import { usegasIndex } from '../../firmware/core/guests/validate.js';
 
 export interface Instrumented {
   wasm: Uint8Array;
