@@ -1,4 +1,4 @@
-// Privacy (issue 12): sharing policies, the audit log of disclosures and retention.
+// Privacy: sharing policies, the audit log of disclosures and retention.
 //   GET/PUT/DELETE /api/devices/:id/privacy         a device's own policy (GET: the one in force and where from)
 //   GET  /api/privacy/groups                        group policies, highest priority first
 //   PUT  /api/privacy/groups {selector, priority?, policy}

@@ -1,4 +1,4 @@
-// The HTTP routes of ARCHITECTURE.md "Operator interface" that this gateway serves so far.
+// The HTTP routes of ARCHITECTURE.md "Operator interface" that the gateway serves.
 
 import type { Registry as PromRegistry } from 'prom-client';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
@@ -19,7 +19,7 @@ export interface RouteDeps {
   pairing: Pairing;
   store: Store;
   metrics: PromRegistry;
-  /** Records reads of a device's records in the audit log (issue 12). */
+  /** Records reads of a device's records in the audit log. */
   privacy?: PrivacyService;
 }
 

@@ -1,4 +1,4 @@
-// Retention (issue 12): raw records are kept only as long as the device's sharing policy says
+// Retention: raw records are kept only as long as the device's sharing policy says
 // (`retentionDays`). A run, hourly by default and on demand (POST /api/privacy/retention/run), deletes
 // for each device of this gateway the records whose seqs are all older than that, and the raw readings
 // messages whose records all are, and signs a tombstone (docs/protocols/retention-tombstone-v1.md) kept

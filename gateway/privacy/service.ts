@@ -1,4 +1,4 @@
-// The gateway's privacy service (issue 12): which sharing policy applies to a device (its own, else the
+// The gateway's privacy service: which sharing policy applies to a device (its own, else the
 // first group whose selector matches its labels, highest priority first, else DEFAULT_POLICY), the
 // operator's changes to policies, notification of every change to whoever enforces them (the mesh),
 // the config downlink that tells the device its policy (`config get privacy` on the console), and the

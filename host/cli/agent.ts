@@ -70,7 +70,7 @@ export async function agentMain(argv: string[]): Promise<number> {
     const releaseKeys = ((v['release-key'] as string[] | undefined) ?? []).map(readReleasePublicKey);
     const trialS = v['trial-s'] === undefined ? undefined : Number(v['trial-s']);
     if (trialS !== undefined && !(trialS >= 1)) throw new UsageError('--trial-s must be at least 1');
-    // --- technician console (issue 7): the pty outlives the agent across a console `reboot`.
+    // --- technician console: the pty outlives the agent across a console `reboot`.
     const pty = v['console-pty'] ? openPty() : undefined;
     const options: HostAgentOptions = {
       dataDir: v.data as string | undefined, brokers, meter: (v.meter as string | undefined) ?? 'sim', guests: v.guest as string[] | undefined,

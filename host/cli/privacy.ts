@@ -1,4 +1,4 @@
-// `gridlet privacy …` and `gridlet audit` (issue 12): clients of the gateway's privacy routes
+// `gridlet privacy …` and `gridlet audit`: clients of the gateway's privacy routes
 // (http/privacy-routes.ts). Exit codes: 0 done, 1 failed (the reason is printed), 2 usage error.
 
 import { readFileSync } from 'node:fs';

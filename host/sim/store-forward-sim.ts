@@ -1,4 +1,4 @@
-// Store-and-forward under fire (issue 4): the real agent core, with its flash log on a flash that loses
+// Store-and-forward under fire: the real agent core, with its flash log on a flash that loses
 // power, talks over real MQTT connections that flap to a real gateway (embedded broker, SQLite). One seed
 // drives the cuts, the flaps and the readings. At the end the gateway's stored records are checked:
 //   - every reading whose append returned is stored exactly once;

@@ -1,4 +1,4 @@
-// DSMR P1 parser: parse rate and the large fuzz run (issue 6: ≥ 1M random and mutated telegrams).
+// DSMR P1 parser: parse rate and the large fuzz run (≥ 1M random and mutated telegrams).
 
 import { fuzzDsmr, parseRate } from '../../test/host/dsmr-fuzz.js';
 

@@ -1,4 +1,4 @@
-// Offload (issue 9): the gateway's own share of an answer's latency, and how many jobs per second the
+// Offload: the gateway's own share of an answer's latency, and how many jobs per second the
 // queue moves with a fast backend. Everything runs in this process on 127.0.0.1: the gateway with its
 // embedded broker, test-double devices speaking the wire protocol, and an OpenAI-compatible test server
 // streaming SSE, so one clock measures both ends.

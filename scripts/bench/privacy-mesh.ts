@@ -1,4 +1,4 @@
-// Sharing on the mesh (issue 12): how long a withdrawn consent takes to reach every gateway (the issue
+// Sharing on the mesh: how long a withdrawn consent takes to reach every gateway (the target
 // asks for 2 s), and what summarising a day of 10-second readings into aggregates costs. Three gateways
 // run in this process on 127.0.0.1: A and B of operator x, C of operator y. Each round grants operator y
 // full readings of a meter paired at A, waits until C holds a readings message, then withdraws and

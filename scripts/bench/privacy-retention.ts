@@ -1,4 +1,4 @@
-// Privacy on one gateway's SQLite store (issue 12): how fast the policy in force is resolved (the mesh
+// Privacy on one gateway's SQLite store: how fast the policy in force is resolved (the mesh
 // asks for every message it announces or serves), what a group change over many devices costs, and how
 // long a retention run takes to remove a month of one meter's 10-second readings (one signed readings
 // message per 10 minutes) and sign its tombstone. Nothing here touches the network.

@@ -1,4 +1,4 @@
-// Issue 9's acceptance, end to end and through the CLI as a person runs it: `gridlet gateway` with
+// The offload path end to end and through the CLI as a person runs it: `gridlet gateway` with
 // --llm-url (an OpenAI-compatible server) or --llm-gguf (the generated tiny model), `gridlet agent
 // --console-pty` paired with it, and `ask` typed on the agent's console streams the answer.
 

@@ -1,4 +1,4 @@
-// Offload on the embedded backend (issue 9): node-llama-cpp running a tiny GGUF model that the test
+// Offload on the embedded backend: node-llama-cpp running a tiny GGUF model that the test
 // writes itself (llama architecture, random weights, a few dozen tokens): real loading and real
 // inference, no download. The answers are gibberish made of the model's vocabulary.
 

@@ -1,4 +1,4 @@
-// Offload over the mesh (issue 9, MESH.md "Capabilities"): gateway B has an LLM backend and announces
+// Offload over the mesh (MESH.md "Capabilities"): gateway B has an LLM backend and announces
 // `llm.generate`; gateway A, of the same operator, has none and routes a device's job to B over
 // /gridlet/offload/1, and the device gets exactly the model's text as ordered job-result chunks. A
 // gateway of another operator (admitted: its operator is trusted) is neither served nor routed to, and

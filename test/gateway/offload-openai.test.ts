@@ -1,4 +1,4 @@
-// Offload through an OpenAI-compatible server (issue 9): a job from a device comes back as ordered
+// Offload through an OpenAI-compatible server: a job from a device comes back as ordered
 // job-result chunks of at most 200 bytes that join to exactly the model's output; a backend that is
 // down, slow or sends garbage ends the job with a clear error while other jobs are still served.
 

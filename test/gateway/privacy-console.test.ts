@@ -1,4 +1,4 @@
-// The policy on the meter (issue 12): a host agent paired with a gateway gets its sharing policy as
+// The policy on the meter: a host agent paired with a gateway gets its sharing policy as
 // config key `privacy` at pairing and on every change; a technician reads it with `config get privacy`
 // through `gridlet console` on the agent's pty.
 

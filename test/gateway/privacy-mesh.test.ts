@@ -1,4 +1,4 @@
-// Sharing policies on the mesh (issue 12; docs/protocols/meter-aggregates-v1.md, sharing-consent-v1.md):
+// Sharing policies on the mesh (docs/protocols/meter-aggregates-v1.md, sharing-consent-v1.md):
 // four gateways — A and B of operator x, C of operator y, D of operator z. A meter paired at A shares
 // with operator y at each level; C receives exactly what the level allows (raw readings messages,
 // 15-minute or daily aggregates, or nothing), can verify it, and is refused anything finer. A withdrawn

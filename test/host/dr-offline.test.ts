@@ -1,4 +1,4 @@
-// Issue 6: a demand-response event sent through the gateway is kept in the meter's flash; the link then
+// A demand-response event sent through the gateway is kept in the meter's flash; the link then
 // goes away (the gateway stops), the event starts and ends on time by the meter's own clock, and what
 // the meter did reaches the gateway when it comes back.
 

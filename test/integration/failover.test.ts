@@ -1,4 +1,4 @@
-// Issue 6: failover between two real brokers. The meter prefers a Mosquitto broker and falls back to
+// Failover between two real brokers. The meter prefers a Mosquitto broker and falls back to
 // the gateway's embedded aedes broker. Stop Mosquitto: readings continue via aedes with none lost;
 // bring it back: the meter returns to it.
 

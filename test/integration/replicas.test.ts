@@ -1,4 +1,4 @@
-// Issue 10 (ARCHITECTURE.md "Growing past one machine"): two gateway replicas (`gridlet gateway
+// Replicas (ARCHITECTURE.md "Growing past one machine"): two gateway replicas (`gridlet gateway
 // --broker … --store postgres://…` child processes) share one Mosquitto through an MQTT 5 shared
 // subscription and one PostgreSQL database. A fleet of simulated meters (gridlet sim's Fleet) pairs
 // through replica A's API while its Hellos and `paired` frames land on either replica, then reports;
