@@ -1,5 +1,5 @@
 // Sharing on the mesh: how long a withdrawn consent takes to reach every gateway (the target
-// asks for 2 s), and what summarising a day of 10-second readings into aggregates costs. Three gateways
+// is 2 s), and what summarising a day of 10-second readings into aggregates costs. Three gateways
 // run in this process on 127.0.0.1: A and B of operator x, C of operator y. Each round grants operator y
 // full readings of a meter paired at A, waits until C holds a readings message, then withdraws and
 // measures, from the PUT, when A, B and C hold the new consent and when C has deleted its copies.
