@@ -7,7 +7,8 @@ import type { GatewayContext } from './context.js';
 import type { Downlink } from './downlink.js';
 import { isoTime } from './json.js';
 import type { HelloEntry, Pairing } from './pairing.js';
-import type { DeviceRow, Labels } from './store/store.js';
+import { LABEL_KEY, matchesSelector, type Labels, type Selector } from './labels.js';
+import type { DeviceRow } from './store/store.js';
 
 export interface DeviceJson {
   id: string;
@@ -40,23 +41,8 @@ export interface PairingConflictJson {
   pairedAt: string | null;
 }
 
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 const MAX_LABELS = 64;
 const MAX_LABEL_VALUE = 256;
-
-/** Parses a label selector: `key=value` or `key`, several joined by commas (all must match). */
-export function parseSelector(text: string): { key: string; value?: string }[] | string {
-  const out: { key: string; value?: string }[] = [];
-  for (const part of text.split(',')) {
-    const p = part.trim();
-    if (!p) continue;
-    const eq = p.indexOf('=');
-    const key = eq < 0 ? p : p.slice(0, eq);
-    if (!LABEL_KEY.test(key)) return `label selector "${p.slice(0, 80)}" is not key or key=value`;
-    out.push(eq < 0 ? { key } : { key, value: p.slice(eq + 1) });
-  }
-  return out;
-}
 
 /** Validates a labels object; returns it or the reason it is refused. */
 export function checkLabels(v: unknown): Labels | string {
@@ -147,14 +133,14 @@ export class Registry {
     };
   }
 
-  async list(selector: { key: string; value?: string }[] = []): Promise<DeviceJson[]> {
+  async list(selector: Selector = []): Promise<DeviceJson[]> {
     const rows = await this.#ctx.store.listDevices();
     const known = new Set(rows.map((r) => r.id));
     const all = rows.map((r) => this.deviceJson(r));
     for (const m of this.mesh?.devices() ?? []) if (!known.has(m.id)) known.add(m.id), all.push(this.meshJson(m));
     for (const e of await this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
     all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return all.filter((d) => selector.every((s) => s.key in d.labels && (s.value === undefined || d.labels[s.key] === s.value)));
+    return all.filter((d) => matchesSelector(d.labels, selector));
   }
 
   async get(id: string): Promise<DeviceJson | undefined> {

@@ -11,7 +11,7 @@ import type { DrEvent, Tariff } from '../../firmware/core/wire/bodies.js';
 import { bodyJson, currencyField, nativeDrEvent, nativeTariff } from '../dr/native.js';
 import { drRecordJson, recordJson } from '../records.js';
 import { isOpenAdr, mapOpenAdr, type OpenAdrEventSummary } from '../dr/openadr.js';
-import { parseSelector } from '../registry.js';
+import { parseSelector } from '../labels.js';
 import type { DeviceRow } from '../store/store.js';
 import { checkFits, deviceIdParam, ID, pairedDevice, parsed, sendAll, type DeviceOpsDeps } from './device-ops.js';
 import { HttpError, type Route } from './server.js';

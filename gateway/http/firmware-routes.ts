@@ -6,7 +6,7 @@
 //   POST /api/firmware/rollouts/:id/stop                       stop offering; devices still downloading stop
 
 import { FirmwareError, type FirmwareService } from '../firmware/service.js';
-import { parseSelector } from '../registry.js';
+import { parseSelector } from '../labels.js';
 import { objectBody } from './device-ops.js';
 import { HttpError, type Route } from './server.js';
 

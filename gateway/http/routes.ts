@@ -4,7 +4,8 @@ import type { Registry as PromRegistry } from 'prom-client';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import type { Pairing } from '../pairing.js';
 import { recordJson } from '../records.js';
-import { checkLabels, parseSelector, type Registry } from '../registry.js';
+import { parseSelector } from '../labels.js';
+import { checkLabels, type Registry } from '../registry.js';
 import type { Store } from '../store/store.js';
 import type { PrivacyService } from '../privacy/service.js';
 import { dashboardRoutes } from '../web/serve.js';
@@ -127,7 +128,7 @@ export function routes(d: RouteDeps): Route[] {
         return { status: 200, text: await d.metrics.metrics(), contentType: d.metrics.contentType };
       },
     },
-    // GET /, /app.js, /app.css: the dashboard (gateway/web).
+    // GET /, /app.css and the page's modules: the dashboard (gateway/web).
     ...dashboardRoutes(),
   ];
 }

@@ -1,12 +1,13 @@
 // `gridlet pair` (one meter, or a CSV of many) and `gridlet devices` (ARCHITECTURE.md "Operator interface").
 
 import { readFileSync } from 'node:fs';
-import { channelName, channelUnit, isoTime } from '../../firmware/core/console/text.js';
-import { normalizePairCode } from '../../firmware/core/wire/pairing.js';
-import { isDeviceId } from '../../firmware/core/wire/topics.js';
+import { isoTime } from '../../firmware/core/console/text.js';
+import { channelName, channelUnit } from '../../firmware/core/wire/constants.js';
 import { parse, processIo, run, table, UsageError, type Io, type Values } from './args.js';
 import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf } from './client.js';
 import { pool, Progress } from './progress.js';
+import { parsePairCsv } from '../../gateway/web/pair-csv.js';
+
 const PAIR_HELP = `usage: gridlet pair <deviceId> <code> [--gateway URL] [--api-token-file FILE] [--json]
        gridlet pair --csv FILE [--concurrency N] [--skip-bad] [--gateway URL] [--api-token-file FILE] [--json]
 
@@ -48,42 +49,6 @@ async function pairOne(base: string, token: string | undefined, deviceId: string
   }
   if (r.status === 201) return { deviceId, status: 201, result: 'paired', device: r.json };
   return { deviceId, status: r.status, result: RESULT_OF[r.status] ?? 'error', error: errorOf(r.json, r.status) };
-}
-
-export interface CsvRow { line: number; deviceId: string; code: string }
-
-/**
- * Reads "deviceId,code" lines: an optional header, blank lines and # comments are skipped; fields may
- * be quoted. Each malformed line is returned with its number and what is wrong with it.
- */
-export function parsePairCsv(text: string): { rows: CsvRow[]; bad: { line: number; why: string }[] } {
-  const rows: CsvRow[] = [];
-  const bad: { line: number; why: string }[] = [];
-  const lineOf = new Map<string, number>();
-  let first = true;
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((raw, i) => {
-    const line = i + 1;
-    const l = raw.trim();
-    if (!l || l.startsWith('#')) return;
-    const fields = l.split(/[,;\t]/).map((x) => x.trim().replace(/^"(.*)"$/, '$1').trim());
-    while (fields.length > 2 && fields[fields.length - 1] === '') fields.pop();
-    const wasFirst = first;
-    first = false;
-    if (wasFirst && /^(device[ _-]?id|id|device)$/i.test(fields[0]) && /^(pair[ _-]?)?code$/i.test(fields[1] ?? '')) return;
-    if (fields.length !== 2 || !fields[0] || !fields[1]) {
-      bad.push({ line, why: `expected "deviceId,code", found ${fields.length} field(s)` });
-      return;
-    }
-    const [deviceId, code] = fields;
-    if (!isDeviceId(deviceId)) bad.push({ line, why: `"${deviceId.slice(0, 40)}" is not a device id (16 characters a-z and 2-7)` });
-    else if (!normalizePairCode(code)) bad.push({ line, why: `"${code.slice(0, 40)}" is not a pair code (XXXXX-XXXXX: A-Z and 2-7)` });
-    else if (lineOf.has(deviceId)) bad.push({ line, why: `device ${deviceId} is already on line ${lineOf.get(deviceId)}` });
-    else {
-      lineOf.set(deviceId, line);
-      rows.push({ line, deviceId, code });
-    }
-  });
-  return { rows, bad };
 }
 
 /** "paired 98, refused 1 (403), unknown 1 (404), timeout 0", plus any other outcome there was. */

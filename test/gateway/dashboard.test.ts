@@ -7,6 +7,9 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHostAgent, type HostAgent } from '../../host/agent-host.js';
+import { CHANNELS, RecordKind } from '../../firmware/core/wire/constants.js';
+import { parseSelector } from '../../gateway/labels.js';
+import { parsePairCsv } from '../../gateway/web/pair-csv.js';
 import { WEB_DIR } from '../../gateway/web/serve.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { eventually, pairDevice, readSse, startTestGateway, type SseEvent, type TestGateway } from './support.js';
@@ -53,15 +56,42 @@ test('GET / serves the dashboard with a strict CSP, ETag revalidation and no out
   const again = await fetch(`${t.gw.httpUrl}/`, { headers: { 'if-none-match': etag } });
   assert.is(again.status, 304);
   assert.is(await again.text(), '');
-  for (const [path, type] of [['/app.js', 'text/javascript; charset=utf-8'], ['/app.css', 'text/css; charset=utf-8']]) {
+  const css = await fetch(`${t.gw.httpUrl}/app.css`);
+  assert.is(css.headers.get('content-type'), 'text/css; charset=utf-8');
+  // Every module the page loads, followed from /app.js through its imports, comes from this gateway.
+  const modules = new Map<string, string>();
+  const queue = ['/app.js'];
+  while (queue.length) {
+    const path = queue.pop()!;
+    if (modules.has(path)) continue;
     const r = await fetch(t.gw.httpUrl + path);
     assert.is(r.status, 200, path);
-    assert.is(r.headers.get('content-type'), type, path);
+    assert.is(r.headers.get('content-type'), 'text/javascript; charset=utf-8', path);
     assert.is(r.headers.get('cache-control'), 'no-cache');
-    assert.ok((await r.text()).length > 1000, path);
+    const js = await r.text();
+    modules.set(path, js);
+    for (const m of js.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*'([^']+)'/gm)) queue.push(new URL(m[1], `http://x${path}`).pathname);
   }
-  const js = readFileSync(join(WEB_DIR, 'app.js'), 'utf8');
-  assert.not.match(js, /innerHTML|insertAdjacentHTML|document\.write|eval\(/, 'API text only ever goes into text nodes');
+  for (const p of ['/app.js', '/kit.js', '/api.js', '/live.js', '/shared.js', '/pages/fleet.js', '/pages/device.js', '/pages/pair.js', '/pages/guests.js', '/pages/dr.js']) {
+    assert.ok(modules.has(p), `the page loads ${p}`);
+  }
+  for (const [p, js] of modules) {
+    assert.not.match(js, /innerHTML|insertAdjacentHTML|document\.write|eval\(/, `${p}: API text only ever goes into text nodes`);
+    assert.not.match(js, /from\s*'(?!\.{1,2}\/)/, `${p}: imports only the page's own modules`);
+  }
+});
+
+test('the page runs the CLI\'s rules and WIRE.md\'s numbers: /shared.js is the same code, not a copy', async () => {
+  t = await startTestGateway();
+  const js = await (await fetch(`${t.gw.httpUrl}/shared.js`)).text();
+  const page = await import(`data:text/javascript,${encodeURIComponent(js)}`);
+  assert.equal(page.CHANNELS, CHANNELS);
+  assert.equal(page.RecordKind, RecordKind);
+  const csv = 'deviceId,code\n# a comment\naaaaaaaaaaaaaaaa,ABCDE-FGHIJ\nnot-an-id,ABCDE-FGHIJ\naaaaaaaaaaaaaaaa;abcdefghij\nbbbbbbbbbbbbbbbb\tabcde-fghij\n';
+  assert.equal(page.parsePairCsv(csv), parsePairCsv(csv));
+  for (const sel of ['site=north,tier', 'bad key', '', 'a=b=c']) assert.equal(page.parseSelector(sel), parseSelector(sel), sel);
+  assert.is(page.isDeviceId('aaaaaaaaaaaaaaaa'), true);
+  assert.is(page.normalizePairCode('abcde-fghij'), 'abcdefghij');
 });
 
 test('with --api-token the page loads without the token; the API and the stream need it', async () => {

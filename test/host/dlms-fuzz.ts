@@ -14,7 +14,7 @@
 // security modes.
 
 import { MeterError } from '../../firmware/core/meter/error.js';
-import { MAX_CHANNEL } from '../../firmware/core/meter/dsmr.js';
+import { MAX_CHANNEL } from '../../firmware/core/wire/constants.js';
 import { MeterParser, parseCapture } from '../../firmware/core/meter/meter.js';
 import type { MeterReading } from '../../firmware/core/meter/reading.js';
 import { mulberry32 } from '../../firmware/core/prng.js';

@@ -46,38 +46,3 @@ export function isoTime(t: number): string {
   if (!t) return 'no-clock';
   return new Date(t * 1000).toISOString().replace('.000Z', 'Z');
 }
-
-/** Names and units of WIRE.md channels. */
-const CHANNELS: readonly (readonly [string, string])[] = [
-  ['', ''],
-  ['energy-imported', 'Wh'],
-  ['energy-exported', 'Wh'],
-  ['power-imported', 'W'],
-  ['power-exported', 'W'],
-  ['voltage-l1', 'mV'],
-  ['voltage-l2', 'mV'],
-  ['voltage-l3', 'mV'],
-  ['current-l1', 'mA'],
-  ['current-l2', 'mA'],
-  ['current-l3', 'mA'],
-  ['gas-delivered', 'dm3'],
-  ['tariff', ''],
-  ['reactive-energy-imported', 'varh'],
-  ['reactive-energy-exported', 'varh'],
-  ['reactive-power-imported', 'var'],
-  ['reactive-power-exported', 'var'],
-  ['power-imported-l1', 'W'],
-  ['power-imported-l2', 'W'],
-  ['power-imported-l3', 'W'],
-  ['power-exported-l1', 'W'],
-  ['power-exported-l2', 'W'],
-  ['power-exported-l3', 'W'],
-];
-
-export function channelName(channel: number): string {
-  return CHANNELS[channel]?.[0] || `channel-${channel}`;
-}
-
-export function channelUnit(channel: number): string {
-  return CHANNELS[channel]?.[1] ?? '';
-}

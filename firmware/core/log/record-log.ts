@@ -3,8 +3,6 @@
 
 import type { CborValue } from '../cbor.js';
 
-/** Record kinds; the numbers are the WIRE.md uplink body types that carry them. */
-export const RecordKind = { reading: 1, event: 2, gap: 7 } as const;
 
 export type LogEntry =
   | { kind: 1; seq: number; t: number; channel: number; value: number }

@@ -21,7 +21,8 @@
 // gives its offset, winter or summer by the clock status's daylight-saving bit (default CET/CEST).
 
 import { AxdrReader, DataType, dataTypeName } from './axdr.js';
-import { Channel, daysFromCivil, MAX_CHANNEL } from './dsmr.js';
+import { daysFromCivil } from './dsmr.js';
+import { Channel, MAX_CHANNEL } from '../wire/constants.js';
 import type { Register } from './reading.js';
 
 /** DLMS physical units (IEC 62056-6-2) that channels use. */

@@ -25,37 +25,7 @@
 //   `zone: { winter: 0, summer: 3600 }`. A clock that is not a calendar date (000000000000W) is left out;
 //   a plausible but unset clock (2000-01-01) is reported as the meter says: the agent judges plausibility.
 
-/**
- * WIRE.md "Channels (v1)": 1–12 from the first table, 13–22 added for DLMS meters (reactive energy and
- * power, per-phase active power). The text telegrams of this parser yield 1–12; dlms.ts all of them.
- */
-export const Channel = {
-  energyImported: 1,
-  energyExported: 2,
-  powerImported: 3,
-  powerExported: 4,
-  voltageL1: 5,
-  voltageL2: 6,
-  voltageL3: 7,
-  currentL1: 8,
-  currentL2: 9,
-  currentL3: 10,
-  gas: 11,
-  tariff: 12,
-  reactiveEnergyImported: 13,
-  reactiveEnergyExported: 14,
-  reactivePowerImported: 15,
-  reactivePowerExported: 16,
-  powerImportedL1: 17,
-  powerImportedL2: 18,
-  powerImportedL3: 19,
-  powerExportedL1: 20,
-  powerExportedL2: 21,
-  powerExportedL3: 22,
-} as const;
-
-/** The highest channel number defined. */
-export const MAX_CHANNEL = 22;
+import { Channel, MAX_CHANNEL } from '../wire/constants.js';
 
 export interface TelegramResult {
   /** The identification line after the `/` (latin1; may hold control bytes such as 0x02). */

@@ -26,12 +26,7 @@ export function formatPairCode(secret: string): string {
   return `${s.slice(0, 5)}-${s.slice(5, 10)}`;
 }
 
-/** Accepts a pair code in any case, with or without the dash; undefined when it cannot be one. */
-export function normalizePairCode(code: string): string | undefined {
-  const s = code.trim().replace(/-/g, '').toLowerCase();
-  // 10 characters × 5 bits = the 50 bits of the secret exactly, so every symbol is legal everywhere.
-  return /^[a-z2-7]{10}$/.test(s) ? s : undefined;
-}
+export { normalizePairCode } from './ids.js';
 
 /** The key form of a pair code: sha256("gridlet-pair-v1" ‖ code in lower case, no dash). */
 export function pairKey(normalizedCode: string): Uint8Array {

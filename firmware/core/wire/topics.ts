@@ -1,11 +1,10 @@
 // WIRE.md "Topics". The prefix is configurable on both sides (default `gl`).
 
+import { isDeviceId } from './ids.js';
+
 export const DEFAULT_PREFIX = 'gl';
 
-/** A device id: 16 characters of lower-case RFC 4648 base32. */
-export function isDeviceId(id: string): boolean {
-  return /^[a-z2-7]{16}$/.test(id);
-}
+export { isDeviceId };
 
 export const topics = {
   hello: (prefix: string, id: string) => `${prefix}/v1/hello/${id}`,

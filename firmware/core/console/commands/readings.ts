@@ -1,6 +1,7 @@
 // `readings [n]`: the last n channel values the meter delivered.
 
-import { channelName, channelUnit, isoTime } from '../text.js';
+import { channelName, channelUnit } from '../../wire/constants.js';
+import { isoTime } from '../text.js';
 import { count, never, type Command } from './command.js';
 import { READINGS_KEPT } from '../readings-ring.js';
 
