@@ -1,7 +1,7 @@
 // What the gateway's parts share: identity, store, metrics, log, the clock, and the way out to MQTT.
 
-import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { GatewayEvents } from './events.js';
 import type { GatewayIdentity } from './identity.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { PrivacyService } from './privacy/service.js';
@@ -49,8 +49,8 @@ export interface GatewayContext {
   store: Store;
   metrics: GatewayMetrics;
   log: Logger;
-  /** 'records', 'paired', 'revoked', 'hello', 'ack', 'status', 'drop', … (see gateway.ts). */
-  events: EventEmitter;
+  /** What happened, for the parts that act on it (events.ts names every event and its payload). */
+  events: GatewayEvents;
   tuning: Tuning;
   /** Unix ms. */
   now(): number;

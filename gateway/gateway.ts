@@ -4,7 +4,7 @@
 
 import { randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { EventEmitter } from 'node:events';
+import { GatewayEvents } from './events.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { base32, toHex } from '../firmware/core/bytes.js';
@@ -123,7 +123,7 @@ export interface Gateway {
    * 'records' {deviceId, records: RecordJson[]}, 'ack' {deviceId, seq}, 'status' {deviceId, status},
    * 'guest-ack' {deviceId, cid, state, reason?}, 'drop' {deviceId, reason}, 'lwt' {deviceId}.
    */
-  events: EventEmitter;
+  events: GatewayEvents;
   stats(): GatewayStats;
   /** Sends a downlink body to a paired device (state-changing ones are kept until acknowledged). */
   sendDownlink(deviceId: string, body: DownBody): Promise<void>;
@@ -245,7 +245,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const { store, identity, share } = await openStore(dbPath, opts.dataDir);
-  const events = new EventEmitter();
+  const events = new GatewayEvents();
   // Streams opened are audited by the privacy service (made below; used only once the API is up).
   const live = eventStream(events, { privacy: { recordDisclosure: (d) => privacy.recordDisclosure(d), effectivePolicy: (id) => privacy.effectivePolicy(id) } });
   const ingresses: MessageIngress[] = [];

@@ -1,10 +1,12 @@
 // Records (WIRE.md "Records and acks"): storing the records a frame carries together with its
 // counter, acking the contiguous prefix, and the JSON shape operators read them in.
 
-import type { EventEmitter } from 'node:events';
 import { base64, cborToJson } from './json.js';
 import type { AcceptedFrame, HandlerContext } from './handlers/handler.js';
+import type { GatewayEvents, RecordsEvent } from './events.js';
+import type { MeshRecord } from './mesh/protocols.js';
 import type { StoredRecord } from './store/store.js';
+import type { CborValue } from '../firmware/core/cbor.js';
 import { Body } from '../firmware/core/wire/bodies.js';
 
 /** `[seq, t, channel, value] | [seq, t, "event", kind, data] | [seq, t, "gap", last, reason]` (ARCHITECTURE.md). */
@@ -12,6 +14,23 @@ export type RecordJson =
   | [seq: number, t: number, channel: number, value: number]
   | [seq: number, t: number, 'event', kind: string, data: unknown]
   | [seq: number, t: number, 'gap', last: number, reason: string];
+
+/** A stored record as the mesh and the 'records' event carry it: event data is the CBOR map stored. */
+export function toMeshRecord(r: StoredRecord): MeshRecord {
+  switch (r.kind) {
+    case 1:
+      return [r.seq, r.t, r.channel, r.value];
+    case 2:
+      return [r.seq, r.t, 'event', r.event, (r.data ?? {}) as { [k: string]: CborValue }];
+    default:
+      return [r.seq, r.t, 'gap', r.last, r.reason];
+  }
+}
+
+/** A record as carried (toMeshRecord) in the API's JSON shape: event data made JSON (cborToJson). */
+export function meshRecordJson(r: MeshRecord): RecordJson {
+  return r[2] === 'event' ? [r[0], r[1], 'event', r[3], cborToJson(r[4])] : r;
+}
 
 export function recordJson(r: StoredRecord): RecordJson {
   switch (r.kind) {
@@ -57,7 +76,7 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
   for (const rec of r.added) gw.metrics.recordsAdded(rec.kind);
   gw.downlink.sendWithCounter(device, r.downCounter!, { type: Body.ack, seq: r.ackedSeq });
   gw.metrics.ackLatency.observe(Math.max(0, gw.now() - frame.receivedAt) / 1000);
-  if (r.added.length > 0) emitRecords(gw.events, device.id, r.added.map(recordJson));
+  if (r.added.length > 0) emitRecords(gw.events, device.id, r.added.map(toMeshRecord));
   gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
   if (records.some((x) => x.kind !== 7 && x.gatewayTimed)) await gw.timeSync(device);
 }
@@ -71,17 +90,12 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
 // (BlockStore.uncovered).
 const EMIT_PER_TURN = 32;
 
-/** The 'records' event: every record, and the same records frame by frame (`frames.flat()` equals `records`). */
-export interface RecordsEvent {
-  deviceId: string;
-  records: RecordJson[];
-  frames: RecordJson[][];
-}
+export type { RecordsEvent };
 
-const queues = new WeakMap<EventEmitter, { pending: Map<string, RecordJson[][]>; scheduled: boolean }>();
+const queues = new WeakMap<GatewayEvents, { pending: Map<string, MeshRecord[][]>; scheduled: boolean }>();
 
 /** Queues a frame's records for the device's next 'records' event (exported for tests). */
-export function emitRecords(events: EventEmitter, deviceId: string, records: RecordJson[]): void {
+export function emitRecords(events: GatewayEvents, deviceId: string, records: MeshRecord[]): void {
   let q = queues.get(events);
   if (!q) queues.set(events, (q = { pending: new Map(), scheduled: false }));
   const waiting = q.pending.get(deviceId);
@@ -96,7 +110,7 @@ export function emitRecords(events: EventEmitter, deviceId: string, records: Rec
   }
 }
 
-function drain(events: EventEmitter, q: { pending: Map<string, RecordJson[][]>; scheduled: boolean }): void {
+function drain(events: GatewayEvents, q: { pending: Map<string, MeshRecord[][]>; scheduled: boolean }): void {
   let n = 0;
   for (const [deviceId, frames] of q.pending) {
     if (n++ >= EMIT_PER_TURN) break;

@@ -11,11 +11,11 @@
 // devices. Opening a stream is recorded in the audit log once, with its device filter (it discloses
 // live readings as they come), like every other read of meter data.
 
-import type { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import type { PrivacyService } from '../privacy/service.js';
-import { drRecordJson, type RecordJson } from '../records.js';
+import type { GatewayEventMap, GatewayEventName, GatewayEvents, RecordsEvent } from '../events.js';
+import { drRecordJson, meshRecordJson } from '../records.js';
 import { EVERY_DEVICE, type Disclosure } from '../store/store.js';
 import { HttpError, type Reply, type Route } from './server.js';
 
@@ -46,7 +46,9 @@ export interface EventStream {
   close(): void;
 }
 
-function recordsSummary(deviceId: string, records: RecordJson[]): { records: unknown; dr: unknown[] } {
+/** A 'records' event as the stream sends it: the records made JSON here, at the edge. */
+function recordsSummary(deviceId: string, stored: RecordsEvent['records']): { records: unknown; dr: unknown[] } {
+  const records = stored.map(meshRecordJson);
   const latest: { [channel: string]: [number, number] } = {};
   const readings: [number, number, number, number][] = [];
   const events: [number, number, string, unknown][] = [];
@@ -65,7 +67,7 @@ function recordsSummary(deviceId: string, records: RecordJson[]): { records: unk
   return { records: { deviceId, lastSeq, count: records.length, latest, readings, events }, dr };
 }
 
-export function eventStream(events: EventEmitter, o: EventStreamOptions = {}): EventStream {
+export function eventStream(events: GatewayEvents, o: EventStreamOptions = {}): EventStream {
   const clients = new Set<Client>();
   let closed = false;
 
@@ -107,10 +109,11 @@ export function eventStream(events: EventEmitter, o: EventStreamOptions = {}): E
     await o.privacy.recordDisclosure(out);
   }
 
-  const device = (change: string) => (e: { [k: string]: unknown }) => broadcast('device', { change, ...e });
-  const listeners: [string, (e: any) => void][] = [
-    ['records', (e: { deviceId: string; records: RecordJson[] }) => {
-      const s = recordsSummary(e.deviceId, e.records);
+  const device = (change: string) => (e: object) => broadcast('device', { change, ...e });
+  const listeners: [GatewayEventName, (e: GatewayEventMap[GatewayEventName]) => void][] = [
+    ['records', (e) => {
+      const { deviceId, records } = e as RecordsEvent;
+      const s = recordsSummary(deviceId, records);
       broadcast('records', s.records);
       for (const x of s.dr) broadcast('dr', x);
     }],

@@ -14,7 +14,8 @@ import { TokenBuckets } from '../rate.js';
 import { BackendError } from '../offload/backend.js';
 import { equal, toHex } from '../../firmware/core/bytes.js';
 import type { CborValue } from '../../firmware/core/cbor.js';
-import type { RecordJson, RecordsEvent } from '../records.js';
+import type { RecordsEvent } from '../events.js';
+import { toMeshRecord } from '../records.js';
 import type { BlockStore, StoredRecord } from '../store/store.js';
 import type { GatewayContext } from '../context.js';
 import type { OffloadBackend } from '../offload/backend.js';
@@ -109,7 +110,7 @@ export class Mesh {
   #awaitingCount = 0;
   #timer?: NodeJS.Timeout;
   readonly #peerBackends = new Map<string, PeerBackend>();
-  readonly #listeners: [string, (...a: any[]) => void][] = [];
+  readonly #unlisten: (() => void)[] = [];
   /** Peer ids whose identity named an operator this gateway does not trust (refused at connection time; bounded). */
   readonly #untrusted = new Map<string, string>();
   readonly #quota: PeerQuota;
@@ -396,12 +397,10 @@ export class Mesh {
   }
 
   #listen(): void {
-    const on = (event: string, f: (e: any) => Promise<void>) => {
-      const h = (e: any) => void f(e).catch((err: Error) => this.#ctx.log.error({ err: err.message, stack: err.stack }, `mesh: ${event} failed`));
-      this.#ctx.events.on(event, h);
-      this.#listeners.push([event, h]);
-    };
-    on('records', (e: RecordsEvent) => this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.frames)));
+    const records = (e: RecordsEvent): void => void this.#serial(e.deviceId, () => this.#onRecords(e.deviceId, e.frames))
+      .catch((err: Error) => this.#ctx.log.error({ err: err.message, stack: err.stack }, 'mesh: records failed'));
+    this.#ctx.events.on('records', records);
+    this.#unlisten.push(() => this.#ctx.events.off('records', records));
   }
 
   async #tick(): Promise<void> {
@@ -438,19 +437,8 @@ export class Mesh {
   // ---------------------------------------------------------------- local messages
 
   /** One readings message per frame (MESH.md), the frames that waited together kept in one transaction. */
-  async #onRecords(deviceId: string, frames: RecordJson[][]): Promise<void> {
-    const out: MeshRecord[][] = [];
-    for (const json of frames) {
-      const records: MeshRecord[] = [];
-      for (const r of json) {
-        if (r[2] === 'event') {
-          // The API shape turned event data into JSON; the message carries the CBOR as stored.
-          const row = (await this.#ctx.store.readRecords(deviceId, r[0], 1)).find((x) => x.seq === r[0]);
-          records.push(row && row.kind === 2 ? toMeshRecord(row) : [r[0], r[1], 'event', r[3], {}]);
-        } else records.push(r as MeshRecord);
-      }
-      if (records.length) out.push(records);
-    }
+  async #onRecords(deviceId: string, frames: MeshRecord[][]): Promise<void> {
+    const out = frames.filter((records) => records.length);
     if (out.length) await this.#append(deviceId, out);
   }
 
@@ -768,20 +756,10 @@ export class Mesh {
     this.#core.closed = true;
     clearInterval(this.#timer);
     this.#sync.close();
-    for (const [e, h] of this.#listeners) this.#ctx.events.off(e, h);
+    for (const off of this.#unlisten) off();
     this.#disclosure.stop();
     await this.settled().catch(() => {});
     await this.node?.close();
   }
 }
 
-export function toMeshRecord(r: StoredRecord): MeshRecord {
-  switch (r.kind) {
-    case 1:
-      return [r.seq, r.t, r.channel, r.value];
-    case 2:
-      return [r.seq, r.t, 'event', r.event, (r.data ?? {}) as { [k: string]: CborValue }];
-    default:
-      return [r.seq, r.t, 'gap', r.last, r.reason];
-  }
-}

@@ -14,6 +14,7 @@ import type { PrivacyPolicy } from '../privacy/policy.js';
 import { cidOf, cidText, parseCidText } from './cid.js';
 import { decodeGossip, encodeGossip, MAX_CLOCK_AHEAD_MS, type From, type Gossip, type MeshCore, type Received } from './core.js';
 import type { Disclosure } from './disclosure.js';
+import type { SummaryEvent } from '../events.js';
 import type { GridMessage } from './message.js';
 import { openCapabilities, signCapabilities } from './offload.js';
 import { guestPayload } from './protocols.js';
@@ -36,17 +37,7 @@ export interface SummarySent {
 }
 
 /** The 'mesh-summary' event: one gossip message of a summary, and the peers it went to. */
-export interface SummaryEvent {
-  /** 'public' (identities, registry, consents), or the operator id whose gateways the heads went to. */
-  audience: string;
-  peers: string[];
-  kind: 'full' | 'delta';
-  /** Its index among the parts of the summary for this audience, and how many parts there are. */
-  part: number;
-  parts: number;
-  have: Uint8Array[];
-  bytes: number;
-}
+export type { SummaryEvent };
 
 export interface SyncOptions {
   syncIntervalMs?: number;

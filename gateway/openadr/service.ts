@@ -4,7 +4,7 @@
 //   GET  /api/openadr                  each VTN link: state, last poll, failures, the events and their meters
 //   POST /api/openadr/<key>/notify     the webhook a VTN calls (authenticated by the subscription's token)
 
-import type { EventEmitter } from 'node:events';
+import type { GatewayEvents } from '../events.js';
 import type { Registry } from 'prom-client';
 import { isLoopback } from '../http/security.js';
 import { HttpError, type Route } from '../http/server.js';
@@ -28,7 +28,7 @@ export interface OpenAdrVtnOptions {
 }
 
 export interface OpenAdrDeps extends Omit<VenDeps, 'metrics' | 'tuning'> {
-  events: EventEmitter;
+  events: GatewayEvents;
   registry: Registry;
   gatewayId: string;
   tuning?: Partial<OpenAdrTuning>;

@@ -14,6 +14,7 @@ import { sha256 } from '../../firmware/core/crypto.js';
 import { startGateway } from '../../gateway/gateway.js';
 import { loadOrCreateIdentity } from '../../gateway/identity.js';
 import type { SummaryEvent, SummarySent } from '../../gateway/mesh/mesh.js';
+import type { MeshRecord } from '../../gateway/mesh/protocols.js';
 import { SUMMARY_MAX_BYTES } from '../../gateway/mesh/summary.js';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
 import { eventually, tempDir } from '../../test/gateway/support.js';
@@ -72,7 +73,7 @@ export async function run(): Promise<object> {
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < CHANGED; i++) {
         const id = ids[(r * CHANGED + i) % ids.length];
-        const records = [[2 + r, T0 + 300 * (r + 1), 1, r]];
+        const records: MeshRecord[] = [[2 + r, T0 + 300 * (r + 1), 1, r]];
         gw.events.emit('records', { deviceId: id, records, frames: [records] });
       }
       // The 'records' handlers queue their work: wait until it is queued, then until it is done.
