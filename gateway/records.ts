@@ -8,6 +8,7 @@ import type { MeshRecord } from './mesh/protocols.js';
 import type { StoredRecord } from './store/store.js';
 import type { CborValue } from '../firmware/core/cbor.js';
 import { Body } from '../firmware/core/wire/bodies.js';
+import { RecordKind } from '../firmware/core/wire/constants.js';
 
 /** `[seq, t, channel, value] | [seq, t, "event", kind, data] | [seq, t, "gap", last, reason]` (ARCHITECTURE.md). */
 export type RecordJson =
@@ -18,9 +19,9 @@ export type RecordJson =
 /** A stored record as the mesh and the 'records' event carry it: event data is the CBOR map stored. */
 export function toMeshRecord(r: StoredRecord): MeshRecord {
   switch (r.kind) {
-    case 1:
+    case RecordKind.reading:
       return [r.seq, r.t, r.channel, r.value];
-    case 2:
+    case RecordKind.event:
       return [r.seq, r.t, 'event', r.event, (r.data ?? {}) as { [k: string]: CborValue }];
     default:
       return [r.seq, r.t, 'gap', r.last, r.reason];
@@ -34,9 +35,9 @@ export function meshRecordJson(r: MeshRecord): RecordJson {
 
 export function recordJson(r: StoredRecord): RecordJson {
   switch (r.kind) {
-    case 1:
+    case RecordKind.reading:
       return [r.seq, r.t, r.channel, r.value];
-    case 2:
+    case RecordKind.event:
       return [r.seq, r.t, 'event', r.event, cborToJson(r.data ?? {})];
     default:
       return [r.seq, r.t, 'gap', r.last, r.reason];
@@ -78,7 +79,7 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
   gw.metrics.ackLatency.observe(Math.max(0, gw.now() - frame.receivedAt) / 1000);
   if (r.added.length > 0) emitRecords(gw.events, device.id, r.added.map(toMeshRecord));
   gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
-  if (records.some((x) => x.kind !== 7 && x.gatewayTimed)) await gw.timeSync(device);
+  if (records.some((x) => x.kind !== RecordKind.gap && x.gatewayTimed)) await gw.timeSync(device);
 }
 
 // The 'records' event drives the work that follows a commit (the mesh signs and keeps one readings

@@ -3,6 +3,7 @@
 import type { EventBody } from '../../firmware/core/wire/bodies.js';
 import { storeRecords } from '../records.js';
 import { receiptSeconds, type UplinkHandler } from './handler.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export const event: UplinkHandler<EventBody> = {
   check(b) {
@@ -12,7 +13,7 @@ export const event: UplinkHandler<EventBody> = {
   },
   async apply(frame, b, gw) {
     const rec = {
-      kind: 2 as const, seq: b.seq, t: b.t === 0 ? receiptSeconds(frame) : b.t, gatewayTimed: b.t === 0, event: b.kind,
+      kind: RecordKind.event, seq: b.seq, t: b.t === 0 ? receiptSeconds(frame) : b.t, gatewayTimed: b.t === 0, event: b.kind,
       ...(b.data === undefined ? {} : { data: b.data }),
     };
     await storeRecords(frame, [rec], gw);

@@ -3,6 +3,7 @@
 import type { Gap } from '../../firmware/core/wire/bodies.js';
 import { storeRecords } from '../records.js';
 import { receiptSeconds, type UplinkHandler } from './handler.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export const gap: UplinkHandler<Gap> = {
   check(b) {
@@ -11,6 +12,6 @@ export const gap: UplinkHandler<Gap> = {
     return undefined;
   },
   async apply(frame, b, gw) {
-    await storeRecords(frame, [{ kind: 7, seq: b.first, last: b.last, t: receiptSeconds(frame), reason: b.reason }], gw);
+    await storeRecords(frame, [{ kind: RecordKind.gap, seq: b.first, last: b.last, t: receiptSeconds(frame), reason: b.reason }], gw);
   },
 };

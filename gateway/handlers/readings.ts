@@ -5,6 +5,7 @@ import type { Readings } from '../../firmware/core/wire/bodies.js';
 import { storeRecords } from '../records.js';
 import type { StoredRecord } from '../store/store.js';
 import { receiptSeconds, type UplinkHandler } from './handler.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export const readings: UplinkHandler<Readings> = {
   check(b) {
@@ -15,7 +16,7 @@ export const readings: UplinkHandler<Readings> = {
   async apply(frame, b, gw) {
     const now = receiptSeconds(frame);
     const records: StoredRecord[] = b.records.map(([t, channel, value], i) => ({
-      kind: 1, seq: b.first + i, t: t === 0 ? now : t, gatewayTimed: t === 0, channel, value,
+      kind: RecordKind.reading, seq: b.first + i, t: t === 0 ? now : t, gatewayTimed: t === 0, channel, value,
     }));
     await storeRecords(frame, records, gw);
   },

@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import type { PrivacyService } from '../privacy/service.js';
 import { dashboardRoutes } from '../web/serve.js';
 import { HttpError, type Reply, type Route } from './server.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export const MAX_RECORDS_LIMIT = 10_000;
 export const DEFAULT_RECORDS_LIMIT = 1000;
@@ -116,7 +117,7 @@ export function routes(d: RouteDeps): Route[] {
           const last = records[records.length - 1];
           const purposes = (await d.privacy.effectivePolicy(id)).operator.purposes;
           await d.privacy.recordDisclosure({
-            audience: 'http', deviceId: id, kind: 'records', seq: [records[0].seq, last.kind === 7 ? last.last : last.seq], level: 'full', purposes, via: 'http',
+            audience: 'http', deviceId: id, kind: 'records', seq: [records[0].seq, last.kind === RecordKind.gap ? last.last : last.seq], level: 'full', purposes, via: 'http',
           });
         }
         return { status: 200, json: { records: records.map(recordJson) } };

@@ -9,6 +9,7 @@ import { cborToJson } from '../json.js';
 import type { DeviceRow, Store, StoredRecord } from '../store/store.js';
 import type { GenerateRequest } from './backend.js';
 import { utf8Length } from './chunker.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 /** WIRE.md "Channels (v1)": name and unit. */
 export const CHANNELS: { [channel: number]: [name: string, unit: string] } = {
@@ -48,16 +49,16 @@ export async function buildRequest(
 
 /** The device's data as JSON, at most `maxBytes` (dropping the oldest readings, then events, first). */
 export function deviceData(device: DeviceRow, records: StoredRecord[], maxBytes: number): string {
-  const latest = new Map<number, StoredRecord & { kind: 1 }>();
+  const latest = new Map<number, StoredRecord & { kind: typeof RecordKind.reading }>();
   const readings: [string, string, number, string][] = [];
   const events: [string, string, unknown][] = [];
   const gaps: [number, number, string][] = [];
   for (const r of records) {
-    if (r.kind === 1) {
+    if (r.kind === RecordKind.reading) {
       latest.set(r.channel, r);
       const [name, unit] = CHANNELS[r.channel] ?? [`channel ${r.channel}`, ''];
       readings.push([iso(r.t), name, r.value, unit]);
-    } else if (r.kind === 2) events.push([iso(r.t), r.event, r.data ? cborToJson(r.data) : null]);
+    } else if (r.kind === RecordKind.event) events.push([iso(r.t), r.event, r.data ? cborToJson(r.data) : null]);
     else gaps.push([r.seq, r.last, r.reason]);
   }
   const s = device.status;

@@ -14,6 +14,7 @@ import type { StoredRecord } from '../store/store.js';
 import type { IntervalTime } from '../dr/openadr.js';
 import type { OpenAdrSpecVersion } from './schema.js';
 import type { Level } from '../privacy/policy.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export const ENERGY_CHANNEL = 1;
 export const POWER_CHANNEL = 3;
@@ -86,8 +87,8 @@ export function newTrack(next: number, bounds: number[], intervals: number): Tra
 /** Takes readings (in seq order) into a track. */
 export function feed(track: Track, bounds: number[], intervals: IntervalTime[], records: StoredRecord[]): void {
   for (const r of records) {
-    track.next = Math.max(track.next, (r.kind === 7 ? r.last : r.seq) + 1);
-    if (r.kind !== 1) continue;
+    track.next = Math.max(track.next, (r.kind === RecordKind.gap ? r.last : r.seq) + 1);
+    if (r.kind !== RecordKind.reading) continue;
     if (r.channel === ENERGY_CHANNEL) {
       for (let b = 0; b < bounds.length && bounds[b] <= r.t; b++) if (track.energy[b] === null) track.energy[b] = [r.t, r.value];
     } else if (r.channel === POWER_CHANNEL) {

@@ -31,6 +31,7 @@ import { problemText, type OpenAdrSpecVersion } from './schema.js';
 import { linkKey, loadState, saveState, stateFile, type EventState, type SentDr, type VenState } from './state.js';
 import { grantedTexts, readTargets, resolveTargets, type TargetContext } from './targets.js';
 import { VtnClient, VtnError, type ErrorKind } from './vtn-client.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 export interface VtnLink {
   url: string;
@@ -731,7 +732,7 @@ export class Ven {
       for (let i = recs.length - 1; i >= 0; i--) {
         const r = recs[i];
         if (r.seq > to) continue;
-        if (r.kind === 1 && r.t < bounds[0]) break search;
+        if (r.kind === RecordKind.reading && r.t < bounds[0]) break search;
         start = Math.min(start, r.seq);
       }
       start = Math.min(start, from);

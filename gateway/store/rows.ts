@@ -7,6 +7,7 @@ import { parsePolicy, type PrivacyPolicy } from '../privacy/policy.js';
 import type {
   AuditEntry, BlockKind, DeviceRow, DeviceState, GuestModule, GuestState, PendingDownlink, StoredBlock, StoredRecord,
 } from './store.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 /** A byte string as the drivers take it, without copying. */
 export function blob(b: Uint8Array): Buffer {
@@ -52,15 +53,15 @@ export interface RecordSqlRow {
 export function toRecord(r: RecordSqlRow): StoredRecord {
   const gatewayTimed = r.gateway_timed === true || r.gateway_timed === 1;
   switch (r.kind) {
-    case 1:
-      return { kind: 1, seq: r.seq, t: r.t, gatewayTimed, channel: r.channel!, value: r.value! };
-    case 2: {
-      const rec: StoredRecord = { kind: 2, seq: r.seq, t: r.t, gatewayTimed, event: r.event! };
+    case RecordKind.reading:
+      return { kind: RecordKind.reading, seq: r.seq, t: r.t, gatewayTimed, channel: r.channel!, value: r.value! };
+    case RecordKind.event: {
+      const rec: StoredRecord = { kind: RecordKind.event, seq: r.seq, t: r.t, gatewayTimed, event: r.event! };
       if (r.data) rec.data = decode(new Uint8Array(r.data), { maxDepth: 16 }) as TextMap;
       return rec;
     }
     default:
-      return { kind: 7, seq: r.seq, last: r.last, t: r.t, reason: r.reason ?? '' };
+      return { kind: RecordKind.gap, seq: r.seq, last: r.last, t: r.t, reason: r.reason ?? '' };
   }
 }
 

@@ -46,6 +46,7 @@ import { Direction, openBox, parseFrame, ReplayWindow, sealFrame } from '../wire
 import {
   decodePairAccept, encodeHello, mqttPassword, PairCheck, PROTOCOL_VERSION, sessionKey, verifyPairAccept,
 } from '../wire/pairing.js';
+import { Signal } from '../wire/constants.js';
 import { DEFAULT_PREFIX, topics } from '../wire/topics.js';
 import {
   confirmSession, forgetSession, loadDownWindow, loadIdentity, loadSession, saveDownWindow, saveSession, UpCounter,
@@ -166,8 +167,8 @@ export class Agent {
     this.dr = new DemandResponse({
       kv: options.kv, clock: options.clock, timers: options.timers, random: options.random,
       onSignals: (level, limit) => {
-        this.#guests?.setSignal(2, level);
-        this.#guests?.setSignal(3, limit);
+        this.#guests?.setSignal(Signal.drLevel, level);
+        this.#guests?.setSignal(Signal.importLimit, limit);
       },
       onEvent: (kind, data) => this.recordEvent(kind, data),
     });
@@ -190,8 +191,8 @@ export class Agent {
   /** Connects the guest supervisor: readings and grid signals flow to it, guest-* bodies from the gateway. */
   attachGuests(guests: AgentGuests): void {
     this.#guests = guests;
-    guests.setSignal(2, this.dr.level);
-    guests.setSignal(3, this.dr.limit);
+    guests.setSignal(Signal.drLevel, this.dr.level);
+    guests.setSignal(Signal.importLimit, this.dr.limit);
     this.#tariffCheck();
   }
 
@@ -683,7 +684,7 @@ export class Agent {
     const g = this.#guests;
     if (!g) return;
     const tf = this.currentTariff();
-    g.setSignal(1, tf ? tf.price / 100000 : NaN);
+    g.setSignal(Signal.price, tf ? tf.price / 100000 : NaN);
   }
 
   #tick(): void {
