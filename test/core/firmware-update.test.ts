@@ -95,6 +95,12 @@ test('deploy v2: the meter downloads it while readings flow, restarts into it, c
   for (let i = 0; i < 5; i++) { w.take(); w.run(1000); }
   assert.equal(w.storedValues(), w.taken, 'every reading, once, in order');
   assert.is(w.device.updates!.state, 'idle');
+  // The same release offered again (a resent offer whose answer was lost): the meter says it runs it.
+  const seen = w.gw.fwStatus.length;
+  w.offer(image, release(image, { version: '0.2.0' }));
+  w.run(1000);
+  assert.equal(w.gw.fwStatus.slice(seen).map((s) => [s.state, s.reason]), [['confirmed', undefined]]);
+  assert.is(w.device.updates!.counters.offersRefused, 0);
 });
 
 test('an image that never reaches its gateway gives itself up; the old one returns and reports `rolled-back` with the reason', () => {
