@@ -373,7 +373,11 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
   const dir = mkdtempSync(join(base, 'gridlet-sfsim-'));
   const prng = new Prng(o.seed);
   const nDevices = o.devices ?? 16;
-  const gw = await startGateway({ dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', logger: { log() {} } });
+  // Kept downlinks (offers among them) are resent to a device heard 2 s after the last send, not 30 s:
+  // these meters lose power every few seconds, and a rollout here waits 30 s for its devices.
+  const gw = await startGateway({
+    dataDir: dir, mqttListen: '127.0.0.1:0', httpListen: '127.0.0.1:0', logger: { log() {} }, tuning: { resendIntervalMs: 2000 },
+  });
   const devices: SimDevice[] = [];
   DeviceLink.lost = { up: 0, down: 0 };
   try {
