@@ -29,7 +29,9 @@
 
 #if ESP32
 
-#include "esp_ota_ops.h"
+// As the Moddable SDK's own ota module does: its ESP32 build has $(IDF_PATH)/components on the
+// include path, not app_update/include.
+#include "app_update/include/esp_ota_ops.h"
 #include "esp_partition.h"
 #include "esp_system.h"
 
