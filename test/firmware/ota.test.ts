@@ -19,7 +19,7 @@ import { decodeReleaseFile, encodeReleaseFile } from '../../firmware/core/update
 import { FACTORY_SLOT } from '../../firmware/core/update/boot-control.js';
 import { FileFlash } from '../../host/flash/file-flash.js';
 import { openPty, type Pty } from '../../host/console/pty.js';
-import { bootLinSlot, makeLinImage } from '../../host/ota/lin-image.js';
+import { bootLinSlot } from '../../host/ota/lin-image.js';
 import { builtImage, freePort, GatewayProcess, pendingReason, SimImage, telegram, until } from './support.js';
 
 const pending = pendingReason();
@@ -99,10 +99,10 @@ test('the image takes v2 through the gateway and confirms it; v3 that never reco
     broker: `127.0.0.1:${gateway.mqttPort}`, p1Device: p1.path, relayMinDwellS: 1, model: 'gridlet-sim',
     releaseKeys: pub, trialS: 25,
   };
-  const so = new Uint8Array(readFileSync(builtImage()!));
-  const signed = async (v: string, config: object, k = key, model = 'gridlet-sim') => {
+  const signed = async (v: string, config: { [k: string]: string }, k = key, model = 'gridlet-sim') => {
     const img = join(dir, `${v}.img`);
-    writeFileSync(img, makeLinImage({ firmwareVersion: v, ...config }, so));
+    const made = await fw('lin-image', '--so', builtImage()!, '--version', v, ...Object.entries(config).flatMap(([c, x]) => ['--config', `${c}=${x}`]), '-o', img);
+    assert.is(made.code, 0, made.err);
     const out = join(dir, `${v}-${model}-${k === key ? 'k' : 'o'}.release`);
     const r = await fw('sign', img, '--key', `${k}.key`, '--version', v, '--model', model, '-o', out);
     assert.is(r.code, 0, r.err);
