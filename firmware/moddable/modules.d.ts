@@ -65,7 +65,6 @@ declare module 'gridlet/xs-heap' {
 declare module 'gridlet/ota' {
   /** [slotSize, eraseSize, trial, rejected] (native/ota.c); throws on the simulator. */
   export function info(): [number, number, boolean, boolean];
-  export function erase(offset: number, length: number): void;
   export function write(offset: number, bytes: Uint8Array): void;
   export function read(offset: number, length: number): ArrayBuffer;
   /** Checks the written image (esp_ota_end) and boots it next, on trial; throws with ESP-IDF's reason. */

@@ -6,8 +6,9 @@
 //
 // On the lin simulator the slots are a file partition driven by the core's FlashUpdater instead
 // (main.ts, config otaPartition); `restart` ends the simulator there, for its launcher to boot a slot.
+// How the bytes reach the slot (an OTA handle, or the partition for a resumed download): native/ota.c.
 
-import { confirm, erase, info, read, restart, rollback, setPending, write } from 'gridlet/ota';
+import { confirm, info, read, restart, rollback, setPending, write } from 'gridlet/ota';
 import { BootState, type Updater } from '../core/ports.js';
 
 export { restart };
@@ -16,8 +17,6 @@ export class EspOtaUpdater implements Updater {
   readonly slotSize: number;
   readonly eraseSize: number;
   readonly #trial: boolean;
-  /** Bytes of the update slot known erased (from its start); -1 until the first write of this boot. */
-  #erasedTo = -1;
 
   constructor() {
     const [slotSize, eraseSize, trial] = info();
@@ -34,17 +33,8 @@ export class EspOtaUpdater implements Updater {
     return info()[3] as boolean;
   }
 
+  /** Erasing is ESP-IDF's (esp_ota_write) or, for a download resumed after a restart, the module's (native/ota.c). */
   write(offset: number, bytes: Uint8Array): void {
-    const end = offset + bytes.length;
-    if (offset < 0 || end > this.slotSize) throw new RangeError(`${bytes.length} bytes at ${offset} are outside the ${this.slotSize}-byte slot`);
-    const e = this.eraseSize;
-    // Erase ahead of the writes, a sector at a time (a resumed download starts at a sector boundary).
-    if (this.#erasedTo < 0 || offset < this.#erasedTo - e) this.#erasedTo = Math.floor(offset / e) * e;
-    if (this.#erasedTo < end) {
-      const to = Math.min(this.slotSize, Math.ceil(end / e) * e);
-      erase(this.#erasedTo, to - this.#erasedTo);
-      this.#erasedTo = to;
-    }
     write(offset, bytes);
   }
 

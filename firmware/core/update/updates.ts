@@ -276,7 +276,13 @@ export class Updates {
       this.#fail(`chunk of ${n} bytes at offset ${b.offset} does not fit the ${m.size}-byte image (chunks are at most ${FW_CHUNK_MAX})`);
       return;
     }
-    this.#o.updater.write(b.offset, b.bytes);
+    try {
+      this.#o.updater.write(b.offset, b.bytes);
+    } catch (e) {
+      // The platform refused the bytes (ESP-IDF: not an app image, a flash error): the update ends here.
+      this.#fail(`the update slot refused the bytes at offset ${b.offset}: ${(e as Error).message}`);
+      return;
+    }
     this.#offset += n;
     this.counters.chunks++;
     this.counters.bytes += n;

@@ -6,13 +6,13 @@
  *                           trial while the running app is ESP_OTA_IMG_PENDING_VERIFY (rollback enabled),
  *                           rejected while the update slot holds an image the bootloader gave up
  *                           (ESP_OTA_IMG_ABORTED or _INVALID)
- *   erase(offset, length)   esp_partition_erase_range on the update slot (whole sectors)
- *   write(offset, bytes)    esp_ota_write_with_offset under an esp_ota_begin of this boot (encrypted by
- *                           the flash driver when flash encryption is on: 16-byte aligned)
+ *   write(offset, bytes)    the image's bytes into the update slot: through esp_ota_begin/esp_ota_write
+ *                           when the download runs from offset 0 in this boot, else (resumed after a
+ *                           restart) esp_partition_erase_range/esp_partition_write (see below)
  *   read(offset, length)    esp_partition_read of the update slot (decrypted when encrypted)
- *   setPending()            esp_ota_end (ESP-IDF checks the image: its header, hash and, with secure
- *                           boot, its signature) and esp_ota_set_boot_partition: the next boot runs it,
- *                           on trial (CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)
+ *   setPending()            esp_ota_end (when a handle wrote it) and esp_ota_set_boot_partition, each
+ *                           of which checks the image (header, hash and, under secure boot, its
+ *                           signature): the next boot runs it, on trial (CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)
  *   confirm()               esp_ota_mark_app_valid_cancel_rollback
  *   rollback()              esp_ota_mark_app_invalid_rollback_and_reboot (the bootloader returns to the
  *                           previous image; does not return)
@@ -35,7 +35,19 @@
 #include "esp_partition.h"
 #include "esp_system.h"
 
+/*
+ * A download that runs through in one boot goes through an OTA handle: esp_ota_begin with
+ * OTA_WITH_SEQUENTIAL_WRITES (nothing erased up front), esp_ota_write (ESP-IDF erases each sector as the
+ * writes reach it, checks the image's magic byte, and under flash encryption keeps the writes in 16-byte
+ * units), esp_ota_end (writes what is left and verifies the image). A download resumed after a restart
+ * cannot continue a handle (esp_ota_write writes at the handle's own count from 0, and
+ * esp_ota_write_with_offset needs a slot erased up front, which would lose what was kept), so its writes
+ * go to the partition directly, erasing sector by sector ahead of them; esp_ota_set_boot_partition
+ * verifies the whole image either way.
+ */
 static esp_ota_handle_t gHandle = 0;
+static uint32_t gNext = 0;          /* where the handle writes next */
+static int32_t gErasedTo = -1;      /* resumed download: bytes of the slot known erased, or -1 */
 
 static const esp_partition_t *updateSlot(xsMachine *the)
 {
@@ -75,22 +87,39 @@ void xs_gridlet_ota_info(xsMachine *the)
 	xsmcSetIndex(xsResult, 3, xsVar(0));
 }
 
-void xs_gridlet_ota_erase(xsMachine *the)
-{
-	const esp_partition_t *next = updateSlot(the);
-	check(the, esp_partition_erase_range(next, xsmcToInteger(xsArg(0)), xsmcToInteger(xsArg(1))), "erase");
-}
-
 void xs_gridlet_ota_write(xsMachine *the)
 {
 	const esp_partition_t *next = updateSlot(the);
+	uint32_t offset = (uint32_t)xsmcToInteger(xsArg(0));
 	xsUnsignedValue length;
 	void *data;
 
-	if (!gHandle)
-		check(the, esp_ota_begin(next, OTA_WITH_SEQUENTIAL_WRITES, &gHandle), "esp_ota_begin");
 	xsmcGetBufferReadable(xsArg(1), &data, &length);
-	check(the, esp_ota_write_with_offset(gHandle, data, length, xsmcToInteger(xsArg(0))), "esp_ota_write_with_offset");
+	if (offset + length > next->size)
+		xsRangeError("%u bytes at %u are outside the %u-byte slot", (unsigned)length, (unsigned)offset, (unsigned)next->size);
+	if (gHandle && offset != gNext) {
+		/* the download started again: the handle's sequence is broken */
+		esp_ota_abort(gHandle);
+		gHandle = 0;
+	}
+	if (!gHandle && offset == 0) {
+		check(the, esp_ota_begin(next, OTA_WITH_SEQUENTIAL_WRITES, &gHandle), "esp_ota_begin");
+		gNext = 0;
+		gErasedTo = -1;
+	}
+	if (gHandle) {
+		check(the, esp_ota_write(gHandle, data, length), "esp_ota_write");
+		gNext += length;
+		return;
+	}
+	/* resumed after a restart (the core resumes at a sector boundary) */
+	if (gErasedTo < 0 || offset < (uint32_t)gErasedTo - next->erase_size)
+		gErasedTo = (int32_t)(offset - offset % next->erase_size);
+	while ((uint32_t)gErasedTo < offset + length) {
+		check(the, esp_partition_erase_range(next, gErasedTo, next->erase_size), "esp_partition_erase_range");
+		gErasedTo += next->erase_size;
+	}
+	check(the, esp_partition_write(next, offset, data, length), "esp_partition_write");
 }
 
 void xs_gridlet_ota_read(xsMachine *the)
@@ -109,13 +138,12 @@ void xs_gridlet_ota_set_pending(xsMachine *the)
 {
 	const esp_partition_t *next = updateSlot(the);
 
-	// A download resumed across a restart has no handle of this boot: esp_ota_begin with sequential
-	// writes erases nothing, so it only opens the slot for esp_ota_end's check.
-	if (!gHandle)
-		check(the, esp_ota_begin(next, OTA_WITH_SEQUENTIAL_WRITES, &gHandle), "esp_ota_begin");
-	esp_err_t err = esp_ota_end(gHandle);
-	gHandle = 0;
-	check(the, err, "esp_ota_end (the image does not verify)");
+	if (gHandle) {
+		esp_err_t err = esp_ota_end(gHandle);
+		gHandle = 0;
+		check(the, err, "esp_ota_end (the image does not verify)");
+	}
+	/* verifies the whole image (header, hash and, under secure boot, its signature), then otadata */
 	check(the, esp_ota_set_boot_partition(next), "esp_ota_set_boot_partition");
 }
 
@@ -145,7 +173,6 @@ static void none(xsMachine *the)
 }
 
 void xs_gridlet_ota_info(xsMachine *the) { none(the); }
-void xs_gridlet_ota_erase(xsMachine *the) { none(the); }
 void xs_gridlet_ota_write(xsMachine *the) { none(the); }
 void xs_gridlet_ota_read(xsMachine *the) { none(the); }
 void xs_gridlet_ota_set_pending(xsMachine *the) { none(the); }

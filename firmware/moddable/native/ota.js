@@ -3,7 +3,6 @@
  */
 
 export function info() @ "xs_gridlet_ota_info";
-export function erase(offset, length) @ "xs_gridlet_ota_erase";
 export function write(offset, bytes) @ "xs_gridlet_ota_write";
 export function read(offset, length) @ "xs_gridlet_ota_read";
 export function setPending() @ "xs_gridlet_ota_set_pending";
