@@ -13,11 +13,15 @@ import Timer from 'timer';
 import { createDevice } from './core/device.js';
 import { configuredMeterType } from './core/meter/keys.js';
 import { isMeterType } from './core/meter/meter.js';
-import type { Relay, Transport } from './core/ports.js';
+import { fromHex } from './core/bytes.js';
+import type { Relay, Transport, Updater } from './core/ports.js';
+import { FlashUpdater } from './core/update/boot-control.js';
+import { isVersion } from './core/update/release.js';
 import { PartitionFlash } from './moddable/flash.js';
 import { PreferenceStore } from './moddable/kv.js';
 import { ConsoleLogger } from './moddable/logger.js';
 import { ModdableMqttTransport } from './moddable/mqtt.js';
+import { EspOtaUpdater, restart } from './moddable/ota.js';
 import { meterLine, P1Meter } from './moddable/p1-meter.js';
 import { HardwareRandom } from './moddable/random.js';
 import { DigitalRelay } from './moddable/relay.js';
@@ -27,6 +31,7 @@ import { ModdableClock, ModdableTimers } from './moddable/timers.js';
 import { Wasm3Engine } from './moddable/wasm3/engine.js';
 import { WifiStation } from './moddable/wifi.js';
 
+/** The version an image reports unless its config sets `firmwareVersion` (a release build does). */
 export const FIRMWARE_VERSION = '0.1.0';
 
 export default function main(): void {
@@ -92,6 +97,25 @@ function boot(): void {
   const relays: Relay[] = relayPins(str(config.relays, '')).map(
     (r) => new DigitalRelay(r.id, r.pin, flag(config.relayActiveLow)));
 
+  // Firmware over the air (docs/firmware.md): the release keys built in, the version this image is, its
+  // trial period, and its slots: ESP-IDF's OTA partitions, or on the simulator a file partition
+  // (otaPartition) whose boot control the simulator's launcher plays the bootloader on.
+  const firmware = str(config.firmwareVersion, FIRMWARE_VERSION);
+  if (!isVersion(firmware)) throw new Error(`config firmwareVersion "${firmware}" must be X.Y.Z`);
+  const releaseKeys = str(config.releaseKeys, '').split(',').map((k) => k.trim()).filter((k) => k).map((k) => {
+    if (!/^[0-9a-fA-F]{64}$/.test(k)) throw new Error(`config releaseKeys: "${k.slice(0, 70)}" is not a release public key (64 hex digits, gridlet firmware keygen)`);
+    return fromHex(k);
+  });
+  const otaPartition = str(config.otaPartition, '');
+  let updater: Updater | undefined;
+  if (releaseKeys.length) {
+    try {
+      updater = otaPartition ? new FlashUpdater(new PartitionFlash(otaPartition)) : new EspOtaUpdater();
+    } catch (e) {
+      logger.log('error', `no firmware updates: ${(e as Error).message}`);
+    }
+  }
+
   const device = createDevice({
     kv,
     random,
@@ -106,7 +130,11 @@ function boot(): void {
     console: consolePort,
     logger,
     model: str(config.model, 'gridlet-esp32'),
-    firmware: FIRMWARE_VERSION,
+    firmware,
+    updater,
+    releaseKeys,
+    trialMs: num(config.trialS, 600) * 1000,
+    reboot: restart,
     capabilities: [...relays.map((r) => `relay:${r.id}`), 'guests', ...(meter ? ['p1', `meter:${meterType}`] : [])],
     topicPrefix: str(config.prefix, 'gl'),
     heapUsed,
@@ -114,8 +142,8 @@ function boot(): void {
   device.agent.start();
   // The pair code and the factory PIN go to the trace (xsbug, the factory's fixture) only, never to the
   // log ring: `log` on the console needs no PIN (docs/firmware.md "Hardening").
-  device.logRing.log('info', `gridlet ${FIRMWARE_VERSION} id ${device.agent.deviceId}`);
-  trace(`gridlet ${FIRMWARE_VERSION} id ${device.agent.deviceId} pair code ${device.agent.identity.pairCode}\n`);
+  device.logRing.log('info', `gridlet ${firmware} id ${device.agent.deviceId}${updater ? ` firmware ${device.updates?.state}` : ''}`);
+  trace(`gridlet ${firmware} id ${device.agent.deviceId} pair code ${device.agent.identity.pairCode}\n`);
   // The factory reads the PIN here, once, at first boot, to print the label.
   if (device.factoryPin) trace(`factory PIN ${device.factoryPin}\n`);
 

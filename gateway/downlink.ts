@@ -9,9 +9,9 @@ import { Direction, sealFrame } from '../firmware/core/wire/frame.js';
 import { topics } from '../firmware/core/wire/topics.js';
 import type { GatewayContext } from './context.js';
 
-/** WIRE.md: config, guest-*, dr-event, unpair, tariff. */
+/** WIRE.md: config, guest-*, dr-event, unpair, tariff, fw-offer, fw-cancel. */
 export const KEPT_BODIES: ReadonlySet<number> = new Set([
-  Body.config, Body.guestOffer, Body.guestChunk, Body.guestRemove, Body.drEvent, Body.unpair, Body.tariff,
+  Body.config, Body.guestOffer, Body.guestChunk, Body.guestRemove, Body.drEvent, Body.unpair, Body.tariff, Body.fwOffer, Body.fwCancel,
 ]);
 
 export interface Addressee {

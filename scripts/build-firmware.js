@@ -8,7 +8,7 @@
 //                 loaded once in XS (xsnap) to prove it evaluates as a module there;
 //        main.js  the firmware entry (main.ts + firmware/moddable + core), importing only Moddable
 //                 and gridlet native modules; the manifests in manifests/ build it into the image;
-//   3. syntax-check the native C (wasm3 binding, random) against the XS headers that ship in
+//   3. syntax-check the native C (wasm3 binding, random, ota) against the XS headers that ship in
 //      @agoric/xsnap and a declaration-only wasm3.h (firmware/moddable/wasm3/syntax), and against
 //      the real wasm3 headers too when a wasm3 checkout is at ../shared/toolchains/wasm3 or $WASM3;
 //      and the host's wasm3 glue (host/guests/wasm3/glue.c) against guest-core.h.
@@ -141,6 +141,8 @@ function syntaxCheck() {
     { file: join(root, 'host', 'guests', 'wasm3', 'glue.c'), flags: [`-I${wasm3}`, '-Wno-attributes'], what: "host wasm3 build's glue" },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: [], what: 'random (lin)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'random.c'), flags: ['-DESP32=1', `-I${join(wasm3, 'syntax', 'esp')}`], what: 'random (esp32)' },
+    { file: join(root, 'firmware', 'moddable', 'native', 'ota.c'), flags: [], what: 'ota (lin)' },
+    { file: join(root, 'firmware', 'moddable', 'native', 'ota.c'), flags: ['-DESP32=1', `-I${join(wasm3, 'syntax', 'esp')}`], what: 'ota (esp32, against ESP-IDF 5\'s declared OTA API)' },
     { file: join(root, 'firmware', 'moddable', 'native', 'xs-heap.c'), flags: [`-I${join(xs, 'sources')}`], what: 'xs-heap' },
   ];
   // The SDK's own XS headers define more than xsnap's (macros such as xsImport): check against them too.

@@ -61,3 +61,17 @@ declare module 'gridlet/xs-heap' {
    */
   export function stats(): number[];
 }
+
+declare module 'gridlet/ota' {
+  /** [slotSize, eraseSize, trial, rejected] (native/ota.c); throws on the simulator. */
+  export function info(): [number, number, boolean, boolean];
+  export function write(offset: number, bytes: Uint8Array): void;
+  export function read(offset: number, length: number): ArrayBuffer;
+  /** Checks the written image (esp_ota_end) and boots it next, on trial; throws with ESP-IDF's reason. */
+  export function setPending(): void;
+  export function confirm(): void;
+  /** Gives the running trial image up and restarts into the previous one; does not return. */
+  export function rollback(): void;
+  /** Restarts the meter (the simulator: ends it, for its launcher to boot a slot); does not return. */
+  export function restart(): void;
+}

@@ -387,7 +387,7 @@ export class PostgresStore implements Store {
     }
     if (downAcks.length) {
       await q.query(`DELETE FROM downlinks dl USING unnest($1::text[], $2::bigint[]) AS v(id, ack)
-        WHERE dl.device_id = v.id AND dl.counter <= v.ack`, [downAcks.map((x) => x[0]), downAcks.map((x) => x[1])]);
+        WHERE dl.device_id = v.id AND dl.counter = v.ack`, [downAcks.map((x) => x[0]), downAcks.map((x) => x[1])]);
     }
     return out;
   }

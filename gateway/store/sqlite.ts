@@ -155,7 +155,7 @@ export class SqliteStore implements Store {
       pending: db.prepare<[string], DownlinkSqlRow>('SELECT * FROM downlinks WHERE device_id = ? ORDER BY id'),
       downlink: db.prepare<[number], DownlinkSqlRow>('SELECT * FROM downlinks WHERE id = ?'),
       resent: db.prepare('UPDATE downlinks SET counter = ?, sent_at = ? WHERE id = ?'),
-      ackDownlinks: db.prepare('DELETE FROM downlinks WHERE device_id = ? AND counter <= ?'),
+      ackDownlinks: db.prepare('DELETE FROM downlinks WHERE device_id = ? AND counter = ?'),
       dropDownlinks: db.prepare('DELETE FROM downlinks WHERE device_id = ?'),
       dropDownlinksOfType: db.prepare('DELETE FROM downlinks WHERE device_id = ? AND type = ?'),
       countDownlinks: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM downlinks'),

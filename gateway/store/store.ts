@@ -89,7 +89,7 @@ export interface FrameCommit {
   counter: number;
   now: number;
   records?: StoredRecord[];
-  /** A down-ack: downlinks last sent with a counter ≤ this are acknowledged. */
+  /** A down-ack: the downlink last sent with this counter is acknowledged (each kept body is acked by its own counter). */
   downAck?: number;
   status?: DeviceStatus;
   guest?: { cid: string; state: GuestState };

@@ -1,8 +1,8 @@
 // The gridlet dashboard: a single page over the gateway's JSON API (ARCHITECTURE.md "Operator
 // interface") and its live stream GET /api/events. No build step, no libraries: ES modules served as
 // they are — this router, a small kit (kit.js), the API client (api.js), the live fleet (live.js), one
-// module per page (pages/) — and /shared.js, the rules and WIRE.md numbers the CLI and the gateway use
-// (gateway/web/shared.ts, bundled by the gateway when it starts serving).
+// module per page (pages/: fleet, device, pair, guests, firmware, dr) — and /shared.js, the rules and
+// WIRE.md numbers the CLI and the gateway use (gateway/web/shared.ts, bundled by the gateway).
 // Everything shown from the API goes into text nodes, never into HTML.
 
 import { whenSignedIn } from './api.js';
@@ -10,6 +10,7 @@ import { fill, h, parseData, sleep } from './kit.js';
 import { fleet, listeners, loadDevices, stream } from './live.js';
 import { devicePage } from './pages/device.js';
 import { drPage } from './pages/dr.js';
+import { firmwarePage } from './pages/firmware.js';
 import { fleetPage } from './pages/fleet.js';
 import { guestsPage } from './pages/guests.js';
 import { pairPage } from './pages/pair.js';
@@ -30,6 +31,7 @@ function route() {
   if (parts[0] === 'devices' && parts[1]) current = devicePage(root, parts[1]);
   else if (parts[0] === 'pair') current = pairPage(root, parts[1]);
   else if (parts[0] === 'guests') current = guestsPage(root);
+  else if (parts[0] === 'firmware') current = firmwarePage(root, parts[1]);
   else if (parts[0] === 'dr') current = drPage(root, parts[1]);
   else current = fleetPage(root);
   window.scrollTo(0, 0);

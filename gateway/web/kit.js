@@ -179,3 +179,10 @@ export function labelChips(labels) {
 export function stat(label, value, extra) {
   return h('div.stat', h('div.stat-value', value), h('div.stat-label', label), extra);
 }
+
+/** Bytes as base64 (the API's JSON carries modules and releases so). */
+export function base64(bytes) {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}

@@ -11,6 +11,7 @@ import { cidToText } from '../../firmware/core/guests/cid.js';
 import { HOST_FAULTS, makeHostImage, type HostFault } from '../ota/host-image.js';
 import { parse, processIo, run, UsageError, type Io } from './args.js';
 import { api, CLIENT_HELP, CLIENT_OPTIONS, client, errorOf } from './client.js';
+import { makeLinImage, type LinImage } from '../ota/lin-image.js';
 
 const HELP = `usage: gridlet firmware <command> …
 
@@ -29,6 +30,9 @@ upload them to a gateway, roll them out with a canary stage, and watch each devi
   stop ROLLOUT                              stop a rollout: nothing more is offered, downloads stop
   host-image --version X.Y.Z [--fault no-reconnect] [--size BYTES] -o FILE
                                             an image for host agents (gridlet agent, gridlet sim)
+  lin-image --so mc.so --version X.Y.Z [--config KEY=VALUE]… -o FILE
+                                            an image for the lin simulator's slots: its mc.so and config keys
+                                            (docs/firmware.md "Firmware updates")
 
 Client options (upload, deploy, status, stop):
 ${CLIENT_HELP}
@@ -45,6 +49,7 @@ export async function firmwareMain(argv: string[], io: Io = processIo): Promise<
       case 'status': return status(rest, io);
       case 'stop': return stop(rest, io);
       case 'host-image': return hostImage(rest, io);
+      case 'lin-image': return linImage(rest, io);
       case undefined: case '--help': case '-h': case 'help':
         io.out(HELP);
         return cmd === undefined ? 2 : 0;
@@ -250,5 +255,33 @@ function hostImage(argv: string[], io: Io): number {
   const image = makeHostImage({ version: v.version, ...(v.fault ? { fault: v.fault as HostFault } : {}) }, size);
   writeFileSync(v.out, image);
   io.out(`host image ${v.version}${v.fault ? ` (${v.fault})` : ''}: ${v.out}, ${image.length} bytes`);
+  return 0;
+}
+
+function linImage(argv: string[], io: Io): number {
+  const { values: v } = parse(argv, {
+    so: { type: 'string' }, version: { type: 'string' }, config: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' },
+  }, false);
+  if (help(v, io)) return 0;
+  if (typeof v.so !== 'string') throw new UsageError('lin-image needs --so PATH (the mc.so mcconfig built for lin)');
+  if (typeof v.version !== 'string' || !isVersion(v.version)) throw new UsageError('lin-image needs --version X.Y.Z');
+  if (typeof v.out !== 'string') throw new UsageError('lin-image needs -o FILE');
+  const config: LinImage['config'] = { firmwareVersion: v.version };
+  for (const kv of (v.config as string[] | undefined) ?? []) {
+    const m = /^([A-Za-z][A-Za-z0-9]*)=(.*)$/.exec(kv);
+    if (!m) throw new UsageError(`--config ${kv}: write KEY=VALUE (a config key of docs/firmware.md)`);
+    if (m[1] === 'firmwareVersion') throw new UsageError('give the version with --version');
+    config[m[1]] = m[2];
+  }
+  let so: Uint8Array;
+  try {
+    so = new Uint8Array(readFileSync(v.so));
+  } catch (e) {
+    throw new UsageError(`cannot read ${v.so}: ${(e as Error).message}`);
+  }
+  if (so.length < 4 || so[0] !== 0x7f || so[1] !== 0x45 || so[2] !== 0x4c || so[3] !== 0x46) throw new UsageError(`${v.so} is not a shared object (no ELF header): give the mc.so of a lin build`);
+  const image = makeLinImage(config, so);
+  writeFileSync(v.out, image);
+  io.out(`lin image ${v.version}: ${v.out}, ${image.length} bytes (${so.length} bytes of mc.so, gzipped)`);
   return 0;
 }

@@ -2,7 +2,9 @@
 // Checks the ESP32 targets as far as mcconfig goes without ESP-IDF: for each manifest in manifests/
 // (esp32, esp32c3, esp32s3) mcconfig resolves the manifest and writes its makefile, and every module
 // that build/firmware/main.js imports must be provided by the resolved manifest. A module no manifest
-// includes is what makes an image fail at its first boot with `module "…" not found`.
+// includes is what makes an image fail at its first boot with `module "…" not found`. The release
+// build's merged sdkconfig must enable app rollback, secure boot v2, flash encryption (release mode)
+// and NVS encryption, and its partition table must have the two app slots, otadata and nvs_keys.
 //
 // It needs a full Moddable SDK ($MODDABLE, with build/devices/esp32); the SDK subset that builds only
 // the Linux tools cannot resolve ESP32 manifests, and then this says so and passes (PENDING).
@@ -46,6 +48,33 @@ export function providedBy(flat) {
   return names;
 }
 
+/** What a release build's merged sdkconfig must set (manifests/<target>/sdkconfig; docs/firmware.md "Hardening"). */
+export const RELEASE_SDKCONFIG = [
+  'CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y', 'CONFIG_SECURE_BOOT_V2_ENABLED=y', 'CONFIG_SECURE_FLASH_ENC_ENABLED=y',
+  'CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE=y', 'CONFIG_NVS_ENCRYPTION=y',
+];
+/** Partitions firmware over the air and NVS encryption need: [name, type, subtype]. */
+export const OTA_PARTITIONS = [['otadata', 'data', 'ota'], ['ota_0', 'app', 'ota_0'], ['ota_1', 'app', 'ota_1'], ['nvs_keys', 'data', 'nvs_keys'], ['gridlog', 'data', 'undefined']];
+
+/** The release build's merged sdkconfig (sdkconfig.mc) and partition table that mcconfig wrote next to manifest_flat.json. */
+function hardeningProblems(dir, sub) {
+  const problems = [];
+  const proj = join(dir, `xsProj-${sub}`);
+  const sdkconfig = join(proj, 'sdkconfig.mc');
+  const partitions = join(proj, 'partitions.csv');
+  if (!existsSync(sdkconfig) || !existsSync(partitions)) return [`mcconfig wrote no sdkconfig.mc or partitions.csv in ${proj}`];
+  const lines = new Set(readFileSync(sdkconfig, 'utf8').split(/\r?\n/).map((l) => l.trim()));
+  const unset = RELEASE_SDKCONFIG.filter((o) => !lines.has(o));
+  if (unset.length) problems.push(`the release sdkconfig lacks ${unset.join(', ')}`);
+  const rows = readFileSync(partitions, 'utf8').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#')).map((l) => l.split(',').map((x) => x.trim()));
+  for (const [name, type, subtype] of OTA_PARTITIONS) {
+    if (!rows.some((r) => r[0] === name && r[1] === type && r[2] === subtype)) problems.push(`the partition table has no ${name} (${type}, ${subtype})`);
+  }
+  if (rows.some((r) => r[2] === 'factory')) problems.push('the partition table still has a factory app: the bootloader would fall back to it');
+  for (const name of ['nvs_keys', 'gridlog']) if (!rows.some((r) => r[0] === name && /encrypted/.test(r[5] ?? ''))) problems.push(`${name} is not flagged encrypted`);
+  return problems;
+}
+
 export function checkTargets(moddable = process.env.MODDABLE) {
   if (!moddable || !existsSync(join(moddable, 'build', 'devices', 'esp32', 'manifest.json'))) {
     return { pending: `the Moddable SDK at ${moddable ?? '$MODDABLE (unset)'} has no build/devices/esp32: the ESP32 targets need the full SDK` };
@@ -75,7 +104,9 @@ export function checkTargets(moddable = process.env.MODDABLE) {
     }
     const provided = providedBy(JSON.parse(readFileSync(found, 'utf8')));
     const missing = wanted.filter((w) => !provided.has(w) && w !== 'mc/config');
-    results.push({ ...t, ok: missing.length === 0, problem: missing.length ? `main.js imports ${missing.join(', ')}, which no manifest of this target includes` : '' });
+    const problems = missing.length ? [`main.js imports ${missing.join(', ')}, which no manifest of this target includes`] : [];
+    problems.push(...hardeningProblems(dirname(found), sub));
+    results.push({ ...t, ok: problems.length === 0, problem: problems.join('; ') });
   }
   return { results, wanted };
 }

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Agent, AgentState, HELLO_EVERY_MS, PAIR_CONFIRM_MS } from '../../firmware/core/agent/agent.js';
+import { Agent, AgentState, HELLO_EVERY_MS, PAIR_CONFIRM_MS, PAIRED_EVERY_MS } from '../../firmware/core/agent/agent.js';
 import { RamLog } from '../../firmware/core/log/ram-log.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { decodeHello } from '../../firmware/core/wire/pairing.js';
@@ -165,6 +165,26 @@ test('a pairing cut short before the gateway heard `paired` is announced again a
   assert.ok(w.gw.sessions.get(again.deviceId)!.confirmed, 'the rebooted meter said `paired` again');
   w.run(PAIR_CONFIRM_MS + 1000);
   assert.is(again.state, AgentState.paired, 'the gateway answered: the pairing stands');
+});
+
+test('a paired meter restarted (into a new image) says `paired` with its version, and again every 30 s until the gateway answers', () => {
+  const w = pairedWorld();
+  w.agent.stop();
+  const pairedSaid = () => w.gw.bodies.filter((b) => b.body.type === Body.paired).length;
+  // The answer (a time body) is lost for a while: the meter keeps saying it.
+  w.bus.drop = (topic) => topic.endsWith('/down');
+  const before = pairedSaid();
+  const again = w.mk();
+  again.start();
+  w.run(1000);
+  assert.is(pairedSaid(), before + 1, 'said on connecting, though the session was confirmed long ago');
+  w.run(PAIRED_EVERY_MS);
+  assert.is(pairedSaid(), before + 2, 'said again after 30 s without an answer');
+  w.bus.drop = undefined;
+  w.run(PAIRED_EVERY_MS);
+  assert.is(pairedSaid(), before + 3);
+  w.run(3 * PAIRED_EVERY_MS);
+  assert.is(pairedSaid(), before + 3, 'answered with the time: not said again');
 });
 
 test('a pairing its gateway never confirms is given up, and the meter says Hello again', () => {

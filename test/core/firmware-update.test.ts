@@ -95,6 +95,12 @@ test('deploy v2: the meter downloads it while readings flow, restarts into it, c
   for (let i = 0; i < 5; i++) { w.take(); w.run(1000); }
   assert.equal(w.storedValues(), w.taken, 'every reading, once, in order');
   assert.is(w.device.updates!.state, 'idle');
+  // The same release offered again (a resent offer whose answer was lost): the meter says it runs it.
+  const seen = w.gw.fwStatus.length;
+  w.offer(image, release(image, { version: '0.2.0' }));
+  w.run(1000);
+  assert.equal(w.gw.fwStatus.slice(seen).map((s) => [s.state, s.reason]), [['confirmed', undefined]]);
+  assert.is(w.device.updates!.counters.offersRefused, 0);
 });
 
 test('an image that never reaches its gateway gives itself up; the old one returns and reports `rolled-back` with the reason', () => {
@@ -157,6 +163,22 @@ test('refused releases leave v1 running and say why: bad signature, wrong model,
   assert.equal(w.boots.map((b) => b.version), ['0.1.0'], 'never restarted');
   assert.equal(bootloader(w.ota), { slot: FACTORY_SLOT, size: 0, trial: false });
   assert.equal(w.firmwareEvents().map((e) => e.state), ['failed', 'failed', 'failed']);
+});
+
+test('a slot that refuses the bytes (ESP-IDF: not an app image, a flash error) fails the update with the reason; v1 runs on', () => {
+  const w = new OtaWorld();
+  w.pair();
+  w.refuseWrite = (offset) => (offset >= 4096 ? new Error('esp_ota_write: ESP_ERR_OTA_VALIDATE_FAILED') : undefined);
+  const image = testImage('0.2.0', 20_000);
+  w.offer(image, release(image, { version: '0.2.0' }));
+  for (let i = 0; i < 20; i++) { w.take(); w.run(500); }
+  const last = w.gw.fwStatus[w.gw.fwStatus.length - 1];
+  assert.is(last.state, 'failed');
+  assert.is(last.reason, 'the update slot refused the bytes at offset 4096: esp_ota_write: ESP_ERR_OTA_VALIDATE_FAILED');
+  assert.equal(w.boots.map((b) => b.version), ['0.1.0'], 'no restart');
+  assert.is(w.device.updates!.state, 'idle');
+  for (let i = 0; i < 5; i++) { w.take(); w.run(1000); }
+  assert.equal(w.storedValues(), w.taken, 'readings flowed throughout');
 });
 
 test.run();

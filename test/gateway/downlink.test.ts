@@ -63,4 +63,45 @@ test('acks and time bodies are not kept; only paired devices get downlinks', asy
   assert.match(String(e), /not paired/);
 });
 
+test('fw-offer and fw-cancel are kept and resent until down-acked; every `paired` is answered with the time', async () => {
+  const d = await pairDevice(t);
+  let seq = 0;
+  const heard = async () => {
+    seq++;
+    await d.send({ type: Body.readings, first: seq, records: [[T0, 1, seq]] });
+    await d.waitAck(seq);
+  };
+  const cid = new Uint8Array(36).fill(7);
+  await t.gw.sendDownlink(d.id, { type: Body.fwOffer, manifest: new Uint8Array([0xa0]), signature: new Uint8Array(64) });
+  await t.gw.sendDownlink(d.id, { type: Body.fwCancel, cid });
+  await d.until(() => d.bodies(Body.fwCancel).length === 1, 3000, 'fw-cancel');
+  assert.is(await t.metric('gridlet_downlinks_pending'), 2);
+  await sleep(450);
+  await heard();
+  await d.until(() => d.bodies(Body.fwOffer).length === 2 && d.bodies(Body.fwCancel).length === 2, 3000, 'both resent');
+  // The cancel's ack does not cover the offer (sent under a lower counter): the offer may have been lost.
+  const lastOf = (type: number) => Math.max(...d.downlinks.filter((x) => x.body.type === type).map((x) => x.counter));
+  assert.ok(lastOf(Body.fwCancel) > lastOf(Body.fwOffer));
+  await d.send({ type: Body.downAck, counter: lastOf(Body.fwCancel) });
+  await sleep(450);
+  await heard();
+  await d.until(() => d.bodies(Body.fwOffer).length === 3, 3000, 'the offer resent');
+  assert.is(d.bodies(Body.fwCancel).length, 2, 'the cancel, acknowledged, is not');
+  await d.send({ type: Body.downAck, counter: lastOf(Body.fwOffer) });
+  await sleep(450);
+  await heard();
+  await sleep(100);
+  assert.is(d.bodies(Body.fwOffer).length, 3, 'acknowledged: no more resends');
+  assert.is(await t.metric('gridlet_downlinks_pending'), 0);
+
+  // A meter restarted into a new image says `paired` again: the gateway learns its version and answers each time.
+  const times = d.bodies(Body.time).length;
+  await d.send({ type: Body.paired, firmware: '0.2.0', model: 'test' });
+  await d.until(() => d.bodies(Body.time).length === times + 1, 3000, 'time after paired');
+  await d.send({ type: Body.paired, firmware: '0.2.0', model: 'test' });
+  await d.until(() => d.bodies(Body.time).length === times + 2, 3000, 'time after the second paired');
+  const row = await t.api('GET', `/api/devices/${d.id}`);
+  assert.is(row.json.firmware, '0.2.0');
+});
+
 test.run();

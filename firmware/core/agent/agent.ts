@@ -94,6 +94,11 @@ export const HELLO_EVERY_MS = 60_000;
  * Hello again instead of knocking with credentials its gateway does not know.
  */
 export const PAIR_CONFIRM_MS = 120_000;
+/**
+ * A paired meter says `paired` (its firmware and model) on every connection, and again this often until
+ * the gateway answers with a `time` body: a meter restarted into a new image is recognised by it.
+ */
+export const PAIRED_EVERY_MS = 30_000;
 const PAIR_FAILURE_LIMIT = 5;
 const PAIR_LOCKOUT_MS = 10 * 60_000;
 /** Body bytes per frame: 2048 minus the frame's own overhead (array, counter, salt, MAC) with margin. */
@@ -120,6 +125,9 @@ export class Agent {
   #pairFailures = 0;
   #pairLockedUntil = 0;
   #announcePaired = false;
+  /** `paired` said on this connection and not yet answered by a `time` body. */
+  #pairedUnanswered = false;
+  #pairedTimer = -1;
   #helloTimer = -1;
   #tickTimer = -1;
   #statusTimer = -1;
@@ -249,14 +257,17 @@ export class Agent {
     this.dr.start();
     this.#tickTimer = this.#o.timers.repeat(() => this.#tick(), TICK_MS);
     this.#statusTimer = this.#o.timers.repeat(() => this.#sendStatus(), STATUS_EVERY_MS);
+    this.#pairedTimer = this.#o.timers.repeat(() => {
+      if (this.#pairedUnanswered && this.state === AgentState.paired && this.#links.active) this.#sayPaired();
+    }, PAIRED_EVERY_MS);
   }
 
   stop(): void {
     this.#updates?.stop();
     this.#o.meter?.stop();
     this.dr.stop();
-    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer, this.#pumpTimer]) if (id >= 0) this.#o.timers.clear(id);
-    this.#helloTimer = this.#tickTimer = this.#statusTimer = this.#confirmTimer = this.#pumpTimer = -1;
+    for (const id of [this.#helloTimer, this.#tickTimer, this.#statusTimer, this.#confirmTimer, this.#pumpTimer, this.#pairedTimer]) if (id >= 0) this.#o.timers.clear(id);
+    this.#helloTimer = this.#tickTimer = this.#statusTimer = this.#confirmTimer = this.#pumpTimer = this.#pairedTimer = -1;
     this.#links.stop();
     this.#started = false;
   }
@@ -323,7 +334,8 @@ export class Agent {
       this.#sendHello();
       return;
     }
-    if (this.#announcePaired) this.#sendBody({ type: Body.paired, firmware: this.#o.firmware, model: this.#o.model });
+    this.#pairedUnanswered = true;
+    this.#sayPaired();
     // Everything not acked is sent again on a new connection: the old one may have lost it.
     this.#sentSeq = this.#ackedSeq;
     this.#sendStatus();
@@ -520,6 +532,7 @@ export class Agent {
         this.#onAck(body.seq);
         return;
       case Body.time:
+        this.#pairedUnanswered = false; // the gateway answers `paired` with the time
         this.#setClock(body.time);
         return;
       case Body.unpair:
@@ -585,6 +598,10 @@ export class Agent {
         return;
       }
     }
+  }
+
+  #sayPaired(): void {
+    this.#sendBody({ type: Body.paired, firmware: this.#o.firmware, model: this.#o.model });
   }
 
   #downAck(counter: number): void {

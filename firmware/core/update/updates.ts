@@ -201,6 +201,12 @@ export class Updates {
     const check = checkRelease({ manifest: b.manifest, signature: b.signature }, {
       running: this.#o.firmware, model: this.#o.model, keys: this.#o.releaseKeys, slotSize: this.#o.updater.slotSize,
     });
+    if (!check.ok && !this.#kept && !this.#trial && this.#isRunning(b)) {
+      // The release this meter already runs, offered again (a resent offer whose answer was lost, or a
+      // meter updated by another rollout): it is confirmed, not refused.
+      this.#report(FwState.confirmed, decodeManifest(b.manifest).cid, undefined);
+      return;
+    }
     if (!check.ok) {
       this.counters.offersRefused++;
       let cid = EMPTY;
@@ -247,6 +253,18 @@ export class Updates {
     this.#request();
   }
 
+  /** Is this a correctly signed release, for this model, of the version running now? */
+  #isRunning(b: FwOffer): boolean {
+    try {
+      if (decodeManifest(b.manifest).version !== this.#o.firmware) return false;
+    } catch {
+      return false;
+    }
+    return checkRelease({ manifest: b.manifest, signature: b.signature }, {
+      running: '', model: this.#o.model, keys: this.#o.releaseKeys, slotSize: this.#o.updater.slotSize,
+    }).ok;
+  }
+
   chunk(b: FwChunk): void {
     const k = this.#kept, m = this.#m;
     if (!k || !m || k.phase !== Phase.downloading || !equal(b.cid, m.cid) || b.offset !== this.#offset) {
@@ -258,7 +276,13 @@ export class Updates {
       this.#fail(`chunk of ${n} bytes at offset ${b.offset} does not fit the ${m.size}-byte image (chunks are at most ${FW_CHUNK_MAX})`);
       return;
     }
-    this.#o.updater.write(b.offset, b.bytes);
+    try {
+      this.#o.updater.write(b.offset, b.bytes);
+    } catch (e) {
+      // The platform refused the bytes (ESP-IDF: not an app image, a flash error): the update ends here.
+      this.#fail(`the update slot refused the bytes at offset ${b.offset}: ${(e as Error).message}`);
+      return;
+    }
     this.#offset += n;
     this.counters.chunks++;
     this.counters.bytes += n;
@@ -383,11 +407,13 @@ export class Updates {
   #finish(state: string, reason: string | undefined): void {
     const m = this.#m, k = this.#kept;
     this.#stopWork();
-    this.#forget();
+    // The outcome is in the record log before the update is forgotten: a power cut between the two
+    // finds the update again at the next boot and records its outcome again (the gateway keeps one).
     const data: TextMap = { state, version: m?.version ?? this.#o.firmware, running: this.#o.firmware };
     if (k?.from) data.from = k.from;
     if (reason !== undefined) data.reason = reason;
     this.#o.recordEvent('firmware', data);
+    this.#forget();
     this.#report(state, m?.cid ?? EMPTY, reason);
   }
 

@@ -3,14 +3,17 @@
  * (./<label>.bin) with NOR semantics: erasing sets 0xff, writing only clears bits. The record log
  * survives a restart of the simulator, and a kill -9: every write and erase is flushed to the file
  * (closed and opened again) before it returns, as a NOR write is done when the call returns.
- * Only the `gridlog` partition exists: 256 blocks of 4 KB, as in manifests/partitions-4MB.csv.
- * Meters use the Moddable SDK's module (modules/io/flash/esp32).
+ * Partitions: `gridlog`, 256 blocks of 4 KB, as in manifests/partitions-4MB.csv; `gridota`, the app
+ * slots of firmware over the air with their boot control (2 blocks, then two slots of 1024 blocks: a
+ * slot holds a lin image, the simulator's mc.so with its config line; core/update/boot-control.ts),
+ * made at its first open only (an image built without releaseKeys never opens it).
+ * Meters use the Moddable SDK's module (modules/io/flash/esp32) and ESP-IDF's OTA partitions.
  */
 
 import { File } from "file";
 
 const BLOCK = 4096;
-const PARTITIONS = Object.freeze({ gridlog: 256 });
+const PARTITIONS = Object.freeze({ gridlog: 256, gridota: 2 + 2 * 512 });
 
 class Partition {
 	#path;

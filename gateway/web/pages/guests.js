@@ -1,15 +1,9 @@
 // The guests page (#/guests): upload a module, deploy it to a device or a label group, watch the acks.
 
 import { api, errorText, getJson, path } from '../api.js';
-import { BULK_CONCURRENCY, append, dateTimeText, fill, h, pool, shortCid } from '../kit.js';
+import { BULK_CONCURRENCY, append, base64, dateTimeText, fill, h, pool, shortCid } from '../kit.js';
 import { fleet, listeners } from '../live.js';
 import { targetPicker } from './targets.js';
-
-function base64(bytes) {
-  let bin = '';
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
-}
 
 export function guestsPage(root) {
   const wasmIn = h('input#guest-wasm', { type: 'file', accept: '.wasm,application/wasm', required: true });

@@ -6,6 +6,7 @@
 import { utf8Decode, utf8Encode } from '../../../firmware/core/bytes.js';
 import { createDevice, type Device } from '../../../firmware/core/device.js';
 import { MemoryFlash } from '../../../firmware/core/log/memory-flash.js';
+import type { Updater } from '../../../firmware/core/ports.js';
 import { bootloader, FACTORY_SLOT, FlashUpdater, OtaFlash } from '../../../firmware/core/update/boot-control.js';
 import {
   encodeManifest, imageCid, keyIdOf, releaseKeyPair, signManifest, type SignedRelease,
@@ -49,6 +50,8 @@ export class OtaWorld {
   boots: { slot: number; version: string; trial: boolean }[] = [];
   /** Values of channel 3 taken (each must reach the gateway). */
   taken: number[] = [];
+  /** A platform that refuses a write (ESP-IDF: not an app image, a flash error): the error it throws, or undefined. */
+  refuseWrite?: (offset: number) => Error | undefined;
   #next = 1;
 
   constructor(readonly trialMs = 60_000) {
@@ -72,10 +75,31 @@ export class OtaWorld {
     this.device = createDevice({
       kv: this.kv, random: this.random, clock: this.time, timers, flash: this.data,
       uplinks: [new BusTransport(fault === 'no-reconnect' ? this.nowhere : this.bus, 'primary')],
-      model: 'test-meter', firmware: version, updater: new FlashUpdater(this.ota), releaseKeys: [RELEASE_KEY.publicKey],
+      model: 'test-meter', firmware: version, updater: this.#updater(), releaseKeys: [RELEASE_KEY.publicKey],
       reboot: () => this.restart(), trialMs: this.trialMs,
     });
     this.device.agent.start();
+  }
+
+  /** The slots' FlashUpdater, with its writes passed through refuseWrite. */
+  #updater(): Updater {
+    const u = new FlashUpdater(this.ota);
+    const world = this;
+    return {
+      get slotSize() { return u.slotSize; },
+      get eraseSize() { return u.eraseSize; },
+      get bootState() { return u.bootState; },
+      get rejected() { return u.rejected; },
+      write(offset, bytes) {
+        const e = world.refuseWrite?.(offset);
+        if (e) throw e;
+        u.write(offset, bytes);
+      },
+      read: (offset, length) => u.read(offset, length),
+      setPending: (size) => u.setPending(size),
+      confirm: () => u.confirm(),
+      rollback: () => u.rollback(),
+    };
   }
 
   /** A restart: the running device stops where it is; the bootloader chooses; the new image boots. */
