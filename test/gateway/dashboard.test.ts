@@ -2,6 +2,7 @@
 // without the token so the page can ask for it), the live stream GET /api/events (what a meter's pairing
 // and readings put on it; closing the gateway ends open streams), and a device's DR history.
 
+import { transform } from 'esbuild';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
@@ -72,10 +73,12 @@ test('GET / serves the dashboard with a strict CSP, ETag revalidation and no out
     modules.set(path, js);
     for (const m of js.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*'([^']+)'/gm)) queue.push(new URL(m[1], `http://x${path}`).pathname);
   }
-  for (const p of ['/app.js', '/kit.js', '/api.js', '/live.js', '/shared.js', '/pages/fleet.js', '/pages/device.js', '/pages/pair.js', '/pages/guests.js', '/pages/dr.js']) {
+  for (const p of ['/app.js', '/kit.js', '/api.js', '/live.js', '/shared.js', '/pages/fleet.js', '/pages/device.js', '/pages/pair.js', '/pages/guests.js', '/pages/firmware.js', '/pages/dr.js']) {
     assert.ok(modules.has(p), `the page loads ${p}`);
   }
   for (const [p, js] of modules) {
+    // A module that does not parse takes the whole page down with it.
+    await transform(js, { loader: 'js', format: 'esm' }).catch((e: Error) => assert.unreachable(`${p} does not parse as a module: ${e.message}`));
     assert.not.match(js, /innerHTML|insertAdjacentHTML|document\.write|eval\(/, `${p}: API text only ever goes into text nodes`);
     assert.not.match(js, /from\s*'(?!\.{1,2}\/)/, `${p}: imports only the page's own modules`);
   }

@@ -134,6 +134,3 @@ export function firmwarePage(root, openId) {
   void refresh();
   return { dispose() { disposed = true; clearTimeout(timer); } };
 }
-
- // Demand response ------------------------------------------------------------------------------------
- function drPage(root, preset) {
