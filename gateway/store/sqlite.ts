@@ -14,6 +14,7 @@ import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { privateFile, tighten } from '../files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { busy } from '../busy.js';
 import { constantTimeEqual } from '../../firmware/core/bytes.js';
 import { encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
@@ -197,6 +198,7 @@ export class SqliteStore implements Store {
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
     this.#load();
+    this.blocks.fresh = () => this.#fresh();
   }
 
   /** Loads every device's row and kept downlinks into the cache. */
@@ -212,6 +214,7 @@ export class SqliteStore implements Store {
     const v = this.#q.dataVersion.get()!;
     if (v === this.#version) return;
     this.#cache.clear();
+    this.blocks.forget();
     this.#version = v;
   }
 
@@ -303,6 +306,7 @@ export class SqliteStore implements Store {
     if (!batch.length) return;
     const out: ({ ok: FrameCommitResult } | { error: Error })[] = [];
     const memory = this.path === ':memory:';
+    const t0 = performance.now();
     try {
       if (!this.#db.open) throw new Error('the store is closed');
       if (!memory) this.#q.syncNormal.run();
@@ -319,6 +323,7 @@ export class SqliteStore implements Store {
         }).immediate();
       } finally {
         if (!memory) this.#q.syncFull.run();
+        busy('commit', t0);
       }
     } catch (e) {
       // The cache may hold what the rolled-back transaction wrote.
@@ -533,6 +538,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.#db.open) this.blocks.flush();
     if (this.#db.open) this.#flushFrames();
     if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));
     if (this.#db.open) this.#db.close();
