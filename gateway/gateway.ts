@@ -8,7 +8,8 @@ import { EventEmitter } from 'node:events';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { base32, toHex } from '../firmware/core/bytes.js';
-import { useRandom } from '../firmware/core/crypto.js';
+import { useRandom, useSecretbox } from '../firmware/core/crypto.js';
+import { sodiumSecretbox } from './sodium.js';
 import { randomBytes } from './random.js';
 import { Body, type DownBody } from '../firmware/core/wire/bodies.js';
 import { DEFAULT_PREFIX, parseTopic, TopicKind } from '../firmware/core/wire/topics.js';
@@ -209,6 +210,8 @@ function toPino(logger: Logger | CoreLogger | undefined): Logger {
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   useRandom({ fill: (b) => randomFillSync(b) });
+  // libsodium's secretbox for every frame's box where sodium-native loads (the same bytes as tweetnacl's).
+  if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
   const log = toPino(opts.logger);
   const tuning: Tuning = { ...DEFAULT_TUNING, ...opts.tuning };
   const now = opts.clock ?? Date.now;

@@ -1,12 +1,14 @@
 // Grid messages (MESH.md "Envelope"): `grid([42(pCID), payload, proof])`, deterministic CBOR, signed
 // with a detached COSE_Sign1 Ed25519 proof over `[42(pCID), payload]` as the bytes were received.
 // The decoder is strict: one well-formed deterministic item, exactly this shape, nothing trailing; it
-// never re-encodes what it checks. Ed25519 is node:crypto's.
+// never re-encodes what it checks. Ed25519 signing is libsodium's where sodium-native loads
+// (gateway/sodium.ts), else node:crypto's; verifying is node:crypto's.
 
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { CborError, decode, decodePrefix, encode, Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { concat, equal, toHex } from '../../firmware/core/bytes.js';
 import { cidOf, link, linkCid, TAG_LINK } from './cid.js';
+import { sodiumSigner } from '../sodium.js';
 
 /** CBOR tag 1735551332 = 0x67726964, the bytes "grid". */
 export const TAG_GRID = 1735551332;
@@ -53,9 +55,14 @@ export interface Signer {
 const ED25519_PKCS8 = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const ED25519_SPKI = new Uint8Array([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
-/** An Ed25519 signer from a 32-byte seed (the gateway identity's mesh key). */
+/** An Ed25519 signer from a 32-byte seed (the gateway identity's mesh key): libsodium's, else node:crypto's. */
 export function signerFromSeed(seed: Uint8Array, publicKey: Uint8Array): Signer {
   if (seed.length !== 32 || publicKey.length !== 32) throw new Error('an Ed25519 seed and public key are 32 bytes each');
+  const fast = sodiumSigner(seed);
+  if (fast) {
+    if (!equal(fast.publicKey, publicKey)) throw new Error('the Ed25519 public key does not belong to the seed');
+    return { publicKey: new Uint8Array(publicKey), sign: fast.sign };
+  }
   const key = createPrivateKey({ key: Buffer.from(concat(ED25519_PKCS8, seed)), format: 'der', type: 'pkcs8' });
   const derived = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' })).subarray(12);
   if (!equal(derived, publicKey)) throw new Error('the Ed25519 public key does not belong to the seed');
