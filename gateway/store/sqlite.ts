@@ -37,6 +37,8 @@ import type {
 const SCHEMA_VERSION = 3;
 /** Most frame commits in one group-commit transaction. */
 const MAX_GROUP_COMMIT = 512;
+/** Most readings in one INSERT. */
+const MAX_ROWS = 16;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
@@ -104,6 +106,10 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #q;
   readonly #cache = new Map<string, Cached>();
+  /** INSERT statements of n readings, by n. */
+  readonly #readings: Database.Statement[] = [];
+  readonly #savepoint: Database.Transaction<(c: FrameCommit) => FrameCommitResult>;
+  readonly #group: Database.Transaction<(batch: { c: FrameCommit }[], out: ({ ok: FrameCommitResult } | { error: Error })[], isolate: boolean) => void>;
   /** `PRAGMA data_version` when the cache was last known to match the database. */
   #version = -1;
   /** The WAL file, opened for fsync (undefined for `:memory:` or until the first frame commit). */
@@ -199,6 +205,20 @@ export class SqliteStore implements Store {
     };
     this.#load();
     this.blocks.fresh = () => this.#fresh();
+    this.#savepoint = db.transaction((c: FrameCommit) => this.#commitOne(c));
+    this.#group = db.transaction((batch: { c: FrameCommit }[], out: ({ ok: FrameCommitResult } | { error: Error })[], isolate: boolean) => {
+      this.#fresh();
+      for (const f of batch) {
+        if (!isolate) out.push({ ok: this.#commitOne(f.c) });
+        else {
+          try {
+            out.push({ ok: this.#savepoint(f.c) });
+          } catch (e) {
+            out.push({ error: e as Error });
+          }
+        }
+      }
+    });
   }
 
   /** Loads every device's row and kept downlinks into the cache. */
@@ -311,16 +331,16 @@ export class SqliteStore implements Store {
       if (!this.#db.open) throw new Error('the store is closed');
       if (!memory) this.#q.syncNormal.run();
       try {
-        this.#db.transaction(() => {
-          this.#fresh();
-          for (const f of batch) {
-            try {
-              out.push({ ok: this.#commitOne(f.c) });
-            } catch (e) {
-              out.push({ error: e as Error });
-            }
-          }
-        }).immediate();
+        try {
+          // Without a savepoint per frame: a frame that throws (a bug, a full disk) rolls the group back
+          // and the group is applied again with one savepoint per frame, so that only it fails.
+          this.#group.immediate(batch, out, false);
+        } catch {
+          this.#cache.clear();
+          this.blocks.forget();
+          out.length = 0;
+          this.#group.immediate(batch, out, true);
+        }
       } finally {
         if (!memory) this.#q.syncFull.run();
         busy('commit', t0);
@@ -367,9 +387,9 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** One frame's commit, in a savepoint inside the group's transaction, from and into the cached state. */
+  /** One frame's commit inside the group's transaction, from and into the cached state. */
   #commitOne(c: FrameCommit): FrameCommitResult {
-    return this.#db.transaction((): FrameCommitResult => {
+    {
       const e = this.#entry(c.deviceId);
       const d = e?.row;
       if (!e || !d || d.state !== 'paired' || !constantTimeEqual(d.ks, c.ks)) return { ok: false, why: 'stale' };
@@ -380,7 +400,19 @@ export class SqliteStore implements Store {
       const added: StoredRecord[] = [];
       const top0 = this.#top(e);
       let top = top0;
-      for (const r of c.records ?? []) top = this.#insert(c.deviceId, r, c.now, added, top);
+      const recs = c.records ?? [];
+      for (let i = 0; i < recs.length;) {
+        // A run of readings above the top, in seq order: one INSERT of several rows.
+        let j = i;
+        let t = top;
+        while (j < recs.length && j - i < MAX_ROWS && recs[j].kind === 1 && recs[j].seq > t) t = recs[j++].seq;
+        if (j - i > 1) {
+          this.#insertReadings(c.deviceId, recs, i, j, c.now);
+          for (let k = i; k < j; k++) added.push(recs[k]);
+          top = t;
+          i = j;
+        } else top = this.#insert(c.deviceId, recs[i++], c.now, added, top);
+      }
       let ackedSeq = d.acked_seq;
       if (added.length > 0) ackedSeq = top0 <= ackedSeq ? advanceOver(ackedSeq, added) : this.#advance(c.deviceId, ackedSeq);
       const downCounter = c.allocateDown ? d.down_counter + 1 : undefined;
@@ -406,7 +438,21 @@ export class SqliteStore implements Store {
       } else e.dev = undefined;
       if (c.downAck !== undefined && e.pending) e.pending = e.pending.filter((p) => p.counter > c.downAck!);
       return { ok: true, added, ackedSeq, downCounter };
-    })();
+    }
+  }
+
+  /** Inserts readings `recs[from..to)`, all above the device's top and in seq order, as one statement. */
+  #insertReadings(device: string, recs: StoredRecord[], from: number, to: number, now: number): void {
+    const n = to - from;
+    const stmt = (this.#readings[n] ??= this.#db.prepare(
+      'INSERT INTO records (device_id, seq, last, kind, t, gateway_timed, channel, value, received_at) VALUES ' +
+      Array(n).fill('(?, ?, ?, 1, ?, ?, ?, ?, ?)').join(', ')));
+    const params: (string | number)[] = [];
+    for (let k = from; k < to; k++) {
+      const r = recs[k] as Extract<StoredRecord, { kind: 1 }>;
+      params.push(device, r.seq, r.seq, r.t, r.gatewayTimed ? 1 : 0, r.channel, r.value, now);
+    }
+    stmt.run(params);
   }
 
   /**
