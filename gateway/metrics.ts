@@ -97,11 +97,13 @@ export class GatewayMetrics {
     const registers = [this.registry];
     new Counter({
       name: 'gridlet_busy_seconds_total', labelNames: ['part'], registers,
-      help: 'Main-thread time spent in parts of the frame pipeline (frame acceptance, group commit, ack, mesh signing and keeping), process-wide.',
+      help: 'Main-thread time spent in parts of the frame pipeline (frame acceptance, group commit, ack, mesh signing and keeping), process-wide; part="loop": the event loop\'s whole busy time.',
       collect() {
         const ms = busyMs();
         this.reset();
         for (const part of BUSY_PARTS) this.inc({ part }, ms[part] / 1000);
+        // All of the event loop's busy time, the parts' whole.
+        this.inc({ part: 'loop' }, performance.eventLoopUtilization().active / 1000);
       },
     });
     new Gauge({

@@ -199,12 +199,19 @@ export async function run() {
       const busy1 = await busySeconds(gw.httpUrl);
       const frames = readings / READINGS_PER_FRAME;
       const perFrameUs = (s: number) => Math.round((s / frames) * 1e6 * 10) / 10;
-      // CPU per frame of the whole gateway process (all threads), and where the main thread spent it.
+      // CPU per frame of the whole gateway process (all threads), and where it went: the main thread's
+      // time in each part as a share of its busy time (wall clock, which a busy machine stretches for all
+      // parts alike), applied to the process's CPU; `other` is the rest (MQTT client, ingress, handlers,
+      // event loop, other threads).
+      const spent = (part: string) => (busy1[part] ?? 0) - (busy0[part] ?? 0);
+      const loop = spent('loop');
       const breakdown: { [part: string]: number } = {};
       let named = 0;
       for (const part of Object.keys(busy1)) {
-        breakdown[part] = perFrameUs(busy1[part] - (busy0[part] ?? 0));
-        named += busy1[part] - (busy0[part] ?? 0);
+        if (part === 'loop' || loop <= 0) continue;
+        const cpu = (spent(part) / loop) * gwCpu;
+        breakdown[part] = perFrameUs(cpu);
+        named += cpu;
       }
       breakdown.other = perFrameUs(gwCpu - named);
       // Let the last frames of the closed loop be acknowledged before the open-loop run.
@@ -236,9 +243,8 @@ export async function run() {
           framesPerS: Math.round(framesPerS), readingsPerS: Math.round(framesPerS * READINGS_PER_FRAME),
           cpuCoresUsed: Math.round((gwCpu / elapsed) * 100) / 100,
           cpuUsPerFrame: perFrameUs(gwCpu),
-          // µs per frame: main-thread parts (gridlet_busy_seconds_total), GC, and the rest of the process's CPU
-          // (MQTT client, ingress, handlers, event loop, other threads).
           cpuBreakdownUs: breakdown,
+          loopBusyUsPerFrame: perFrameUs(loop),
         },
         brokerPassThrough: { messagesPerS: Math.round(brokerMsgs) },
         ratio: Math.round((framesPerS / brokerMsgs) * 1000) / 1000,
