@@ -83,18 +83,61 @@ function publicKeyObject(kid: Uint8Array): KeyObject {
 
 /** `["Signature1", h'a10127', h'', signable]` encoded: what the Ed25519 signature covers. */
 export function sigStructure(signable: Uint8Array): Uint8Array {
-  return encode(['Signature1', PROTECTED, new Uint8Array(0), signable]);
+  // Written out: `84 6a "Signature1" 43 a10127 40`, then signable as a byte string.
+  const head = bstrHead(signable.length);
+  const out = new Uint8Array(SIG_PREFIX.length + head.length + signable.length);
+  out.set(SIG_PREFIX, 0);
+  out.set(head, SIG_PREFIX.length);
+  out.set(signable, SIG_PREFIX.length + head.length);
+  return out;
 }
 
-/** Encodes and signs a message; the result is what travels and what its CID names. */
+const SIG_PREFIX = new Uint8Array([0x84, 0x6a, ...new TextEncoder().encode('Signature1'), 0x43, ...PROTECTED, 0x40]);
+
+/** The head of a CBOR byte string of `n` bytes. */
+function bstrHead(n: number): Uint8Array {
+  if (n < 24) return new Uint8Array([0x40 + n]);
+  if (n < 0x100) return new Uint8Array([0x58, n]);
+  if (n < 0x10000) return new Uint8Array([0x59, n >> 8, n & 0xff]);
+  return new Uint8Array([0x5a, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+}
+
+/**
+ * Encodes and signs a message; the result is what travels and what its CID names. The payload is
+ * encoded once: the message is the signable's items after the grid head, then the proof
+ * `18([h'a10127', {4: kid}, null, signature])`, the bytes the generic encoder would make.
+ */
 export function encodeMessage(pcid: Uint8Array, payload: Payload, signer: Signer): GridMessage {
   const pcidItem = link(pcid);
   const signable = encode([pcidItem, payload]);
   const signature = signer.sign(sigStructure(signable));
-  const unprotected = new Map<number, CborValue>([[4, signer.publicKey]]);
+  const kid = signer.publicKey;
+  if (kid.length !== 32 || signature.length !== 64) throw new Error('an Ed25519 key is 32 bytes and a signature 64');
+  // d2 84 43 a10127 a1 04 58 20 <kid> f6 58 40 <signature>
+  const proofHead = [0xd2, 0x84, 0x43, ...PROTECTED, 0xa1, 0x04, 0x58, 0x20];
+  const size = HEAD.length + signable.length - 1 + proofHead.length + 32 + 3 + 64;
+  if (size > MAX_MESSAGE_BYTES) throw new CborError(`encoding exceeds ${MAX_MESSAGE_BYTES} bytes`, MAX_MESSAGE_BYTES);
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  bytes.set(HEAD, at);
+  at += HEAD.length;
+  bytes.set(signable.subarray(1), at); // without its own head, 82 (an array of 2)
+  at += signable.length - 1;
+  bytes.set(proofHead, at);
+  at += proofHead.length;
+  bytes.set(kid, at);
+  at += 32;
+  bytes.set([0xf6, 0x58, 0x40], at);
+  at += 3;
+  bytes.set(signature, at);
+  return { bytes, cid: cidOf(bytes), pcid: new Uint8Array(pcid), payload, kid, signature, signable };
+}
+
+/** The message as the generic CBOR encoder makes it (tests: encodeMessage gives these bytes). */
+export function encodeMessageGeneric(pcid: Uint8Array, payload: Payload, kid: Uint8Array, signature: Uint8Array): Uint8Array {
+  const unprotected = new Map<number, CborValue>([[4, kid]]);
   const proof = new Tagged(TAG_COSE_SIGN1, [PROTECTED, unprotected, null, signature]);
-  const bytes = encode(new Tagged(TAG_GRID, [pcidItem, payload, proof]), MAX_MESSAGE_BYTES);
-  return { bytes, cid: cidOf(bytes), pcid: new Uint8Array(pcid), payload, kid: signer.publicKey, signature, signable };
+  return encode(new Tagged(TAG_GRID, [link(pcid), payload, proof]), MAX_MESSAGE_BYTES);
 }
 
 /** Is every value DAG-CBOR compatible (no floats, no undefined, text map keys, only tag 42 as a link)? */
