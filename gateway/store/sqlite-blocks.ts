@@ -76,6 +76,7 @@ export class SqliteBlockStore implements BlockStore {
   constructor(db: Database.Database, readonly toRecord: (row: any) => StoredRecord) {
     this.#db = db;
     db.exec(MESH_SCHEMA);
+    this.#transactions(db);
     this.#q = {
       insert: db.prepare(`INSERT INTO mesh_blocks (cid, bytes, kind, device_id, received_at, n)
         VALUES (@cid, @bytes, @kind, @device, @at, (SELECT coalesce(max(n), 0) + 1 FROM mesh_blocks)) ON CONFLICT (cid) DO NOTHING`),
@@ -176,16 +177,15 @@ export class SqliteBlockStore implements BlockStore {
       this.fresh();
       this.#q.syncNormal.run();
       try {
-        this.#db.transaction(() => {
-          for (const { a } of batch) {
-            try {
-              out.push({ ok: this.#appendChain(a) });
-            } catch (e) {
-              this.#heads.delete(a.deviceId);
-              out.push({ error: e as Error });
-            }
-          }
-        }).immediate();
+        try {
+          // Without a savepoint per append; one that throws rolls the group back, which is then applied
+          // again with one savepoint per append, so that only it fails.
+          this.#group.immediate(batch, out, false);
+        } catch {
+          this.#heads.clear();
+          out.length = 0;
+          this.#group.immediate(batch, out, true);
+        }
       } finally {
         this.#q.syncFull.run();
         busy('mesh-store', t0);
@@ -208,18 +208,36 @@ export class SqliteBlockStore implements BlockStore {
     this.#flushAppends();
   }
 
-  /** One append, in a savepoint inside the group's transaction. */
-  #appendChain(a: ChainAppend): boolean {
-    return this.#db.transaction((): boolean => {
-      if (a.expectHeads && !sameSet(this.#headsOf(a.deviceId), a.expectHeads)) return false;
-      this.#link(a.deviceId, a.block, a.prev, a.covers);
-      let prev = a.block.cid;
-      for (const n of a.next ?? []) {
-        this.#link(a.deviceId, n.block, [prev], n.covers);
-        prev = n.block.cid;
+  #savepoint!: Database.Transaction<(a: ChainAppend) => boolean>;
+  #group!: Database.Transaction<(batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => void>;
+
+  #transactions(db: Database.Database): void {
+    this.#savepoint = db.transaction((a: ChainAppend) => this.#appendChain(a));
+    this.#group = db.transaction((batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => {
+      for (const { a } of batch) {
+        if (!isolate) out.push({ ok: this.#appendChain(a) });
+        else {
+          try {
+            out.push({ ok: this.#savepoint(a) });
+          } catch (e) {
+            this.#heads.delete(a.deviceId);
+            out.push({ error: e as Error });
+          }
+        }
       }
-      return true;
-    })();
+    });
+  }
+
+  /** One append inside the group's transaction. */
+  #appendChain(a: ChainAppend): boolean {
+    if (a.expectHeads && !sameSet(this.#headsOf(a.deviceId), a.expectHeads)) return false;
+    this.#link(a.deviceId, a.block, a.prev, a.covers);
+    let prev = a.block.cid;
+    for (const n of a.next ?? []) {
+      this.#link(a.deviceId, n.block, [prev], n.covers);
+      prev = n.block.cid;
+    }
+    return true;
   }
 
   #link(deviceId: string, block: StoredBlock, prev: Uint8Array[], covers: [number, number][] | undefined): void {
