@@ -115,8 +115,11 @@ export class SqliteBlockStore implements BlockStore {
     return h;
   }
 
+  /** Runs a write in the store's next durable group commit (sqlite.ts sets it; alone: at once). */
+  durably: <T>(job: () => T) => Promise<T> = async (job) => job();
+
   async put(b: StoredBlock): Promise<boolean> {
-    return this.#put(b);
+    return this.durably(() => this.#put(b));
   }
 
   #put(b: StoredBlock): boolean {
@@ -266,21 +269,24 @@ export class SqliteBlockStore implements BlockStore {
     const del = this.#db.prepare('DELETE FROM mesh_blocks WHERE cid = ?');
     // Only the links to the block's own parents go: a kept child still names it (and keeps it out of the heads).
     const unlink = this.#db.prepare('DELETE FROM mesh_links WHERE child = ?');
-    return this.#db.transaction(() => {
+    // After the appends and puts queued before it.
+    this.flush();
+    return this.durably(() => {
       let n = 0;
       for (const c of cids) {
         n += del.run(blob(c)).changes;
         unlink.run(blob(c));
       }
       return n;
-    }).immediate();
+    });
   }
 
   async noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void> {
     const add = this.#db.prepare('INSERT INTO mesh_removed (cid, gateway, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.#db.transaction(() => {
+    this.flush();
+    return this.durably(() => {
       for (const c of cids) add.run(blob(c), gateway, deviceId);
-    }).immediate();
+    });
   }
 
   async removedBy(cid: Uint8Array): Promise<{ deviceId: string; gateway: string }[]> {

@@ -91,6 +91,14 @@ CREATE TABLE IF NOT EXISTS downlinks (
 CREATE INDEX IF NOT EXISTS downlinks_device ON downlinks (device_id, id);
 `;
 
+/** A write waiting for the next group commit, and how it comes out. */
+interface Queued {
+  job: () => unknown;
+  resolve: (r: unknown) => void;
+  reject: (e: Error) => void;
+}
+type Outcome = { ok: unknown } | { error: Error };
+
 /** A device's state as this store holds it in memory (module comment). */
 interface Cached {
   row: DeviceSqlRow;
@@ -108,8 +116,8 @@ export class SqliteStore implements Store {
   readonly #cache = new Map<string, Cached>();
   /** INSERT statements of n readings, by n. */
   readonly #readings: Database.Statement[] = [];
-  readonly #savepoint: Database.Transaction<(c: FrameCommit) => FrameCommitResult>;
-  readonly #group: Database.Transaction<(batch: { c: FrameCommit }[], out: ({ ok: FrameCommitResult } | { error: Error })[], isolate: boolean) => void>;
+  readonly #savepoint: Database.Transaction<(job: () => unknown) => unknown>;
+  readonly #group: Database.Transaction<(batch: Queued[], out: Outcome[], isolate: boolean) => void>;
   /** `PRAGMA data_version` when the cache was last known to match the database. */
   #version = -1;
   /** The WAL file, opened for fsync (undefined for `:memory:` or until the first frame commit). */
@@ -205,14 +213,15 @@ export class SqliteStore implements Store {
     };
     this.#load();
     this.blocks.fresh = () => this.#fresh();
-    this.#savepoint = db.transaction((c: FrameCommit) => this.#commitOne(c));
-    this.#group = db.transaction((batch: { c: FrameCommit }[], out: ({ ok: FrameCommitResult } | { error: Error })[], isolate: boolean) => {
+    this.blocks.durably = (job) => this.#enqueue(job);
+    this.#savepoint = db.transaction((job: () => unknown) => job());
+    this.#group = db.transaction((batch: Queued[], out: Outcome[], isolate: boolean) => {
       this.#fresh();
       for (const f of batch) {
-        if (!isolate) out.push({ ok: this.#commitOne(f.c) });
+        if (!isolate) out.push({ ok: f.job() });
         else {
           try {
-            out.push({ ok: this.#savepoint(f.c) });
+            out.push({ ok: this.#savepoint(f.job) });
           } catch (e) {
             out.push({ error: e as Error });
           }
@@ -272,23 +281,25 @@ export class SqliteStore implements Store {
     const w = new ReplayWindow();
     w.accept(p.counter);
     const [lo, hi] = w.bits;
-    this.#db.transaction(() => {
+    return this.#enqueue(() => {
       this.#q.upsertPaired.run({
         id: p.id, pk: blob(p.publicKey), ks: blob(p.ks), gw: p.gatewayId, model: p.model, firmware: p.firmware,
         caps: JSON.stringify(p.capabilities), firstSeen: p.firstSeen, now: p.now, highest: w.highest, lo, hi,
       });
       // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
       this.#q.dropDownlinks.run(p.id);
-    }).immediate();
-    this.#cache.delete(p.id);
-    return toDevice(this.#q.device.get(p.id)!);
+      this.#cache.delete(p.id);
+      return toDevice(this.#q.device.get(p.id)!);
+    });
   }
 
   async revoke(id: string, now: number): Promise<DeviceRow | undefined> {
-    this.#q.revoke.run(now, id);
-    this.#cache.delete(id);
-    const r = this.#q.device.get(id);
-    return r && toDevice(r);
+    return this.#enqueue(() => {
+      this.#q.revoke.run(now, id);
+      this.#cache.delete(id);
+      const r = this.#q.device.get(id);
+      return r && toDevice(r);
+    });
   }
 
   async setLabels(id: string, labels: Labels): Promise<DeviceRow | undefined> {
@@ -299,8 +310,14 @@ export class SqliteStore implements Store {
   }
 
   async touch(id: string, now: number): Promise<void> {
-    this.#q.touch.run(now, id);
-    this.#cache.delete(id);
+    return this.#enqueue(() => {
+      this.#q.touch.run(now, id);
+      const e = this.#cache.get(id);
+      if (e) {
+        e.row = { ...e.row, last_seen: now };
+        e.dev = undefined;
+      }
+    });
   }
 
   // Group commit: frame commits that arrive together (the ingress handles many devices at once) are
@@ -308,15 +325,27 @@ export class SqliteStore implements Store {
   // promise resolves only after that transaction is durable, with its own result. The transaction
   // runs with synchronous=NORMAL and the fsync of the WAL runs off the event loop (module comment);
   // while one fsync is under way the next group gathers, so a group is what arrives during an fsync.
-  #frames: { c: FrameCommit; resolve: (r: FrameCommitResult) => void; reject: (e: Error) => void }[] = [];
+  // Other writes of the hot paths (pairing, kept downlinks, revocation, Hellos) join the same groups:
+  // each is a job run inside the group's transaction, answered once the group is durable.
+  #frames: Queued[] = [];
   #frameFlush: NodeJS.Immediate | undefined;
 
   async commitFrame(c: FrameCommit): Promise<FrameCommitResult> {
-    return new Promise<FrameCommitResult>((resolve, reject) => {
-      this.#frames.push({ c, resolve, reject });
+    return this.#enqueue(() => this.#commitOne(c));
+  }
+
+  /** Runs `job` in the next group commit; resolves with its result once that is durable. */
+  #enqueue<T>(job: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#frames.push({ job, resolve: resolve as (r: unknown) => void, reject });
       if (this.#frames.length >= MAX_GROUP_COMMIT) this.#flushFrames();
       else if (!this.#frameFlush && !this.#syncing) this.#frameFlush = setImmediate(() => this.#flushFrames());
     });
+  }
+
+  /** Runs `job` in a group commit (sqlite-blocks.ts keeps blocks durably this way). */
+  durably<T>(job: () => T): Promise<T> {
+    return this.#enqueue(job);
   }
 
   #flushFrames(): void {
@@ -324,7 +353,7 @@ export class SqliteStore implements Store {
     this.#frameFlush = undefined;
     const batch = this.#frames.splice(0);
     if (!batch.length) return;
-    const out: ({ ok: FrameCommitResult } | { error: Error })[] = [];
+    const out: Outcome[] = [];
     const memory = this.path === ':memory:';
     const t0 = performance.now();
     try {
@@ -514,6 +543,7 @@ export class SqliteStore implements Store {
   }
 
   async nextDownCounter(deviceId: string): Promise<number> {
+    // At once (synchronous=FULL): a body under this counter may be published while the gateway closes.
     const r = this.#q.nextDown.get(deviceId);
     this.#cache.delete(deviceId);
     if (!r) throw new Error(`no device ${deviceId} in the store`);
@@ -521,13 +551,13 @@ export class SqliteStore implements Store {
   }
 
   async addDownlink(deviceId: string, type: number, body: Uint8Array, now: number): Promise<PendingDownlink> {
-    this.#cache.delete(deviceId);
-    return this.#db.transaction(() => {
+    return this.#enqueue(() => {
+      this.#cache.delete(deviceId);
       const c = this.#q.nextDown.get(deviceId);
       if (!c) throw new Error(`no device ${deviceId} in the store`);
       const r = this.#q.addDownlink.get(deviceId, type, blob(body), c.down_counter, now, now)!;
       return toDownlink(r);
-    }).immediate();
+    });
   }
 
   async pendingDownlinks(deviceId: string): Promise<PendingDownlink[]> {
@@ -538,14 +568,14 @@ export class SqliteStore implements Store {
   }
 
   async resendDownlink(id: number, now: number, sentBefore?: number): Promise<PendingDownlink | undefined> {
-    return this.#db.transaction(() => {
+    return this.#enqueue(() => {
       const r = this.#q.downlink.get(id);
       if (!r || (sentBefore !== undefined && r.sent_at >= sentBefore)) return undefined;
       this.#cache.delete(r.device_id);
       const counter = this.#q.nextDown.get(r.device_id)!.down_counter;
       this.#q.resent.run(counter, now, id);
       return toDownlink({ ...r, counter, sent_at: now });
-    }).immediate();
+    });
   }
 
   async dropDownlinks(deviceId: string, type?: number): Promise<number> {
