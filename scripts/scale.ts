@@ -103,7 +103,9 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   const args = [join(root, 'bin', 'gridlet.js'), 'gateway', '--data', dir, '--http-listen', '127.0.0.1:0',
     // Every simulated meter comes from 127.0.0.1: the per-address bound on meters waiting to pair is lifted.
     ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0', '--unpaired-limit', '100000,100000']), '--log-level', 'warn', ...(o.extra ?? [])];
-  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // GRIDLET_CPU_PROF=DIR: the gateway writes a V8 CPU profile there when it stops (node --cpu-prof).
+  const prof = process.env.GRIDLET_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GRIDLET_CPU_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);
   const log = createWriteStream(logFile);
