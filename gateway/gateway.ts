@@ -341,7 +341,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   pairing.onPaired = async (device: DeviceRow) => {
     await mesh?.paired(device.id).catch((e: Error) => log.error({ device: device.id, err: e.message }, 'mesh: pairing message not signed'));
     // Not counted against the hourly limit: a device reconnecting with its new credentials may miss it.
-    await downlink.send(device, { type: Body.time, time: Math.floor(now() / 1000) });
+    // Under the counter the pairing reserved (Pairing.complete), so it costs no write of its own.
+    const time = { type: Body.time, time: Math.floor(now() / 1000) } as const;
+    if (device.downCounter === 1) downlink.sendWithCounter(device, 1, time);
+    else await downlink.send(device, time);
     events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });
     await refreshCounts();
   };

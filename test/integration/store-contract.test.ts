@@ -117,6 +117,10 @@ for (const backend of backends) {
     assert.equal([again.state, again.revokedAt, again.pairedAt, again.downCounter, again.upHighest], ['paired', null, 6000, 0, 5]);
     assert.equal(again.labels, { site: 'north', pole: '' });
     assert.is(await s.countPendingDownlinks(), 0);
+    // A pairing may reserve downlink counter 1 (for the body sent once paired): the next one is 2.
+    const reserved = await s.completePairing(pairing('dev0aaaaaaaaaaaa', { counter: 7, now: 7000, reserveDown: true }));
+    assert.is(reserved.downCounter, 1);
+    assert.is(await s.nextDownCounter('dev0aaaaaaaaaaaa'), 2);
   });
 
   it('commitFrame: records once, replay and stale sessions refused, the ack is the contiguous prefix', async (s) => {
