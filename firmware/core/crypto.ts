@@ -79,7 +79,8 @@ export function boxKeyPairFromSecret(secretKey: Uint8Array): BoxKeyPair {
 
 /** `box.before`: the X25519 shared key of two parties. */
 export function sharedKey(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array {
-  return nacl.box.before(theirPublicKey, mySecretKey);
+  const port = installed.box;
+  return port?.before ? port.before(theirPublicKey, mySecretKey) : nacl.box.before(theirPublicKey, mySecretKey);
 }
 
 export function secretbox(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array {

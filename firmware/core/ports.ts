@@ -110,6 +110,8 @@ export interface SecretboxPort {
   seal(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
   /** undefined when the box does not authenticate. */
   open(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | undefined;
+  /** NaCl's `box.before` (X25519 then HSalsa20), when offered: the pairing's shared key. */
+  before?(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array;
 }
 
 /** Small persistent values (identity, pairing, counters). Writes are durable when `set` returns. */

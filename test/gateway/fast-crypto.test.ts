@@ -35,6 +35,17 @@ test('secretbox: libsodium and tweetnacl seal the same bytes and open each other
   assert.is(port.open(new Uint8Array(15), rand(24), rand(32)), undefined, 'too short for a MAC');
 });
 
+test('box.before: libsodium\'s shared key is tweetnacl\'s', () => {
+  for (let i = 0; i < 5; i++) {
+    const a = nacl.box.keyPair();
+    const b = nacl.box.keyPair();
+    assert.equal(sodiumSecretbox!.before!(b.publicKey, a.secretKey), nacl.box.before(b.publicKey, a.secretKey));
+  }
+  const lowOrder = new Uint8Array(32);
+  const a = nacl.box.keyPair();
+  assert.equal(sodiumSecretbox!.before!(lowOrder, a.secretKey), nacl.box.before(lowOrder, a.secretKey), 'a low-order key as tweetnacl answers it');
+});
+
 test('secretbox: the core uses the installed port, and tweetnacl again without one', () => {
   const m = rand(50);
   const nonce = rand(24);
