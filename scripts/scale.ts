@@ -16,6 +16,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Fleet, reportLine, type FleetOptions, type FleetReport } from '../host/sim/fleet.js';
+import { useSecretbox } from '../firmware/core/crypto.js';
+import { sodiumSecretbox } from '../gateway/sodium.js';
+
+// The simulated meters of this process seal, open and pair with libsodium where it loads (the same
+// bytes as tweetnacl's): thousands of meters in one process must not be what limits the gateway.
+if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 
