@@ -167,9 +167,12 @@ export class DirectIngress implements MessageIngress {
   async start(): Promise<void> {
     for (const filter of this.opts.subscriptions) {
       await this.opts.broker.subscribe(filter, (topic, payload, done) => {
-        if (!this.#started) return done();
+        // `done` never runs inside the delivery: aedes's emitter delivers its queued messages from the
+        // previous one's `done`, so thousands of deliveries released at once would nest that deep.
+        const release = () => queueMicrotask(done);
+        if (!this.#started) return release();
         void this.#d.admit(topic, payload);
-        this.#d.whenRoom(done);
+        this.#d.whenRoom(release);
       });
     }
     this.#started = true;
