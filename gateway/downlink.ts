@@ -8,6 +8,7 @@ import { Body, encodeBody, type DownBody } from '../firmware/core/wire/bodies.js
 import { Direction, sealFrame } from '../firmware/core/wire/frame.js';
 import { topics } from '../firmware/core/wire/topics.js';
 import type { GatewayContext } from './context.js';
+import { busy } from './busy.js';
 
 /** WIRE.md: config, guest-*, dr-event, unpair, tariff, fw-offer, fw-cancel. */
 export const KEPT_BODIES: ReadonlySet<number> = new Set([
@@ -58,8 +59,10 @@ export class Downlink {
 
   #publish(to: Addressee, counter: number, type: number, body: Uint8Array): void {
     // The counter is persisted before we get here (store), so a crash never reuses it.
+    const t0 = performance.now();
     const frame = sealFrame(body, counter, randomBytes(8), to.ks, Direction.down);
     this.#ctx.publish(topics.down(this.#ctx.prefix, to.id), frame);
     this.#ctx.metrics.downlinkSent(type);
+    busy('ack', t0);
   }
 }

@@ -8,6 +8,7 @@ import { Direction, openBox, parseFrame, ReplayWindow, type ParsedFrame } from '
 import { uplinkHandlers } from './handlers/index.js';
 import type { AcceptedFrame, HandlerContext, UplinkHandler } from './handlers/handler.js';
 import { FrameDropReason, type FrameDropReasonValue } from './metrics.js';
+import { busy } from './busy.js';
 import type { Pairing } from './pairing.js';
 import type { DeviceRow } from './store/store.js';
 
@@ -41,6 +42,7 @@ export class Frames {
       await gw.downlink.heard(device!);
       return;
     }
+    const t0 = performance.now();
     const parsed = parseFrame(payload);
     if (typeof parsed === 'string') return this.#drop(id, parsed);
     const ks = pending ? pending.ks : device!.ks;
@@ -64,6 +66,7 @@ export class Frames {
     }
     const handler = uplinkHandlers[body.type] as UplinkHandler<UpBody>;
     const why = handler.check?.(body);
+    busy('frame', t0);
     if (why) {
       gw.log.debug({ device: id, why }, 'frame body refused');
       return this.#drop(id, FrameDropReason.body);

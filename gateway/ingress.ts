@@ -75,6 +75,8 @@ interface Connection {
   /** The entry whose PUBACK the next `_sendPacket(puback)` belongs to. */
   capturing?: HeldAck;
   send: (packet: { cmd: string }, cb?: () => void) => void;
+  /** Writes are held until the next turn (#cork). */
+  corked?: boolean;
 }
 
 /** What the gateway needs of a way in from a broker. */
@@ -165,9 +167,12 @@ export class DirectIngress implements MessageIngress {
   async start(): Promise<void> {
     for (const filter of this.opts.subscriptions) {
       await this.opts.broker.subscribe(filter, (topic, payload, done) => {
-        if (!this.#started) return done();
+        // `done` never runs inside the delivery: aedes's emitter delivers its queued messages from the
+        // previous one's `done`, so thousands of deliveries released at once would nest that deep.
+        const release = () => queueMicrotask(done);
+        if (!this.#started) return release();
         void this.#d.admit(topic, payload);
-        this.#d.whenRoom(done);
+        this.#d.whenRoom(release);
       });
     }
     this.#started = true;
@@ -279,8 +284,27 @@ export class Ingress implements MessageIngress {
     while (conn.order.length && conn.order[0].done && conn.order[0].puback) {
       const e = conn.order.shift()!;
       const p = e.puback as { cmd: string };
-      if (p.cmd === 'puback' && e.generation === conn.generation && conn.client.connected) conn.send(p);
+      if (p.cmd === 'puback' && e.generation === conn.generation && conn.client.connected) {
+        this.#cork(conn);
+        conn.send(p);
+      }
     }
+  }
+
+  /**
+   * Holds the connection's writes until the event loop's next turn: the acks and PUBACKs of a group
+   * commit leave in one write (mqtt.js would write each packet on its own).
+   */
+  #cork(conn: Connection): void {
+    if (conn.corked) return;
+    const stream = conn.client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    if (!stream?.cork || !stream.uncork) return;
+    stream.cork();
+    conn.corked = true;
+    setImmediate(() => {
+      conn.corked = false;
+      stream.uncork!();
+    });
   }
 
   /**
@@ -360,6 +384,7 @@ export class Ingress implements MessageIngress {
     // Spread over the connections, preferring one that is up.
     let conn = conns[this.#next++ % conns.length];
     if (!conn.client.connected) conn = conns.find((c) => c.client.connected) ?? conn;
+    if (conn.client.connected) this.#cork(conn);
     conn.client.publish(topic, buf, { qos: 1 }, (e) => {
       if (e) this.#opts.log.warn({ err: e.message, topic }, 'publish failed');
     });

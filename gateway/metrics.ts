@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FrameDrop } from '../firmware/core/wire/frame.js';
+import { BUSY_PARTS, busyMs } from './busy.js';
 
 /** Why a frame on an up topic was dropped: the core's reasons (WIRE.md "Frames") plus the registry's. */
 export const FrameDropReason = {
@@ -94,6 +95,17 @@ export class GatewayMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
+    new Counter({
+      name: 'gridlet_busy_seconds_total', labelNames: ['part'], registers,
+      help: 'Main-thread time spent in parts of the frame pipeline (frame acceptance, group commit, ack, mesh signing and keeping), process-wide; part="loop": the event loop\'s whole busy time.',
+      collect() {
+        const ms = busyMs();
+        this.reset();
+        for (const part of BUSY_PARTS) this.inc({ part }, ms[part] / 1000);
+        // All of the event loop's busy time, the parts' whole.
+        this.inc({ part: 'loop' }, performance.eventLoopUtilization().active / 1000);
+      },
+    });
     new Gauge({
       name: 'gridlet_devices', help: 'Devices by registry state (seen = Hello received, not paired).',
       labelNames: ['state'], registers,

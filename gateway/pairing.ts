@@ -351,7 +351,7 @@ export class Pairing {
       const device = await this.#share.complete(p.attempt!, {
         id: p.id, publicKey: p.entry.hello.publicKey, ks: p.ks, gatewayId: this.#ctx.identity.id,
         model: body.model, firmware: body.firmware, capabilities: p.entry.hello.capabilities,
-        firstSeen: p.entry.firstSeen, counter, now,
+        firstSeen: p.entry.firstSeen, counter, now, reserveDown: true,
       });
       if (!device) return undefined;
       this.#ctx.log.info({ device: p.id }, 'device paired');
@@ -362,7 +362,7 @@ export class Pairing {
     const device = await this.#ctx.store.completePairing({
       id: p.id, publicKey: p.entry.hello.publicKey, ks: p.ks, gatewayId: this.#ctx.identity.id,
       model: body.model, firmware: body.firmware, capabilities: p.entry.hello.capabilities,
-      firstSeen: p.entry.firstSeen, counter, now,
+      firstSeen: p.entry.firstSeen, counter, now, reserveDown: true,
     });
     this.#drop(p.id);
     this.#finish(p, { status: 201, device }, 'paired');

@@ -16,6 +16,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Fleet, reportLine, type FleetOptions, type FleetReport } from '../host/sim/fleet.js';
+import { useSecretbox } from '../firmware/core/crypto.js';
+import { sodiumSecretbox } from '../gateway/sodium.js';
+
+// The simulated meters of this process seal, open and pair with libsodium where it loads (the same
+// bytes as tweetnacl's): thousands of meters in one process must not be what limits the gateway.
+if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 
@@ -103,7 +109,9 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   const args = [join(root, 'bin', 'gridlet.js'), 'gateway', '--data', dir, '--http-listen', '127.0.0.1:0',
     // Every simulated meter comes from 127.0.0.1: the per-address bound on meters waiting to pair is lifted.
     ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0', '--unpaired-limit', '100000,100000']), '--log-level', 'warn', ...(o.extra ?? [])];
-  const proc = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // GRIDLET_CPU_PROF=DIR: the gateway writes a V8 CPU profile there when it stops (node --cpu-prof).
+  const prof = process.env.GRIDLET_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GRIDLET_CPU_PROF] : [];
+  const proc = spawn(process.execPath, [...prof, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);
   const log = createWriteStream(logFile);

@@ -3,7 +3,7 @@
 // tweetnacl never draws random bytes itself (key pairs are made from the port's bytes).
 
 import nacl from 'tweetnacl';
-import type { Random } from './ports.js';
+import type { Random, SecretboxPort } from './ports.js';
 import { utf8Encode } from './bytes.js';
 import { HmacSha256, pbkdf2HmacSha256, Sha256 } from './sha256.js';
 
@@ -11,7 +11,12 @@ import { HmacSha256, pbkdf2HmacSha256, Sha256 } from './sha256.js';
  * The installed Random port. A property of an object, not a module variable: on a meter this module
  * is preloaded into flash, where a module variable cannot be assigned at run time.
  */
-const installed: { source: Random | undefined } = { source: undefined };
+const installed: { source: Random | undefined; box: SecretboxPort | undefined } = { source: undefined, box: undefined };
+
+/** Seals and opens secretboxes with `port` instead of tweetnacl (undefined: tweetnacl again). */
+export function useSecretbox(port: SecretboxPort | undefined): void {
+  installed.box = port;
+}
 
 /** Routes all of the core's randomness through the platform's Random port. */
 export function useRandom(random: Random): void {
@@ -74,17 +79,20 @@ export function boxKeyPairFromSecret(secretKey: Uint8Array): BoxKeyPair {
 
 /** `box.before`: the X25519 shared key of two parties. */
 export function sharedKey(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array {
-  return nacl.box.before(theirPublicKey, mySecretKey);
+  const port = installed.box;
+  return port?.before ? port.before(theirPublicKey, mySecretKey) : nacl.box.before(theirPublicKey, mySecretKey);
 }
 
 export function secretbox(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array {
-  return nacl.secretbox(message, nonce, key);
+  const port = installed.box;
+  return port ? port.seal(message, nonce, key) : nacl.secretbox(message, nonce, key);
 }
 
 /** Opens a secretbox; undefined when it does not authenticate. */
 export function secretboxOpen(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | undefined {
   if (box.length < nacl.secretbox.overheadLength) return undefined;
-  return nacl.secretbox.open(box, nonce, key) ?? undefined;
+  const port = installed.box;
+  return port ? port.open(box, nonce, key) : nacl.secretbox.open(box, nonce, key) ?? undefined;
 }
 
 export const SECRETBOX_OVERHEAD = 16;

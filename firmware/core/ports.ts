@@ -102,6 +102,18 @@ export interface Random {
   strong?(f: () => void): void;
 }
 
+/**
+ * A faster implementation of NaCl's secretbox (XSalsa20-Poly1305) than the core's own (tweetnacl),
+ * e.g. libsodium's on a gateway: the same bytes in and out. Absent: the core's.
+ */
+export interface SecretboxPort {
+  seal(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  /** undefined when the box does not authenticate. */
+  open(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | undefined;
+  /** NaCl's `box.before` (X25519 then HSalsa20), when offered: the pairing's shared key. */
+  before?(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array;
+}
+
 /** Small persistent values (identity, pairing, counters). Writes are durable when `set` returns. */
 export interface KeyValue {
   get(key: string): Uint8Array | undefined;

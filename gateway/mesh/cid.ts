@@ -2,14 +2,23 @@
 // ‖ digest (36 bytes); inside CBOR a link is tag 42 around 0x00 ‖ binary CID (the 0x00 form is always
 // emitted; the bare form is accepted); as text, "b" ‖ base32 lower case (ARCHITECTURE.md).
 
+import { createHash } from 'node:crypto';
 import { Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { concat, equal } from '../../firmware/core/bytes.js';
-import { cidFromText, cidToText, guestCid, isGuestCid } from '../../firmware/core/guests/cid.js';
+import { cidFromText, cidToText, isGuestCid } from '../../firmware/core/guests/cid.js';
 
 export const TAG_LINK = 42;
 
-/** CIDv1 raw sha2-256 of bytes. */
-export const cidOf: (bytes: Uint8Array) => Uint8Array = guestCid;
+/** CIDv1 raw sha2-256 of bytes (the same bytes as the core's guestCid; SHA-256 from node:crypto). */
+export function cidOf(bytes: Uint8Array): Uint8Array {
+  const cid = new Uint8Array(36);
+  cid[0] = 0x01;
+  cid[1] = 0x55;
+  cid[2] = 0x12;
+  cid[3] = 0x20;
+  cid.set(createHash('sha256').update(bytes).digest(), 4);
+  return cid;
+}
 export const isCid: (b: Uint8Array) => boolean = isGuestCid;
 export const cidText: (cid: Uint8Array) => string = cidToText;
 export const parseCidText: (text: string) => Uint8Array | undefined = cidFromText;

@@ -4,6 +4,7 @@
 // may keep, whether a CID was removed. The protocol handlers (handlers/), sync (sync.ts) and disclosure
 // (disclosure.ts) take it.
 
+import { busy } from '../busy.js';
 import { Counter } from 'prom-client';
 import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
 import type { GatewayContext } from '../context.js';
@@ -126,7 +127,9 @@ export class MeshCore {
 
   /** Signs a message of one of this gateway's protocols, counted. */
   sign(protocol: ProtocolName, payload: Payload): GridMessage {
+    const t0 = performance.now();
     const m = encodeMessage(protocols()[protocol].pcid, payload, this.signer);
+    busy('sign', t0);
     this.#created.inc({ protocol });
     this.counts.created[protocol] = (this.counts.created[protocol] ?? 0) + 1;
     return m;

@@ -1,12 +1,14 @@
 // Grid messages (MESH.md "Envelope"): `grid([42(pCID), payload, proof])`, deterministic CBOR, signed
 // with a detached COSE_Sign1 Ed25519 proof over `[42(pCID), payload]` as the bytes were received.
 // The decoder is strict: one well-formed deterministic item, exactly this shape, nothing trailing; it
-// never re-encodes what it checks. Ed25519 is node:crypto's.
+// never re-encodes what it checks. Ed25519 signing is libsodium's where sodium-native loads
+// (gateway/sodium.ts), else node:crypto's; verifying is node:crypto's.
 
 import { createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { CborError, decode, decodePrefix, encode, Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { concat, equal, toHex } from '../../firmware/core/bytes.js';
 import { cidOf, link, linkCid, TAG_LINK } from './cid.js';
+import { sodiumSigner } from '../sodium.js';
 
 /** CBOR tag 1735551332 = 0x67726964, the bytes "grid". */
 export const TAG_GRID = 1735551332;
@@ -53,9 +55,14 @@ export interface Signer {
 const ED25519_PKCS8 = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const ED25519_SPKI = new Uint8Array([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
-/** An Ed25519 signer from a 32-byte seed (the gateway identity's mesh key). */
+/** An Ed25519 signer from a 32-byte seed (the gateway identity's mesh key): libsodium's, else node:crypto's. */
 export function signerFromSeed(seed: Uint8Array, publicKey: Uint8Array): Signer {
   if (seed.length !== 32 || publicKey.length !== 32) throw new Error('an Ed25519 seed and public key are 32 bytes each');
+  const fast = sodiumSigner(seed);
+  if (fast) {
+    if (!equal(fast.publicKey, publicKey)) throw new Error('the Ed25519 public key does not belong to the seed');
+    return { publicKey: new Uint8Array(publicKey), sign: fast.sign };
+  }
   const key = createPrivateKey({ key: Buffer.from(concat(ED25519_PKCS8, seed)), format: 'der', type: 'pkcs8' });
   const derived = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' })).subarray(12);
   if (!equal(derived, publicKey)) throw new Error('the Ed25519 public key does not belong to the seed');
@@ -76,18 +83,61 @@ function publicKeyObject(kid: Uint8Array): KeyObject {
 
 /** `["Signature1", h'a10127', h'', signable]` encoded: what the Ed25519 signature covers. */
 export function sigStructure(signable: Uint8Array): Uint8Array {
-  return encode(['Signature1', PROTECTED, new Uint8Array(0), signable]);
+  // Written out: `84 6a "Signature1" 43 a10127 40`, then signable as a byte string.
+  const head = bstrHead(signable.length);
+  const out = new Uint8Array(SIG_PREFIX.length + head.length + signable.length);
+  out.set(SIG_PREFIX, 0);
+  out.set(head, SIG_PREFIX.length);
+  out.set(signable, SIG_PREFIX.length + head.length);
+  return out;
 }
 
-/** Encodes and signs a message; the result is what travels and what its CID names. */
+const SIG_PREFIX = new Uint8Array([0x84, 0x6a, ...new TextEncoder().encode('Signature1'), 0x43, ...PROTECTED, 0x40]);
+
+/** The head of a CBOR byte string of `n` bytes. */
+function bstrHead(n: number): Uint8Array {
+  if (n < 24) return new Uint8Array([0x40 + n]);
+  if (n < 0x100) return new Uint8Array([0x58, n]);
+  if (n < 0x10000) return new Uint8Array([0x59, n >> 8, n & 0xff]);
+  return new Uint8Array([0x5a, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]);
+}
+
+/**
+ * Encodes and signs a message; the result is what travels and what its CID names. The payload is
+ * encoded once: the message is the signable's items after the grid head, then the proof
+ * `18([h'a10127', {4: kid}, null, signature])`, the bytes the generic encoder would make.
+ */
 export function encodeMessage(pcid: Uint8Array, payload: Payload, signer: Signer): GridMessage {
   const pcidItem = link(pcid);
   const signable = encode([pcidItem, payload]);
   const signature = signer.sign(sigStructure(signable));
-  const unprotected = new Map<number, CborValue>([[4, signer.publicKey]]);
+  const kid = signer.publicKey;
+  if (kid.length !== 32 || signature.length !== 64) throw new Error('an Ed25519 key is 32 bytes and a signature 64');
+  // d2 84 43 a10127 a1 04 58 20 <kid> f6 58 40 <signature>
+  const proofHead = [0xd2, 0x84, 0x43, ...PROTECTED, 0xa1, 0x04, 0x58, 0x20];
+  const size = HEAD.length + signable.length - 1 + proofHead.length + 32 + 3 + 64;
+  if (size > MAX_MESSAGE_BYTES) throw new CborError(`encoding exceeds ${MAX_MESSAGE_BYTES} bytes`, MAX_MESSAGE_BYTES);
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  bytes.set(HEAD, at);
+  at += HEAD.length;
+  bytes.set(signable.subarray(1), at); // without its own head, 82 (an array of 2)
+  at += signable.length - 1;
+  bytes.set(proofHead, at);
+  at += proofHead.length;
+  bytes.set(kid, at);
+  at += 32;
+  bytes.set([0xf6, 0x58, 0x40], at);
+  at += 3;
+  bytes.set(signature, at);
+  return { bytes, cid: cidOf(bytes), pcid: new Uint8Array(pcid), payload, kid, signature, signable };
+}
+
+/** The message as the generic CBOR encoder makes it (tests: encodeMessage gives these bytes). */
+export function encodeMessageGeneric(pcid: Uint8Array, payload: Payload, kid: Uint8Array, signature: Uint8Array): Uint8Array {
+  const unprotected = new Map<number, CborValue>([[4, kid]]);
   const proof = new Tagged(TAG_COSE_SIGN1, [PROTECTED, unprotected, null, signature]);
-  const bytes = encode(new Tagged(TAG_GRID, [pcidItem, payload, proof]), MAX_MESSAGE_BYTES);
-  return { bytes, cid: cidOf(bytes), pcid: new Uint8Array(pcid), payload, kid: signer.publicKey, signature, signable };
+  return encode(new Tagged(TAG_GRID, [link(pcid), payload, proof]), MAX_MESSAGE_BYTES);
 }
 
 /** Is every value DAG-CBOR compatible (no floats, no undefined, text map keys, only tag 42 as a link)? */

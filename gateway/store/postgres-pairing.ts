@@ -19,13 +19,13 @@ export async function completePairingIn(c: pg.PoolClient, p: PairingCommit): Pro
   const r = await c.query<DeviceSqlRow>(`
     INSERT INTO devices (id, state, public_key, ks, gateway_id, model, firmware, capabilities, first_seen, paired_at,
       last_seen, up_highest, up_bits_lo, up_bits_hi, down_counter)
-    VALUES ($1, 'paired', $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, 0)
+    VALUES ($1, 'paired', $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
     ON CONFLICT (id) DO UPDATE SET state = 'paired', public_key = $2, ks = $3, gateway_id = $4, model = $5,
       firmware = $6, capabilities = $7, paired_at = $9, revoked_at = NULL, last_seen = $9,
-      up_highest = $10, up_bits_lo = $11, up_bits_hi = $12, down_counter = 0
+      up_highest = $10, up_bits_lo = $11, up_bits_hi = $12, down_counter = $13
     RETURNING *`,
   [p.id, bytea(p.publicKey), bytea(p.ks), p.gatewayId, p.model, p.firmware, JSON.stringify(p.capabilities),
-    p.firstSeen, p.now, w.highest, lo, hi]);
+    p.firstSeen, p.now, w.highest, lo, hi, p.reserveDown ? 1 : 0]);
   // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
   await c.query('DELETE FROM downlinks WHERE device_id = $1', [p.id]);
   return toDevice(r.rows[0]);

@@ -1,8 +1,12 @@
 // The mesh block store on the gateway's SQLite database (beside sqlite.ts): grid messages by CID, the
 // parent links of readings messages, each device's chain heads, and which of this gateway's own
 // records its messages carry. A chain append is one transaction, so heads move atomically.
+// Each device's heads are held in memory once read (sqlite.ts empties them, with its device cache,
+// when another connection changed the database), and the record ranges a message carries are kept
+// as one row per contiguous run, so a readings message of four records is one coverage row.
 
 import type Database from 'better-sqlite3';
+import { busy } from '../busy.js';
 import type { BlockKind, BlockStore, ChainAppend, StoredBlock, StoredRecord } from './store.js';
 import { blob, toBlock, type BlockRow } from './rows.js';
 
@@ -50,6 +54,20 @@ function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
   return b.every((x) => s.has(hex(x)));
 }
 
+/** Ranges [seq, last] merged where one continues the next (in order of seq). */
+export function runs(ranges: [number, number][]): [number, number][] {
+  if (ranges.length < 2) return ranges;
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [[sorted[0][0], sorted[0][1]]];
+  for (let i = 1; i < sorted.length; i++) {
+    const [seq, last] = sorted[i];
+    const top = out[out.length - 1];
+    if (seq === top[1] + 1) top[1] = Math.max(top[1], last);
+    else out.push([seq, last]);
+  }
+  return out;
+}
+
 export class SqliteBlockStore implements BlockStore {
   readonly #db: Database.Database;
   readonly #q;
@@ -58,6 +76,7 @@ export class SqliteBlockStore implements BlockStore {
   constructor(db: Database.Database, readonly toRecord: (row: any) => StoredRecord) {
     this.#db = db;
     db.exec(MESH_SCHEMA);
+    this.#transactions(db);
     this.#q = {
       insert: db.prepare(`INSERT INTO mesh_blocks (cid, bytes, kind, device_id, received_at, n)
         VALUES (@cid, @bytes, @kind, @device, @at, (SELECT coalesce(max(n), 0) + 1 FROM mesh_blocks)) ON CONFLICT (cid) DO NOTHING`),
@@ -71,13 +90,36 @@ export class SqliteBlockStore implements BlockStore {
       dropHead: db.prepare('DELETE FROM mesh_heads WHERE device_id = ? AND cid = ?'),
       addHead: db.prepare('INSERT INTO mesh_heads (device_id, cid) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       cover: db.prepare('INSERT INTO mesh_covered (device_id, seq, last) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
-      uncovered: db.prepare(`SELECT r.* FROM records r WHERE r.device_id = ? AND NOT EXISTS
-        (SELECT 1 FROM mesh_covered c WHERE c.device_id = r.device_id AND c.seq = r.seq) ORDER BY r.seq LIMIT ?`),
+      // A record is covered by the coverage row starting at or before it that reaches it (rows of one
+      // device's own messages never overlap).
+      uncovered: db.prepare(`SELECT r.* FROM records r WHERE r.device_id = ? AND coalesce((SELECT c.last FROM mesh_covered c
+        WHERE c.device_id = r.device_id AND c.seq <= r.seq ORDER BY c.seq DESC LIMIT 1), -1) < r.last ORDER BY r.seq LIMIT ?`),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
   }
 
+  /** Each device's heads (sorted), as read or written through this connection. */
+  readonly #heads = new Map<string, Buffer[]>();
+  /** Called before the cached heads are used: lets sqlite.ts notice other connections' changes. */
+  fresh: () => void = () => {};
+
+  /** Forgets the cached heads (another connection changed the database). */
+  forget(): void {
+    this.#heads.clear();
+  }
+
+  #headsOf(deviceId: string): Buffer[] {
+    let h = this.#heads.get(deviceId);
+    if (!h) this.#heads.set(deviceId, (h = this.#q.heads.all(deviceId).map((r) => r.cid)));
+    return h;
+  }
+
+  /** Runs a write in the store's next durable group commit (sqlite.ts sets it; alone: at once). */
+  durably: <T>(job: () => T) => Promise<T> = async (job) => job();
+
   async put(b: StoredBlock): Promise<boolean> {
-    return this.#put(b);
+    return this.durably(() => this.#put(b));
   }
 
   #put(b: StoredBlock): boolean {
@@ -104,48 +146,122 @@ export class SqliteBlockStore implements BlockStore {
   }
 
   async heads(deviceId: string): Promise<Uint8Array[]> {
-    return this.#q.heads.all(deviceId).map((r) => new Uint8Array(r.cid));
+    this.fresh();
+    return this.#headsOf(deviceId).map((c) => new Uint8Array(c));
   }
 
   async allHeads(): Promise<{ deviceId: string; cid: Uint8Array }[]> {
     return this.#q.allHeads.all().map((r) => ({ deviceId: r.device_id, cid: new Uint8Array(r.cid) }));
   }
 
+  // Chain appends that arrive together (the mesh appends for many devices at once) are kept in one
+  // transaction, each in a savepoint of its own, so the pages they share are written once.
+  #appends: { a: ChainAppend; resolve: (ok: boolean) => void; reject: (e: Error) => void }[] = [];
+  #appendFlush: NodeJS.Immediate | undefined;
+
   async appendChain(a: ChainAppend): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#appends.push({ a, resolve, reject });
+      this.#appendFlush ??= setImmediate(() => this.#flushAppends());
+    });
+  }
+
+  #flushAppends(): void {
+    this.#appendFlush = undefined;
+    const batch = this.#appends.splice(0);
+    if (!batch.length) return;
     // Without an fsync of its own (the next FULL commit makes it durable): a chain message lost in a
     // crash is rebuilt from the records no message covers at startup, and peers' messages are fetched
     // again. A lost message a peer already had comes back as a branch beside its rebuilt twin.
-    this.#db.pragma('synchronous = NORMAL');
+    const t0 = performance.now();
+    const out: ({ ok: boolean } | { error: Error })[] = [];
     try {
-      return this.#appendChain(a);
-    } finally {
-      this.#db.pragma('synchronous = FULL');
+      if (!this.#db.open) throw new Error('the store is closed');
+      this.fresh();
+      this.#q.syncNormal.run();
+      try {
+        try {
+          // Without a savepoint per append; one that throws rolls the group back, which is then applied
+          // again with one savepoint per append, so that only it fails.
+          this.#group.immediate(batch, out, false);
+        } catch {
+          this.#heads.clear();
+          out.length = 0;
+          this.#group.immediate(batch, out, true);
+        }
+      } finally {
+        this.#q.syncFull.run();
+        busy('mesh-store', t0);
+      }
+    } catch (e) {
+      this.#heads.clear();
+      for (const b of batch) b.reject(e as Error);
+      return;
     }
+    batch.forEach((b, i) => {
+      const r = out[i];
+      if ('ok' in r) b.resolve(r.ok);
+      else b.reject(r.error);
+    });
   }
 
-  #appendChain(a: ChainAppend): boolean {
-    return this.#db.transaction((): boolean => {
-      if (a.expectHeads && !sameSet(this.#q.heads.all(a.deviceId).map((r) => new Uint8Array(r.cid)), a.expectHeads)) return false;
-      this.#link(a.deviceId, a.block, a.prev, a.covers);
-      let prev = a.block.cid;
-      for (const n of a.next ?? []) {
-        this.#link(a.deviceId, n.block, [prev], n.covers);
-        prev = n.block.cid;
+  /** Keeps what is queued now (the store is closing). */
+  flush(): void {
+    if (this.#appendFlush) clearImmediate(this.#appendFlush);
+    this.#flushAppends();
+  }
+
+  #savepoint!: Database.Transaction<(a: ChainAppend) => boolean>;
+  #group!: Database.Transaction<(batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => void>;
+
+  #transactions(db: Database.Database): void {
+    this.#savepoint = db.transaction((a: ChainAppend) => this.#appendChain(a));
+    this.#group = db.transaction((batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => {
+      for (const { a } of batch) {
+        if (!isolate) out.push({ ok: this.#appendChain(a) });
+        else {
+          try {
+            out.push({ ok: this.#savepoint(a) });
+          } catch (e) {
+            this.#heads.delete(a.deviceId);
+            out.push({ error: e as Error });
+          }
+        }
       }
-      return true;
-    }).immediate();
+    });
+  }
+
+  /** One append inside the group's transaction. */
+  #appendChain(a: ChainAppend): boolean {
+    if (a.expectHeads && !sameSet(this.#headsOf(a.deviceId), a.expectHeads)) return false;
+    this.#link(a.deviceId, a.block, a.prev, a.covers);
+    let prev = a.block.cid;
+    for (const n of a.next ?? []) {
+      this.#link(a.deviceId, n.block, [prev], n.covers);
+      prev = n.block.cid;
+    }
+    return true;
   }
 
   #link(deviceId: string, block: StoredBlock, prev: Uint8Array[], covers: [number, number][] | undefined): void {
     this.#put(block);
-    const cid = blob(block.cid);
+    const cid = Buffer.from(block.cid);
+    let heads = this.#headsOf(deviceId);
     for (const p of prev) {
       this.#q.link.run(blob(p), cid);
-      this.#q.dropHead.run(deviceId, blob(p));
+      const i = heads.findIndex((h) => h.equals(p));
+      if (i >= 0) {
+        this.#q.dropHead.run(deviceId, blob(p));
+        heads = heads.filter((_, j) => j !== i);
+      }
     }
     // A message some kept message already names (an ancestor fetched late) is no head.
-    if (this.#q.hasChild.get(cid)!.n === 0) this.#q.addHead.run(deviceId, cid);
-    for (const [seq, last] of covers ?? []) this.#q.cover.run(deviceId, seq, last);
+    if (this.#q.hasChild.get(cid)!.n === 0 && !heads.some((h) => h.equals(cid))) {
+      this.#q.addHead.run(deviceId, cid);
+      heads = [...heads, cid].sort(Buffer.compare);
+    }
+    this.#heads.set(deviceId, heads);
+    for (const [seq, last] of runs(covers ?? [])) this.#q.cover.run(deviceId, seq, last);
   }
 
 
@@ -153,21 +269,24 @@ export class SqliteBlockStore implements BlockStore {
     const del = this.#db.prepare('DELETE FROM mesh_blocks WHERE cid = ?');
     // Only the links to the block's own parents go: a kept child still names it (and keeps it out of the heads).
     const unlink = this.#db.prepare('DELETE FROM mesh_links WHERE child = ?');
-    return this.#db.transaction(() => {
+    // After the appends and puts queued before it.
+    this.flush();
+    return this.durably(() => {
       let n = 0;
       for (const c of cids) {
         n += del.run(blob(c)).changes;
         unlink.run(blob(c));
       }
       return n;
-    }).immediate();
+    });
   }
 
   async noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void> {
     const add = this.#db.prepare('INSERT INTO mesh_removed (cid, gateway, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.#db.transaction(() => {
+    this.flush();
+    return this.durably(() => {
       for (const c of cids) add.run(blob(c), gateway, deviceId);
-    }).immediate();
+    });
   }
 
   async removedBy(cid: Uint8Array): Promise<{ deviceId: string; gateway: string }[]> {

@@ -43,7 +43,8 @@ export class SqliteGuestStore implements GuestStore {
   readonly #db: Database.Database;
   readonly #q;
 
-  constructor(db: Database.Database) {
+  /** `changed` is told of each device whose row this store wrote (the device cache of sqlite.ts). */
+  constructor(db: Database.Database, readonly changed: (deviceId: string) => void = () => {}) {
     this.#db = db;
     db.exec(GUEST_SCHEMA);
     this.#q = {
@@ -109,6 +110,7 @@ export class SqliteGuestStore implements GuestStore {
       f(guests);
       prune(guests);
       this.#q.setDeviceGuests.run(JSON.stringify(guests), deviceId);
+      this.changed(deviceId);
       return true;
     }).immediate());
   }

@@ -1,11 +1,20 @@
 // The one-site store: SQLite through better-sqlite3, WAL with synchronous=FULL, which is what
 // WIRE.md calls "durably stored". better-sqlite3 is synchronous; the Store methods are async only so
 // that other stores fit the same interface.
+//
+// Frames are the hot path. Each device's state (its row: counters, replay window, acked seq; the top
+// of its stored records; its kept downlinks) is held in memory, loaded at start and written through
+// in the frame's group commit, so accepting a frame reads nothing from SQLite. Another connection to
+// the same file (a second store, a replica) is noticed by `PRAGMA data_version`, which then empties
+// the cache. A frame group commits with synchronous=NORMAL (the WAL is written, not synced) and its
+// promises resolve only after an fsync of the WAL file, which runs on libuv's thread pool: the fsync
+// is off the event loop and no ack leaves before the records are on disk (WIRE.md).
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { privateFile, tighten } from '../files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { busy } from '../busy.js';
 import { constantTimeEqual } from '../../firmware/core/bytes.js';
 import { encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
@@ -28,6 +37,8 @@ import type {
 const SCHEMA_VERSION = 3;
 /** Most frame commits in one group-commit transaction. */
 const MAX_GROUP_COMMIT = 512;
+/** Most readings in one INSERT. */
+const MAX_ROWS = 16;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS devices (
@@ -80,9 +91,40 @@ CREATE TABLE IF NOT EXISTS downlinks (
 CREATE INDEX IF NOT EXISTS downlinks_device ON downlinks (device_id, id);
 `;
 
+/** A write waiting for the next group commit, and how it comes out. */
+interface Queued {
+  job: () => unknown;
+  resolve: (r: unknown) => void;
+  reject: (e: Error) => void;
+}
+type Outcome = { ok: unknown } | { error: Error };
+
+/** A device's state as this store holds it in memory (module comment). */
+interface Cached {
+  row: DeviceSqlRow;
+  /** `toDevice(row)`, made when first asked for; replaced when the row changes. */
+  dev?: DeviceRow;
+  /** The highest `last` of the device's stored records (rows never overlap), once looked up. */
+  top?: number;
+  /** Kept downlinks, oldest first, once looked up. */
+  pending?: PendingDownlink[];
+}
+
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #q;
+  readonly #cache = new Map<string, Cached>();
+  /** INSERT statements of n readings, by n. */
+  readonly #readings: Database.Statement[] = [];
+  readonly #savepoint: Database.Transaction<(job: () => unknown) => unknown>;
+  readonly #group: Database.Transaction<(batch: Queued[], out: Outcome[], isolate: boolean) => void>;
+  /** `PRAGMA data_version` when the cache was last known to match the database. */
+  #version = -1;
+  /** The WAL file, opened for fsync (undefined for `:memory:` or until the first frame commit). */
+  #walFd: number | undefined;
+  #syncing = false;
+  #syncWaiters: ((e: Error | null) => void)[] = [];
+  #synced: (() => void)[] = [];
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
   readonly firmware: SqlFirmwareStore;
@@ -109,7 +151,7 @@ export class SqliteStore implements Store {
     }
     db.exec(SCHEMA);
     this.blocks = new SqliteBlockStore(db, toRecord);
-    this.guests = new SqliteGuestStore(db);
+    this.guests = new SqliteGuestStore(db, (id) => this.#cache.delete(id));
     for (const ddl of firmwareDdl('sqlite')) db.exec(ddl);
     this.firmware = new SqlFirmwareStore(sqliteExec(db), (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
     this.privacy = new SqlitePrivacyStore(db);
@@ -122,10 +164,10 @@ export class SqliteStore implements Store {
       upsertPaired: db.prepare(`
         INSERT INTO devices (id, state, public_key, ks, gateway_id, model, firmware, capabilities, first_seen, paired_at,
           last_seen, up_highest, up_bits_lo, up_bits_hi, down_counter)
-        VALUES (@id, 'paired', @pk, @ks, @gw, @model, @firmware, @caps, @firstSeen, @now, @now, @highest, @lo, @hi, 0)
+        VALUES (@id, 'paired', @pk, @ks, @gw, @model, @firmware, @caps, @firstSeen, @now, @now, @highest, @lo, @hi, @down)
         ON CONFLICT (id) DO UPDATE SET state = 'paired', public_key = @pk, ks = @ks, gateway_id = @gw, model = @model,
           firmware = @firmware, capabilities = @caps, paired_at = @now, revoked_at = NULL, last_seen = @now,
-          up_highest = @highest, up_bits_lo = @lo, up_bits_hi = @hi, down_counter = 0`),
+          up_highest = @highest, up_bits_lo = @lo, up_bits_hi = @hi, down_counter = @down`),
       revoke: db.prepare(`UPDATE devices SET state = 'revoked', revoked_at = ? WHERE id = ? AND state = 'paired'`),
       labels: db.prepare('UPDATE devices SET labels = ? WHERE id = ?'),
       touch: db.prepare('UPDATE devices SET last_seen = ? WHERE id = ?'),
@@ -159,12 +201,70 @@ export class SqliteStore implements Store {
       dropDownlinks: db.prepare('DELETE FROM downlinks WHERE device_id = ?'),
       dropDownlinksOfType: db.prepare('DELETE FROM downlinks WHERE device_id = ? AND type = ?'),
       countDownlinks: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM downlinks'),
+      allDownlinks: db.prepare<[], DownlinkSqlRow>('SELECT * FROM downlinks ORDER BY id'),
+      // A frame's whole device update, one statement.
+      frame: db.prepare(`UPDATE devices SET up_highest = ?, up_bits_lo = ?, up_bits_hi = ?, last_seen = ?, acked_seq = ?,
+        down_counter = ? WHERE id = ?`),
+      // Rows never overlap: the row with the highest seq has the highest last.
+      top: db.prepare<[string], { last: number }>('SELECT last FROM records WHERE device_id = ? ORDER BY seq DESC LIMIT 1'),
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
+    this.#load();
+    this.blocks.fresh = () => this.#fresh();
+    this.blocks.durably = (job) => this.#enqueue(job);
+    this.#savepoint = db.transaction((job: () => unknown) => job());
+    this.#group = db.transaction((batch: Queued[], out: Outcome[], isolate: boolean) => {
+      this.#fresh();
+      for (const f of batch) {
+        if (!isolate) out.push({ ok: f.job() });
+        else {
+          try {
+            out.push({ ok: this.#savepoint(f.job) });
+          } catch (e) {
+            out.push({ error: e as Error });
+          }
+        }
+      }
+    });
+  }
+
+  /** Loads every device's row and kept downlinks into the cache. */
+  #load(): void {
+    this.#cache.clear();
+    this.#version = this.#q.dataVersion.get()!;
+    for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { row, pending: [] });
+    for (const r of this.#q.allDownlinks.iterate()) this.#cache.get(r.device_id)?.pending!.push(toDownlink(r));
+  }
+
+  /** Empties the cache when another connection changed the database. */
+  #fresh(): void {
+    const v = this.#q.dataVersion.get()!;
+    if (v === this.#version) return;
+    this.#cache.clear();
+    this.blocks.forget();
+    this.#version = v;
+  }
+
+  #entry(id: string): Cached | undefined {
+    let e = this.#cache.get(id);
+    if (!e) {
+      const row = this.#q.device.get(id);
+      if (!row) return undefined;
+      this.#cache.set(id, (e = { row }));
+    }
+    return e;
+  }
+
+  #top(e: Cached): number {
+    return (e.top ??= this.#q.top.get(e.row.id)?.last ?? 0);
   }
 
   async getDevice(id: string): Promise<DeviceRow | undefined> {
-    const r = this.#q.device.get(id);
-    return r && toDevice(r);
+    this.#fresh();
+    const e = this.#entry(id);
+    return e && (e.dev ??= toDevice(e.row));
   }
 
   async listDevices(): Promise<DeviceRow[]> {
@@ -181,129 +281,223 @@ export class SqliteStore implements Store {
     const w = new ReplayWindow();
     w.accept(p.counter);
     const [lo, hi] = w.bits;
-    this.#db.transaction(() => {
+    return this.#enqueue(() => {
       this.#q.upsertPaired.run({
         id: p.id, pk: blob(p.publicKey), ks: blob(p.ks), gw: p.gatewayId, model: p.model, firmware: p.firmware,
-        caps: JSON.stringify(p.capabilities), firstSeen: p.firstSeen, now: p.now, highest: w.highest, lo, hi,
+        caps: JSON.stringify(p.capabilities), firstSeen: p.firstSeen, now: p.now, highest: w.highest, lo, hi, down: p.reserveDown ? 1 : 0,
       });
       // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
       this.#q.dropDownlinks.run(p.id);
-    }).immediate();
-    return toDevice(this.#q.device.get(p.id)!);
+      this.#cache.delete(p.id);
+      return toDevice(this.#q.device.get(p.id)!);
+    });
   }
 
   async revoke(id: string, now: number): Promise<DeviceRow | undefined> {
-    this.#q.revoke.run(now, id);
-    const r = this.#q.device.get(id);
-    return r && toDevice(r);
+    return this.#enqueue(() => {
+      this.#q.revoke.run(now, id);
+      this.#cache.delete(id);
+      const r = this.#q.device.get(id);
+      return r && toDevice(r);
+    });
   }
 
   async setLabels(id: string, labels: Labels): Promise<DeviceRow | undefined> {
     const n = this.#q.labels.run(JSON.stringify(labels), id).changes;
+    this.#cache.delete(id);
     if (n === 0) return undefined;
     return toDevice(this.#q.device.get(id)!);
   }
 
   async touch(id: string, now: number): Promise<void> {
-    this.#q.touch.run(now, id);
+    return this.#enqueue(() => {
+      this.#q.touch.run(now, id);
+      const e = this.#cache.get(id);
+      if (e) {
+        e.row = { ...e.row, last_seen: now };
+        e.dev = undefined;
+      }
+    });
   }
 
   // Group commit: frame commits that arrive together (the ingress handles many devices at once) are
   // applied in one transaction, each in a savepoint of its own, so one fsync covers them all. Each
-  // promise resolves only after that transaction has committed, with its own result.
-  // The fsync blocks the event loop, so under load a group waits a little to grow: the next flush
-  // starts no sooner than three times the last one's duration after it (at most 50 ms), which keeps
-  // the time spent in commits at about a quarter at most; an idle store flushes at once.
-  #frames: { c: FrameCommit; resolve: (r: FrameCommitResult) => void; reject: (e: Error) => void }[] = [];
-  #frameFlush: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  #lastFlushEnd = 0;
-  #lastFlushMs = 0;
+  // promise resolves only after that transaction is durable, with its own result. The transaction
+  // runs with synchronous=NORMAL and the fsync of the WAL runs off the event loop (module comment);
+  // while one fsync is under way the next group gathers, so a group is what arrives during an fsync.
+  // Other writes of the hot paths (pairing, kept downlinks, revocation, Hellos) join the same groups:
+  // each is a job run inside the group's transaction, answered once the group is durable.
+  #frames: Queued[] = [];
+  #frameFlush: NodeJS.Immediate | undefined;
 
   async commitFrame(c: FrameCommit): Promise<FrameCommitResult> {
-    return new Promise<FrameCommitResult>((resolve, reject) => {
-      this.#frames.push({ c, resolve, reject });
+    return this.#enqueue(() => this.#commitOne(c));
+  }
+
+  /** Runs `job` in the next group commit; resolves with its result once that is durable. */
+  #enqueue<T>(job: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#frames.push({ job, resolve: resolve as (r: unknown) => void, reject });
       if (this.#frames.length >= MAX_GROUP_COMMIT) this.#flushFrames();
-      else if (!this.#frameFlush) {
-        const wait = this.#lastFlushEnd + Math.min(50, 3 * this.#lastFlushMs) - performance.now();
-        this.#frameFlush = wait >= 1 ? setTimeout(() => this.#flushFrames(), wait) : setImmediate(() => this.#flushFrames());
-      }
+      else if (!this.#frameFlush && !this.#syncing) this.#frameFlush = setImmediate(() => this.#flushFrames());
     });
+  }
+
+  /** Runs `job` in a group commit (sqlite-blocks.ts keeps blocks durably this way). */
+  durably<T>(job: () => T): Promise<T> {
+    return this.#enqueue(job);
   }
 
   #flushFrames(): void {
-    if (this.#frameFlush) {
-      clearTimeout(this.#frameFlush as NodeJS.Timeout);
-      clearImmediate(this.#frameFlush as NodeJS.Immediate);
-    }
+    if (this.#frameFlush) clearImmediate(this.#frameFlush);
     this.#frameFlush = undefined;
     const batch = this.#frames.splice(0);
     if (!batch.length) return;
-    const started = performance.now();
-    const out: ({ ok: FrameCommitResult } | { error: Error })[] = [];
+    const out: Outcome[] = [];
+    const memory = this.path === ':memory:';
+    const t0 = performance.now();
     try {
       if (!this.#db.open) throw new Error('the store is closed');
-      this.#db.transaction(() => {
-        for (const f of batch) {
-          try {
-            out.push({ ok: this.#commitOne(f.c) });
-          } catch (e) {
-            out.push({ error: e as Error });
-          }
+      if (!memory) this.#q.syncNormal.run();
+      try {
+        try {
+          // Without a savepoint per frame: a frame that throws (a bug, a full disk) rolls the group back
+          // and the group is applied again with one savepoint per frame, so that only it fails.
+          this.#group.immediate(batch, out, false);
+        } catch {
+          this.#cache.clear();
+          this.blocks.forget();
+          out.length = 0;
+          this.#group.immediate(batch, out, true);
         }
-      }).immediate();
+      } finally {
+        if (!memory) this.#q.syncFull.run();
+        busy('commit', t0);
+      }
     } catch (e) {
+      // The cache may hold what the rolled-back transaction wrote.
+      this.#cache.clear();
       for (const f of batch) f.reject(e as Error);
       return;
-    } finally {
-      this.#lastFlushEnd = performance.now();
-      this.#lastFlushMs = this.#lastFlushEnd - started;
     }
-    batch.forEach((f, i) => {
+    const settle = (err: Error | null) => batch.forEach((f, i) => {
       const r = out[i];
-      if ('ok' in r) f.resolve(r.ok);
+      if (err) f.reject(err);
+      else if ('ok' in r) f.resolve(r.ok);
       else f.reject(r.error);
+    });
+    if (memory) settle(null);
+    else this.#durable(settle);
+  }
+
+  /** Calls `done` once everything committed so far is on disk (an fsync of the WAL on the thread pool). */
+  #durable(done: (e: Error | null) => void): void {
+    this.#syncWaiters.push(done);
+    if (!this.#syncing) this.#sync();
+  }
+
+  #sync(): void {
+    const waiters = this.#syncWaiters.splice(0);
+    this.#syncing = true;
+    let fd: number;
+    try {
+      fd = this.#walFd ??= openSync(`${this.path}-wal`, 'r');
+    } catch (e) {
+      this.#syncing = false;
+      for (const w of waiters) w(e as Error);
+      return;
+    }
+    fsync(fd, (err) => {
+      this.#syncing = false;
+      for (const w of waiters) w(err ? new Error(`store ${this.path}: fsync of the WAL failed: ${err.message}`) : null);
+      if (this.#syncWaiters.length) this.#sync();
+      else if (this.#frames.length) this.#flushFrames();
+      else for (const f of this.#synced.splice(0)) f();
     });
   }
 
-  /** One frame's commit, in a savepoint inside the group's transaction. */
+  /** One frame's commit inside the group's transaction, from and into the cached state. */
   #commitOne(c: FrameCommit): FrameCommitResult {
-    return this.#db.transaction((): FrameCommitResult => {
-      const d = this.#q.device.get(c.deviceId);
-      if (!d || d.state !== 'paired' || !constantTimeEqual(new Uint8Array(d.ks), c.ks)) return { ok: false, why: 'stale' };
+    {
+      const e = this.#entry(c.deviceId);
+      const d = e?.row;
+      if (!e || !d || d.state !== 'paired' || !constantTimeEqual(d.ks, c.ks)) return { ok: false, why: 'stale' };
       // Checked again inside the transaction: another writer (a replica) may have taken the counter.
       const w = ReplayWindow.from(d.up_highest, [d.up_bits_lo, d.up_bits_hi]);
       if (!w.check(c.counter)) return { ok: false, why: 'replay' };
       w.accept(c.counter);
-      this.#q.window.run(w.highest, w.bits[0], w.bits[1], c.now, c.deviceId);
       const added: StoredRecord[] = [];
-      for (const r of c.records ?? []) this.#insert(c.deviceId, r, c.now, added);
-      let ackedSeq = d.acked_seq;
-      if (added.length > 0) {
-        ackedSeq = this.#advance(c.deviceId, ackedSeq);
-        if (ackedSeq !== d.acked_seq) this.#q.acked.run(ackedSeq, c.deviceId);
+      const top0 = this.#top(e);
+      let top = top0;
+      const recs = c.records ?? [];
+      for (let i = 0; i < recs.length;) {
+        // A run of readings above the top, in seq order: one INSERT of several rows.
+        let j = i;
+        let t = top;
+        while (j < recs.length && j - i < MAX_ROWS && recs[j].kind === 1 && recs[j].seq > t) t = recs[j++].seq;
+        if (j - i > 1) {
+          this.#insertReadings(c.deviceId, recs, i, j, c.now);
+          for (let k = i; k < j; k++) added.push(recs[k]);
+          top = t;
+          i = j;
+        } else top = this.#insert(c.deviceId, recs[i++], c.now, added, top);
       }
+      let ackedSeq = d.acked_seq;
+      if (added.length > 0) ackedSeq = top0 <= ackedSeq ? advanceOver(ackedSeq, added) : this.#advance(c.deviceId, ackedSeq);
+      const downCounter = c.allocateDown ? d.down_counter + 1 : undefined;
+      const [lo, hi] = w.bits;
+      this.#q.frame.run(w.highest, lo, hi, c.now, ackedSeq, downCounter ?? d.down_counter, c.deviceId);
       if (c.downAck !== undefined) this.#q.ackDownlinks.run(c.deviceId, c.downAck);
-      if (c.status) this.#q.status.run(JSON.stringify(c.status), c.deviceId);
-      if (c.info) this.#q.info.run(c.info.firmware, c.info.model, c.deviceId);
+      const row: DeviceSqlRow = {
+        ...d, up_highest: w.highest, up_bits_lo: lo, up_bits_hi: hi, last_seen: c.now, acked_seq: ackedSeq,
+        down_counter: downCounter ?? d.down_counter,
+      };
+      if (c.status) this.#q.status.run((row.status = JSON.stringify(c.status)), c.deviceId);
+      if (c.info) this.#q.info.run((row.firmware = c.info.firmware), (row.model = c.info.model), c.deviceId);
       if (c.guest) {
         const guests = JSON.parse(d.guests);
         applyGuestAck(guests, c.guest.cid, c.guest.state);
-        this.#q.guests.run(JSON.stringify(guests), c.deviceId);
+        this.#q.guests.run((row.guests = JSON.stringify(guests)), c.deviceId);
       }
-      const downCounter = c.allocateDown ? this.#q.nextDown.get(c.deviceId)!.down_counter : undefined;
+      // Everything written: the cache follows (a failed group commit empties it).
+      e.row = row;
+      e.top = top;
+      if (e.dev && !c.status && !c.info && !c.guest) {
+        e.dev = { ...e.dev, upHighest: w.highest, upBits: [lo, hi], lastSeen: c.now, ackedSeq, downCounter: row.down_counter };
+      } else e.dev = undefined;
+      if (c.downAck !== undefined && e.pending) e.pending = e.pending.filter((p) => p.counter > c.downAck!);
       return { ok: true, added, ackedSeq, downCounter };
-    })();
+    }
   }
 
-  /** Inserts the parts of a record whose seqs are not yet occupied (a resend is ignored). */
-  #insert(device: string, r: StoredRecord, now: number, added: StoredRecord[]): void {
+  /** Inserts readings `recs[from..to)`, all above the device's top and in seq order, as one statement. */
+  #insertReadings(device: string, recs: StoredRecord[], from: number, to: number, now: number): void {
+    const n = to - from;
+    const stmt = (this.#readings[n] ??= this.#db.prepare(
+      'INSERT INTO records (device_id, seq, last, kind, t, gateway_timed, channel, value, received_at) VALUES ' +
+      Array(n).fill('(?, ?, ?, 1, ?, ?, ?, ?, ?)').join(', ')));
+    const params: (string | number)[] = [];
+    for (let k = from; k < to; k++) {
+      const r = recs[k] as Extract<StoredRecord, { kind: 1 }>;
+      params.push(device, r.seq, r.seq, r.t, r.gatewayTimed ? 1 : 0, r.channel, r.value, now);
+    }
+    stmt.run(params);
+  }
+
+  /**
+   * Inserts the parts of a record whose seqs are not yet occupied (a resend is ignored). `top` is the
+   * highest seq occupied so far: above it nothing needs looking up. Returns the new top.
+   */
+  #insert(device: string, r: StoredRecord, now: number, added: StoredRecord[], top: number): number {
     const base = {
       device, now, gt: 0, channel: null as number | null, value: null as number | null, event: null as string | null,
       data: null as Buffer | null, reason: null as string | null,
     };
     if (r.kind !== 7) {
-      const prior = this.#q.covering.get(device, r.seq);
-      if (prior && prior.last >= r.seq) return;
+      if (r.seq <= top) {
+        const prior = this.#q.covering.get(device, r.seq);
+        if (prior && prior.last >= r.seq) return top;
+      }
       if (r.kind === 1) {
         this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: 1, t: r.t, gt: r.gatewayTimed ? 1 : 0, channel: r.channel, value: r.value });
       } else {
@@ -311,16 +505,20 @@ export class SqliteStore implements Store {
         this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: 2, t: r.t, gt: r.gatewayTimed ? 1 : 0, event: r.event, data });
       }
       added.push(r);
-      return;
+      return Math.max(top, r.seq);
     }
     // A gap fills only the seqs nobody has: a record the device lost may already be stored here.
-    let cursor = r.seq;
-    const prior = this.#q.covering.get(device, r.seq);
-    if (prior && prior.last >= cursor) cursor = prior.last + 1;
     const put = (first: number, last: number) => {
       this.#q.insert.run({ ...base, seq: first, last, kind: 7, t: r.t, gt: 1, reason: r.reason });
       added.push({ kind: 7, seq: first, last, t: r.t, reason: r.reason });
     };
+    if (r.seq > top) {
+      if (r.seq <= r.last) put(r.seq, r.last);
+      return Math.max(top, r.last);
+    }
+    let cursor = r.seq;
+    const prior = this.#q.covering.get(device, r.seq);
+    if (prior && prior.last >= cursor) cursor = prior.last + 1;
     if (cursor <= r.last) {
       for (const row of this.#q.inRange.all(device, cursor, r.last)) {
         if (row.seq > cursor) put(cursor, row.seq - 1);
@@ -328,6 +526,7 @@ export class SqliteStore implements Store {
       }
       if (cursor <= r.last) put(cursor, r.last);
     }
+    return Math.max(top, r.last);
   }
 
   /** Moves the contiguous prefix forward over stored records and gaps. */
@@ -344,35 +543,44 @@ export class SqliteStore implements Store {
   }
 
   async nextDownCounter(deviceId: string): Promise<number> {
+    // At once (synchronous=FULL): a body under this counter may be published while the gateway closes.
     const r = this.#q.nextDown.get(deviceId);
+    this.#cache.delete(deviceId);
     if (!r) throw new Error(`no device ${deviceId} in the store`);
     return r.down_counter;
   }
 
   async addDownlink(deviceId: string, type: number, body: Uint8Array, now: number): Promise<PendingDownlink> {
-    return this.#db.transaction(() => {
+    return this.#enqueue(() => {
+      this.#cache.delete(deviceId);
       const c = this.#q.nextDown.get(deviceId);
       if (!c) throw new Error(`no device ${deviceId} in the store`);
       const r = this.#q.addDownlink.get(deviceId, type, blob(body), c.down_counter, now, now)!;
       return toDownlink(r);
-    }).immediate();
+    });
   }
 
   async pendingDownlinks(deviceId: string): Promise<PendingDownlink[]> {
-    return this.#q.pending.all(deviceId).map(toDownlink);
+    // No data_version check (it costs as much as the rest of this): what another connection keeps for
+    // the device is seen once the next group commit has found the change and emptied the cache.
+    const e = this.#entry(deviceId);
+    if (!e) return this.#q.pending.all(deviceId).map(toDownlink);
+    return (e.pending ??= this.#q.pending.all(deviceId).map(toDownlink)).slice();
   }
 
-  async resendDownlink(id: number, now: number): Promise<PendingDownlink | undefined> {
-    return this.#db.transaction(() => {
+  async resendDownlink(id: number, now: number, sentBefore?: number): Promise<PendingDownlink | undefined> {
+    return this.#enqueue(() => {
       const r = this.#q.downlink.get(id);
-      if (!r) return undefined;
+      if (!r || (sentBefore !== undefined && r.sent_at >= sentBefore)) return undefined;
+      this.#cache.delete(r.device_id);
       const counter = this.#q.nextDown.get(r.device_id)!.down_counter;
       this.#q.resent.run(counter, now, id);
       return toDownlink({ ...r, counter, sent_at: now });
-    }).immediate();
+    });
   }
 
   async dropDownlinks(deviceId: string, type?: number): Promise<number> {
+    this.#cache.delete(deviceId);
     const r = type === undefined ? this.#q.dropDownlinks.run(deviceId) : this.#q.dropDownlinksOfType.run(deviceId, type);
     return r.changes;
   }
@@ -390,6 +598,7 @@ export class SqliteStore implements Store {
   }
 
   async deleteRecordsThrough(deviceId: string, through: number): Promise<number> {
+    this.#cache.delete(deviceId);
     return this.#db.transaction(() => {
       const n = this.#db.prepare('DELETE FROM records WHERE device_id = ? AND last <= ?').run(deviceId, through).changes;
       this.#db.prepare('DELETE FROM mesh_covered WHERE device_id = ? AND last <= ?').run(deviceId, through);
@@ -406,7 +615,23 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.#db.open) this.blocks.flush();
     if (this.#db.open) this.#flushFrames();
+    if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));
     if (this.#db.open) this.#db.close();
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#walFd = undefined;
   }
+}
+
+/** The contiguous prefix moved over `added`, the only rows stored above `acked`. */
+function advanceOver(acked: number, added: StoredRecord[]): number {
+  let sorted = true;
+  for (let i = 1; i < added.length; i++) if (added[i].seq < added[i - 1].seq) sorted = false;
+  const rows = sorted ? added : [...added].sort((a, b) => a.seq - b.seq);
+  for (const r of rows) {
+    if (r.seq !== acked + 1) return acked;
+    acked = r.kind === 7 ? r.last : r.seq;
+  }
+  return acked;
 }

@@ -80,6 +80,8 @@ export interface PairingCommit {
   /** Counter of the `paired` frame, accepted into a fresh up window. */
   counter: number;
   now: number;
+  /** Reserve downlink counter 1 in the same transaction (the device row's downCounter is then 1), for a body sent once paired. */
+  reserveDown?: boolean;
 }
 
 export interface FrameCommit {

@@ -9,7 +9,7 @@ import { base32, equal, toHex } from '../../firmware/core/bytes.js';
 import { sha256 } from '../../firmware/core/crypto.js';
 import { cidOf, cidText, link, parseCidText } from '../../gateway/mesh/cid.js';
 import {
-  decodeMessage, encodeMessage, MessageError, openMessage, PROTECTED, sigStructure, signerFromSeed, TAG_GRID, verifySignature,
+  decodeMessage, encodeMessage, encodeMessageGeneric, MessageError, openMessage, PROTECTED, sigStructure, signerFromSeed, TAG_GRID, verifySignature,
 } from '../../gateway/mesh/message.js';
 import { protocolOf, protocols } from '../../gateway/mesh/pcid.js';
 import {
@@ -64,6 +64,12 @@ test('a message is grid([42(0x00 ‖ pCID), payload, 18([h\'a10127\', {4: kid}, 
   const sig = encode(['Signature1', PROTECTED, new Uint8Array(0), d.signable]);
   assert.ok(nacl.sign.detached.verify(sig, d.signature, s.publicKey));
   assert.equal(sigStructure(d.signable), sig);
+  // The message written out by hand is what the generic encoder makes of the same parts.
+  assert.equal(m.bytes, encodeMessageGeneric(P.readings.pcid, d.payload, d.kid, d.signature));
+  for (const n of [0, 23, 24, 255, 256, 70_000]) {
+    const big = new Uint8Array(n).fill(7);
+    assert.equal(sigStructure(big), encode(['Signature1', PROTECTED, new Uint8Array(0), big]), `Sig_structure of ${n} bytes`);
+  }
   const r = parseReadings(d.payload);
   assert.ok(typeof r !== 'string', String(r));
   if (typeof r !== 'string') {

@@ -198,6 +198,8 @@ test('a partition and heal keep both branches of a device two sides accepted, th
   // The next frame at A names both heads: the branches merge.
   await g.send({ type: Body.readings, first: 7, records: [[T0 + 20, 1, 7]] });
   await stored(A, g.id, 7);
+  // The readings message is signed and kept after the ack (records.ts): wait for it at A.
+  await eventually(async () => (await A.api('GET', `/api/mesh/heads/${g.id}`)).json.heads?.length === 1, 5000, 'A merges the branches');
   const merged = await sameHeads(g.id);
   assert.is(merged.length, 1);
   const r = await verifyHistory(g.id, httpSource(C.gw.httpUrl));

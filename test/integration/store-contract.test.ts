@@ -117,6 +117,10 @@ for (const backend of backends) {
     assert.equal([again.state, again.revokedAt, again.pairedAt, again.downCounter, again.upHighest], ['paired', null, 6000, 0, 5]);
     assert.equal(again.labels, { site: 'north', pole: '' });
     assert.is(await s.countPendingDownlinks(), 0);
+    // A pairing may reserve downlink counter 1 (for the body sent once paired): the next one is 2.
+    const reserved = await s.completePairing(pairing('dev0aaaaaaaaaaaa', { counter: 7, now: 7000, reserveDown: true }));
+    assert.is(reserved.downCounter, 1);
+    assert.is(await s.nextDownCounter('dev0aaaaaaaaaaaa'), 2);
   });
 
   it('commitFrame: records once, replay and stale sessions refused, the ack is the contiguous prefix', async (s) => {
@@ -332,6 +336,23 @@ for (const backend of backends) {
     assert.is(await other.quota.prune('2026-01-02'), 2);
     assert.is(await s.quota.used(id, day), 0);
     assert.is(await s.quota.used(id, '2026-01-02'), 1);
+  });
+
+  it('concurrency: what another store on the database wrote is what this one acts on (revocation, counters, heads)', async (s, open) => {
+    const id = 'dev1aaaaaaaaaaaa';
+    await s.completePairing(pairing(id));
+    assert.ok((await s.commitFrame({ deviceId: id, ks: KS, counter: 2, now: 3000, records: [reading(1)] })).ok);
+    const other = await open();
+    assert.ok((await other.commitFrame({ deviceId: id, ks: KS, counter: 3, now: 3001, records: [reading(2)] })).ok);
+    assert.is((await s.getDevice(id))!.upHighest, 3, 'the counter the other store accepted');
+    assert.is((await s.commitFrame({ deviceId: id, ks: KS, counter: 3, now: 3002 })).ok, false, 'and refuses it again');
+    const r = await s.commitFrame({ deviceId: id, ks: KS, counter: 4, now: 3003, records: [reading(3)] });
+    assert.ok(r.ok && r.ackedSeq === 3, 'the acked prefix runs over the other store\'s record');
+    assert.ok(await other.blocks.appendChain({ deviceId: id, block: block(20, id), prev: [] }));
+    assert.equal(await s.blocks.heads(id), [block(20, id).cid]);
+    await other.revoke(id, 4000);
+    assert.is((await s.getDevice(id))!.state, 'revoked');
+    assert.equal(await s.commitFrame({ deviceId: id, ks: KS, counter: 5, now: 4001 }), { ok: false, why: 'stale' });
   });
 
   it('concurrency: two stores on one database (replicas) never accept a counter twice nor store a seq twice', async (s, open) => {

@@ -1,0 +1,82 @@
+// The SQLite store's frame path (gateway/store/sqlite.ts): device state held in memory, group commits
+// made durable by an fsync off the event loop. What a user would notice: a frame that cannot be stored
+// fails alone, the others of its group are kept; what was acknowledged is there after a reopen.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../../gateway/store/sqlite.js';
+import type { DeviceStatus, StoredRecord } from '../../gateway/store/store.js';
+
+const KS = new Uint8Array(32).fill(7);
+const reading = (seq: number): StoredRecord => ({ kind: 1, seq, t: 1000 + seq, gatewayTimed: false, channel: 1, value: seq * 10 });
+
+async function withStore(f: (s: SqliteStore, path: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'gridlet-sqlite-'));
+  const path = join(dir, 'db.sqlite');
+  const s = new SqliteStore(path);
+  try {
+    await f(s, path);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function pair(s: SqliteStore, id: string): Promise<void> {
+  await s.completePairing({ id, publicKey: new Uint8Array(32), ks: KS, gatewayId: 'gw', model: 'm', firmware: '1', capabilities: [], firstSeen: 1, counter: 1, now: 1 });
+}
+
+test('a frame that cannot be stored fails alone; the others of its group are kept and its counter stays free', () =>
+  withStore(async (s) => {
+    await pair(s, 'dev1aaaaaaaaaaaa');
+    await pair(s, 'dev2aaaaaaaaaaaa');
+    // A status JSON cannot hold (a BigInt) makes that frame's commit throw inside the group.
+    const bad = { t: 1n } as unknown as DeviceStatus;
+    const [a, b] = await Promise.allSettled([
+      s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 2, now: 5, records: [reading(1), reading(2)] }),
+      s.commitFrame({ deviceId: 'dev2aaaaaaaaaaaa', ks: KS, counter: 2, now: 5, records: [reading(1)], status: bad }),
+    ]);
+    assert.is(a.status, 'fulfilled');
+    assert.ok(a.status === 'fulfilled' && a.value.ok && a.value.ackedSeq === 2);
+    assert.is(b.status, 'rejected');
+    assert.equal((await s.readRecords('dev1aaaaaaaaaaaa', 1, 10)).map((r) => r.seq), [1, 2]);
+    assert.equal(await s.readRecords('dev2aaaaaaaaaaaa', 1, 10), [], 'nothing of the failed frame');
+    assert.is((await s.getDevice('dev2aaaaaaaaaaaa'))!.upHighest, 1);
+    const again = await s.commitFrame({ deviceId: 'dev2aaaaaaaaaaaa', ks: KS, counter: 2, now: 6, records: [reading(1)] });
+    assert.ok(again.ok && again.ackedSeq === 1, 'the counter was not taken');
+  }));
+
+test('what a commit resolved is in the file after a reopen: records, counters, acked prefix, downlink counter', () =>
+  withStore(async (s, path) => {
+    await pair(s, 'dev1aaaaaaaaaaaa');
+    let last;
+    for (let c = 2; c < 40; c++) {
+      last = await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: c, now: c, allocateDown: true, records: [reading(2 * c - 3), reading(2 * c - 2)] });
+    }
+    assert.ok(last!.ok && last!.ackedSeq === 76 && last!.downCounter === 38);
+    const other = new SqliteStore(path);
+    try {
+      const d = (await other.getDevice('dev1aaaaaaaaaaaa'))!;
+      assert.equal([d.upHighest, d.ackedSeq, d.downCounter], [39, 76, 38]);
+      assert.is((await other.readRecords('dev1aaaaaaaaaaaa', 1, 1000)).length, 76);
+    } finally {
+      await other.close();
+    }
+  }));
+
+test('records out of order and gaps: only free seqs are stored, the prefix moves over what is contiguous', () =>
+  withStore(async (s) => {
+    await pair(s, 'dev1aaaaaaaaaaaa');
+    const gap = (seq: number, last: number): StoredRecord => ({ kind: 7, seq, last, t: 9, reason: 'lost' });
+    let r = await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 2, now: 1, records: [reading(5), reading(6), reading(3)] });
+    assert.ok(r.ok && r.ackedSeq === 0);
+    r = await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 3, now: 2, records: [gap(1, 8), reading(6)] });
+    assert.ok(r.ok && r.ackedSeq === 8);
+    assert.equal(r.ok && r.added.map((x) => [x.seq, x.kind === 7 ? x.last : x.seq]), [[1, 2], [4, 4], [7, 8]]);
+    r = await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 4, now: 3, records: [reading(9), reading(10), reading(9)] });
+    assert.ok(r.ok && r.ackedSeq === 10 && r.added.length === 2);
+  }));
+
+test.run();
