@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { FrameDrop } from '../firmware/core/wire/frame.js';
 import { BUSY_PARTS, busyMs } from './busy.js';
+import { RECORD_KIND_NAMES } from '../firmware/core/wire/constants.js';
 
 /** Why a frame on an up topic was dropped: the core's reasons (WIRE.md "Frames") plus the registry's. */
 export const FrameDropReason = {
@@ -16,7 +17,6 @@ export const FrameDropReason = {
 } as const;
 export type FrameDropReasonValue = (typeof FrameDropReason)[keyof typeof FrameDropReason];
 
-export const RecordKindName: { [kind: number]: string } = { 1: 'reading', 2: 'event', 7: 'gap' };
 
 export interface MetricSources {
   devicesByState(): Promise<{ [state: string]: number }>;
@@ -197,7 +197,7 @@ export class GatewayMetrics {
   }
 
   recordsAdded(kind: number, n = 1): void {
-    const name = RecordKindName[kind] ?? String(kind);
+    const name = RECORD_KIND_NAMES[kind] ?? String(kind);
     this.recordsStored.inc({ kind: name }, n);
     bump(this.counts.records, name, n);
   }

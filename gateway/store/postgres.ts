@@ -26,6 +26,7 @@ import type { GatewayIdentity } from '../identity.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 /**
  * 2: the offload daily quota (postgres-quota.ts), the CIDs tombstones removed (mesh_removed) and the
@@ -104,9 +105,9 @@ function place(taken: [number, number][], records: StoredRecord[]): { rows: Reco
   const added: StoredRecord[] = [];
   const rows: RecordInsert[] = [];
   for (const r of records) {
-    if (r.kind !== 7) {
+    if (r.kind !== RecordKind.gap) {
       if (occupied(r.seq)) continue;
-      if (r.kind === 1) rows.push([r.seq, r.seq, 1, r.t, r.gatewayTimed, r.channel, r.value, null, null, null]);
+      if (r.kind === RecordKind.reading) rows.push([r.seq, r.seq, RecordKind.reading, r.t, r.gatewayTimed, r.channel, r.value, null, null, null]);
       else rows.push([r.seq, r.seq, 2, r.t, r.gatewayTimed, null, null, r.event, r.data === undefined ? null : bytea(encode(r.data as CborValue)), null]);
       occupy(r.seq, r.seq);
       added.push(r);
@@ -291,7 +292,7 @@ export class PostgresStore implements Store {
       const span = spans.get(c.deviceId) ?? { lo: Infinity, hi: -Infinity };
       for (const r of c.records) {
         span.lo = Math.min(span.lo, r.seq);
-        span.hi = Math.max(span.hi, r.kind === 7 ? r.last : r.seq);
+        span.hi = Math.max(span.hi, r.kind === RecordKind.gap ? r.last : r.seq);
       }
       spans.set(c.deviceId, span);
     }

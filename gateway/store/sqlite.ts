@@ -27,6 +27,7 @@ import { blob, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkS
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
+import { RecordKind } from '../../firmware/core/wire/constants.js';
 
 /**
  * 1: devices, records, downlinks, mesh blocks, guests. 2: privacy policies and the audit log
@@ -434,7 +435,7 @@ export class SqliteStore implements Store {
         // A run of readings above the top, in seq order: one INSERT of several rows.
         let j = i;
         let t = top;
-        while (j < recs.length && j - i < MAX_ROWS && recs[j].kind === 1 && recs[j].seq > t) t = recs[j++].seq;
+        while (j < recs.length && j - i < MAX_ROWS && recs[j].kind === RecordKind.reading && recs[j].seq > t) t = recs[j++].seq;
         if (j - i > 1) {
           this.#insertReadings(c.deviceId, recs, i, j, c.now);
           for (let k = i; k < j; k++) added.push(recs[k]);
@@ -493,23 +494,23 @@ export class SqliteStore implements Store {
       device, now, gt: 0, channel: null as number | null, value: null as number | null, event: null as string | null,
       data: null as Buffer | null, reason: null as string | null,
     };
-    if (r.kind !== 7) {
+    if (r.kind !== RecordKind.gap) {
       if (r.seq <= top) {
         const prior = this.#q.covering.get(device, r.seq);
         if (prior && prior.last >= r.seq) return top;
       }
-      if (r.kind === 1) {
-        this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: 1, t: r.t, gt: r.gatewayTimed ? 1 : 0, channel: r.channel, value: r.value });
+      if (r.kind === RecordKind.reading) {
+        this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: RecordKind.reading, t: r.t, gt: r.gatewayTimed ? 1 : 0, channel: r.channel, value: r.value });
       } else {
         const data = r.data === undefined ? null : blob(encode(r.data as CborValue));
-        this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: 2, t: r.t, gt: r.gatewayTimed ? 1 : 0, event: r.event, data });
+        this.#q.insert.run({ ...base, seq: r.seq, last: r.seq, kind: RecordKind.event, t: r.t, gt: r.gatewayTimed ? 1 : 0, event: r.event, data });
       }
       added.push(r);
       return Math.max(top, r.seq);
     }
     // A gap fills only the seqs nobody has: a record the device lost may already be stored here.
     const put = (first: number, last: number) => {
-      this.#q.insert.run({ ...base, seq: first, last, kind: 7, t: r.t, gt: 1, reason: r.reason });
+      this.#q.insert.run({ ...base, seq: first, last, kind: RecordKind.gap, t: r.t, gt: 1, reason: r.reason });
       added.push({ kind: 7, seq: first, last, t: r.t, reason: r.reason });
     };
     if (r.seq > top) {
@@ -631,7 +632,7 @@ function advanceOver(acked: number, added: StoredRecord[]): number {
   const rows = sorted ? added : [...added].sort((a, b) => a.seq - b.seq);
   for (const r of rows) {
     if (r.seq !== acked + 1) return acked;
-    acked = r.kind === 7 ? r.last : r.seq;
+    acked = r.kind === RecordKind.gap ? r.last : r.seq;
   }
   return acked;
 }
