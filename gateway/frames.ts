@@ -23,11 +23,12 @@ export class Frames {
   readonly #gw: HandlerContext;
   readonly #pairing: Pairing;
   /** Called after every accepted frame (connection tracking, resends). */
-  onHeard: (device: DeviceRow) => void = () => {};
+  readonly #onHeard: (device: DeviceRow) => void;
 
-  constructor(gw: HandlerContext, pairing: Pairing) {
+  constructor(gw: HandlerContext, pairing: Pairing, onHeard: (device: DeviceRow) => void = () => {}) {
     this.#gw = gw;
     this.#pairing = pairing;
+    this.#onHeard = onHeard;
   }
 
   async onUp(id: string, payload: Uint8Array, receivedAt: number): Promise<void> {
@@ -78,7 +79,7 @@ export class Frames {
       const paired = await this.#pairing.complete(pending, parsed.counter, body as Paired);
       if (!paired) return this.#drop(id, FrameDropReason.replay);
       gw.metrics.frameAccepted(body.type);
-      this.onHeard(paired);
+      this.#onHeard(paired);
       return;
     }
 
@@ -91,7 +92,7 @@ export class Frames {
       throw e;
     }
     gw.metrics.frameAccepted(body.type);
-    this.onHeard(device!);
+    this.#onHeard(device!);
     await gw.downlink.heard(device!);
   }
 

@@ -268,7 +268,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pendingDownlinks: () => store.countPendingDownlinks(),
     backlog: async () => backlogOf(await store.listDevices()),
   });
-  const privacy = new PrivacyService({ store, log, now });
+  // A newly paired device is told the sharing policy it is under (config key `privacy`).
+  const privacy = new PrivacyService({ store, log, now, send: (deviceId, body) => sendDownlink(deviceId, body) });
   const ctx: GatewayContext = {
     identity, prefix, store, metrics, log, events, tuning, now, privacy,
     publish(topic, payload) {
@@ -286,11 +287,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await downlink.send(d, body);
   }
   const offload = new Offload({ ...opts.offload, backend: llm }, { store, gatewayId: identity.id, send: sendDownlink, now, log, registry: metrics.registry });
+  const firmware = new FirmwareService({
+    store, downlink, log, now, registry: metrics.registry,
+    devicesMatching: async (selector) => (await registry.list(selector)).filter((d) => d.state === 'paired').map((d) => d.id),
+  });
   const lastTime = new Map<string, number>();
   const gw: HandlerContext = {
     ...ctx,
     downlink,
     offload,
+    firmware,
     async timeSync(device) {
       const last = lastTime.get(device.id);
       const t = now();
@@ -299,19 +305,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await downlink.send(device, { type: Body.time, time: Math.floor(t / 1000) });
     },
   };
-  const firmware = new FirmwareService({
-    store, downlink, log, now, registry: metrics.registry,
-    devicesMatching: async (selector) => (await registry.list(selector)).filter((d) => d.state === 'paired').map((d) => d.id),
-  });
-  gw.firmware = firmware;
-  const pairing = new Pairing(ctx, share);
+  const pairing = new Pairing(ctx, share, (device) => onPaired(device));
   const openadr = new OpenAdr(opts.openadr ?? [], {
     store, downlink, privacy, events, log, registry: metrics.registry, now, dataDir: opts.dataDir, gatewayId: identity.id, tuning: opts.openadrTuning,
   });
   let mesh: Mesh | undefined;
   let retention: Retention | undefined;
-  registry = new Registry(ctx, pairing, downlink, connected);
-  const frames = new Frames(gw, pairing);
+  registry = new Registry(ctx, pairing, downlink, connected, () => mesh);
+  const frames = new Frames(gw, pairing, (device) => {
+    if (!broker) heard.add(device.id);
+  });
   // Counting is O(devices seen): under a stream of Hellos and pairings (a fleet coming up) recounts
   // coalesce, and a costly count is repeated at most every ~50 of its own durations (≤ 5 s).
   let counting: Promise<void> | undefined;
@@ -338,7 +341,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return counting;
   };
 
-  pairing.onPaired = async (device: DeviceRow) => {
+  async function onPaired(device: DeviceRow): Promise<void> {
     await mesh?.paired(device.id).catch((e: Error) => log.error({ device: device.id, err: e.message }, 'mesh: pairing message not signed'));
     // Not counted against the hourly limit: a device reconnecting with its new credentials may miss it.
     // Under the counter the pairing reserved (Pairing.complete), so it costs no write of its own.
@@ -347,14 +350,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     else await downlink.send(device, time);
     events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });
     await refreshCounts();
-  };
-  frames.onHeard = (device) => {
-    if (!broker) heard.add(device.id);
-  };
+  }
   events.on('revoked', () => void refreshCounts());
   events.on('drop', dropLogger(log, now));
-  // A newly paired device is told the sharing policy it is under (config key `privacy`).
-  privacy.send = sendDownlink;
   events.on('paired', ({ deviceId }: { deviceId: string }) => void privacy.paired(deviceId));
 
   const helloRate = new TokenBuckets(tuning.helloBurst, tuning.helloIntervalMs, now);
@@ -418,11 +416,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       antiEntropyMs: opts.meshAntiEntropyMs, summaryMaxBytes: opts.meshSummaryBytes,
       capabilities: () => offload.capabilities(),
       serveOffload: offload.backend ? (peer, req, signal, onText) => offload.serve(peer, req, signal, onText) : undefined,
+      onRevoke: async (id) => void (await registry.revoke(id, { fromMesh: true })),
     })
       .catch((e: Error) => {
         throw new Error(`cannot start the mesh${opts.meshListen ? ` on ${opts.meshListen}` : ''}: ${e.message}`);
       });
-    registry.mesh = mesh;
     const m = mesh;
     retention = new Retention({
       store, privacy, gatewayId: identity.id, signer: mesh.signer, log, now,
@@ -434,7 +432,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const m = mesh;
       offload.setPeerRouter((kind) => m.offloadPeer(kind));
     }
-    mesh.onRevoke = async (id) => void (await registry.revoke(id, { fromMesh: true }));
     const subscriptions = [`${prefix}/v1/hello/+`, `${prefix}/v1/d/+/up`, `${prefix}/v1/d/+/lwt`];
     if (!externals.length || opts.mqttListen !== undefined) {
       const internal = { clientId: `gridlet-gateway-${toHex(randomBytes(4))}`, username: 'gridlet-gateway', password: toHex(randomBytes(32)) };

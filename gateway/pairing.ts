@@ -113,13 +113,14 @@ export class Pairing {
   /** Devices with a pairing request under way, from its first check to its outcome (#pending is set only later). */
   readonly #starting = new Set<string>();
   readonly #sweep: NodeJS.Timeout;
-  /** Completes a pairing: persists the device and answers it (set by the gateway). */
-  onPaired: (device: DeviceRow) => Promise<void> = async () => {};
+  /** What follows a completed pairing (the gateway's: sign it on the mesh, send the time, tell the parts). */
+  readonly #onPaired: (device: DeviceRow) => Promise<void>;
   readonly #share?: PairingShare;
 
-  constructor(ctx: GatewayContext, share?: PairingShare) {
+  constructor(ctx: GatewayContext, share?: PairingShare, onPaired: (device: DeviceRow) => Promise<void> = async () => {}) {
     this.#ctx = ctx;
     this.#share = share;
+    this.#onPaired = onPaired;
     this.#sweep = setInterval(() => this.#expire(), 60_000);
     this.#sweep.unref();
   }
@@ -356,7 +357,7 @@ export class Pairing {
       if (!device) return undefined;
       this.#ctx.log.info({ device: p.id }, 'device paired');
       await this.#settle(p.id, p.attempt!, { status: 201 }, 'paired');
-      await this.onPaired(device);
+      await this.#onPaired(device);
       return device;
     }
     const device = await this.#ctx.store.completePairing({
@@ -366,7 +367,7 @@ export class Pairing {
     });
     this.#drop(p.id);
     this.#finish(p, { status: 201, device }, 'paired');
-    await this.onPaired(device);
+    await this.#onPaired(device);
     return device;
   }
 

@@ -83,14 +83,18 @@ export interface MeshDeviceView {
 }
 
 export class Registry {
-  /** The mesh's registry, when the gateway has one: state and pairing gateway come from it. */
-  mesh?: MeshRegistryView;
+  /** The mesh's registry, once the gateway has one: state and pairing gateway come from it. */
+  readonly #mesh: () => MeshRegistryView | undefined;
   readonly #ctx: GatewayContext;
   readonly #pairing: Pairing;
   readonly #downlink: Downlink;
   readonly #connected: (id: string) => boolean;
 
-  constructor(ctx: GatewayContext, pairing: Pairing, downlink: Downlink, connected: (id: string) => boolean) {
+  constructor(
+    ctx: GatewayContext, pairing: Pairing, downlink: Downlink, connected: (id: string) => boolean,
+    mesh: () => MeshRegistryView | undefined = () => undefined,
+  ) {
+    this.#mesh = mesh;
     this.#ctx = ctx;
     this.#pairing = pairing;
     this.#downlink = downlink;
@@ -99,7 +103,7 @@ export class Registry {
 
   deviceJson(d: DeviceRow): DeviceJson {
     // This gateway's own latest pairing is described by its row; another gateway's by the mesh.
-    const cur = this.mesh?.deviceState(d.id);
+    const cur = this.#mesh()?.deviceState(d.id);
     const m = cur && cur.gateway !== this.#ctx.identity.id ? cur : undefined;
     return {
       id: d.id, state: m?.state ?? d.state, gateway: m?.gateway ?? d.gatewayId, labels: d.labels, model: d.model, firmware: d.firmware,
@@ -111,7 +115,7 @@ export class Registry {
 
   #conflicts(m: MeshDeviceView | undefined): PairingConflictJson[] {
     return (m?.conflicts ?? []).map((c) => ({
-      gateway: c.gateway, operator: c.operator, operatorName: this.mesh?.nameOf(c.operator) ?? null, pairedAt: isoTime(c.pairedAt),
+      gateway: c.gateway, operator: c.operator, operatorName: this.#mesh()?.nameOf(c.operator) ?? null, pairedAt: isoTime(c.pairedAt),
     }));
   }
 
@@ -137,7 +141,7 @@ export class Registry {
     const rows = await this.#ctx.store.listDevices();
     const known = new Set(rows.map((r) => r.id));
     const all = rows.map((r) => this.deviceJson(r));
-    for (const m of this.mesh?.devices() ?? []) if (!known.has(m.id)) known.add(m.id), all.push(this.meshJson(m));
+    for (const m of this.#mesh()?.devices() ?? []) if (!known.has(m.id)) known.add(m.id), all.push(this.meshJson(m));
     for (const e of await this.#pairing.seen()) if (!known.has(e.id)) all.push(this.seenJson(e));
     all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return all.filter((d) => matchesSelector(d.labels, selector));
@@ -147,7 +151,7 @@ export class Registry {
     if (!isDeviceId(id)) return undefined;
     const row = await this.#ctx.store.getDevice(id);
     if (row) return this.deviceJson(row);
-    const m = this.mesh?.deviceState(id);
+    const m = this.#mesh()?.deviceState(id);
     if (m) return this.meshJson(m);
     const e = await this.#pairing.hello(id);
     return e && this.seenJson(e);
@@ -167,18 +171,18 @@ export class Registry {
   async revoke(id: string, o: { fromMesh?: boolean } = {}): Promise<DeviceJson | 'forbidden' | undefined> {
     if (!isDeviceId(id)) return undefined;
     const before = await this.#ctx.store.getDevice(id);
-    if (before?.state !== 'paired' && this.mesh?.deviceState(id)?.state === 'paired') {
+    if (before?.state !== 'paired' && this.#mesh()?.deviceState(id)?.state === 'paired') {
       // Paired through another gateway: revoked by a signed revocation every gateway applies.
-      if ((await this.mesh.revokeDevice(id)) === 'forbidden') return 'forbidden';
+      if ((await this.#mesh()!.revokeDevice(id)) === 'forbidden') return 'forbidden';
     }
     if (!before) {
-      const m = this.mesh?.deviceState(id);
+      const m = this.#mesh()?.deviceState(id);
       return m && this.meshJson(m);
     }
     const row = (await this.#ctx.store.revoke(id, this.#ctx.now()))!;
     if (before.state === 'paired') {
       // The signed revocation goes out at once: every gateway of the mesh refuses the device within 2 s.
-      const signed = o.fromMesh ? undefined : this.mesh?.revokeDevice(id).catch((e: Error) => {
+      const signed = o.fromMesh ? undefined : this.#mesh()?.revokeDevice(id).catch((e: Error) => {
         this.#ctx.log.error({ device: id, err: e.message }, 'mesh: revocation message not signed');
       });
       await this.#downlink.send(row, { type: Body.unpair });

@@ -87,6 +87,8 @@ export interface MeshOptions {
   peerQuota?: Partial<PeerQuota>;
   /** How long a peer has to be admitted after connecting (tests shorten it). */
   admissionTimeoutMs?: number;
+  /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
+  onRevoke?: (deviceId: string) => Promise<void>;
 }
 
 export class Mesh {
@@ -96,8 +98,6 @@ export class Mesh {
   readonly #hooks: MeshHooks;
   identityCid!: Uint8Array;
   #ownIdentity?: Uint8Array;
-  /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
-  onRevoke: (deviceId: string) => Promise<void> = async () => {};
 
   readonly #ctx: GatewayContext;
   readonly #o: MeshOptions;
@@ -615,7 +615,7 @@ export class Mesh {
       if (!this.#conflicted.has(deviceId)) this.#reportConflict(deviceId, st);
       return;
     }
-    await this.onRevoke(deviceId);
+    await this.#o.onRevoke?.(deviceId);
   }
 
   #reportConflict(deviceId: string, st: MeshDeviceState): void {

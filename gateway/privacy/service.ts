@@ -38,6 +38,8 @@ export interface PrivacyServiceOptions {
   log: Logger;
   /** Unix ms. */
   now(): number;
+  /** Sends a body to a paired device (kept until acknowledged): the gateway's downlink. */
+  send?: (deviceId: string, body: DownBody) => Promise<void>;
 }
 
 export function checkSelector(selector: unknown): string {
@@ -62,13 +64,14 @@ export class PrivacyService {
   readonly #told = new Map<string, string>();
   /** Group policies as last read, and when (performance.now()): re-read after GROUPS_TTL_MS, as replicas share the store. */
   #groups: { list: GroupPolicy[]; at: number } | undefined;
-  /** Sends a body to a paired device (kept until acknowledged); set by the gateway once its downlink exists. */
+  /** Sends a body to a paired device (kept until acknowledged); none: policies are only stored. */
   send?: (deviceId: string, body: DownBody) => Promise<void>;
 
   constructor(o: PrivacyServiceOptions) {
     this.#store = o.store;
     this.#log = o.log;
     this.#now = o.now;
+    this.send = o.send;
   }
 
   async #groupPolicies(): Promise<GroupPolicy[]> {
