@@ -6,7 +6,7 @@
 
 import {
   ExternKind, Instr, Section, WasmReader, decodeInstr, readConstExpr,
-  type Export, type FuncType, type FunctionBody, type SectionSpan, type WasmModule,
+  putSleb, putUleb, type Export, type FuncType, type FunctionBody, type SectionSpan, type WasmModule,
 } from '../../firmware/core/guests/wasm.js';
 
 /** A growable byte buffer with the LEB128 encoders modules need. */
@@ -29,24 +29,15 @@ export class WasmWriter {
     this.buf[this.pos++] = b;
     return this;
   }
+  /** Unsigned LEB128. */
   u32(n: number): this {
-    do {
-      let b = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) b |= 0x80;
-      this.u8(b);
-    } while (n > 0);
+    putUleb(n, (b) => this.u8(b));
     return this;
   }
   /** Signed LEB128 of an integer in the safe range. */
   sleb(n: number): this {
-    for (;;) {
-      const b = ((n % 128) + 128) % 128;
-      n = Math.floor(n / 128);
-      const done = (n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0);
-      this.u8(done ? b : b | 0x80);
-      if (done) return this;
-    }
+    putSleb(n, (b) => this.u8(b));
+    return this;
   }
   bytes(b: Uint8Array, start = 0, end = b.length): this {
     this.ensure(end - start);

@@ -10,7 +10,7 @@
 // knows, and a "name" section could give any function an export's name.
 
 import {
-  decodeInstr, ExternKind, Instr, parseModule, PAGE_BYTES, Section, SECTION_RANK, WasmReader, type FuncType, type WasmModule,
+  decodeInstr, ExternKind, Instr, parseModule, PAGE_BYTES, putSleb, putUleb, Section, SECTION_RANK, WasmReader, type FuncType, type WasmModule,
 } from './wasm.js';
 /** Export name of the breach global: -1 none, -2 a refused memory.grow (the host engine adds more). */
 export const BREACH_EXPORT = '__gridlet_breach';
@@ -171,22 +171,12 @@ class Bytes {
     return this;
   }
   uleb(n: number): this {
-    do {
-      let b = n % 128;
-      n = Math.floor(n / 128);
-      if (n > 0) b |= 0x80;
-      this.#b.push(b);
-    } while (n > 0);
+    putUleb(n, (b) => this.#b.push(b));
     return this;
   }
   sleb(n: number): this {
-    for (;;) {
-      const b = ((n % 128) + 128) % 128;
-      n = Math.floor(n / 128);
-      const done = (n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0);
-      this.#b.push(done ? b : b | 0x80);
-      if (done) return this;
-    }
+    putSleb(n, (b) => this.#b.push(b));
+    return this;
   }
   result(): Uint8Array {
     return Uint8Array.from(this.#b);

@@ -28,6 +28,27 @@ const MAX_LOCALS = 1024;
 const MAX_NESTING = 256;
 const MAX_ENTRIES = 4096;
 
+/** Writes `n` (an integer, 0 ≤ n < 2^53) as unsigned LEB128, one byte at a time to `put`. */
+export function putUleb(n: number, put: (byte: number) => void): void {
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    put(b);
+  } while (n > 0);
+}
+
+/** Writes `n` (an integer in the safe range) as signed LEB128, one byte at a time to `put`. */
+export function putSleb(n: number, put: (byte: number) => void): void {
+  for (;;) {
+    const b = ((n % 128) + 128) % 128;
+    n = Math.floor(n / 128);
+    const done = (n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0);
+    put(done ? b : b | 0x80);
+    if (done) return;
+  }
+}
+
 /** A module that is malformed or uses something gridlet does not run. The message is the reason. */
 export class WasmError extends Error {
   constructor(message: string) {
