@@ -28,11 +28,6 @@ export function toMeshRecord(r: StoredRecord): MeshRecord {
   }
 }
 
-/** A record as carried (toMeshRecord) in the API's JSON shape: event data made JSON (cborToJson). */
-export function meshRecordJson(r: MeshRecord): RecordJson {
-  return r[2] === 'event' ? [r[0], r[1], 'event', r[3], cborToJson(r[4])] : r;
-}
-
 export function recordJson(r: StoredRecord): RecordJson {
   switch (r.kind) {
     case RecordKind.reading:

@@ -15,7 +15,8 @@ import type { ServerResponse } from 'node:http';
 import { isDeviceId } from '../../firmware/core/wire/topics.js';
 import type { PrivacyService } from '../privacy/service.js';
 import type { GatewayEventMap, GatewayEventName, GatewayEvents, RecordsEvent } from '../events.js';
-import { drRecordJson, meshRecordJson } from '../records.js';
+import { cborToJson } from '../json.js';
+import { drRecordJson } from '../records.js';
 import { EVERY_DEVICE, type Disclosure } from '../store/store.js';
 import { HttpError, type Reply, type Route } from './server.js';
 
@@ -46,9 +47,8 @@ export interface EventStream {
   close(): void;
 }
 
-/** A 'records' event as the stream sends it: the records made JSON here, at the edge. */
-function recordsSummary(deviceId: string, stored: RecordsEvent['records']): { records: unknown; dr: unknown[] } {
-  const records = stored.map(meshRecordJson);
+/** A 'records' event as the stream sends it: event data made JSON here, at the edge, and only what is sent. */
+function recordsSummary(deviceId: string, records: RecordsEvent['records']): { records: unknown; dr: unknown[] } {
   const latest: { [channel: string]: [number, number] } = {};
   const readings: [number, number, number, number][] = [];
   const events: [number, number, string, unknown][] = [];
@@ -60,8 +60,8 @@ function recordsSummary(deviceId: string, stored: RecordsEvent['records']): { re
       latest[r[2]] = [r[1], r[3] as number];
       if (readings.length < MAX_BATCH_ITEMS) readings.push([r[0], r[1], r[2], r[3] as number]);
     } else if (r[2] === 'event') {
-      if (events.length < MAX_BATCH_ITEMS) events.push([r[0], r[1], r[3], r[4]]);
-      if (r[3] === 'dr') dr.push({ ...drRecordJson(r[0], r[1], r[4]), deviceId });
+      if (events.length < MAX_BATCH_ITEMS) events.push([r[0], r[1], r[3], cborToJson(r[4])]);
+      if (r[3] === 'dr') dr.push({ ...drRecordJson(r[0], r[1], cborToJson(r[4])), deviceId });
     } else if (events.length < MAX_BATCH_ITEMS) events.push([r[0], r[1], 'gap', { last: r[3], reason: r[4] }]);
   }
   return { records: { deviceId, lastSeq, count: records.length, latest, readings, events }, dr };
@@ -112,6 +112,7 @@ export function eventStream(events: GatewayEvents, o: EventStreamOptions = {}): 
   const device = (change: string) => (e: object) => broadcast('device', { change, ...e });
   const listeners: [GatewayEventName, (e: GatewayEventMap[GatewayEventName]) => void][] = [
     ['records', (e) => {
+      if (!clients.size) return; // nobody watching: nothing to make JSON
       const { deviceId, records } = e as RecordsEvent;
       const s = recordsSummary(deviceId, records);
       broadcast('records', s.records);

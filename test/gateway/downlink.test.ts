@@ -15,14 +15,19 @@ test.after(async () => {
 
 const T0 = 1_700_000_000;
 
-test('a state-changing downlink is kept until a down-ack covers it and resent, re-sealed, when the device is heard', async () => {
-  const d = await pairDevice(t);
+/** Makes the gateway hear the device: one more reading, acked. */
+function hearing(d: Awaited<ReturnType<typeof pairDevice>>): () => Promise<void> {
   let seq = 0;
-  const heard = async () => {
+  return async () => {
     seq++;
     await d.send({ type: Body.readings, first: seq, records: [[T0, 1, seq]] });
     await d.waitAck(seq);
   };
+}
+
+test('a state-changing downlink is kept until a down-ack covers it and resent, re-sealed, when the device is heard', async () => {
+  const d = await pairDevice(t);
+  const heard = hearing(d);
   await t.gw.sendDownlink(d.id, { type: Body.config, values: { interval_s: 10 } });
   await d.until(() => d.bodies(Body.config).length === 1, 3000, 'config');
   assert.is(await t.metric('gridlet_downlinks_pending'), 1);
@@ -65,12 +70,7 @@ test('acks and time bodies are not kept; only paired devices get downlinks', asy
 
 test('fw-offer and fw-cancel are kept and resent until down-acked; every `paired` is answered with the time', async () => {
   const d = await pairDevice(t);
-  let seq = 0;
-  const heard = async () => {
-    seq++;
-    await d.send({ type: Body.readings, first: seq, records: [[T0, 1, seq]] });
-    await d.waitAck(seq);
-  };
+  const heard = hearing(d);
   const cid = new Uint8Array(36).fill(7);
   await t.gw.sendDownlink(d.id, { type: Body.fwOffer, manifest: new Uint8Array([0xa0]), signature: new Uint8Array(64) });
   await t.gw.sendDownlink(d.id, { type: Body.fwCancel, cid });
