@@ -56,6 +56,39 @@ function refusal(returnCode: number, message: string): Error & { returnCode: num
   return Object.assign(new Error(message), { returnCode });
 }
 
+/** What flattenRouter touches of aedes's message router (mqemitter 7). */
+interface Router {
+  _do(message: unknown, callback: unknown): unknown;
+}
+
+/**
+ * aedes's router (mqemitter) holds at most `concurrency` messages in delivery and queues the rest; each
+ * delivery's release starts the next queued message on the same stack. A message nobody subscribes to
+ * (a `$SYS` notice of a connect, a downlink to a meter that is away) is released at once, so a backlog
+ * of them nests one level per message, and a few thousand overflow the stack: the gateway dies with
+ * `RangeError: Maximum call stack size exceeded` (seen when meters reconnect faster than the gateway
+ * commits). Here a delivery started while another is being started waits on a loop instead, in the
+ * order they were started: the same order and bound, a flat stack.
+ */
+export function flattenRouter(broker: Aedes): void {
+  const router = (broker as unknown as { mq: Router }).mq;
+  const start = router._do;
+  if (typeof start !== 'function') throw new Error('aedes router without _do: flattenRouter needs review for this aedes version');
+  const waiting: [unknown, unknown][] = [];
+  let starting = false;
+  router._do = function (message: unknown, callback: unknown) {
+    waiting.push([message, callback]);
+    if (starting) return this;
+    starting = true;
+    try {
+      for (let next = waiting.shift(); next; next = waiting.shift()) start.call(this, next[0], next[1]);
+    } finally {
+      starting = false;
+    }
+    return this;
+  };
+}
+
 export class EmbeddedBroker {
   readonly url: string;
   readonly #aedes: Aedes;
@@ -172,6 +205,7 @@ export class EmbeddedBroker {
         done(null, null);
       },
     });
+    flattenRouter(aedes);
 
     const server = createServer({ noDelay: true });
     let url: string;

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Agent, AgentState, HELLO_EVERY_MS, PAIR_CONFIRM_MS, PAIRED_EVERY_MS } from '../../firmware/core/agent/agent.js';
+import { Agent, AgentState, HELLO_EVERY_MS, PAIR_CONFIRM_MS, PAIRED_EVERY_MS, SEND_WINDOW } from '../../firmware/core/agent/agent.js';
 import { RamLog } from '../../firmware/core/log/ram-log.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { decodeHello } from '../../firmware/core/wire/pairing.js';
@@ -86,6 +86,35 @@ test('while the link is down readings are kept, then sent oldest first', () => {
   run(60_000);
   const values = gw.stored(agent.deviceId).filter((r) => r.kind === 1).map((r) => r.b);
   assert.equal(values, Array.from({ length: 500 }, (_, i) => i));
+  assert.is(log.stats().buffered, 0);
+});
+
+test('a backlog goes up at most SEND_WINDOW frames ahead of the acks, also across reconnects', () => {
+  const { agent, gw, bus, log, run } = pairedWorld();
+  run(100);
+  bus.setUp(false);
+  for (let i = 0; i < 4000; i++) agent.recordReadings(NaN, [[3, i]]);
+  gw.sendAcks = false;
+  bus.setUp(true);
+  run(10_000);
+  const upFrames = () => bus.log.filter((m) => m.topic.endsWith('/up')).length;
+  const heard = () => new Set(gw.stored(agent.deviceId).filter((r) => r.kind === 1).map((r) => r.b)).size;
+  // At 120 records a frame the backlog is 34 frames; only the window's worth went up unacknowledged.
+  assert.ok(heard() > 0 && heard() <= SEND_WINDOW * 120, `readings sent without an ack: ${heard()}`);
+  const before = upFrames();
+  for (let i = 0; i < 5; i++) {
+    bus.setUp(false);
+    run(100);
+    bus.setUp(true);
+    run(2_000);
+  }
+  // Each reconnect sends `paired`, a status and the window again, not the backlog.
+  assert.ok(upFrames() - before <= 5 * (SEND_WINDOW + 2), `frames over 5 reconnects: ${upFrames() - before}`);
+  assert.ok(heard() <= SEND_WINDOW * 120);
+  gw.sendAcks = true;
+  run(60_000);
+  const values = gw.stored(agent.deviceId).filter((r) => r.kind === 1).map((r) => r.b);
+  assert.equal([...new Set(values)], Array.from({ length: 4000 }, (_, i) => i), 'all of it, in order, once acks come');
   assert.is(log.stats().buffered, 0);
 });
 

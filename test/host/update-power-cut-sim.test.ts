@@ -15,7 +15,7 @@ const seed = Number(process.env.GRIDLET_SEED ?? Date.now() % 1_000_000);
 const cuts = Number(process.env.GRIDLET_OTA_CUTS ?? 300);
 
 test(`${cuts} power cuts on the update path end on a bootable image and lose no reading (seed ${seed})`, async () => {
-  const r = await runStoreForwardSim({ startGateway: simGateway, seed, cuts, flaps: Math.round(cuts / 50), updates: true, progress: (l) => process.stderr.write(l + '\n') });
+  const r = await runStoreForwardSim({ startGateway: simGateway, seed, cuts, flaps: Math.round(cuts / 50), updates: true, progress: process.env.GRIDLET_PROGRESS ? (l) => process.stderr.write(l + '\n') : undefined });
   console.log(`update power-cut sim: ${JSON.stringify({ ...r, failures: r.failures.length })}`);
   assert.ok(r.updateCuts! >= cuts, `cuts on the update path: ${r.updateCuts}`);
   assert.ok(r.releases! >= 1, `releases rolled out: ${r.releases}`);

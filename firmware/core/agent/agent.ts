@@ -106,6 +106,12 @@ const MAX_BODY_BYTES = 1900;
 const RECORDS_PER_FRAME = 120;
 /** Frames sent per pacing tick, so a day of backlog does not starve live readings or the link. */
 const FRAMES_PER_TICK = 8;
+/**
+ * Frames of records sent and not yet covered by an ack, at most (WIRE.md "Records and acks"): a gateway
+ * that falls behind, or a link that keeps dropping, gets this many again on each reconnect, not the
+ * whole backlog over and over.
+ */
+export const SEND_WINDOW = 16;
 const TICK_MS = 250;
 const STATUS_EVERY_MS = 5 * 60_000;
 const MAX_TARIFFS = 8;
@@ -136,6 +142,8 @@ export class Agent {
   /** Highest seq handed to the link; everything above `ackedSeq` up to it is in flight. */
   #sentSeq = 0;
   #ackedSeq = 0;
+  /** The last seq of each frame of records in flight (above `ackedSeq`), oldest first; at most SEND_WINDOW. */
+  readonly #inFlight: number[] = [];
   #lastProgress = 0;
   #started = false;
   #startedAt = 0;
@@ -337,7 +345,7 @@ export class Agent {
     this.#pairedUnanswered = true;
     this.#sayPaired();
     // Everything not acked is sent again on a new connection: the old one may have lost it.
-    this.#sentSeq = this.#ackedSeq;
+    this.#sendAgain();
     this.#sendStatus();
     this.#updates?.onConnect();
     this.#pump();
@@ -632,6 +640,8 @@ export class Agent {
     this.#o.log.ack(seq);
     this.#ackedSeq = seq;
     if (this.#sentSeq < seq) this.#sentSeq = seq;
+    const covered = this.#inFlight.findIndex((last) => last > seq);
+    this.#inFlight.splice(0, covered < 0 ? this.#inFlight.length : covered);
     this.#lastProgress = this.#o.clock.monotonic();
     this.counters.acks++;
     this.#emit('ack', { seq });
@@ -643,14 +653,21 @@ export class Agent {
   /** Sends what is ready now, within this tick's budget. */
   #pump(): void {
     if (this.state !== AgentState.paired || !this.#links.active || this.#announcePaired) return;
-    for (let frames = 0; frames < FRAMES_PER_TICK; frames++) {
+    for (let frames = 0; frames < FRAMES_PER_TICK && this.#inFlight.length < SEND_WINDOW; frames++) {
       const entries = this.#o.log.read(this.#sentSeq, RECORDS_PER_FRAME);
       if (!entries.length) return;
       const [body, last] = this.#nextBody(entries);
       if (!this.#sendBody(body)) return;
       if (this.#sentSeq === this.#ackedSeq) this.#lastProgress = this.#o.clock.monotonic();
       this.#sentSeq = last;
+      this.#inFlight.push(last);
     }
+  }
+
+  /** Sends everything unacked again, from the oldest record (a new connection, or no ack for too long). */
+  #sendAgain(): void {
+    this.#sentSeq = this.#ackedSeq;
+    this.#inFlight.length = 0;
   }
 
   /** The body for the first entries: a run of consecutive readings, or one event, or one gap. */
@@ -714,7 +731,7 @@ export class Agent {
     if (this.#sentSeq > this.#ackedSeq && now - this.#lastProgress > RESEND_AFTER_MS) {
       // No ack covered what we sent: send it again from the oldest unacked record.
       this.counters.resends++;
-      this.#sentSeq = this.#ackedSeq;
+      this.#sendAgain();
       this.#lastProgress = now;
     }
     this.#pump();
