@@ -1,5 +1,5 @@
 // libsodium through sodium-native (prebuilt for the common platforms), for the gateway's hot paths:
-// secretbox open and seal of every frame, the pairing's X25519 shared key, Ed25519 signing of mesh messages. Where it does not load
+// secretbox open and seal of every frame, the pairing's X25519 keys, Ed25519 signing of mesh messages. Where it does not load
 // (a platform without a prebuild) the gateway runs on tweetnacl and node:crypto, the same bytes,
 // slower; GRIDLET_NO_SODIUM=1 forces that (tests compare the two).
 
@@ -13,6 +13,7 @@ interface SodiumNative {
   crypto_sign_seed_keypair(pk: Uint8Array, sk: Uint8Array, seed: Uint8Array): void;
   crypto_sign_detached(sig: Uint8Array, m: Uint8Array, sk: Uint8Array): void;
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
+  crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
 }
 
 function load(): SodiumNative | undefined {
@@ -55,6 +56,12 @@ export const sodiumSecretbox: SecretboxPort | undefined = sodium && {
     const k = new Uint8Array(32);
     lowlevel.crypto_core_hsalsa20(k, new Uint8Array(16), shared, SIGMA);
     return k;
+  },
+  publicKey(secretKey) {
+    if (secretKey.length !== 32) throw new Error('an X25519 secret key is 32 bytes');
+    const pk = new Uint8Array(32);
+    sodium.crypto_scalarmult_base(pk, secretKey);
+    return pk;
   },
 };
 

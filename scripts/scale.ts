@@ -19,8 +19,8 @@ import { Fleet, reportLine, type FleetOptions, type FleetReport } from '../host/
 import { useSecretbox } from '../firmware/core/crypto.js';
 import { sodiumSecretbox } from '../gateway/sodium.js';
 
-// The simulated meters of this process seal, open and pair with libsodium where it loads (the same
-// bytes as tweetnacl's): thousands of meters in one process must not be what limits the gateway.
+// The simulated meters of this process make their keys, seal, open and pair with libsodium where it
+// loads (the same bytes as tweetnacl's): thousands of meters in one process must not be what limits the gateway.
 if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');

@@ -70,11 +70,12 @@ export interface BoxKeyPair {
 }
 
 export function boxKeyPair(): BoxKeyPair {
-  return nacl.box.keyPair.fromSecretKey(randomBytes(32));
+  return boxKeyPairFromSecret(randomBytes(32));
 }
 
 export function boxKeyPairFromSecret(secretKey: Uint8Array): BoxKeyPair {
-  return nacl.box.keyPair.fromSecretKey(secretKey);
+  const port = installed.box;
+  return port?.publicKey ? { publicKey: port.publicKey(secretKey), secretKey: secretKey.slice() } : nacl.box.keyPair.fromSecretKey(secretKey);
 }
 
 /** `box.before`: the X25519 shared key of two parties. */

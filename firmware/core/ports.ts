@@ -112,6 +112,8 @@ export interface SecretboxPort {
   open(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | undefined;
   /** NaCl's `box.before` (X25519 then HSalsa20), when offered: the pairing's shared key. */
   before?(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array;
+  /** The X25519 public key of a secret key (NaCl's `box.keyPair.fromSecretKey`), when offered. */
+  publicKey?(secretKey: Uint8Array): Uint8Array;
 }
 
 /** Small persistent values (identity, pairing, counters). Writes are durable when `set` returns. */

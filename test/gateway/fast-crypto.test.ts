@@ -9,7 +9,7 @@ import { sodium, sodiumSecretbox, sodiumSigner } from '../../gateway/sodium.js';
 import { randomBytes } from '../../gateway/random.js';
 import { cidOf } from '../../gateway/mesh/cid.js';
 import { guestCid } from '../../firmware/core/guests/cid.js';
-import { secretbox, secretboxOpen, useSecretbox } from '../../firmware/core/crypto.js';
+import { boxKeyPairFromSecret, secretbox, secretboxOpen, useSecretbox } from '../../firmware/core/crypto.js';
 import { concat } from '../../firmware/core/bytes.js';
 
 const rand = (n: number) => randomFillSync(new Uint8Array(n));
@@ -44,6 +44,25 @@ test('box.before: libsodium\'s shared key is tweetnacl\'s', () => {
   const lowOrder = new Uint8Array(32);
   const a = nacl.box.keyPair();
   assert.equal(sodiumSecretbox!.before!(lowOrder, a.secretKey), nacl.box.before(lowOrder, a.secretKey), 'a low-order key as tweetnacl answers it');
+});
+
+test('X25519 key pairs: libsodium\'s public key is tweetnacl\'s, and the core makes its pairs with the port', () => {
+  for (let i = 0; i < 5; i++) {
+    const sk = rand(32);
+    assert.equal(sodiumSecretbox!.publicKey!(sk), nacl.box.keyPair.fromSecretKey(sk).publicKey);
+  }
+  const sk = rand(32);
+  let asked = 0;
+  useSecretbox({ ...sodiumSecretbox!, publicKey: (s) => (asked++, sodiumSecretbox!.publicKey!(s)) });
+  try {
+    const pair = boxKeyPairFromSecret(sk);
+    assert.is(asked, 1);
+    assert.equal(pair.publicKey, nacl.box.keyPair.fromSecretKey(sk).publicKey);
+    assert.equal(pair.secretKey, sk);
+  } finally {
+    useSecretbox(undefined);
+  }
+  assert.equal(boxKeyPairFromSecret(sk).publicKey, nacl.box.keyPair.fromSecretKey(sk).publicKey, 'tweetnacl again without a port');
 });
 
 test('secretbox: the core uses the installed port, and tweetnacl again without one', () => {
