@@ -84,7 +84,11 @@ export interface FleetReport {
   unpaired: number;
   frames: number;
   flaps: number;
-  seconds: { pair: number; run: number; drain: number; count: number };
+  /**
+   * connect: meters coming up (at `connectRate`) and saying Hello; pair: from the first pairing request
+   * until every paired meter is back online with its session; then run, drain and count.
+   */
+  seconds: { connect: number; pair: number; run: number; drain: number; count: number };
 }
 
 /** The report's one stdout line. */
@@ -281,6 +285,7 @@ export class Fleet {
       }
     }
     this.#progress('connect', n, n, 'final');
+    const tConnected = performance.now();
     // Pair in bulk through the API, `pairConcurrency` at a time.
     let paired = 0;
     const failed: string[] = [];
@@ -345,7 +350,7 @@ export class Fleet {
       paired: pairedMembers.length, unpaired: n - pairedMembers.length,
       frames: pairedMembers.reduce((s, m) => s + m.agent.counters.framesSent, 0), flaps: this.#flaps,
       seconds: {
-        pair: round1((tPair - t0) / 1000), run: round1((tRun - tPair) / 1000), drain: round1((tDrain - tRun) / 1000),
+        connect: round1((tConnected - t0) / 1000), pair: round1((tPair - tConnected) / 1000), run: round1((tRun - tPair) / 1000), drain: round1((tDrain - tRun) / 1000),
         count: round1((tCount - tDrain) / 1000),
       },
     };

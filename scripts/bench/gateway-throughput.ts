@@ -275,7 +275,7 @@ export async function run() {
     fleets.push({
       meters, holds, sent: r.report.sent, lost: r.report.lost, dup: r.report.dup, ackP50Ms: r.report.p50_ms, ackP99Ms: r.report.p99_ms,
       gatewayRssMiB: Math.round(r.gateway.rssBytes / 2 ** 20), rssPerMeterKiB: Math.round(r.gateway.rssPerMeterBytes / 1024 * 10) / 10,
-      pairSeconds: r.report.seconds.pair,
+      connectSeconds: r.report.seconds.connect, pairSeconds: r.report.seconds.pair,
     });
     if (!holds) break;
     largest = meters;
