@@ -334,6 +334,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           countedAt = performance.now();
           countCost = countedAt - t;
         }
+      } catch (e) {
+        // Callers do not wait for a count: a failed one is logged, and the next change counts again.
+        log.warn({ err: (e as Error).message }, 'device counts not refreshed');
       } finally {
         counting = undefined;
       }
@@ -349,7 +352,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (device.downCounter === 1) downlink.sendWithCounter(device, 1, time);
     else await downlink.send(device, time);
     events.emit('paired', { deviceId: device.id, device: registry.deviceJson(device) });
-    await refreshCounts();
+    // Not awaited: the device's next frames must not wait for a recount (which may be seconds away).
+    void refreshCounts();
   }
   events.on('revoked', () => void refreshCounts());
   events.on('drop', dropLogger(log, now));

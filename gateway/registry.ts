@@ -159,8 +159,12 @@ export class Registry {
 
   async countByState(): Promise<{ paired: number; revoked: number; seen: number }> {
     const c = await this.#ctx.store.countDevices();
+    const hellos = await this.#pairing.seen();
+    if (!hellos.length) return { ...c, seen: 0 };
+    // One read of the device table, not one look-up per Hello: a fleet coming up has thousands.
+    const known = new Set((await this.#ctx.store.listDevices()).map((d) => d.id));
     let seen = 0;
-    for (const e of await this.#pairing.seen()) if (!(await this.#ctx.store.getDevice(e.id))) seen++;
+    for (const e of hellos) if (!known.has(e.id)) seen++;
     return { ...c, seen };
   }
 
