@@ -130,6 +130,13 @@ const channelUnit = (c) => (CHANNELS[c]?.[2] ?? '').replace('dm3', 'dm³');
 
 export const shortCid = (cid) => (cid && cid.length > 16 ? `${cid.slice(0, 8)}…${cid.slice(-6)}` : cid ?? '');
 
+/** Shows a form's result line: `kind` is ok, error or pending. */
+export function say(el, kind, text) {
+  el.hidden = false;
+  el.className = `result ${kind}`;
+  el.textContent = text;
+}
+
 export function toast(text, kind = 'info') {
   const t = document.getElementById('toast');
   t.textContent = text;

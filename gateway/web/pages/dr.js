@@ -3,7 +3,7 @@
 
 import { isDeviceId, parseSelector } from '../shared.js';
 import { api, errorText, path } from '../api.js';
-import { BULK_CONCURRENCY, append, dateTimeText, fill, h, pool, unixMs } from '../kit.js';
+import { BULK_CONCURRENCY, append, dateTimeText, fill, h, pool, say, unixMs } from '../kit.js';
 import { fleet, listeners } from '../live.js';
 import { targetPicker } from './targets.js';
 
@@ -28,23 +28,21 @@ export function drPage(root, preset) {
         h('form#dr-form.stack', {
           onsubmit: async (ev) => {
             ev.preventDefault();
-            out.hidden = false;
             const start = Math.floor(new Date(startIn.value).getTime() / 1000);
-            if (!Number.isFinite(start)) { out.className = 'result error'; out.textContent = 'Give a start time.'; return; }
+            if (!Number.isFinite(start)) return say(out, 'error', 'Give a start time.');
             const body = { id: idIn.value.trim(), start, duration: Math.round(Number(durIn.value) * 60), level: Number(levelIn.value) };
             if (limitIn.value !== '') body.limitW = Math.round(Number(limitIn.value));
             const sel = target.selector();
             let r;
             if (sel !== undefined) {
-              if (typeof parseSelector(sel) === 'string' || !parseSelector(sel).length) { out.className = 'result error'; out.textContent = 'Give a label selector: key or key=value.'; return; }
+              if (typeof parseSelector(sel) === 'string' || !parseSelector(sel).length) return say(out, 'error', 'Give a label selector: key or key=value.');
               r = await api('POST', path`/api/dr-events?label=${sel}`, body);
             } else {
               const ids = await target.devices();
-              if (typeof ids === 'string') { out.className = 'result error'; out.textContent = ids; return; }
+              if (typeof ids === 'string') return say(out, 'error', ids);
               r = await api('POST', path`/api/devices/${ids[0]}/dr-events`, body);
             }
-            out.className = `result ${r.ok ? 'ok' : 'error'}`;
-            out.textContent = r.ok ? `✓ Event ${body.id} sent to ${r.json.devices ? `${r.json.devices.length} device(s)` : r.json.deviceId}; meters report start and end below.` : `✗ ${errorText(r)}`;
+            say(out, r.ok ? 'ok' : 'error', r.ok ? `✓ Event ${body.id} sent to ${r.json.devices ? `${r.json.devices.length} device(s)` : r.json.deviceId}; meters report start and end below.` : `✗ ${errorText(r)}`);
           },
         },
         h('label', 'To', target.el), h('label', 'Event id', idIn), h('label', 'Level', levelIn),

@@ -3,7 +3,7 @@
 // the reason when it rolled back or failed (the page polls: fw-status is not streamed).
 
 import { api, errorText, getJson, path } from '../api.js';
-import { append, base64, dateTimeText, fill, h, shortCid, toast } from '../kit.js';
+import { append, base64, dateTimeText, fill, h, say, shortCid, toast } from '../kit.js';
 import { listeners } from '../live.js';
 import { targetPicker } from './targets.js';
 
@@ -34,14 +34,11 @@ export function firmwarePage(root, openId) {
         h('form#fw-upload', {
           onsubmit: async (ev) => {
             ev.preventDefault();
-            upOut.hidden = false;
             const f = fileIn.files?.[0];
-            if (!f) { upOut.className = 'result error'; upOut.textContent = 'Choose a release file.'; return; }
-            upOut.className = 'result pending';
-            upOut.textContent = 'uploading…';
+            if (!f) return say(upOut, 'error', 'Choose a release file.');
+            say(upOut, 'pending', 'uploading…');
             const r = await api('POST', '/api/firmware', { release: base64(new Uint8Array(await f.arrayBuffer())) });
-            upOut.className = `result ${r.ok ? 'ok' : 'error'}`;
-            upOut.textContent = r.ok ? `✓ ${r.json.version} for ${r.json.models.join(', ')} (${r.json.size.toLocaleString()} B) stored as ${r.json.cid}` : `✗ ${errorText(r)}`;
+            say(upOut, r.ok ? 'ok' : 'error', r.ok ? `✓ ${r.json.version} for ${r.json.models.join(', ')} (${r.json.size.toLocaleString()} B) stored as ${r.json.cid}` : `✗ ${errorText(r)}`);
             if (r.ok) void loadReleases(r.json.cid);
           },
         }, h('label', 'Release file', fileIn), h('button.primary#fw-upload-submit', { type: 'submit' }, 'Upload'), upOut)),

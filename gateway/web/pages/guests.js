@@ -1,7 +1,7 @@
 // The guests page (#/guests): upload a module, deploy it to a device or a label group, watch the acks.
 
 import { api, errorText, getJson, path } from '../api.js';
-import { BULK_CONCURRENCY, append, base64, dateTimeText, fill, h, pool, shortCid } from '../kit.js';
+import { BULK_CONCURRENCY, append, base64, dateTimeText, fill, h, pool, say, shortCid } from '../kit.js';
 import { fleet, listeners } from '../live.js';
 import { targetPicker } from './targets.js';
 
@@ -24,18 +24,15 @@ export function guestsPage(root) {
         h('form#guest-upload', {
           onsubmit: async (ev) => {
             ev.preventDefault();
-            upOut.hidden = false;
             const f = wasmIn.files?.[0];
-            if (!f) { upOut.className = 'result error'; upOut.textContent = 'Choose the guest\'s .wasm file.'; return; }
+            if (!f) return say(upOut, 'error', 'Choose the guest\'s .wasm file.');
             let manifest;
             try { manifest = JSON.parse(manText.value); } catch (e) {
-              upOut.className = 'result error'; upOut.textContent = `The manifest is not JSON: ${e.message}`; return;
+              return say(upOut, 'error', `The manifest is not JSON: ${e.message}`);
             }
-            upOut.className = 'result pending';
-            upOut.textContent = 'uploading…';
+            say(upOut, 'pending', 'uploading…');
             const r = await api('POST', '/api/guests', { wasm: base64(new Uint8Array(await f.arrayBuffer())), manifest });
-            upOut.className = `result ${r.ok ? 'ok' : 'error'}`;
-            upOut.textContent = r.ok ? `✓ ${r.json.name} ${r.json.version} stored as ${r.json.cid}${r.json.instrumented ? ' (metered by the gateway)' : ''}` : `✗ ${errorText(r)}`;
+            say(upOut, r.ok ? 'ok' : 'error', r.ok ? `✓ ${r.json.name} ${r.json.version} stored as ${r.json.cid}${r.json.instrumented ? ' (metered by the gateway)' : ''}` : `✗ ${errorText(r)}`);
             if (r.ok) { void loadGuests(r.json.cid); }
           },
         },

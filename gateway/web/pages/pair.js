@@ -2,7 +2,7 @@
 
 import { isDeviceId, parsePairCsv } from '../shared.js';
 import { api } from '../api.js';
-import { BULK_CONCURRENCY, ago, append, fill, h, pool } from '../kit.js';
+import { BULK_CONCURRENCY, ago, append, fill, h, pool, say } from '../kit.js';
 import { fleet, listeners, refreshDevice } from '../live.js';
 
 const PAIR_OUTCOMES = {
@@ -28,28 +28,22 @@ export function pairForm(fixedId, onDone) {
       ev.preventDefault();
       const deviceId = idIn.value.trim();
       const code = codeIn.value.trim();
-      out.hidden = false;
       if (!isDeviceId(deviceId)) {
-        out.className = 'result error';
-        out.textContent = 'A device id is 16 characters a-z and 2-7 (it is printed on the meter and shown in the fleet list).';
-        return;
+        return say(out, 'error', 'A device id is 16 characters a-z and 2-7 (it is printed on the meter and shown in the fleet list).');
       }
       btn.disabled = true;
-      out.className = 'result pending';
-      out.textContent = `Asking ${deviceId} to accept the code… (the meter answers within 15 s)`;
+      say(out, 'pending', `Asking ${deviceId} to accept the code… (the meter answers within 15 s)`);
       try {
         const r = await api('POST', '/api/pairings', { deviceId, code });
-        out.className = `result ${r.status === 201 ? 'ok' : 'error'}`;
         out.dataset.status = String(r.status);
-        out.textContent = `${r.status === 201 ? '✓' : '✗'} ${pairOutcome(r.status, r.json)}`;
+        say(out, r.status === 201 ? 'ok' : 'error', `${r.status === 201 ? '✓' : '✗'} ${pairOutcome(r.status, r.json)}`);
         if (r.status === 201) {
           codeIn.value = '';
           refreshDevice(deviceId);
           onDone?.(deviceId);
         }
       } catch (e) {
-        out.className = 'result error';
-        out.textContent = `The gateway did not answer: ${e.message}`;
+        say(out, 'error', `The gateway did not answer: ${e.message}`);
       } finally {
         btn.disabled = false;
       }
