@@ -267,6 +267,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     connectedDevices: () => (broker ? broker.connectedDevices() : heard.size),
     pendingDownlinks: () => store.countPendingDownlinks(),
     backlog: async () => backlogOf(await store.listDevices()),
+    checkpoints: () => (store instanceof SqliteStore ? store.checkpoints : undefined),
   });
   // A newly paired device is told the sharing policy it is under (config key `privacy`).
   const privacy = new PrivacyService({ store, log, now, send: (deviceId, body) => sendDownlink(deviceId, body) });

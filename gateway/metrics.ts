@@ -24,6 +24,8 @@ export interface MetricSources {
   pendingDownlinks(): Promise<number>;
   /** What paired devices last reported holding unacknowledged (their status `buffered`). */
   backlog?(): Promise<Backlog>;
+  /** The SQLite store's WAL checkpoints on their own thread (sqlite.ts), when it has them. */
+  checkpoints?(): { count: number; ms: number; heldMs: number; failed: number } | undefined;
   /** Process metrics (CPU, memory, event loop lag, GC); default true. */
   processMetrics?: boolean;
 }
@@ -104,6 +106,27 @@ export class GatewayMetrics {
         for (const part of BUSY_PARTS) this.inc({ part }, ms[part] / 1000);
         // All of the event loop's busy time, the parts' whole.
         this.inc({ part: 'loop' }, performance.eventLoopUtilization().active / 1000);
+      },
+    });
+    new Counter({
+      name: 'gridlet_store_checkpoints_total', labelNames: ['result'], registers,
+      help: 'WAL checkpoints of the SQLite store, run on a thread of their own; result="failed": the thread failed and SQLite\'s own checkpoints took over.',
+      collect() {
+        const c = sources.checkpoints?.();
+        this.reset();
+        if (c) {
+          this.inc({ result: 'done' }, c.count);
+          this.inc({ result: 'failed' }, c.failed);
+        }
+      },
+    });
+    new Counter({
+      name: 'gridlet_store_checkpoint_held_seconds_total', registers,
+      help: 'Time group commits were held back for the second pass of WAL checkpoints.',
+      collect() {
+        const c = sources.checkpoints?.();
+        this.reset();
+        if (c) this.inc(c.heldMs / 1000);
       },
     });
     new Gauge({

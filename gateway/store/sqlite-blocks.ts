@@ -57,7 +57,13 @@ function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
 /** Ranges [seq, last] merged where one continues the next (in order of seq). */
 export function runs(ranges: [number, number][]): [number, number][] {
   if (ranges.length < 2) return ranges;
-  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  let sorted = ranges;
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i - 1][0] > ranges[i][0]) {
+      sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+      break;
+    }
+  }
   const out: [number, number][] = [[sorted[0][0], sorted[0][1]]];
   for (let i = 1; i < sorted.length; i++) {
     const [seq, last] = sorted[i];
@@ -101,8 +107,11 @@ export class SqliteBlockStore implements BlockStore {
 
   /** Each device's heads (sorted), as read or written through this connection. */
   readonly #heads = new Map<string, Buffer[]>();
-  /** Called before the cached heads are used: lets sqlite.ts notice other connections' changes. */
-  fresh: () => void = () => {};
+  /**
+   * Called before the cached heads are used: lets sqlite.ts notice other connections' changes (`turn`:
+   * a read outside a transaction, checked once per turn of the event loop).
+   */
+  fresh: (turn?: boolean) => void = () => {};
 
   /** Forgets the cached heads (another connection changed the database). */
   forget(): void {
@@ -114,6 +123,9 @@ export class SqliteBlockStore implements BlockStore {
     if (!h) this.#heads.set(deviceId, (h = this.#q.heads.all(deviceId).map((r) => r.cid)));
     return h;
   }
+
+  /** True when writes are held back for now (a checkpoint's second pass, sqlite.ts); `then` runs after. */
+  held: (then: () => void) => boolean = () => false;
 
   /** Runs a write in the store's next durable group commit (sqlite.ts sets it; alone: at once). */
   durably: <T>(job: () => T) => Promise<T> = async (job) => job();
@@ -146,7 +158,7 @@ export class SqliteBlockStore implements BlockStore {
   }
 
   async heads(deviceId: string): Promise<Uint8Array[]> {
-    this.fresh();
+    this.fresh(true);
     return this.#headsOf(deviceId).map((c) => new Uint8Array(c));
   }
 
@@ -168,6 +180,7 @@ export class SqliteBlockStore implements BlockStore {
 
   #flushAppends(): void {
     this.#appendFlush = undefined;
+    if (this.#appends.length && this.held(() => this.#flushAppends())) return;
     const batch = this.#appends.splice(0);
     if (!batch.length) return;
     // Without an fsync of its own (the next FULL commit makes it durable): a chain message lost in a
@@ -258,7 +271,9 @@ export class SqliteBlockStore implements BlockStore {
     // A message some kept message already names (an ancestor fetched late) is no head.
     if (this.#q.hasChild.get(cid)!.n === 0 && !heads.some((h) => h.equals(cid))) {
       this.#q.addHead.run(deviceId, cid);
-      heads = [...heads, cid].sort(Buffer.compare);
+      let at = heads.length;
+      while (at > 0 && Buffer.compare(heads[at - 1], cid) > 0) at--;
+      heads = [...heads.slice(0, at), cid, ...heads.slice(at)];
     }
     this.#heads.set(deviceId, heads);
     for (const [seq, last] of runs(covers ?? [])) this.#q.cover.run(deviceId, seq, last);

@@ -8,9 +8,10 @@
 // the same file (a second store, a replica) is noticed by `PRAGMA data_version`, which then empties
 // the cache. A frame group commits with synchronous=NORMAL (the WAL is written, not synced) and its
 // promises resolve only after an fsync of the WAL file, which runs on libuv's thread pool: the fsync
-// is off the event loop and no ack leaves before the records are on disk (WIRE.md).
+// is off the event loop and no ack leaves before the records are on disk (WIRE.md). WAL checkpoints
+// run on a thread of their own too (checkpointer.ts, #maybeCheckpoint), not inside a commit.
 
-import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { privateFile, tighten } from '../files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -18,6 +19,7 @@ import { busy } from '../busy.js';
 import { constantTimeEqual } from '../../firmware/core/bytes.js';
 import { encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
+import { Checkpointer } from './checkpointer.js';
 import { SqliteBlockStore } from './sqlite-blocks.js';
 import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
@@ -38,6 +40,11 @@ import { RecordKind } from '../../firmware/core/wire/constants.js';
 const SCHEMA_VERSION = 3;
 /** Most frame commits in one group-commit transaction. */
 const MAX_GROUP_COMMIT = 512;
+/** The WAL is checkpointed once it holds this many bytes (SQLite's own default: 1,000 pages, 4 MiB; larger, a page a group rewrites again and again is copied once per checkpoint). */
+export const WAL_CHECKPOINT_BYTES = 64 << 20;
+/** Most checkpoint passes while commits go on, and the length of one that is short enough to hold commits for the next. */
+const CHECKPOINT_PASSES = 4;
+const CHECKPOINT_SHORT_MS = 5;
 /** Most readings in one INSERT. */
 const MAX_ROWS = 16;
 
@@ -126,13 +133,28 @@ export class SqliteStore implements Store {
   #syncing = false;
   #syncWaiters: ((e: Error | null) => void)[] = [];
   #synced: (() => void)[] = [];
+  /** Checkpoints the WAL off the event loop (checkpointer.ts); undefined for `:memory:` or after it failed. */
+  #checkpointer: Checkpointer | undefined;
+  /** The checkpoint under way: 1 its first pass, 2 its second (commits are held back meanwhile). */
+  #checkpointPhase: 0 | 1 | 2 = 0;
+  /** WAL size after the last checkpoint that could not start the WAL again (a reader held it). */
+  #walFloor = 0;
+  #closing = false;
+  /** Runs once the second pass is over (commits and chain appends held back meanwhile). */
+  #unheld: (() => void)[] = [];
+  /** Checkpoints done off the event loop, and the time commits waited for their second pass. */
+  readonly checkpoints = { count: 0, heldMs: 0, ms: 0, failed: 0 };
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
   readonly firmware: SqlFirmwareStore;
   readonly privacy: SqlitePrivacyStore;
   readonly quota: SqliteQuotaStore;
 
-  constructor(readonly path: string) {
+  readonly #walCheckpointBytes: number;
+
+  /** `walCheckpointBytes`: the WAL size at which a checkpoint starts (WAL_CHECKPOINT_BYTES). */
+  constructor(readonly path: string, o: { walCheckpointBytes?: number } = {}) {
+    this.#walCheckpointBytes = o.walCheckpointBytes ?? WAL_CHECKPOINT_BYTES;
     if (path !== ':memory:') {
       // It holds every device's session key: the owner's alone. SQLite gives its -wal and -shm files
       // the database file's rights, so the file is made 0600 before SQLite creates it.
@@ -145,6 +167,13 @@ export class SqliteStore implements Store {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
+    if (path !== ':memory:') {
+      // Checkpoints run on a thread of their own (#maybeCheckpoint). When the WAL starts again after
+      // one, SQLite cuts the file back to walCheckpointBytes and then writes over it from the start: the
+      // file grows past that size only when the WAL holds more, which is when the next one starts.
+      db.pragma('wal_autocheckpoint = 0');
+      db.pragma(`journal_size_limit = ${this.#walCheckpointBytes}`);
+    }
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       db.close();
@@ -213,7 +242,9 @@ export class SqliteStore implements Store {
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
     this.#load();
-    this.blocks.fresh = () => this.#fresh();
+    if (path !== ':memory:') this.#checkpointer = new Checkpointer(path);
+    this.blocks.fresh = (turn) => this.#fresh(turn);
+    this.blocks.held = (then) => this.#held(then);
     this.blocks.durably = (job) => this.#enqueue(job);
     this.#savepoint = db.transaction((job: () => unknown) => job());
     this.#group = db.transaction((batch: Queued[], out: Outcome[], isolate: boolean) => {
@@ -239,8 +270,20 @@ export class SqliteStore implements Store {
     for (const r of this.#q.allDownlinks.iterate()) this.#cache.get(r.device_id)?.pending!.push(toDownlink(r));
   }
 
-  /** Empties the cache when another connection changed the database. */
-  #fresh(): void {
+  /** True from a check of `data_version` to the end of that turn of the event loop. */
+  #checkedThisTurn = false;
+
+  /**
+   * Empties the cache when another connection changed the database. Reads outside a transaction
+   * (`turn`: getDevice, a device's chain heads) check once per turn of the event loop: what they read
+   * may be stale the moment after anyway; writes check inside their transaction, every time.
+   */
+  #fresh(turn = false): void {
+    if (turn && this.#checkedThisTurn) return;
+    if (!this.#checkedThisTurn) {
+      this.#checkedThisTurn = true;
+      setImmediate(() => (this.#checkedThisTurn = false));
+    }
     const v = this.#q.dataVersion.get()!;
     if (v === this.#version) return;
     this.#cache.clear();
@@ -263,7 +306,7 @@ export class SqliteStore implements Store {
   }
 
   async getDevice(id: string): Promise<DeviceRow | undefined> {
-    this.#fresh();
+    this.#fresh(true);
     const e = this.#entry(id);
     return e && (e.dev ??= toDevice(e.row));
   }
@@ -339,6 +382,7 @@ export class SqliteStore implements Store {
   #enqueue<T>(job: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#frames.push({ job, resolve: resolve as (r: unknown) => void, reject });
+      if (this.#checkpointPhase === 2) return;
       if (this.#frames.length >= MAX_GROUP_COMMIT) this.#flushFrames();
       else if (!this.#frameFlush && !this.#syncing) this.#frameFlush = setImmediate(() => this.#flushFrames());
     });
@@ -352,6 +396,7 @@ export class SqliteStore implements Store {
   #flushFrames(): void {
     if (this.#frameFlush) clearImmediate(this.#frameFlush);
     this.#frameFlush = undefined;
+    if (this.#checkpointPhase === 2) return;
     const batch = this.#frames.splice(0);
     if (!batch.length) return;
     const out: Outcome[] = [];
@@ -411,10 +456,72 @@ export class SqliteStore implements Store {
     fsync(fd, (err) => {
       this.#syncing = false;
       for (const w of waiters) w(err ? new Error(`store ${this.path}: fsync of the WAL failed: ${err.message}`) : null);
+      if (!err) this.#maybeCheckpoint(fd);
       if (this.#syncWaiters.length) this.#sync();
       else if (this.#frames.length) this.#flushFrames();
       else for (const f of this.#synced.splice(0)) f();
     });
+  }
+
+  /**
+   * With `then`: runs it now, or once the second pass of a checkpoint is over when one is under way
+   * (returns true then). Chain appends (sqlite-blocks.ts) ask before they write.
+   */
+  #held(then: () => void): boolean {
+    if (this.#checkpointPhase !== 2) return false;
+    this.#unheld.push(then);
+    return true;
+  }
+
+  /**
+   * Starts a checkpoint when the WAL has grown by `walCheckpointBytes`. Passes run while commits go on,
+   * each copying what the WAL held when it started, until one is short (CHECKPOINT_SHORT_MS); then one
+   * more with commits held back, which finds only what they wrote during the one before. With nothing
+   * written meanwhile the whole WAL is then in the database file, and the next commit starts the WAL
+   * again. If the thread fails, SQLite's own checkpoints on this connection take over.
+   */
+  #maybeCheckpoint(fd: number): void {
+    const ck = this.#checkpointer;
+    if (!ck || this.#checkpointPhase !== 0 || !this.#db.open) return;
+    let size: number;
+    try {
+      size = fstatSync(fd).size;
+    } catch {
+      return;
+    }
+    if (size < this.#walFloor) this.#walFloor = 0;
+    if (size <= this.#walFloor + this.#walCheckpointBytes) return;
+    this.#checkpointPhase = 1;
+    void this.#checkpoint(ck, size);
+  }
+
+  async #checkpoint(ck: Checkpointer, size: number): Promise<void> {
+    const t0 = performance.now();
+    let held = 0;
+    try {
+      for (let i = 0; i < CHECKPOINT_PASSES; i++) {
+        if ((await ck.pass()).ms < CHECKPOINT_SHORT_MS) break;
+        if (!this.#db.open) return;
+      }
+      this.#checkpointPhase = 2;
+      held = performance.now();
+      const last = await ck.pass();
+      this.checkpoints.count++;
+      this.checkpoints.ms += performance.now() - t0;
+      // A reader kept part of the WAL: the WAL goes on from here, the next checkpoint that much later.
+      if (last.busy || last.checkpointed < last.log) this.#walFloor = size;
+    } catch {
+      if (!this.#closing) {
+        this.checkpoints.failed++;
+        this.#checkpointer = undefined;
+        if (this.#db.open) this.#db.pragma('wal_autocheckpoint = 1000');
+      }
+    } finally {
+      this.#checkpointPhase = 0;
+      if (held) this.checkpoints.heldMs += performance.now() - held;
+      for (const f of this.#unheld.splice(0)) f();
+      if (this.#frames.length && !this.#syncing && !this.#frameFlush) this.#frameFlush = setImmediate(() => this.#flushFrames());
+    }
   }
 
   /** One frame's commit inside the group's transaction, from and into the cached state. */
@@ -616,6 +723,14 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // The last connection to close checkpoints what is left and removes the WAL.
+    this.#closing = true;
+    await this.#checkpointer?.close();
+    this.#checkpointer = undefined;
+    if (this.#unheld.length || this.#checkpointPhase) {
+      this.#checkpointPhase = 0;
+      for (const f of this.#unheld.splice(0)) f();
+    }
     if (this.#db.open) this.blocks.flush();
     if (this.#db.open) this.#flushFrames();
     if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));

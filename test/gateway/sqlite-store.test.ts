@@ -3,19 +3,20 @@
 // fails alone, the others of its group are kept; what was acknowledged is there after a reopen.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
 import type { DeviceStatus, StoredRecord } from '../../gateway/store/store.js';
 
 const KS = new Uint8Array(32).fill(7);
+const LIMIT = 1 << 20;
 const reading = (seq: number): StoredRecord => ({ kind: 1, seq, t: 1000 + seq, gatewayTimed: false, channel: 1, value: seq * 10 });
 
-async function withStore(f: (s: SqliteStore, path: string) => Promise<void>): Promise<void> {
+async function withStore(f: (s: SqliteStore, path: string) => Promise<void>, o: { walCheckpointBytes?: number } = {}): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-sqlite-'));
   const path = join(dir, 'db.sqlite');
-  const s = new SqliteStore(path);
+  const s = new SqliteStore(path, o);
   try {
     await f(s, path);
   } finally {
@@ -78,5 +79,59 @@ test('records out of order and gaps: only free seqs are stored, the prefix moves
     r = await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 4, now: 3, records: [reading(9), reading(10), reading(9)] });
     assert.ok(r.ok && r.ackedSeq === 10 && r.added.length === 2);
   }));
+
+test('the WAL is checkpointed off the event loop and stays bounded while frames keep coming; nothing is lost', () =>
+  withStore(async (s, path) => {
+    const ids = Array.from({ length: 40 }, (_, i) => `dev${String(i).padStart(13, '0')}`);
+    for (const id of ids) await pair(s, id);
+    // Every device sends 300 frames of 16 readings, all devices at once: 192,000 rows, several
+    // times the WAL size at which a checkpoint starts (1 MiB here).
+    let walPeak = 0;
+    for (let c = 2; c < 302; c++) {
+      const results = await Promise.all(ids.map((id) => s.commitFrame({
+        deviceId: id, ks: KS, counter: c, now: c, records: Array.from({ length: 16 }, (_, k) => reading((c - 2) * 16 + k + 1)),
+      })));
+      assert.ok(results.every((r) => r.ok && r.ackedSeq === (c - 1) * 16));
+      walPeak = Math.max(walPeak, statSync(`${path}-wal`).size);
+    }
+    const file = statSync(path).size;
+    assert.ok(file > 6 * LIMIT, `the database file holds what was checkpointed (${file} bytes)`);
+    assert.ok(s.checkpoints.count >= 3 && s.checkpoints.failed === 0, `checkpoints: ${JSON.stringify(s.checkpoints)}`);
+    // The threshold, what commits wrote during a first pass, and a round of commits.
+    assert.ok(walPeak < 4 * LIMIT, `the WAL stayed bounded (peak ${walPeak} bytes)`);
+    const other = new SqliteStore(path);
+    try {
+      for (const id of [ids[0], ids[39]]) {
+        assert.is((await other.readRecords(id, 1, 10_000)).length, 4800);
+        assert.is((await other.getDevice(id))!.ackedSeq, 4800);
+      }
+    } finally {
+      await other.close();
+    }
+  }, { walCheckpointBytes: LIMIT }));
+
+test('a store closed while a checkpoint is under way closes once it is over; everything committed is there', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gridlet-sqlite-'));
+  try {
+    for (let k = 0; k < 5; k++) {
+      const path = join(dir, `db${k}.sqlite`);
+      // A checkpoint starts after nearly every commit here.
+      const s = new SqliteStore(path, { walCheckpointBytes: 4096 });
+      await pair(s, 'dev1aaaaaaaaaaaa');
+      for (let c = 2; c < 12; c++) {
+        await s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: c, now: c, records: Array.from({ length: 16 }, (_, i) => reading((c - 2) * 16 + i + 1)) });
+      }
+      await s.close();
+      const other = new SqliteStore(path);
+      try {
+        assert.is((await other.readRecords('dev1aaaaaaaaaaaa', 1, 1000)).length, 160);
+      } finally {
+        await other.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test.run();
