@@ -92,12 +92,50 @@ class Writer {
       this.buf[this.pos++] = lo & 0xff;
     }
   }
+  /** A text string; ASCII is written straight into the buffer, anything else through utf8Encode. */
+  text(t: string): void {
+    const n = t.length;
+    if (!isAscii(t)) {
+      const b = utf8Encode(t);
+      this.head(3, b.length);
+      this.bytes(b);
+      return;
+    }
+    this.head(3, n);
+    this.ensure(n);
+    const buf = this.buf;
+    let pos = this.pos;
+    for (let i = 0; i < n; i++) buf[pos++] = t.charCodeAt(i);
+    this.pos = pos;
+  }
   bigHead(major: number, n: bigint): void {
     if (n < BigInt(Number.MAX_SAFE_INTEGER) + 1n) return this.head(major, Number(n));
     if (n >= 1n << 64n) throw new CborError('integer does not fit in 64 bits', this.pos);
     this.ensure(9);
     this.buf[this.pos++] = (major << 5) | 27;
     for (let shift = 56n; shift >= 0n; shift -= 8n) this.buf[this.pos++] = Number((n >> shift) & 0xffn);
+  }
+}
+
+function isAscii(t: string): boolean {
+  for (let i = 0; i < t.length; i++) if (t.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Sorts ASCII keys in place into the order of their encodings: a shorter text's head is smaller
+ * (shortest-form lengths), and for one length the bytes are the code units. Insertion sort: maps
+ * here have a handful of keys.
+ */
+function sortAsciiKeys(keys: string[]): void {
+  for (let i = 1; i < keys.length; i++) {
+    const k = keys[i];
+    let j = i - 1;
+    while (j >= 0 && (keys[j].length > k.length || (keys[j].length === k.length && keys[j] > k))) {
+      keys[j + 1] = keys[j];
+      j--;
+    }
+    keys[j + 1] = k;
   }
 }
 
@@ -120,12 +158,9 @@ function writeValue(w: Writer, v: CborValue, depth: number): void {
       if (v >= 0n) w.bigHead(0, v);
       else w.bigHead(1, -1n - v);
       return;
-    case 'string': {
-      const b = utf8Encode(v);
-      w.head(3, b.length);
-      w.bytes(b);
+    case 'string':
+      w.text(v);
       return;
-    }
     case 'boolean':
       w.byte(v ? 0xf5 : 0xf4);
       return;
@@ -156,10 +191,27 @@ function writeValue(w: Writer, v: CborValue, depth: number): void {
         writeMap(w, Array.from(v.entries()), depth);
         return;
       }
-      writeMap(w, Object.keys(v).map((k) => [k, (v as { [key: string]: CborValue })[k]]), depth);
+      writeObject(w, v as { [key: string]: CborValue }, depth);
       return;
     default:
       throw new CborError(`cannot encode a ${typeof v}`, w.pos);
+  }
+}
+
+/** A map of an object's own keys; with ASCII keys (every map of WIRE.md and MESH.md) without a writer per key. */
+function writeObject(w: Writer, v: { [key: string]: CborValue }, depth: number): void {
+  const keys = Object.keys(v);
+  for (let i = 0; i < keys.length; i++) {
+    if (!isAscii(keys[i])) {
+      writeMap(w, keys.map((k) => [k, v[k]]), depth);
+      return;
+    }
+  }
+  sortAsciiKeys(keys);
+  w.head(5, keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    w.text(keys[i]);
+    writeValue(w, v[keys[i]], depth + 1);
   }
 }
 
@@ -174,8 +226,14 @@ function writeMap(w: Writer, entries: [CborKey, CborValue][], depth: number): vo
   }
   w.head(5, entries.length);
   if (smallUints) {
-    // For unsigned integers, numeric order is bytewise order of their shortest encodings.
-    entries.sort((a, b) => (a[0] as number) - (b[0] as number));
+    // For unsigned integers, numeric order is bytewise order of their shortest encodings (bodies
+    // are mostly built in key order: then nothing is sorted).
+    for (let i = 1; i < entries.length; i++) {
+      if ((entries[i - 1][0] as number) > (entries[i][0] as number)) {
+        entries.sort((a, b) => (a[0] as number) - (b[0] as number));
+        break;
+      }
+    }
     for (let i = 0; i < entries.length; i++) {
       if (i > 0 && entries[i][0] === entries[i - 1][0]) throw new CborError(`duplicate map key ${entries[i][0]}`, w.pos);
       w.head(0, entries[i][0] as number);

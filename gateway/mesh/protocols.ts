@@ -49,17 +49,24 @@ export function recordLast(r: MeshRecord): number {
   return r[2] === 'gap' ? (r[3] as number) : r[0];
 }
 
+/** `xs` itself when already in order (a chain's one parent, a frame's records), else a sorted copy. */
+function inOrder<T>(xs: T[], cmp: (a: T, b: T) => number): T[] {
+  for (let i = 1; i < xs.length; i++) if (cmp(xs[i - 1], xs[i]) > 0) return [...xs].sort(cmp);
+  return xs;
+}
+
 export function prevValue(prev: Uint8Array[]): CborValue {
   if (prev.length === 0) return null;
-  const sorted = [...prev].sort(compareCid);
-  if (sorted.length === 1) return link(sorted[0]);
-  return sorted.map(link);
+  if (prev.length === 1) return link(prev[0]);
+  return inOrder(prev, compareCid).map(link);
 }
 
 export function readingsPayload(r: Omit<Readings, 'first' | 'last'>): Payload {
-  const records = [...r.records].sort((a, b) => a[0] - b[0]);
+  const records = inOrder(r.records, (a, b) => a[0] - b[0]);
+  let last = -Infinity;
+  for (const x of records) last = Math.max(last, recordLast(x));
   return {
-    device: r.device, gateway: r.gateway, first: records[0][0], last: Math.max(...records.map(recordLast)),
+    device: r.device, gateway: r.gateway, first: records[0][0], last,
     records: records as CborValue[], prev: prevValue(r.prev),
   };
 }

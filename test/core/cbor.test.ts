@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decode, encode, Tagged } from '../../firmware/core/cbor.js';
 import { toHex } from '../../firmware/core/bytes.js';
+import { Prng } from '../../firmware/core/prng.js';
 
 test('RFC 8949 appendix A vectors encode as published', () => {
   const cases: [unknown, string][] = [
@@ -30,6 +31,27 @@ test('a long text string (a gateway\'s ask answer, a config value) decodes whole
   const text = 'Zählerstand 1-0:1.8.1 ✓ 𝄞 '.repeat(80);
   const bytes = encode({ answer: text });
   assert.equal(decode(bytes), { answer: text });
+});
+
+test('an object encodes as the map of its entries: keys in the order of their encodings, whatever their length or script', () => {
+  const rnd = new Prng(0x5eed);
+  const alphabet = ['a', 'b', 'z', 'A', '0', '_', '~', '\u00fc', '\u6c34', '\ud800\udd51'];
+  const word = (ascii: boolean) => {
+    const n = [0, 1, 2, 3, 5, 23, 24, 25, 30][rnd.int(9)];
+    let t = '';
+    for (let i = 0; i < n; i++) t += alphabet[rnd.int(ascii ? 7 : alphabet.length)];
+    return t;
+  };
+  for (let round = 0; round < 300; round++) {
+    const ascii = round % 3 !== 0;
+    const o: { [k: string]: unknown } = {};
+    const n = rnd.int(9);
+    for (let i = 0; i < n; i++) o[word(ascii)] = rnd.int(3) === 0 ? word(!ascii) : rnd.range(-1000, 1000);
+    const asMap = new Map(Object.entries(o));
+    // The Map path sorts keys by their encoded bytes, one by one.
+    assert.is(toHex(encode(o as never)), toHex(encode(asMap as never)), JSON.stringify(o));
+    assert.equal(decode(encode(o as never)), o);
+  }
 });
 
 test.run();
