@@ -7,6 +7,7 @@ import { startGateway } from '../../gateway/gateway.js';
 import { parse, processIo, run, UsageError, type Io } from './args.js';
 import { apiToken } from './client.js';
 import { OPENADR_CLI_OPTIONS, OPENADR_HELP, openAdrGroups, OpenAdrUsageError } from './openadr-options.js';
+import { startAllocationProfile } from './alloc-prof.js';
 const GATEWAY_HELP = `usage: gridlet gateway [--data DIR] [--mqtt-listen HOST:PORT | --broker URL] [--http-listen HOST:PORT]
                       [--api-token-file FILE] [--store sqlite:PATH | --store postgres://…] [--topic-prefix P]
                       [--operator-key FILE | --operator-cert FILE | --operator NAME] [--trust-operator ID_OR_FILE]...
@@ -135,6 +136,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       openadr,
       logger,
     });
+    const stopAllocationProfile = await startAllocationProfile();
     io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}${gw.meshAddr ? ` mesh=${gw.meshAddr}` : ''}`);
     const signal = await new Promise<string>((resolve) => {
       const on = (s: string) => () => resolve(s);
@@ -145,6 +147,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     const force = () => process.exit(130);
     process.once('SIGINT', force);
     process.once('SIGTERM', force);
+    await stopAllocationProfile();
     logger.info({ signal }, 'closing');
     await gw.close();
     logger.info('gateway stopped');

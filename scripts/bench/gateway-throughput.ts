@@ -15,6 +15,7 @@
 // The 10,000-meter, 5-minute acceptance runs are `npm run scale` (docs/benchmarks.md).
 
 import { randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes, useRandom } from '../../firmware/core/crypto.js';
 import { Body, decodeBody, DOWNLINK_TYPES, encodeBody, type DownBody } from '../../firmware/core/wire/bodies.js';
@@ -32,6 +33,22 @@ const T0 = 1_700_000_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** CPU seconds (user + system) of process `pid` so far, from /proc; 0 where /proc is not there. */
+function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds this process (the load generator) has used. */
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function pct(xs: number[], p: number): number {
@@ -115,6 +132,14 @@ async function busySeconds(httpUrl: string): Promise<{ [part: string]: number }>
   return out;
 }
 
+/** The store's WAL checkpoints so far (run on their own thread) and the time commits were held for them. */
+async function checkpoints(httpUrl: string): Promise<{ count: number; heldS: number }> {
+  const text = await (await fetch(httpUrl + '/metrics')).text();
+  const done = /^gridlet_store_checkpoints_total\{result="done"\} (\S+)$/m.exec(text);
+  const held = /^gridlet_store_checkpoint_held_seconds_total (\S+)$/m.exec(text);
+  return { count: Number(done?.[1] ?? 0), heldS: Math.round(Number(held?.[1] ?? 0) * 1000) / 1000 };
+}
+
 /** Pairs `n` wire devices through the gateway's API (bounded concurrency). */
 async function pairAll(n: number, brokerUrl: string, httpUrl: string): Promise<WireDevice[]> {
   const out: WireDevice[] = [];
@@ -143,7 +168,7 @@ async function pairAll(n: number, brokerUrl: string, httpUrl: string): Promise<W
 }
 
 /** (a) the broker alone: the same frames from `n` publishers to one QoS 1 subscriber. */
-async function passThrough(url: string, n: number, window: number, seconds: number): Promise<number> {
+async function passThrough(url: string, brokerPid: number | undefined, n: number, window: number, seconds: number): Promise<{ perS: number; generatorUs: number; brokerUs: number }> {
   const sub = await connect(url, 'bench-sub-' + Math.random().toString(36).slice(2));
   let received = 0;
   sub.on('message', () => received++);
@@ -152,6 +177,8 @@ async function passThrough(url: string, n: number, window: number, seconds: numb
   const ks = randomBytes(32);
   const frame = sealFrame(encodeBody({ type: Body.readings, first: 1, records: [[T0, 1, 1], [T0, 2, 2], [T0, 3, 3], [T0, 4, 4]] }), 1, randomBytes(8), ks, Direction.up);
   const payload = Buffer.from(frame);
+  const own0 = ownCpuSeconds();
+  const broker0 = procCpuSeconds(brokerPid);
   const start = performance.now();
   const until = start + seconds * 1000;
   let sent = 0;
@@ -171,8 +198,10 @@ async function passThrough(url: string, n: number, window: number, seconds: numb
   stop = true;
   const counted = received;
   const elapsed = (performance.now() - start) / 1000;
+  const us = (s: number) => Math.round((s / counted) * 1e6 * 10) / 10;
+  const out = { perS: counted / elapsed, generatorUs: us(ownCpuSeconds() - own0), brokerUs: us(procCpuSeconds(brokerPid) - broker0) };
   await Promise.all([sub, ...pubs].map((c) => c.endAsync(true)));
-  return counted / elapsed;
+  return out;
 }
 
 export async function run() {
@@ -182,7 +211,8 @@ export async function run() {
   const mosq = await startMosquitto();
   let result: { [k: string]: unknown } = {};
   try {
-    const brokerMsgs = await passThrough(mosq.url, devices, window, seconds);
+    const pass = await passThrough(mosq.url, mosq.proc.pid, devices, window, seconds);
+    const brokerMsgs = pass.perS;
     const gw = await startGatewayChild({ broker: mosq.url });
     try {
       const paired = await pairAll(devices, mosq.url, gw.httpUrl);
@@ -190,12 +220,16 @@ export async function run() {
       // (a) closed loop: every device keeps `window` frames unacknowledged.
       const busy0 = await busySeconds(gw.httpUrl);
       const cpu0 = gw.cpuSeconds();
+      const own0 = ownCpuSeconds();
+      const broker0 = procCpuSeconds(mosq.proc.pid);
       const a0 = streams.reduce((s, x) => s + x.acked, 0);
       const start = performance.now();
       await Promise.all(streams.map((s) => s.closedLoop(window, start + seconds * 1000)));
       const elapsed = (performance.now() - start) / 1000;
       const readings = streams.reduce((s, x) => s + x.acked, 0) - a0;
       const gwCpu = gw.cpuSeconds() - cpu0;
+      const ownCpu = ownCpuSeconds() - own0;
+      const brokerCpu = procCpuSeconds(mosq.proc.pid) - broker0;
       const busy1 = await busySeconds(gw.httpUrl);
       const frames = readings / READINGS_PER_FRAME;
       const perFrameUs = (s: number) => Math.round((s / frames) * 1e6 * 10) / 10;
@@ -235,6 +269,7 @@ export async function run() {
       const settleB = performance.now() + 10_000;
       while (streams.some((s) => s.acked < s.seq) && performance.now() < settleB) await sleep(100);
       const lat = streams.flatMap((s) => s.latencies);
+      const ck = await checkpoints(gw.httpUrl);
       const sentB = k;
       for (const d of paired) await d.close();
       result = {
@@ -246,12 +281,18 @@ export async function run() {
           cpuBreakdownUs: breakdown,
           loopBusyUsPerFrame: perFrameUs(loop),
         },
-        brokerPassThrough: { messagesPerS: Math.round(brokerMsgs) },
+        // The machine's other CPU in the same measurements: this process (the devices, or the publishers
+        // and the subscriber) and Mosquitto, per frame through the gateway and per message passed through.
+        generatorCpuUsPerFrame: perFrameUs(ownCpu),
+        brokerCpuUsPerFrame: perFrameUs(brokerCpu),
+        brokerPassThrough: { messagesPerS: Math.round(brokerMsgs), generatorCpuUsPerMessage: pass.generatorUs, brokerCpuUsPerMessage: pass.brokerUs },
         ratio: Math.round((framesPerS / brokerMsgs) * 1000) / 1000,
         halfLoad: {
           framesPerS: Math.round(sentB / seconds), acked: lat.length, sent: sentB,
           ackP50Ms: pct(lat, 0.5), ackP99Ms: pct(lat, 0.99),
         },
+        // WAL checkpoints during (a) and (b), and how long commits waited for their second passes.
+        checkpoints: ck,
       };
     } finally {
       await gw.stop();
