@@ -118,10 +118,15 @@ export class WireDevice {
     await this.publish(topics.up(this.prefix, this.id), bytes);
   }
 
+  /** Why the last automatic answer to a PairAccept did not go out, if it did not. */
+  answerError: Error | undefined;
+
   #onMessage(topic: string, payload: Uint8Array): void {
     if (topic === topics.pair(this.prefix, this.id)) {
       this.pairAccepts.push(payload);
-      if (this.autoPair && !this.ks) void this.#answerPairAccept(payload);
+      // Not awaited: a close right after pairing (the gateway answered, the broker's PUBACK not yet
+      // back) ends the publish with "Connection closed", which is kept here rather than left unhandled.
+      if (this.autoPair && !this.ks) this.#answerPairAccept(payload).catch((e: Error) => (this.answerError = e));
     } else if (topic === topics.down(this.prefix, this.id)) {
       const f = parseFrame(payload);
       const plain = typeof f === 'string' || !this.ks || !this.downWindow.check(f.counter) ? undefined : openBox(f, this.ks, Direction.down);
