@@ -177,7 +177,15 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
 export interface ScaleResult {
   report: FleetReport;
   broker: 'embedded' | 'mosquitto';
-  gateway: { rssBytes: number; rssIdleBytes: number; rssPerMeterBytes: number; cpuSeconds: number };
+  /**
+   * Resident memory: the peak over the whole run (pairing's burst of allocations included), the idle
+   * gateway's before the fleet, and the median over the second half of the reporting phase (every meter
+   * connected and reporting, after pairing's garbage is collected); per meter: minus idle, over paired.
+   */
+  gateway: {
+    rssBytes: number; rssIdleBytes: number; rssPerMeterBytes: number; rssSteadyBytes: number; rssSteadyPerMeterBytes: number;
+    cpuSeconds: number;
+  };
   /** Signed readings messages (one per frame that added records) and how long after the fleet the mesh was done signing. */
   mesh: { readingsMessages: number; settledAfterS: number };
 }
@@ -218,15 +226,26 @@ export async function scaleRun(broker: 'embedded' | 'mosquitto', fleet: Omit<Fle
     f = new Fleet({ ...fleet, broker: mosq?.url ?? gw.mqttUrl, gateway: gw.httpUrl });
     let peak = idle;
     const g = gw;
-    const sampler = setInterval(() => (peak = Math.max(peak, g.rss())), 1000);
+    const t0 = performance.now();
+    const samples: [number, number][] = [];
+    const sampler = setInterval(() => {
+      const r = g.rss();
+      peak = Math.max(peak, r);
+      samples.push([(performance.now() - t0) / 1000, r]);
+    }, 1000);
     const report = await f.run();
     clearInterval(sampler);
     const rss = Math.max(peak, gw.rss());
+    // The second half of the reporting phase, from the phases' durations.
+    const runStart = report.seconds.connect + report.seconds.pair;
+    const steadySamples = samples.filter(([t]) => t >= runStart + report.seconds.run / 2 && t <= runStart + report.seconds.run).map(([, r]) => r).sort((a, b) => a - b);
+    const steady = steadySamples.length ? steadySamples[Math.floor(steadySamples.length / 2)] : rss;
     const mesh = await meshSettled(gw.httpUrl);
     return {
       report, broker, mesh,
       gateway: {
         rssBytes: rss, rssIdleBytes: idle, rssPerMeterBytes: Math.round((rss - idle) / Math.max(1, report.paired)),
+        rssSteadyBytes: steady, rssSteadyPerMeterBytes: Math.round((steady - idle) / Math.max(1, report.paired)),
         cpuSeconds: Math.round((gw.cpuSeconds() - cpu0) * 10) / 10,
       },
     };
