@@ -94,6 +94,16 @@ export async function startMosquitto(): Promise<Child> {
   };
 }
 
+/** CPU seconds (user + system) process `pid` has used, from /proc; 0 once it has exited or without /proc. */
+export function procCpuSeconds(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
+  } catch {
+    return 0;
+  }
+}
+
 export interface GatewayChild extends Child {
   mqttUrl: string;
   httpUrl: string;
@@ -144,7 +154,6 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   const mqttUrl = /mqtt=(\S+)/.exec(line)![1];
   const httpUrl = /http=(\S+)/.exec(line)![1];
   const pid = proc.pid!;
-  const tick = 100; // USER_HZ
   return {
     proc, dir, url: httpUrl, mqttUrl, httpUrl,
     rss() {
@@ -156,12 +165,7 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
       }
     },
     cpuSeconds() {
-      try {
-        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-        return (Number(f[11]) + Number(f[12])) / tick;
-      } catch {
-        return 0;
-      }
+      return procCpuSeconds(pid);
     },
     async stop() {
       stopping = true;

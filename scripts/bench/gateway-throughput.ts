@@ -15,14 +15,13 @@
 // The 10,000-meter, 5-minute acceptance runs are `npm run scale` (docs/benchmarks.md).
 
 import { randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes, useRandom } from '../../firmware/core/crypto.js';
 import { Body, decodeBody, DOWNLINK_TYPES, encodeBody, type DownBody } from '../../firmware/core/wire/bodies.js';
 import { Direction, openBox, parseFrame, sealFrame } from '../../firmware/core/wire/frame.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { WireDevice } from '../../test/gateway/wire-device.js';
-import { scaleRun, startGatewayChild, startMosquitto } from '../scale.js';
+import { procCpuSeconds, scaleRun, startGatewayChild, startMosquitto } from '../scale.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 
@@ -33,16 +32,6 @@ const T0 = 1_700_000_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** CPU seconds (user + system) of process `pid` so far, from /proc; 0 where /proc is not there. */
-function procCpuSeconds(pid: number | undefined): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** CPU seconds this process (the load generator) has used. */
