@@ -121,6 +121,8 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
     ...(o.broker ? ['--broker', o.broker] : ['--mqtt-listen', '127.0.0.1:0', '--unpaired-limit', '100000,100000']), '--log-level', 'warn', ...(o.extra ?? [])];
   // GRIDLET_CPU_PROF=DIR: the gateway writes a V8 CPU profile there when it stops (node --cpu-prof).
   const prof = process.env.GRIDLET_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GRIDLET_CPU_PROF] : [];
+  // GRIDLET_GATEWAY_ARGS="--heap-headroom 0 …": more gateway options, to compare settings side by side.
+  args.push(...(process.env.GRIDLET_GATEWAY_ARGS ?? '').split(' ').filter(Boolean));
   const proc = spawn(process.execPath, [...prof, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);

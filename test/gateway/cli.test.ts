@@ -105,6 +105,11 @@ test('usage errors exit 2 with help; an unreachable gateway is named', async () 
   assert.is(await gatewayMain(['--data', join(dir, 'm'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
     '--peer', '/ip4/127.0.0.1/tcp/1'], mesh), 1);
   assert.match(mesh.stderr[0], /--peer "\/ip4\/127\.0\.0\.1\/tcp\/1" is not a multiaddr ending in \/p2p\/<peer id>/);
+  for (const bad of ['500', '1.5', 'lots']) {
+    const headroom = capture();
+    assert.is(await gatewayMain(['--data', join(dir, 'h'), '--heap-headroom', bad], headroom), 2, bad);
+    assert.match(headroom.stderr[0], new RegExp(`--heap-headroom must be a whole number of percent from 0 to 300, not "${bad.replace('.', '\\.')}"`));
+  }
   const unknown = capture();
   assert.is(await gatewayMain(['--frobnicate'], unknown), 2);
   const wide = capture();
