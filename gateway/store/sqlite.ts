@@ -36,8 +36,10 @@ import { RecordKind } from '../../firmware/core/wire/constants.js';
  * (sqlite-privacy.ts): a gateway older than that would ignore the policies, so it refuses the store.
  * 3: the offload daily quota (sqlite-quota.ts) and the CIDs tombstones removed (mesh_removed): an older
  * gateway would hand every meter a fresh quota and take removed messages back from peers.
+ * 4: mesh messages in one append-only log, each device's heads and coverage derived from it
+ * (sqlite-blocks.ts); a store of version 3 is migrated when opened, an older gateway cannot read it.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 /** Most frame commits in one group-commit transaction. */
 const MAX_GROUP_COMMIT = 512;
 /** The WAL is checkpointed once it holds this many bytes (SQLite's own default: 1,000 pages, 4 MiB; larger, a page a group rewrites again and again is copied once per checkpoint). */
@@ -423,6 +425,7 @@ export class SqliteStore implements Store {
     } catch (e) {
       // The cache may hold what the rolled-back transaction wrote.
       this.#cache.clear();
+      this.blocks.forget();
       for (const f of batch) f.reject(e as Error);
       return;
     }
@@ -707,11 +710,10 @@ export class SqliteStore implements Store {
 
   async deleteRecordsThrough(deviceId: string, through: number): Promise<number> {
     this.#cache.delete(deviceId);
-    return this.#db.transaction(() => {
-      const n = this.#db.prepare('DELETE FROM records WHERE device_id = ? AND last <= ?').run(deviceId, through).changes;
-      this.#db.prepare('DELETE FROM mesh_covered WHERE device_id = ? AND last <= ?').run(deviceId, through);
-      return n;
-    }).immediate();
+    const n = this.#db.prepare('DELETE FROM records WHERE device_id = ? AND last <= ?').run(deviceId, through).changes;
+    // The coverage of what went (held in memory, written with the chains' state).
+    this.blocks.trimCovered(deviceId, through);
+    return n;
   }
 
   async expiredThrough(deviceId: string, before: number): Promise<number | undefined> {
@@ -734,6 +736,8 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.blocks.flush();
     if (this.#db.open) this.#flushFrames();
     if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));
+    // The chains' derived state, so that the next start replays nothing.
+    if (this.#db.open) this.blocks.persist();
     if (this.#db.open) this.#db.close();
     if (this.#walFd !== undefined) closeSync(this.#walFd);
     this.#walFd = undefined;

@@ -227,7 +227,7 @@ test('records no message carries (a crash, or a store from before the mesh) get 
   await d.waitAck(3);
   await t.stop();
   const db = new Database(`${t.dir}/gridlet.sqlite`);
-  db.exec(`DELETE FROM mesh_blocks WHERE kind = 'readings'; DELETE FROM mesh_links; DELETE FROM mesh_heads; DELETE FROM mesh_covered;`);
+  db.exec(`DELETE FROM mesh_log WHERE kind = 'readings'; DELETE FROM mesh_readings; DELETE FROM mesh_dangling; DELETE FROM mesh_chains;`);
   db.close();
   const again = await startTestGateway({ dataDir: t.dir });
   try {

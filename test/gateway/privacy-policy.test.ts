@@ -184,8 +184,8 @@ test('a store of schema 1 (before privacy) is upgraded in place; a gateway from 
   assert.equal((await s.privacy.groupPolicies()).map((g) => g.selector), ['pilot']);
   await s.close();
   const after = new Database(p);
-  assert.is(after.pragma('user_version', { simple: true }), 3);
-  after.pragma('user_version = 4');
+  assert.is(after.pragma('user_version', { simple: true }), 4);
+  after.pragma('user_version = 5');
   after.close();
   let err = '';
   try {
@@ -193,7 +193,7 @@ test('a store of schema 1 (before privacy) is upgraded in place; a gateway from 
   } catch (e) {
     err = (e as Error).message;
   }
-  assert.match(err, /has schema version 4, newer than this gateway \(3\); upgrade gridlet/);
+  assert.match(err, /has schema version 5, newer than this gateway \(4\); upgrade gridlet/);
 });
 
 test('a failing audit write is logged, not thrown at the mesh', async () => {
