@@ -50,9 +50,11 @@ CREATE TABLE IF NOT EXISTS mesh_chains (
   heads BLOB NOT NULL,
   covered TEXT NOT NULL
 ) WITHOUT ROWID;
+-- epoch: counts changes of the derived state that are not appends (other connections then load it again).
 CREATE TABLE IF NOT EXISTS mesh_mark (
   id INTEGER PRIMARY KEY CHECK (id = 0),
-  n INTEGER NOT NULL
+  n INTEGER NOT NULL,
+  epoch INTEGER NOT NULL DEFAULT 0
 );
 -- Links (parent, child) of kept chain messages whose parent was not kept (module comment).
 CREATE TABLE IF NOT EXISTS mesh_dangling (
@@ -111,13 +113,14 @@ export function addRuns(covered: [number, number][], add: [number, number][]): [
   let out = covered;
   for (const [seq, last] of add) {
     const top = out[out.length - 1];
-    // The common case: the next records of the device.
     if (!top || seq > top[1] + 1) {
       out = [...out, [seq, last]];
       continue;
     }
-    if (seq >= top[0] && last <= top[1] && out === covered) {
-      if (covered.some(([s, l]) => s <= seq && l >= last)) continue;
+    // The common case: the next records of the device, continuing the last run.
+    if (seq >= top[0]) {
+      if (last > top[1]) out = [...out.slice(0, -1), [top[0], last]];
+      continue;
     }
     const all = [...out, [seq, last] as [number, number]].sort((a, b) => a[0] - b[0]);
     const merged: [number, number][] = [];
@@ -198,6 +201,7 @@ export class SqliteBlockStore implements BlockStore {
       has: db.prepare<[Buffer], number>('SELECT 1 FROM mesh_log WHERE cid = ?').pluck(),
       row: db.prepare<[Buffer], LogRow>('SELECT n, cid, kind, device_id, parents, covers, chain FROM mesh_log WHERE cid = ?'),
       byN: db.prepare<[number], BlockRow>(`SELECT ${BLOCK_COLUMNS} FROM mesh_log WHERE n = ?`),
+      linksByN: db.prepare<[number], { cid: Buffer; parents: Buffer | null }>('SELECT cid, parents FROM mesh_log WHERE n = ?'),
       // The literal `kind <> 'readings'` lets SQLite use the partial index.
       list: db.prepare<[string], BlockRow>(`SELECT ${BLOCK_COLUMNS} FROM mesh_log WHERE kind = ? AND kind <> 'readings' ORDER BY n`),
       listDevice: db.prepare<[string, string], BlockRow>(
@@ -208,6 +212,7 @@ export class SqliteBlockStore implements BlockStore {
       deviceChain: db.prepare<[string], { cid: Buffer; parents: Buffer | null }>(`SELECT l.cid, l.parents
         FROM mesh_readings r JOIN mesh_log l ON l.n = r.n WHERE r.device_id = ? AND l.parents IS NOT NULL`),
       named: db.prepare<[Buffer], number>('SELECT 1 FROM mesh_dangling WHERE parent = ? LIMIT 1').pluck(),
+      anyDangling: db.prepare<[], number>('SELECT 1 FROM mesh_dangling LIMIT 1').pluck(),
       dangle: db.prepare('INSERT INTO mesh_dangling (parent, child) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       undangle: db.prepare('DELETE FROM mesh_dangling WHERE child = ?'),
       relink: db.prepare('UPDATE mesh_log SET parents = ?, covers = ?, chain = ? WHERE n = ?'),
@@ -215,8 +220,8 @@ export class SqliteBlockStore implements BlockStore {
       unindex: db.prepare('DELETE FROM mesh_readings WHERE device_id = ? AND n = ?'),
       index: db.prepare('INSERT INTO mesh_readings (device_id, n) VALUES (?, ?) ON CONFLICT DO NOTHING'),
       top: db.prepare<[], number | null>('SELECT max(n) FROM mesh_log').pluck(),
-      mark: db.prepare<[], number | undefined>('SELECT n FROM mesh_mark WHERE id = 0').pluck(),
-      setMark: db.prepare('INSERT INTO mesh_mark (id, n) VALUES (0, ?) ON CONFLICT (id) DO UPDATE SET n = excluded.n'),
+      mark: db.prepare<[], { n: number; epoch: number }>('SELECT n, epoch FROM mesh_mark WHERE id = 0'),
+      setMark: db.prepare('INSERT INTO mesh_mark (id, n, epoch) VALUES (0, ?, ?) ON CONFLICT (id) DO UPDATE SET n = excluded.n, epoch = excluded.epoch'),
       chains: db.prepare<[], { device_id: string; heads: Buffer; covered: string }>('SELECT device_id, heads, covered FROM mesh_chains'),
       setChain: db.prepare(`INSERT INTO mesh_chains (device_id, heads, covered) VALUES (?, ?, ?)
         ON CONFLICT (device_id) DO UPDATE SET heads = excluded.heads, covered = excluded.covered`),
@@ -233,8 +238,14 @@ export class SqliteBlockStore implements BlockStore {
 
   // ------------------------------------------------------------------ derived state
 
-  /** False until the derived state is loaded (and after forget()). */
+  /** False until the derived state is loaded (and after reset()). */
   #ready = false;
+  /** Another connection may have written since the state was loaded (forget()). */
+  #stale = false;
+  /** The last log position the state holds (replayed or appended through this connection). */
+  #seen = 0;
+  /** mesh_mark.epoch as loaded. */
+  #epoch = 0;
   readonly #chains = new Map<string, Chain>();
   /** Devices whose state changed since it was last written. */
   readonly #dirty = new Set<string>();
@@ -251,15 +262,23 @@ export class SqliteBlockStore implements BlockStore {
    */
   fresh: (turn?: boolean) => void = () => {};
 
-  /** Forgets the derived state (another connection changed the database; a write rolled back): it is loaded again when next used. */
+  /**
+   * Another connection changed the database: before the state is next used, the log rows it appended
+   * are replayed (and it is loaded again if that connection changed it otherwise).
+   */
   forget(): void {
+    this.#stale = true;
+  }
+
+  /** Forgets the derived state (a write rolled back): it is loaded again when next used. */
+  reset(): void {
     this.#ready = false;
   }
 
-  /** Loads the written state and replays the log rows past its mark (in one read transaction). */
+  /** Loads the written state and replays the log rows past its mark, or catches up (in one read transaction). */
   #load(): void {
-    if (this.#ready) return;
-    this.#loadTx ??= this.#db.transaction(() => this.#loadNow());
+    if (this.#ready && !this.#stale) return;
+    this.#loadTx ??= this.#db.transaction(() => (this.#ready ? this.#catchUp() : this.#loadNow()));
     this.#loadTx();
   }
 
@@ -269,27 +288,56 @@ export class SqliteBlockStore implements BlockStore {
     this.#chains.clear();
     this.#dirty.clear();
     this.#tail.clear();
-    this.#mark = this.#q.mark.get() ?? 0;
+    const m = this.#q.mark.get();
+    this.#mark = m?.n ?? 0;
+    this.#epoch = m?.epoch ?? 0;
     for (const r of this.#q.chains.all()) {
       this.#chains.set(r.device_id, { heads: decodeCids(r.heads), covered: JSON.parse(r.covered) });
     }
     this.#ready = true;
+    this.#stale = false;
+    this.#seen = this.#mark;
+    this.#appendsSince = this.#replay();
+    this.#persistedAt = Date.now();
+  }
+
+  /** After another connection's writes: its appends are replayed; anything else it changed, the state is loaded again. */
+  #catchUp(): void {
+    this.#stale = false;
+    const m = this.#q.mark.get();
+    if ((m?.epoch ?? 0) !== this.#epoch || (m?.n ?? 0) < this.#mark) return this.#loadNow();
+    if (m && m.n > this.#mark) {
+      // It wrote the state up to there, with the readings index: what this connection had past its old mark and up to there is in it.
+      for (const [d, ns] of this.#tail) {
+        const left = ns.filter((n) => n > m.n);
+        if (left.length) this.#tail.set(d, left);
+        else this.#tail.delete(d);
+      }
+      this.#mark = m.n;
+    }
+    this.#appendsSince += this.#replay();
+  }
+
+  /** Applies the log rows past #seen; returns how many there were. */
+  #replay(): number {
+    // Without dangling links (the usual case) no message replayed is named by another.
+    const dangling = this.#q.anyDangling.get() !== undefined;
     let replayed = 0;
-    for (let from = this.#mark; ;) {
+    for (let from = this.#seen; ;) {
       const rows = this.#q.replay.all(from, 1000);
       for (const r of rows) {
         if (r.kind === 'readings' && r.device_id !== null) this.#noteTail(r.device_id, r.n);
         if (r.parents !== null) {
           const covers = r.covers === null ? undefined : (JSON.parse(r.covers) as [number, number][]);
-          this.#apply(r.chain ?? r.device_id!, r.cid, decodeCids(r.parents), covers, this.#q.named.get(r.cid) === undefined);
+          this.#apply(r.chain ?? r.device_id!, r.cid, decodeCids(r.parents), covers, !dangling || this.#q.named.get(r.cid) === undefined);
         }
         from = r.n;
+        this.#seen = r.n;
       }
       replayed += rows.length;
       if (rows.length < 1000) break;
     }
-    this.#appendsSince = replayed;
-    this.#persistedAt = Date.now();
+    return replayed;
   }
 
   #chain(deviceId: string): Chain {
@@ -332,7 +380,8 @@ export class SqliteBlockStore implements BlockStore {
       else this.#q.setChain.run(d, encodeCids(c.heads), JSON.stringify(c.covered));
     }
     for (const [d, ns] of this.#tail) for (const n of ns) this.#q.index.run(d, n);
-    if (top !== this.#mark || this.#q.mark.get() === undefined) this.#q.setMark.run(top);
+    const m = this.#q.mark.get();
+    if (!m || m.n !== top || m.epoch !== this.#epoch) this.#q.setMark.run(top, this.#epoch);
     this.#dirty.clear();
     this.#tail.clear();
     this.#mark = top;
@@ -356,7 +405,7 @@ export class SqliteBlockStore implements BlockStore {
         this.#persist();
       }).immediate();
     } catch (e) {
-      this.forget();
+      this.reset();
       throw e;
     }
   }
@@ -389,7 +438,12 @@ export class SqliteBlockStore implements BlockStore {
       parents: parents && encodeCids(parents), covers: covers?.length ? JSON.stringify(covers) : null, chain,
     });
     if (r.changes !== 1) return false;
-    if (b.kind === 'readings' && b.deviceId !== null && this.#ready) this.#noteTail(b.deviceId, Number(r.lastInsertRowid));
+    // Up to date: this connection's state follows its own appends (else they are replayed with the others').
+    if (this.#ready && !this.#stale) {
+      const n = Number(r.lastInsertRowid);
+      if (b.kind === 'readings' && b.deviceId !== null) this.#noteTail(b.deviceId, n);
+      this.#seen = n;
+    }
     return true;
   }
 
@@ -470,7 +524,7 @@ export class SqliteBlockStore implements BlockStore {
           // again with one savepoint per append, so that only it fails.
           this.#group.immediate(batch, out, false);
         } catch {
-          this.forget();
+          this.reset();
           out.length = 0;
           this.#group.immediate(batch, out, true);
         }
@@ -479,7 +533,7 @@ export class SqliteBlockStore implements BlockStore {
         busy('mesh-store', t0);
       }
     } catch (e) {
-      this.forget();
+      this.reset();
       for (const b of batch) b.reject(e as Error);
       return;
     }
@@ -511,7 +565,7 @@ export class SqliteBlockStore implements BlockStore {
             out.push({ ok: this.#savepoint(a) });
           } catch (e) {
             // What it did in memory is derived again from what the transaction holds.
-            this.forget();
+            this.reset();
             out.push({ error: e as Error });
           }
         }
@@ -563,6 +617,8 @@ export class SqliteBlockStore implements BlockStore {
     // A message kept by put() becomes a chain message: a head unless a kept chain message names it.
     const mayHead = !had && this.#q.named.get(cid) === undefined && !this.#childrenOf(deviceId, [cid]).size;
     this.#apply(deviceId, cid, added, covers, mayHead);
+    // Other connections load the state again rather than only replaying appends.
+    this.#epoch++;
     this.#persist();
   }
 
@@ -581,7 +637,7 @@ export class SqliteBlockStore implements BlockStore {
     };
     for (const r of this.#q.deviceChain.all(deviceId)) note(r.cid, r.parents);
     for (const n of this.#tail.get(deviceId) ?? []) {
-      const r = this.#db.prepare<[number], { cid: Buffer; parents: Buffer | null }>('SELECT cid, parents FROM mesh_log WHERE n = ?').get(n);
+      const r = this.#q.linksByN.get(n);
       if (r) note(r.cid, r.parents);
     }
     return out;
@@ -590,13 +646,14 @@ export class SqliteBlockStore implements BlockStore {
   // ------------------------------------------------------------------ retention and the rest
 
   async delete(cids: Uint8Array[]): Promise<number> {
+    if (cids.length === 0) return 0;
     // After the appends and puts queued before it.
     this.flush();
     return this.durably(() => {
       try {
         return this.#delete(cids);
       } catch (e) {
-        this.forget();
+        this.reset();
         throw e;
       }
     });

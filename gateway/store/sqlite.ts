@@ -414,7 +414,7 @@ export class SqliteStore implements Store {
           this.#group.immediate(batch, out, false);
         } catch {
           this.#cache.clear();
-          this.blocks.forget();
+          this.blocks.reset();
           out.length = 0;
           this.#group.immediate(batch, out, true);
         }
@@ -425,7 +425,7 @@ export class SqliteStore implements Store {
     } catch (e) {
       // The cache may hold what the rolled-back transaction wrote.
       this.#cache.clear();
-      this.blocks.forget();
+      this.blocks.reset();
       for (const f of batch) f.reject(e as Error);
       return;
     }

@@ -210,6 +210,45 @@ test('a device\'s readings are listed from the written index and from memory ali
     }
   }));
 
+test('two stores on one database follow each other\'s appends, writes of the derived state and deletions', () =>
+  withDir(async (dir) => {
+    const path = join(dir, 'db.sqlite');
+    const a = new SqliteStore(path);
+    const b = new SqliteStore(path);
+    a.blocks.persistEvery = { appends: 2, ms: 60_000 };
+    try {
+      const readings = async (s: SqliteStore) => ids((await s.blocks.list('readings', DEV)).map((x) => x.cid));
+      assert.ok(await a.blocks.appendChain({ deviceId: DEV, block: block(1), prev: [], expectHeads: [] }));
+      assert.equal(ids(await b.blocks.heads(DEV)), [1]);
+      assert.ok(await b.blocks.appendChain({ deviceId: DEV, block: block(2), prev: [cid(1)], expectHeads: [cid(1)] }));
+      assert.is(await a.blocks.appendChain({ deviceId: DEV, block: block(3), prev: [cid(1)], expectHeads: [cid(1)] }), false, 'the other moved the head');
+      assert.ok(await a.blocks.appendChain({ deviceId: DEV, block: block(3), prev: [cid(2)], expectHeads: [cid(2)] }));
+      // a wrote the state (every 2 appends): b's readings past its old mark are listed once.
+      assert.equal(await readings(b), [1, 2, 3]);
+      assert.ok(await b.blocks.appendChain({ deviceId: DEV, block: block(4), prev: [cid(3)], expectHeads: [cid(3)] }));
+      assert.equal(await readings(a), [1, 2, 3, 4]);
+      assert.equal(await readings(b), [1, 2, 3, 4]);
+      assert.is(await b.blocks.delete([cid(2)]), 1);
+      assert.equal(await readings(a), [1, 3, 4]);
+      assert.equal(ids(await a.blocks.heads(DEV)), [4]);
+      // A message kept by put() in one store and appended to the chain in the other (the state is loaded again).
+      assert.ok(await a.blocks.put(block(5)));
+      assert.ok(await b.blocks.appendChain({ deviceId: DEV, block: block(5), prev: [cid(4)] }));
+      assert.equal(ids(await a.blocks.heads(DEV)), [5]);
+      assert.equal(ids(await a.blocks.parents(cid(5))), [4]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const c = new SqliteStore(path);
+    try {
+      assert.equal(ids(await c.blocks.heads(DEV)), [5]);
+      assert.equal(ids((await c.blocks.list('readings', DEV)).map((x) => x.cid)), [1, 3, 4, 5]);
+    } finally {
+      await c.close();
+    }
+  }));
+
 // The mesh tables of schema 3, as gateway/store/sqlite-blocks.ts created them.
 const SCHEMA_3 = `
 CREATE TABLE mesh_blocks (cid BLOB PRIMARY KEY, bytes BLOB NOT NULL, kind TEXT NOT NULL, device_id TEXT, received_at INTEGER NOT NULL, n INTEGER NOT NULL);
