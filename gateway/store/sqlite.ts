@@ -736,8 +736,15 @@ export class SqliteStore implements Store {
     if (this.#db.open) this.blocks.flush();
     if (this.#db.open) this.#flushFrames();
     if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));
-    // The chains' derived state, so that the next start replays nothing.
-    if (this.#db.open) this.blocks.persist();
+    // The chains' derived state, so that the next start replays nothing (if it cannot be written, the
+    // next start derives it from the log).
+    if (this.#db.open) {
+      try {
+        this.blocks.persist();
+      } catch {
+        // replayed at the next start
+      }
+    }
     if (this.#db.open) this.#db.close();
     if (this.#walFd !== undefined) closeSync(this.#walFd);
     this.#walFd = undefined;
