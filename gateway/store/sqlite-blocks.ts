@@ -85,7 +85,7 @@ function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
   return b.every((x) => s.has(hex(x)));
 }
 
-/** Ranges [seq, last] merged where one continues the next (in order of seq). */
+/** Ranges [seq, last] as sorted, disjoint runs: overlapping and adjacent ranges joined. */
 export function runs(ranges: [number, number][]): [number, number][] {
   if (ranges.length < 2) return ranges;
   let sorted = ranges;
@@ -99,39 +99,23 @@ export function runs(ranges: [number, number][]): [number, number][] {
   for (let i = 1; i < sorted.length; i++) {
     const [seq, last] = sorted[i];
     const top = out[out.length - 1];
-    if (seq === top[1] + 1) top[1] = Math.max(top[1], last);
+    if (seq <= top[1] + 1) top[1] = Math.max(top[1], last);
     else out.push([seq, last]);
   }
   return out;
 }
 
-/**
- * `covered` (sorted, disjoint, not adjacent) with `add` joined: overlapping and adjacent runs become one.
- * Returns `covered` itself when nothing changes.
- */
+/** `covered` (as runs() makes them) with `add` joined; `covered` itself when nothing changes. */
 export function addRuns(covered: [number, number][], add: [number, number][]): [number, number][] {
-  let out = covered;
-  for (const [seq, last] of add) {
-    const top = out[out.length - 1];
-    if (!top || seq > top[1] + 1) {
-      out = [...out, [seq, last]];
-      continue;
-    }
-    // The common case: the next records of the device, continuing the last run.
-    if (seq >= top[0]) {
-      if (last > top[1]) out = [...out.slice(0, -1), [top[0], last]];
-      continue;
-    }
-    const all = [...out, [seq, last] as [number, number]].sort((a, b) => a[0] - b[0]);
-    const merged: [number, number][] = [];
-    for (const [s, l] of all) {
-      const m = merged[merged.length - 1];
-      if (m && s <= m[1] + 1) m[1] = Math.max(m[1], l);
-      else merged.push([s, l]);
-    }
-    out = merged.length === out.length && merged.every(([s, l], i) => s === out[i][0] && l === out[i][1]) ? out : merged;
+  const top = covered[covered.length - 1];
+  // The common case: the device's next records, after or continuing its last run.
+  if (add.length === 1 && (!top || add[0][0] >= top[0])) {
+    const [seq, last] = add[0];
+    if (!top || seq > top[1] + 1) return [...covered, [seq, last]];
+    return last > top[1] ? [...covered.slice(0, -1), [top[0], last]] : covered;
   }
-  return out;
+  const merged = runs([...covered, ...add]);
+  return merged.length === covered.length && merged.every(([s, l], i) => s === covered[i][0] && l === covered[i][1]) ? covered : merged;
 }
 
 /** CIDs as a column holds them: each after its length (two bytes, big-endian). */
