@@ -89,6 +89,26 @@ export function flattenRouter(broker: Aedes): void {
   };
 }
 
+/** What the MQTT parser reads of the CONNECT packet it keeps as its settings (mqtt-packet 9). */
+const parserSettings = new Map<string, { protocolVersion: number; bridgeMode: boolean }>();
+
+/**
+ * A client's parser keeps the CONNECT packet it parsed, for the protocol version of the packets after
+ * it, and with it the password and the will for as long as the connection lasts (a few hundred bytes
+ * per meter). It gets a settings object shared by every client of the same version instead; the
+ * connect handler still has the packet it needs.
+ */
+function forgetConnect(client: Client, packet: { protocolVersion?: number; bridgeMode?: boolean }): void {
+  const parser = (client as unknown as { _parser?: { settings?: unknown } })._parser;
+  if (!parser || parser.settings !== packet) return;
+  const protocolVersion = packet.protocolVersion ?? 4;
+  const bridgeMode = packet.bridgeMode === true;
+  const key = `${protocolVersion}/${bridgeMode}`;
+  let settings = parserSettings.get(key);
+  if (!settings) parserSettings.set(key, (settings = Object.freeze({ protocolVersion, bridgeMode })));
+  parser.settings = settings;
+}
+
 export class EmbeddedBroker {
   readonly url: string;
   readonly #aedes: Aedes;
@@ -137,6 +157,10 @@ export class EmbeddedBroker {
       maxTopicLevels: 16,
       preConnect(client, packet, done) {
         wills.set(client, packet.will ? { topic: packet.will.topic } : undefined);
+        // The will's payload is a view of the bytes read from the socket, which the broker keeps until
+        // the client leaves: a copy of its own lets the rest of those bytes (the password) go.
+        if (packet.will && Buffer.isBuffer(packet.will.payload)) packet.will.payload = Buffer.from(packet.will.payload);
+        forgetConnect(client, packet);
         done(null, true);
       },
       authenticate(client, username, password, done) {

@@ -123,7 +123,9 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   const prof = process.env.GRIDLET_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.GRIDLET_CPU_PROF] : [];
   // GRIDLET_GATEWAY_ARGS="--heap-headroom 0 …": more gateway options, to compare settings side by side.
   args.push(...(process.env.GRIDLET_GATEWAY_ARGS ?? '').split(' ').filter(Boolean));
-  const proc = spawn(process.execPath, [...prof, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  // GRIDLET_GATEWAY_NODE_ARGS="--max-semi-space-size=4 …": options of node itself for the gateway child.
+  const nodeArgs = (process.env.GRIDLET_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...prof, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);
   const log = createWriteStream(logFile);

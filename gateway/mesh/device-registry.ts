@@ -51,8 +51,33 @@ interface Resolved {
   holders: Set<string>;
 }
 
+/**
+ * A pairing as the registry holds it for as long as the gateway runs (one per meter): its CID and the
+ * device's key in one allocation, the strings every pairing of a gateway repeats (gateway, model,
+ * firmware) and the signer's key id shared with the pairings before it.
+ */
+function compact(s: Signed<Pairing>, shared: Map<string, string>, kids: Map<string, Uint8Array>): Signed<Pairing> {
+  const one = (x: string) => shared.get(x) ?? (shared.set(x, x), x);
+  const e = s.entry;
+  const bytes = new Uint8Array(s.cid.length + e.key.length);
+  bytes.set(s.cid);
+  bytes.set(e.key, s.cid.length);
+  const k = toHex(s.kid);
+  const kid = kids.get(k) ?? (kids.set(k, s.kid.slice()), kids.get(k)!);
+  return {
+    cid: bytes.subarray(0, s.cid.length),
+    kid,
+    entry: {
+      op: 'pair', device: e.device, key: bytes.subarray(s.cid.length), gateway: one(e.gateway), model: one(e.model),
+      firmware: one(e.firmware), hlc: [e.hlc[0], e.hlc[1]],
+    },
+  };
+}
+
 export class DeviceRegistryCrdt {
   readonly #pairings = new Map<string, Signed<Pairing>>();
+  readonly #shared = new Map<string, string>();
+  readonly #kids = new Map<string, Uint8Array>();
   readonly #revocations = new Map<string, Signed<Revocation>>();
   readonly #byDevice = new Map<string, { pairings: string[]; revocations: string[] }>();
 
@@ -67,15 +92,18 @@ export class DeviceRegistryCrdt {
   addPairing(s: Signed<Pairing>): void {
     const k = toHex(s.cid);
     if (this.#pairings.has(k)) return;
-    this.#pairings.set(k, s);
-    this.#device(s.entry.device).pairings.push(k);
+    this.#pairings.set(k, compact(s, this.#shared, this.#kids));
+    // Made at their exact length (a push leaves room for ~17).
+    const d = this.#device(s.entry.device);
+    d.pairings = d.pairings.concat([k]);
   }
 
   addRevocation(s: Signed<Revocation>): void {
     const k = toHex(s.cid);
     if (this.#revocations.has(k)) return;
     this.#revocations.set(k, s);
-    this.#device(s.entry.device).revocations.push(k);
+    const d = this.#device(s.entry.device);
+    d.revocations = d.revocations.concat([k]);
   }
 
   pairing(cid: Uint8Array): Signed<Pairing> | undefined {

@@ -21,12 +21,21 @@ export interface DeviceSqlRow {
   acked_seq: number; status: string | null; guests: string;
 }
 
+/**
+ * A device row as the store hands it out. Its two keys are copied into one allocation (a store holds a
+ * device in memory for as long as it runs: one backing store per device instead of two, and none of the
+ * driver's Buffers kept).
+ */
 export function toDevice(r: DeviceSqlRow): DeviceRow {
+  const pk = r.public_key.byteLength;
+  const keys = new Uint8Array(pk + r.ks.byteLength);
+  keys.set(r.public_key);
+  keys.set(r.ks, pk);
   return {
     id: r.id,
     state: r.state as DeviceState,
-    publicKey: new Uint8Array(r.public_key),
-    ks: new Uint8Array(r.ks),
+    publicKey: keys.subarray(0, pk),
+    ks: keys.subarray(pk),
     gatewayId: r.gateway_id,
     model: r.model,
     firmware: r.firmware,

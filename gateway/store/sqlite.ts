@@ -2,7 +2,7 @@
 // WIRE.md calls "durably stored". better-sqlite3 is synchronous; the Store methods are async only so
 // that other stores fit the same interface.
 //
-// Frames are the hot path. Each device's state (its row: counters, replay window, acked seq; the top
+// Frames are the hot path. Each device's state (its row, as a DeviceRow: counters, replay window, acked seq; the top
 // of its stored records; its kept downlinks) is held in memory, loaded at start and written through
 // in the frame's group commit, so accepting a frame reads nothing from SQLite. Another connection to
 // the same file (a second store, a replica) is noticed by `PRAGMA data_version`, which then empties
@@ -111,9 +111,8 @@ type Outcome = { ok: unknown } | { error: Error };
 
 /** A device's state as this store holds it in memory (module comment). */
 interface Cached {
-  row: DeviceSqlRow;
-  /** `toDevice(row)`, made when first asked for; replaced when the row changes. */
-  dev?: DeviceRow;
+  /** The device's row as getDevice hands it out; replaced (never changed) when the row changes. */
+  dev: DeviceRow;
   /** The highest `last` of the device's stored records (rows never overlap), once looked up. */
   top?: number;
   /** Kept downlinks, oldest first, once looked up. */
@@ -268,7 +267,7 @@ export class SqliteStore implements Store {
   #load(): void {
     this.#cache.clear();
     this.#version = this.#q.dataVersion.get()!;
-    for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { row, pending: [] });
+    for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { dev: toDevice(row), pending: [] });
     for (const r of this.#q.allDownlinks.iterate()) this.#cache.get(r.device_id)?.pending!.push(toDownlink(r));
   }
 
@@ -298,19 +297,19 @@ export class SqliteStore implements Store {
     if (!e) {
       const row = this.#q.device.get(id);
       if (!row) return undefined;
-      this.#cache.set(id, (e = { row }));
+      this.#cache.set(id, (e = { dev: toDevice(row) }));
     }
     return e;
   }
 
   #top(e: Cached): number {
-    return (e.top ??= this.#q.top.get(e.row.id)?.last ?? 0);
+    return (e.top ??= this.#q.top.get(e.dev.id)?.last ?? 0);
   }
 
   async getDevice(id: string): Promise<DeviceRow | undefined> {
     this.#fresh(true);
     const e = this.#entry(id);
-    return e && (e.dev ??= toDevice(e.row));
+    return e?.dev;
   }
 
   async listDevices(): Promise<DeviceRow[]> {
@@ -359,10 +358,7 @@ export class SqliteStore implements Store {
     return this.#enqueue(() => {
       this.#q.touch.run(now, id);
       const e = this.#cache.get(id);
-      if (e) {
-        e.row = { ...e.row, last_seen: now };
-        e.dev = undefined;
-      }
+      if (e) e.dev = { ...e.dev, lastSeen: now };
     });
   }
 
@@ -531,10 +527,10 @@ export class SqliteStore implements Store {
   #commitOne(c: FrameCommit): FrameCommitResult {
     {
       const e = this.#entry(c.deviceId);
-      const d = e?.row;
+      const d = e?.dev;
       if (!e || !d || d.state !== 'paired' || !constantTimeEqual(d.ks, c.ks)) return { ok: false, why: 'stale' };
       // Checked again inside the transaction: another writer (a replica) may have taken the counter.
-      const w = ReplayWindow.from(d.up_highest, [d.up_bits_lo, d.up_bits_hi]);
+      const w = ReplayWindow.from(d.upHighest, d.upBits);
       if (!w.check(c.counter)) return { ok: false, why: 'replay' };
       w.accept(c.counter);
       const added: StoredRecord[] = [];
@@ -553,29 +549,32 @@ export class SqliteStore implements Store {
           i = j;
         } else top = this.#insert(c.deviceId, recs[i++], c.now, added, top);
       }
-      let ackedSeq = d.acked_seq;
+      let ackedSeq = d.ackedSeq;
       if (added.length > 0) ackedSeq = top0 <= ackedSeq ? advanceOver(ackedSeq, added) : this.#advance(c.deviceId, ackedSeq);
-      const downCounter = c.allocateDown ? d.down_counter + 1 : undefined;
+      const downCounter = c.allocateDown ? d.downCounter + 1 : undefined;
       const [lo, hi] = w.bits;
-      this.#q.frame.run(w.highest, lo, hi, c.now, ackedSeq, downCounter ?? d.down_counter, c.deviceId);
+      this.#q.frame.run(w.highest, lo, hi, c.now, ackedSeq, downCounter ?? d.downCounter, c.deviceId);
       if (c.downAck !== undefined) this.#q.ackDownlinks.run(c.deviceId, c.downAck);
-      const row: DeviceSqlRow = {
-        ...d, up_highest: w.highest, up_bits_lo: lo, up_bits_hi: hi, last_seen: c.now, acked_seq: ackedSeq,
-        down_counter: downCounter ?? d.down_counter,
+      const dev: DeviceRow = {
+        ...d, upHighest: w.highest, upBits: [lo, hi], lastSeen: c.now, ackedSeq, downCounter: downCounter ?? d.downCounter,
       };
-      if (c.status) this.#q.status.run((row.status = JSON.stringify(c.status)), c.deviceId);
-      if (c.info) this.#q.info.run((row.firmware = c.info.firmware), (row.model = c.info.model), c.deviceId);
+      if (c.status) {
+        // Kept as read back from its text, as a reload would: nothing of the caller's object is shared.
+        const text = JSON.stringify(c.status);
+        this.#q.status.run(text, c.deviceId);
+        dev.status = JSON.parse(text);
+      }
+      if (c.info) this.#q.info.run((dev.firmware = c.info.firmware), (dev.model = c.info.model), c.deviceId);
       if (c.guest) {
-        const guests = JSON.parse(d.guests);
+        const text = JSON.stringify(d.guests);
+        const guests = JSON.parse(text);
         applyGuestAck(guests, c.guest.cid, c.guest.state);
-        this.#q.guests.run((row.guests = JSON.stringify(guests)), c.deviceId);
+        this.#q.guests.run(JSON.stringify(guests), c.deviceId);
+        dev.guests = guests;
       }
       // Everything written: the cache follows (a failed group commit empties it).
-      e.row = row;
+      e.dev = dev;
       e.top = top;
-      if (e.dev && !c.status && !c.info && !c.guest) {
-        e.dev = { ...e.dev, upHighest: w.highest, upBits: [lo, hi], lastSeen: c.now, ackedSeq, downCounter: row.down_counter };
-      } else e.dev = undefined;
       if (c.downAck !== undefined && e.pending) e.pending = e.pending.filter((p) => p.counter > c.downAck!);
       return { ok: true, added, ackedSeq, downCounter };
     }

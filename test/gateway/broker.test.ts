@@ -136,4 +136,23 @@ test('the connected-devices gauge follows the broker', async () => {
   assert.is(await t.metric('gridlet_devices_connected'), n);
 });
 
+
+test('a device that drops off without DISCONNECT has its will published: the gateway hears its lwt', async () => {
+  const d = await pairDevice(t);
+  const heard: string[] = [];
+  const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
+  t.gw.events.on('lwt', onLwt);
+  try {
+    const dropped = await t.metric('gridlet_messages_dropped_total', { topic: 'lwt', reason: 'not-empty' });
+    // The socket goes away as when a meter loses power: no DISCONNECT, so the broker publishes the will.
+    (d.client as unknown as { stream: { destroy(): void } }).stream.destroy();
+    for (const end = Date.now() + 5000; !heard.includes(d.id) && Date.now() < end;) await sleep(20);
+    assert.equal(heard, [d.id], 'one lwt, for that device');
+    assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'lwt', reason: 'not-empty' }), dropped, 'its empty payload arrived as sent');
+  } finally {
+    t.gw.events.off('lwt', onLwt);
+    await d.close();
+  }
+});
+
 test.run();
