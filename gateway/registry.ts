@@ -162,7 +162,7 @@ export class Registry {
     const hellos = await this.#pairing.seen();
     if (!hellos.length) return { ...c, seen: 0 };
     // One read of the device table, not one look-up per Hello: a fleet coming up has thousands.
-    const known = new Set((await this.#ctx.store.listDevices()).map((d) => d.id));
+    const known = new Set(await this.#ctx.store.deviceIds());
     let seen = 0;
     for (const e of hellos) if (!known.has(e.id)) seen++;
     return { ...c, seen };

@@ -203,6 +203,10 @@ export class PostgresStore implements Store {
     return (await this.db.query<DeviceSqlRow>('SELECT * FROM devices ORDER BY id COLLATE "C"')).rows.map(toDevice);
   }
 
+  async deviceIds(): Promise<string[]> {
+    return (await this.db.query<{ id: string }>('SELECT id FROM devices')).rows.map((r) => r.id);
+  }
+
   async countDevices(): Promise<{ paired: number; revoked: number }> {
     const out = { paired: 0, revoked: 0 };
     const r = await this.db.query<{ state: string; n: number }>('SELECT state, count(*)::int AS n FROM devices GROUP BY state');

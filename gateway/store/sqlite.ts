@@ -123,6 +123,13 @@ export class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #q;
   readonly #cache = new Map<string, Cached>();
+  /**
+   * True while the cache holds every device of the table except those in `#stale` (from a full load to
+   * the next time the cache is emptied): a device it does not hold is then not in the table, and a
+   * Hello or connection attempt of an unknown id costs no read.
+   */
+  #complete = false;
+  readonly #stale = new Set<string>();
   /** INSERT statements of n readings, by n. */
   readonly #readings: Database.Statement[] = [];
   readonly #savepoint: Database.Transaction<(job: () => unknown) => unknown>;
@@ -182,7 +189,7 @@ export class SqliteStore implements Store {
     }
     db.exec(SCHEMA);
     this.blocks = new SqliteBlockStore(db, toRecord);
-    this.guests = new SqliteGuestStore(db, (id) => this.#cache.delete(id));
+    this.guests = new SqliteGuestStore(db, (id) => this.#forget(id));
     for (const ddl of firmwareDdl('sqlite')) db.exec(ddl);
     this.firmware = new SqlFirmwareStore(sqliteExec(db), (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
     this.privacy = new SqlitePrivacyStore(db);
@@ -191,6 +198,7 @@ export class SqliteStore implements Store {
     this.#q = {
       device: db.prepare<[string], DeviceSqlRow>('SELECT * FROM devices WHERE id = ?'),
       devices: db.prepare<[], DeviceSqlRow>('SELECT * FROM devices ORDER BY id'),
+      deviceIds: db.prepare<[], string>('SELECT id FROM devices').pluck(),
       countDevices: db.prepare<[], { state: string; n: number }>('SELECT state, count(*) AS n FROM devices GROUP BY state'),
       upsertPaired: db.prepare(`
         INSERT INTO devices (id, state, public_key, ks, gateway_id, model, firmware, capabilities, first_seen, paired_at,
@@ -265,10 +273,11 @@ export class SqliteStore implements Store {
 
   /** Loads every device's row and kept downlinks into the cache. */
   #load(): void {
-    this.#cache.clear();
+    this.#forgetAll();
     this.#version = this.#q.dataVersion.get()!;
     for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { dev: toDevice(row), pending: [] });
     for (const r of this.#q.allDownlinks.iterate()) this.#cache.get(r.device_id)?.pending!.push(toDownlink(r));
+    this.#complete = true;
   }
 
   /** True from a check of `data_version` to the end of that turn of the event loop. */
@@ -287,7 +296,7 @@ export class SqliteStore implements Store {
     }
     const v = this.#q.dataVersion.get()!;
     if (v === this.#version) return;
-    this.#cache.clear();
+    this.#forgetAll();
     this.blocks.forget();
     this.#version = v;
   }
@@ -295,11 +304,26 @@ export class SqliteStore implements Store {
   #entry(id: string): Cached | undefined {
     let e = this.#cache.get(id);
     if (!e) {
+      if (this.#complete && !this.#stale.has(id)) return undefined;
       const row = this.#q.device.get(id);
+      this.#stale.delete(id);
       if (!row) return undefined;
       this.#cache.set(id, (e = { dev: toDevice(row) }));
     }
     return e;
+  }
+
+  /** Drops a device's cached state, to be read again when next needed. */
+  #forget(id: string): void {
+    this.#cache.delete(id);
+    if (this.#complete) this.#stale.add(id);
+  }
+
+  /** Drops every device's cached state (another connection wrote, or a group commit failed). */
+  #forgetAll(): void {
+    this.#cache.clear();
+    this.#complete = false;
+    this.#stale.clear();
   }
 
   #top(e: Cached): number {
@@ -314,6 +338,10 @@ export class SqliteStore implements Store {
 
   async listDevices(): Promise<DeviceRow[]> {
     return this.#q.devices.all().map(toDevice);
+  }
+
+  async deviceIds(): Promise<string[]> {
+    return this.#q.deviceIds.all();
   }
 
   async countDevices(): Promise<{ paired: number; revoked: number }> {
@@ -333,7 +361,7 @@ export class SqliteStore implements Store {
       });
       // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
       this.#q.dropDownlinks.run(p.id);
-      this.#cache.delete(p.id);
+      this.#forget(p.id);
       return toDevice(this.#q.device.get(p.id)!);
     });
   }
@@ -341,7 +369,7 @@ export class SqliteStore implements Store {
   async revoke(id: string, now: number): Promise<DeviceRow | undefined> {
     return this.#enqueue(() => {
       this.#q.revoke.run(now, id);
-      this.#cache.delete(id);
+      this.#forget(id);
       const r = this.#q.device.get(id);
       return r && toDevice(r);
     });
@@ -349,7 +377,7 @@ export class SqliteStore implements Store {
 
   async setLabels(id: string, labels: Labels): Promise<DeviceRow | undefined> {
     const n = this.#q.labels.run(JSON.stringify(labels), id).changes;
-    this.#cache.delete(id);
+    this.#forget(id);
     if (n === 0) return undefined;
     return toDevice(this.#q.device.get(id)!);
   }
@@ -409,7 +437,7 @@ export class SqliteStore implements Store {
           // and the group is applied again with one savepoint per frame, so that only it fails.
           this.#group.immediate(batch, out, false);
         } catch {
-          this.#cache.clear();
+          this.#forgetAll();
           this.blocks.reset();
           out.length = 0;
           this.#group.immediate(batch, out, true);
@@ -420,7 +448,7 @@ export class SqliteStore implements Store {
       }
     } catch (e) {
       // The cache may hold what the rolled-back transaction wrote.
-      this.#cache.clear();
+      this.#forgetAll();
       this.blocks.reset();
       for (const f of batch) f.reject(e as Error);
       return;
@@ -655,14 +683,14 @@ export class SqliteStore implements Store {
   async nextDownCounter(deviceId: string): Promise<number> {
     // At once (synchronous=FULL): a body under this counter may be published while the gateway closes.
     const r = this.#q.nextDown.get(deviceId);
-    this.#cache.delete(deviceId);
+    this.#forget(deviceId);
     if (!r) throw new Error(`no device ${deviceId} in the store`);
     return r.down_counter;
   }
 
   async addDownlink(deviceId: string, type: number, body: Uint8Array, now: number): Promise<PendingDownlink> {
     return this.#enqueue(() => {
-      this.#cache.delete(deviceId);
+      this.#forget(deviceId);
       const c = this.#q.nextDown.get(deviceId);
       if (!c) throw new Error(`no device ${deviceId} in the store`);
       const r = this.#q.addDownlink.get(deviceId, type, blob(body), c.down_counter, now, now)!;
@@ -682,7 +710,7 @@ export class SqliteStore implements Store {
     return this.#enqueue(() => {
       const r = this.#q.downlink.get(id);
       if (!r || (sentBefore !== undefined && r.sent_at >= sentBefore)) return undefined;
-      this.#cache.delete(r.device_id);
+      this.#forget(r.device_id);
       const counter = this.#q.nextDown.get(r.device_id)!.down_counter;
       this.#q.resent.run(counter, now, id);
       return toDownlink({ ...r, counter, sent_at: now });
@@ -690,7 +718,7 @@ export class SqliteStore implements Store {
   }
 
   async dropDownlinks(deviceId: string, type?: number): Promise<number> {
-    this.#cache.delete(deviceId);
+    this.#forget(deviceId);
     const r = type === undefined ? this.#q.dropDownlinks.run(deviceId) : this.#q.dropDownlinksOfType.run(deviceId, type);
     return r.changes;
   }
@@ -708,7 +736,7 @@ export class SqliteStore implements Store {
   }
 
   async deleteRecordsThrough(deviceId: string, through: number): Promise<number> {
-    this.#cache.delete(deviceId);
+    this.#forget(deviceId);
     const n = this.#db.prepare('DELETE FROM records WHERE device_id = ? AND last <= ?').run(deviceId, through).changes;
     // The coverage of what went (held in memory, written with the chains' state).
     this.blocks.trimCovered(deviceId, through);

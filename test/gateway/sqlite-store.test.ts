@@ -134,4 +134,30 @@ test('a store closed while a checkpoint is under way closes once it is over; eve
   }
 });
 
+
+test('devices paired here or through another connection to the file are found; an unknown id is not', () =>
+  withStore(async (s, path) => {
+    await pair(s, 'dev1aaaaaaaaaaaa');
+    const other = new SqliteStore(path);
+    try {
+      assert.is(await s.getDevice('dev2aaaaaaaaaaaa'), undefined, 'unknown');
+      assert.is(await other.getDevice('dev2aaaaaaaaaaaa'), undefined, 'unknown to the other too');
+      await pair(other, 'dev2aaaaaaaaaaaa');
+      await new Promise((r) => setImmediate(r));
+      assert.is((await s.getDevice('dev2aaaaaaaaaaaa'))?.state, 'paired', 'paired through the other connection');
+      await pair(s, 'dev3aaaaaaaaaaaa');
+      assert.is((await s.getDevice('dev3aaaaaaaaaaaa'))?.state, 'paired', 'paired here');
+      await new Promise((r) => setImmediate(r));
+      assert.is((await other.getDevice('dev3aaaaaaaaaaaa'))?.state, 'paired', 'seen by the other');
+      await s.revoke('dev3aaaaaaaaaaaa', 9);
+      assert.is((await s.getDevice('dev3aaaaaaaaaaaa'))?.state, 'revoked');
+      assert.equal((await s.deviceIds()).sort(), ['dev1aaaaaaaaaaaa', 'dev2aaaaaaaaaaaa', 'dev3aaaaaaaaaaaa']);
+      const d = (await s.getDevice('dev1aaaaaaaaaaaa'))!;
+      assert.equal([...d.ks], [...KS], 'the session key as paired');
+      assert.is(d.publicKey.length, 32);
+    } finally {
+      await other.close();
+    }
+  }));
+
 test.run();

@@ -102,6 +102,7 @@ for (const backend of backends) {
     assert.equal([d.firstSeen, d.pairedAt, d.lastSeen, d.revokedAt], [1000, 2000, 2000, null]);
     await s.completePairing(pairing('dev0aaaaaaaaaaaa'));
     assert.equal((await s.listDevices()).map((x) => x.id), ['dev0aaaaaaaaaaaa', 'dev1aaaaaaaaaaaa']);
+    assert.equal((await s.deviceIds()).sort(), ['dev0aaaaaaaaaaaa', 'dev1aaaaaaaaaaaa']);
     assert.equal((await s.setLabels('dev1aaaaaaaaaaaa', { site: 'north', pole: '' }))!.labels, { site: 'north', pole: '' });
     assert.is(await s.setLabels('nobodyaaaaaaaaaa', {}), undefined);
     await s.touch('dev1aaaaaaaaaaaa', 3000);
