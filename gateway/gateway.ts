@@ -152,6 +152,8 @@ export interface GatewayStats {
 }
 
 const PREFIX = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+/** The shortest time between two recounts of the devices by state (refreshCounts). */
+const COUNT_GAP_MS = 250;
 
 /** Parses `--store`: `sqlite:PATH`, or `postgres://…` (returned as is) for a store shared by replicas. */
 export function storePath(spec: string | undefined, dataDir: string): string {
@@ -317,7 +319,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!broker) heard.add(device.id);
   });
   // Counting is O(devices seen): under a stream of Hellos and pairings (a fleet coming up) recounts
-  // coalesce, and a costly count is repeated at most every ~50 of its own durations (≤ 5 s).
+  // coalesce, and a count is repeated at most every ~50 of its own durations, at least 250 ms and at
+  // most 5 s apart (a cheap count repeated back to back would take a core while a fleet pairs).
   let counting: Promise<void> | undefined;
   let countsDirty = false;
   let countedAt = 0;
@@ -327,7 +330,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     counting ??= (async () => {
       try {
         while (countsDirty) {
-          const wait = countCost > 5 ? countedAt + Math.min(5000, countCost * 50) - performance.now() : 0;
+          const wait = countedAt + Math.min(5000, Math.max(COUNT_GAP_MS, countCost * 50)) - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
           countsDirty = false;
           const t = performance.now();
