@@ -69,7 +69,7 @@ function compact(s: Signed<Pairing>, shared: Map<string, string>, kids: Map<stri
     kid,
     entry: {
       op: 'pair', device: e.device, key: bytes.subarray(s.cid.length), gateway: one(e.gateway), model: one(e.model),
-      firmware: one(e.firmware), hlc: [e.hlc[0], e.hlc[1]],
+      firmware: one(e.firmware), hlc: e.hlc,
     },
   };
 }

@@ -594,8 +594,7 @@ export class SqliteStore implements Store {
       }
       if (c.info) this.#q.info.run((dev.firmware = c.info.firmware), (dev.model = c.info.model), c.deviceId);
       if (c.guest) {
-        const text = JSON.stringify(d.guests);
-        const guests = JSON.parse(text);
+        const guests = structuredClone(d.guests);
         applyGuestAck(guests, c.guest.cid, c.guest.state);
         this.#q.guests.run(JSON.stringify(guests), c.deviceId);
         dev.guests = guests;
