@@ -25,7 +25,7 @@ export interface MetricSources {
   /** What paired devices last reported holding unacknowledged (their status `buffered`). */
   backlog?(): Promise<Backlog>;
   /** The SQLite store's WAL checkpoints on their own thread (sqlite.ts), when it has them. */
-  checkpoints?(): { count: number; ms: number; heldMs: number; failed: number } | undefined;
+  checkpoints?(): { count: number; ms: number; heldMs: number; failed: number; forced: number } | undefined;
   /** Process metrics (CPU, memory, event loop lag, GC); default true. */
   processMetrics?: boolean;
 }
@@ -110,12 +110,13 @@ export class GatewayMetrics {
     });
     new Counter({
       name: 'gridlet_store_checkpoints_total', labelNames: ['result'], registers,
-      help: 'WAL checkpoints of the SQLite store, run on a thread of their own; result="failed": the thread failed and SQLite\'s own checkpoints took over.',
+      help: 'WAL checkpoints of the SQLite store, run on a thread of their own; result="behind": done, but the WAL outgrew twice its threshold meanwhile and commits waited for it; result="failed": the thread failed and SQLite\'s own checkpoints took over.',
       collect() {
         const c = sources.checkpoints?.();
         this.reset();
         if (c) {
-          this.inc({ result: 'done' }, c.count);
+          this.inc({ result: 'done' }, c.count - c.forced);
+          this.inc({ result: 'behind' }, c.forced);
           this.inc({ result: 'failed' }, c.failed);
         }
       },

@@ -44,8 +44,14 @@ parentPort.on('message', (m) => {
 });
 `;
 
+/** What the store needs of a checkpointer. */
+export interface WalCheckpointer {
+  pass(): Promise<CheckpointPass>;
+  close(): Promise<void>;
+}
+
 /** A worker thread that checkpoints one database file's WAL when asked. */
-export class Checkpointer {
+export class Checkpointer implements WalCheckpointer {
   readonly #worker: Worker;
   #waiting: ((r: CheckpointPass | Error) => void)[] = [];
   #closed = false;

@@ -19,7 +19,7 @@ import { busy } from '../busy.js';
 import { constantTimeEqual } from '../../firmware/core/bytes.js';
 import { encode, type CborValue } from '../../firmware/core/cbor.js';
 import { ReplayWindow } from '../../firmware/core/wire/frame.js';
-import { Checkpointer } from './checkpointer.js';
+import { Checkpointer, type WalCheckpointer } from './checkpointer.js';
 import { SqliteBlockStore } from './sqlite-blocks.js';
 import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
@@ -47,6 +47,12 @@ export const WAL_CHECKPOINT_BYTES = 64 << 20;
 /** Most checkpoint passes while commits go on, and the length of one that is short enough to hold commits for the next. */
 const CHECKPOINT_PASSES = 4;
 const CHECKPOINT_SHORT_MS = 5;
+/**
+ * The WAL never grows much past this many times `walCheckpointBytes`: once it holds that much while a
+ * checkpoint's passes run beside the commits (the thread falls behind: a slow disk, a loaded machine),
+ * the next commits wait for the checkpoint to finish.
+ */
+const WAL_HOLD_FACTOR = 2;
 /** Most readings in one INSERT. */
 const MAX_ROWS = 16;
 
@@ -142,7 +148,7 @@ export class SqliteStore implements Store {
   #syncWaiters: ((e: Error | null) => void)[] = [];
   #synced: (() => void)[] = [];
   /** Checkpoints the WAL off the event loop (checkpointer.ts); undefined for `:memory:` or after it failed. */
-  #checkpointer: Checkpointer | undefined;
+  #checkpointer: WalCheckpointer | undefined;
   /** The checkpoint under way: 1 its first pass, 2 its second (commits are held back meanwhile). */
   #checkpointPhase: 0 | 1 | 2 = 0;
   /** WAL size after the last checkpoint that could not start the WAL again (a reader held it). */
@@ -150,8 +156,11 @@ export class SqliteStore implements Store {
   #closing = false;
   /** Runs once the second pass is over (commits and chain appends held back meanwhile). */
   #unheld: (() => void)[] = [];
-  /** Checkpoints done off the event loop, and the time commits waited for their second pass. */
-  readonly checkpoints = { count: 0, heldMs: 0, ms: 0, failed: 0 };
+  /**
+   * Checkpoints done off the event loop, the time commits waited for their second pass, and how many
+   * held commits early because the WAL outgrew WAL_HOLD_FACTOR times the threshold meanwhile.
+   */
+  readonly checkpoints = { count: 0, heldMs: 0, ms: 0, failed: 0, forced: 0 };
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
   readonly firmware: SqlFirmwareStore;
@@ -160,8 +169,11 @@ export class SqliteStore implements Store {
 
   readonly #walCheckpointBytes: number;
 
-  /** `walCheckpointBytes`: the WAL size at which a checkpoint starts (WAL_CHECKPOINT_BYTES). */
-  constructor(readonly path: string, o: { walCheckpointBytes?: number } = {}) {
+  /**
+   * `walCheckpointBytes`: the WAL size at which a checkpoint starts (WAL_CHECKPOINT_BYTES).
+   * `checkpointer`: what runs the passes (default: a Checkpointer thread on `path`).
+   */
+  constructor(readonly path: string, o: { walCheckpointBytes?: number; checkpointer?: (path: string) => WalCheckpointer } = {}) {
     this.#walCheckpointBytes = o.walCheckpointBytes ?? WAL_CHECKPOINT_BYTES;
     if (path !== ':memory:') {
       // It holds every device's session key: the owner's alone. SQLite gives its -wal and -shm files
@@ -251,7 +263,7 @@ export class SqliteStore implements Store {
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
     this.#load();
-    if (path !== ':memory:') this.#checkpointer = new Checkpointer(path);
+    if (path !== ':memory:') this.#checkpointer = (o.checkpointer ?? ((p) => new Checkpointer(p)))(path);
     this.blocks.fresh = (turn) => this.#fresh(turn);
     this.blocks.held = (then) => this.#held(then);
     this.blocks.durably = (job) => this.#enqueue(job);
@@ -505,15 +517,22 @@ export class SqliteStore implements Store {
    * each copying what the WAL held when it started, until one is short (CHECKPOINT_SHORT_MS); then one
    * more with commits held back, which finds only what they wrote during the one before. With nothing
    * written meanwhile the whole WAL is then in the database file, and the next commit starts the WAL
-   * again. If the thread fails, SQLite's own checkpoints on this connection take over.
+   * again. Should the WAL outgrow WAL_HOLD_FACTOR times the threshold while the first passes run,
+   * commits are held from then on, not only for the last pass. If the thread fails, SQLite's own
+   * checkpoints on this connection take over.
    */
   #maybeCheckpoint(fd: number): void {
     const ck = this.#checkpointer;
-    if (!ck || this.#checkpointPhase !== 0 || !this.#db.open) return;
+    if (!ck || this.#checkpointPhase === 2 || !this.#db.open) return;
     let size: number;
     try {
       size = fstatSync(fd).size;
     } catch {
+      return;
+    }
+    if (this.#checkpointPhase === 1) {
+      // The passes fall behind the commits: hold the commits now, not after the passes.
+      if (size > this.#walFloor + WAL_HOLD_FACTOR * this.#walCheckpointBytes) this.#hold();
       return;
     }
     if (size < this.#walFloor) this.#walFloor = 0;
@@ -522,16 +541,30 @@ export class SqliteStore implements Store {
     void this.#checkpoint(ck, size);
   }
 
-  async #checkpoint(ck: Checkpointer, size: number): Promise<void> {
+  /** Holds the next commits until the checkpoint under way is over. */
+  #hold(): void {
+    if (this.#checkpointPhase !== 1) return;
+    this.#checkpointPhase = 2;
+    this.#heldAt = performance.now();
+  }
+
+  /** When the commits were held (#hold), for `checkpoints.heldMs`. */
+  #heldAt = 0;
+
+  async #checkpoint(ck: WalCheckpointer, size: number): Promise<void> {
     const t0 = performance.now();
-    let held = 0;
+    this.#heldAt = 0;
     try {
       for (let i = 0; i < CHECKPOINT_PASSES; i++) {
-        if ((await ck.pass()).ms < CHECKPOINT_SHORT_MS) break;
+        const pass = await ck.pass();
         if (!this.#db.open) return;
+        if (this.#checkpointPhase === 2) {
+          this.checkpoints.forced++;
+          break;
+        }
+        if (pass.ms < CHECKPOINT_SHORT_MS) break;
       }
-      this.#checkpointPhase = 2;
-      held = performance.now();
+      this.#hold();
       const last = await ck.pass();
       this.checkpoints.count++;
       this.checkpoints.ms += performance.now() - t0;
@@ -545,7 +578,8 @@ export class SqliteStore implements Store {
       }
     } finally {
       this.#checkpointPhase = 0;
-      if (held) this.checkpoints.heldMs += performance.now() - held;
+      if (this.#heldAt) this.checkpoints.heldMs += performance.now() - this.#heldAt;
+      this.#heldAt = 0;
       for (const f of this.#unheld.splice(0)) f();
       if (this.#frames.length && !this.#syncing && !this.#frameFlush) this.#frameFlush = setImmediate(() => this.#flushFrames());
     }
