@@ -10,6 +10,7 @@
 // - clients without a session (those that may only Hello) are bounded in number, in all and per source
 //   address, so that a stream of fresh ids cannot take every connection (refused with "server unavailable").
 
+import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
 import { Aedes, type Client } from 'aedes';
 import type { Logger } from 'pino';
@@ -109,6 +110,135 @@ function forgetConnect(client: Client, packet: { protocolVersion?: number; bridg
   parser.settings = settings;
 }
 
+type Listener = (...a: unknown[]) => unknown;
+interface Matcher {
+  add(topic: string, val: Listener): unknown;
+  remove(topic: string, val?: Listener): unknown;
+  match(topic: string, ctx?: unknown): Listener[];
+}
+
+/**
+ * aedes's router matches each published topic against a trie of the subscriptions (qlobber), which
+ * keeps three Maps for a meter's two topics (about 1.1 KB a meter). A filter without wildcards matches
+ * only the topic equal to it: those filters are kept in one Map by topic instead, and the trie keeps
+ * the others. The router asks its matcher only to add, remove and match (mqemitter 7).
+ */
+export function exactTopics(broker: Aedes): void {
+  const mq = (broker as unknown as { mq: { _matcher: Matcher } }).mq;
+  const trie = mq._matcher;
+  if (!trie || typeof trie.add !== 'function' || typeof trie.remove !== 'function' || typeof trie.match !== 'function') {
+    throw new Error('aedes router without a matcher: exactTopics needs review for this aedes version');
+  }
+  // A topic's one listener, or its listeners in the order they came.
+  const exact = new Map<string, Listener | Listener[]>();
+  const wild = (t: string) => t.includes('+') || t.includes('#');
+  mq._matcher = {
+    add(topic, val) {
+      if (wild(topic)) return trie.add(topic, val);
+      const had = exact.get(topic);
+      if (had === undefined) exact.set(topic, val);
+      else if (typeof had === 'function') exact.set(topic, [had, val]);
+      else had.push(val);
+    },
+    remove(topic, val) {
+      if (wild(topic)) return trie.remove(topic, val);
+      const had = exact.get(topic);
+      // As the trie does: without `val` every listener of the topic goes, with it its last entry.
+      if (had === undefined) return;
+      if (val === undefined || had === val) return void exact.delete(topic);
+      if (typeof had === 'function') return;
+      const i = had.lastIndexOf(val);
+      if (i >= 0) had.splice(i, 1);
+      if (had.length === 1) exact.set(topic, had[0]);
+    },
+    match(topic, ctx) {
+      const found = trie.match(topic, ctx);
+      const had = exact.get(topic);
+      if (had === undefined) return found;
+      if (typeof had === 'function') found.push(had);
+      else for (const l of had) found.push(l);
+      return found;
+    },
+  };
+}
+
+/** Small will payloads, shared by every client that gives the same bytes (meters give none). */
+const willPayloads = new Map<string, Buffer>();
+const WILL_SHARED_MAX_BYTES = 64;
+const WILL_SHARED_MAX = 256;
+
+/** A will's payload, copied out of the socket's bytes (which hold the password too): shared when small. */
+function willPayload(p: Buffer): Buffer {
+  if (p.length > WILL_SHARED_MAX_BYTES) return Buffer.from(p);
+  const k = p.toString('latin1');
+  let b = willPayloads.get(k);
+  if (!b) {
+    b = Buffer.from(p);
+    if (willPayloads.size < WILL_SHARED_MAX) willPayloads.set(k, b);
+  }
+  return b;
+}
+
+/**
+ * aedes watches each client's socket with `stream.finished` (seven listeners and their closures) to
+ * close the client when the socket ends, errs or closes. A connected meter's socket always emits
+ * 'close' in the end (the stream destroys itself), so one listener on it does: aedes calls `_eos` on
+ * close to stop watching, which removes it. Both are shared by every client (aedes keeps the client on
+ * its socket as `client`): nothing per meter.
+ */
+function lighterWatch(client: Client): void {
+  const c = client as unknown as { _eos?: () => void; conn?: Socket & { client?: unknown } };
+  const conn = c.conn;
+  if (typeof c._eos !== 'function' || !conn || conn.client !== client) return;
+  c._eos();
+  conn.on('close', closeClient);
+  c._eos = unwatch;
+}
+
+function closeClient(this: { client?: { close(): void } }): void {
+  this.client?.close();
+}
+
+function unwatch(this: { conn: Socket }): void {
+  this.conn.removeListener('close', closeClient);
+}
+
+function ignore(): void {}
+
+/** bl's plain BufferList: the one the parser of aedes's mqtt-packet loads, without its stream. */
+const BufferList = (() => {
+  const aedesRequire = createRequire(createRequire(import.meta.url).resolve('aedes'));
+  const bl = createRequire(aedesRequire.resolve('mqtt-packet'))('bl') as { BufferList?: new () => { append(b: Buffer): unknown } };
+  return bl.BufferList;
+})();
+
+interface PacketParser {
+  _list?: { _bufs?: Buffer[]; append?: unknown; pipe?: unknown };
+  _states?: string[];
+}
+const parserStates = new Map<string, string[]>();
+
+/**
+ * A connected client's MQTT parser (mqtt-packet 9) collects bytes in a BufferListStream, a duplex
+ * stream with two stream states (about 600 bytes) of which it uses only the list: it gets a plain
+ * BufferList with the same bytes. Its list of state names is shared with the other parsers.
+ */
+function lighterParser(client: Client): void {
+  const parser = (client as unknown as { _parser?: PacketParser })._parser;
+  if (!parser) return;
+  const states = parser._states;
+  if (Array.isArray(states)) {
+    const k = states.join(',');
+    const shared = parserStates.get(k) ?? (parserStates.set(k, states), states);
+    parser._states = shared;
+  }
+  const list = parser._list;
+  if (!BufferList || !list || typeof list.pipe !== 'function' || !Array.isArray(list._bufs)) return;
+  const plain = new BufferList();
+  for (const b of list._bufs) plain.append(b);
+  parser._list = plain as PacketParser['_list'];
+}
+
 export class EmbeddedBroker {
   readonly url: string;
   readonly #aedes: Aedes;
@@ -159,7 +289,7 @@ export class EmbeddedBroker {
         wills.set(client, packet.will ? { topic: packet.will.topic } : undefined);
         // The will's payload is a view of the bytes read from the socket, which the broker keeps until
         // the client leaves: a copy of its own lets the rest of those bytes (the password) go.
-        if (packet.will && Buffer.isBuffer(packet.will.payload)) packet.will.payload = Buffer.from(packet.will.payload);
+        if (packet.will && Buffer.isBuffer(packet.will.payload)) packet.will.payload = willPayload(packet.will.payload);
         forgetConnect(client, packet);
         done(null, true);
       },
@@ -230,6 +360,7 @@ export class EmbeddedBroker {
       },
     });
     flattenRouter(aedes);
+    exactTopics(aedes);
 
     const server = createServer({ noDelay: true });
     let url: string;
@@ -255,17 +386,25 @@ export class EmbeddedBroker {
       helloSources.set(id, source);
       if (helloSources.size > 2 * o.tuning.helloTableSize) helloSources.delete(helloSources.keys().next().value!);
     }
+    const sockets = broker.#sockets;
+    function forget(this: Socket): void {
+      sockets.delete(this);
+    }
     server.on('connection', (socket) => {
-      broker.#sockets.add(socket);
-      socket.on('close', () => broker.#sockets.delete(socket));
-      socket.on('error', () => {});
+      sockets.add(socket);
+      socket.on('close', forget);
+      socket.on('error', ignore);
       aedes.handle(socket);
       // Attached after aedes' 'readable' listener, this sees each chunk as aedes reads it (it does not
       // make the socket flow), early enough to refuse a huge packet from its header.
       guardPacketSize(socket, MAX_PACKET_BYTES, () => o.metrics.dropMessage('broker', 'oversized-packet'));
     });
     aedes.on('clientReady', (c) => {
-      if (!isInternal(c) && isDeviceId(c.id)) broker.#connected.set(c.id, c);
+      if (!isInternal(c) && isDeviceId(c.id)) {
+        broker.#connected.set(c.id, c);
+        lighterWatch(c);
+        lighterParser(c);
+      }
     });
     aedes.on('clientDisconnect', (c) => {
       if (broker.#connected.get(c.id) === c) broker.#connected.delete(c.id);

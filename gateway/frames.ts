@@ -98,7 +98,7 @@ export class Frames {
 
   #accepted(device: DeviceRow, parsed: ParsedFrame, receivedAt: number): AcceptedFrame & { committed: boolean } {
     const store = this.#gw.store;
-    const now = () => this.#gw.now();
+    const gw = this.#gw;
     const frame = {
       device,
       counter: parsed.counter,
@@ -106,7 +106,7 @@ export class Frames {
       committed: false,
       async commit(effects = {}) {
         if (frame.committed) throw new Error('a frame is committed once');
-        const r = await store.commitFrame({ ...effects, deviceId: device.id, ks: device.ks, counter: parsed.counter, now: now() });
+        const r = await store.commitFrame({ ...effects, deviceId: device.id, ks: device.ks, counter: parsed.counter, now: gw.now() });
         if (!r.ok) throw new FrameDropped(r.why === 'replay' ? FrameDropReason.replay : FrameDropReason.revoked);
         frame.committed = true;
         return r;

@@ -172,10 +172,11 @@ export class DirectIngress implements MessageIngress {
       await this.opts.broker.subscribe(filter, (topic, payload, done) => {
         // `done` never runs inside the delivery: aedes's emitter delivers its queued messages from the
         // previous one's `done`, so thousands of deliveries released at once would nest that deep.
-        const release = () => queueMicrotask(done);
-        if (!this.#started) return release();
+        // (Closures on this path are passed, not named: tsx keeps names with Object.defineProperty, which
+        // costs a property dictionary per closure made.)
+        if (!this.#started) return queueMicrotask(done);
         void this.#d.admit(topic, payload);
-        this.#d.whenRoom(release);
+        this.#d.whenRoom(() => queueMicrotask(done));
       });
     }
     this.#started = true;
@@ -269,7 +270,7 @@ export class Ingress implements MessageIngress {
         entry.done = true;
         this.#flush(conn);
       });
-      const release = () => {
+      this.#d.whenRoom(() => {
         if (packet.qos !== 1) return callback();
         conn.capturing = entry;
         callback();
@@ -279,8 +280,7 @@ export class Ingress implements MessageIngress {
           entry.puback = entry.puback ?? {};
           this.#flush(conn);
         }
-      };
-      this.#d.whenRoom(release);
+      });
     };
     return conn;
   }

@@ -14,6 +14,7 @@ import { toHex } from '../../firmware/core/bytes.js';
 import { compareCid } from './cid.js';
 import type { IdentityBook, Signed } from './identities.js';
 import { compareHlc, type Hlc, type Pairing, type Revocation } from './protocols.js';
+import { keep } from '../slab.js';
 
 export type { Signed } from './identities.js';
 
@@ -53,22 +54,20 @@ interface Resolved {
 
 /**
  * A pairing as the registry holds it for as long as the gateway runs (one per meter): its CID and the
- * device's key in one allocation, the strings every pairing of a gateway repeats (gateway, model,
+ * device's key in a shared slab (slab.ts), the strings every pairing of a gateway repeats (gateway, model,
  * firmware) and the signer's key id shared with the pairings before it.
  */
 function compact(s: Signed<Pairing>, shared: Map<string, string>, kids: Map<string, Uint8Array>): Signed<Pairing> {
   const one = (x: string) => shared.get(x) ?? (shared.set(x, x), x);
   const e = s.entry;
-  const bytes = new Uint8Array(s.cid.length + e.key.length);
-  bytes.set(s.cid);
-  bytes.set(e.key, s.cid.length);
+  const [cid, key] = keep(s.cid, e.key);
   const k = toHex(s.kid);
   const kid = kids.get(k) ?? (kids.set(k, s.kid.slice()), kids.get(k)!);
   return {
-    cid: bytes.subarray(0, s.cid.length),
+    cid,
     kid,
     entry: {
-      op: 'pair', device: e.device, key: bytes.subarray(s.cid.length), gateway: one(e.gateway), model: one(e.model),
+      op: 'pair', device: e.device, key, gateway: one(e.gateway), model: one(e.model),
       firmware: one(e.firmware), hlc: e.hlc,
     },
   };

@@ -8,6 +8,7 @@ import type {
   AuditEntry, BlockKind, DeviceRow, DeviceState, GuestModule, GuestState, PendingDownlink, StoredBlock, StoredRecord,
 } from './store.js';
 import { RecordKind } from '../../firmware/core/wire/constants.js';
+import { keep } from '../slab.js';
 
 /** A byte string as the drivers take it, without copying. */
 export function blob(b: Uint8Array): Buffer {
@@ -22,20 +23,29 @@ export interface DeviceSqlRow {
 }
 
 /**
- * A device row as the store hands it out. Its two keys are copied into one allocation (a store holds a
- * device in memory for as long as it runs: one backing store per device instead of two, and none of the
- * driver's Buffers kept).
+ * A device row as the store hands it out, its two keys copied out of the driver's Buffers (none of
+ * them is kept) into one allocation of their own.
  */
 export function toDevice(r: DeviceSqlRow): DeviceRow {
   const pk = r.public_key.byteLength;
   const keys = new Uint8Array(pk + r.ks.byteLength);
   keys.set(r.public_key);
   keys.set(r.ks, pk);
+  return deviceRow(r, keys.subarray(0, pk), keys.subarray(pk));
+}
+
+/** toDevice for a row held for as long as the gateway runs (a store's cache): its keys go into a slab (slab.ts). */
+export function keptDevice(r: DeviceSqlRow): DeviceRow {
+  const [publicKey, ks] = keep(r.public_key, r.ks);
+  return deviceRow(r, publicKey, ks);
+}
+
+function deviceRow(r: DeviceSqlRow, publicKey: Uint8Array, ks: Uint8Array): DeviceRow {
   return {
     id: r.id,
     state: r.state as DeviceState,
-    publicKey: keys.subarray(0, pk),
-    ks: keys.subarray(pk),
+    publicKey,
+    ks,
     gatewayId: r.gateway_id,
     model: r.model,
     firmware: r.firmware,

@@ -78,11 +78,14 @@ export const PERSIST_MS = 60_000;
 
 const BLOCK_COLUMNS = 'cid, bytes, kind, device_id, received_at';
 
+function hexOf(x: Uint8Array): string {
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex');
+}
+
 function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {
   if (a.length !== b.length) return false;
-  const hex = (x: Uint8Array) => Buffer.from(x).toString('hex');
-  const s = new Set(a.map(hex));
-  return b.every((x) => s.has(hex(x)));
+  const s = new Set(a.map(hexOf));
+  return b.every((x) => s.has(hexOf(x)));
 }
 
 /** Ranges [seq, last] as sorted, disjoint runs: overlapping and adjacent ranges joined. */

@@ -25,7 +25,7 @@ import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
 import { SqlitePrivacyStore } from './sqlite-privacy.js';
 import { SqliteQuotaStore } from './sqlite-quota.js';
-import { blob, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
+import { blob, keptDevice, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
@@ -53,6 +53,17 @@ const CHECKPOINT_SHORT_MS = 5;
  * the next commits wait for the checkpoint to finish.
  */
 const WAL_HOLD_FACTOR = 2;
+/** Answers each job of a group commit with its outcome, or all of them with `err`. */
+function settle(batch: Queued[], out: Outcome[], err: Error | null): void {
+  for (let i = 0; i < batch.length; i++) {
+    const f = batch[i];
+    const r = out[i];
+    if (err) f.reject(err);
+    else if ('ok' in r) f.resolve(r.ok);
+    else f.reject(r.error);
+  }
+}
+
 /** Most readings in one INSERT. */
 const MAX_ROWS = 16;
 
@@ -287,7 +298,7 @@ export class SqliteStore implements Store {
   #load(): void {
     this.#forgetAll();
     this.#version = this.#q.dataVersion.get()!;
-    for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { dev: toDevice(row), pending: [] });
+    for (const row of this.#q.devices.iterate()) this.#cache.set(row.id, { dev: keptDevice(row), pending: [] });
     for (const r of this.#q.allDownlinks.iterate()) this.#cache.get(r.device_id)?.pending!.push(toDownlink(r));
     this.#complete = true;
   }
@@ -320,7 +331,7 @@ export class SqliteStore implements Store {
       const row = this.#q.device.get(id);
       this.#stale.delete(id);
       if (!row) return undefined;
-      this.#cache.set(id, (e = { dev: toDevice(row) }));
+      this.#cache.set(id, (e = { dev: keptDevice(row) }));
     }
     return e;
   }
@@ -465,14 +476,8 @@ export class SqliteStore implements Store {
       for (const f of batch) f.reject(e as Error);
       return;
     }
-    const settle = (err: Error | null) => batch.forEach((f, i) => {
-      const r = out[i];
-      if (err) f.reject(err);
-      else if ('ok' in r) f.resolve(r.ok);
-      else f.reject(r.error);
-    });
-    if (memory) settle(null);
-    else this.#durable(settle);
+    if (memory) settle(batch, out, null);
+    else this.#durable((err) => settle(batch, out, err));
   }
 
   /** Calls `done` once everything committed so far is on disk (an fsync of the WAL on the thread pool). */

@@ -5,7 +5,7 @@ import { connect as tcpConnect } from 'node:net';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { mqttPassword } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
-import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import { eventually, helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
 
 let t: TestGateway;
 
@@ -149,6 +149,38 @@ test('a device that drops off without DISCONNECT has its will published: the gat
     for (const end = Date.now() + 5000; !heard.includes(d.id) && Date.now() < end;) await sleep(20);
     assert.equal(heard, [d.id], 'one lwt, for that device');
     assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'lwt', reason: 'not-empty' }), dropped, 'its empty payload arrived as sent');
+  } finally {
+    t.gw.events.off('lwt', onLwt);
+    await d.close();
+  }
+});
+
+test('a meter that connects again before its old connection has gone gets its downlinks on the new one', async () => {
+  const d = await pairDevice(t);
+  const old = d.client!;
+  // The same id with the same credentials: the broker takes the session over and drops the old client
+  // and its subscriptions; the new one subscribes to the same topics.
+  await d.connect(t.gw.mqttUrl, { credentials: true });
+  await eventually(() => !old.connected, 3000, 'the old connection dropped');
+  await sleep(50);
+  await t.gw.sendDownlink(d.id, { type: Body.config, values: { interval_s: 10 } });
+  await d.until(() => d.bodies(Body.config).length === 1, 3000, 'the config downlink on the new connection');
+  await old.endAsync(true).catch(() => {});
+  await d.close();
+});
+
+test('a connected meter the broker cuts off (an oversized packet) is closed: its will is published', async () => {
+  const d = await pairDevice(t);
+  const heard: string[] = [];
+  const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
+  t.gw.events.on('lwt', onLwt);
+  try {
+    const connected = await t.metric('gridlet_devices_connected');
+    // A PUBLISH header declaring 65,535 bytes: the broker destroys the socket from its side.
+    (d.client as unknown as { stream: { write(b: Buffer): void } }).stream.write(Buffer.from([0x30, 0xff, 0xff, 0x03]));
+    await eventually(() => heard.includes(d.id), 5000, 'the lwt of the meter cut off');
+    assert.equal(heard, [d.id]);
+    await eventually(async () => (await t.metric('gridlet_devices_connected')) === connected - 1, 3000, 'one meter fewer connected');
   } finally {
     t.gw.events.off('lwt', onLwt);
     await d.close();
