@@ -205,6 +205,61 @@ function unwatch(this: { conn: Socket }): void {
 
 function ignore(): void {}
 
+/** Seconds on the keepalive wheel's clock (a small integer: no heap number per packet). */
+let tick = 0;
+
+/**
+ * A connected meter's keepalive: aedes gives each client a timer of its own (a Timeout, its closure and
+ * context, ~220 bytes) and refreshes it on every packet. In its place the client gets a beat that notes
+ * the second of its last packet, and one wheel for the broker checks every connected meter once a
+ * second (KeepaliveWheel).
+ */
+class Beat {
+  last = tick;
+  constructor(readonly limitS: number) {}
+
+  /** What aedes calls on each packet of the client (handlers/index.js). */
+  refresh(): void {
+    this.last = tick;
+  }
+}
+
+/** Closes the connected meters that have sent nothing for 1.5 times their keepalive, as aedes would. */
+class KeepaliveWheel {
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(clients: Map<string, Client>, broker: Aedes) {
+    this.#timer = setInterval(() => {
+      tick++;
+      for (const c of clients.values()) {
+        const beat = (c as unknown as { _keepaliveTimer?: unknown })._keepaliveTimer;
+        if (!(beat instanceof Beat) || tick - beat.last <= beat.limitS) continue;
+        // As aedes's own timer does (handlers/connect.js): the error closes the client, and its will goes
+        // out. The beat stays (aedes refreshes it on a packet still being handled) but fires once.
+        beat.last = Number.MAX_SAFE_INTEGER;
+        broker.emit('keepaliveTimeout', c);
+        c.emit('error', new Error('keep alive timeout'));
+      }
+    }, 1000);
+    this.#timer.unref();
+  }
+
+  /** Moves a connected client's keepalive onto the wheel. */
+  take(client: Client): void {
+    const c = client as unknown as { _keepaliveTimer?: unknown; _keepaliveInterval?: number };
+    const ms = c._keepaliveInterval;
+    if (!(typeof ms === 'number' && ms > 0) || !c._keepaliveTimer || c._keepaliveTimer instanceof Beat) return;
+    clearTimeout(c._keepaliveTimer as NodeJS.Timeout);
+    // aedes's interval is 1.5 keepalives plus 1 ms; the wheel turns each second, so a silent meter is
+    // closed between that and one second later.
+    c._keepaliveTimer = new Beat(Math.ceil(ms / 1000));
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
 /** bl's plain BufferList: the one the parser of aedes's mqtt-packet loads, without its stream. */
 const BufferList = (() => {
   const aedesRequire = createRequire(createRequire(import.meta.url).resolve('aedes'));
@@ -248,6 +303,7 @@ export class EmbeddedBroker {
   readonly #connected = new Map<string, Client>();
   /** Where each recent Hello came from, by device id (bounded, oldest forgotten first). */
   readonly #helloSources = new Map<string, string>();
+  #wheel: KeepaliveWheel | undefined;
 
   private constructor(aedes: Aedes, server: Server, url: string) {
     this.#aedes = aedes;
@@ -399,9 +455,11 @@ export class EmbeddedBroker {
       // make the socket flow), early enough to refuse a huge packet from its header.
       guardPacketSize(socket, MAX_PACKET_BYTES, () => o.metrics.dropMessage('broker', 'oversized-packet'));
     });
+    const wheel = (broker.#wheel = new KeepaliveWheel(broker.#connected, aedes));
     aedes.on('clientReady', (c) => {
       if (!isInternal(c) && isDeviceId(c.id)) {
         broker.#connected.set(c.id, c);
+        wheel.take(c);
         lighterWatch(c);
         lighterParser(c);
       }
@@ -450,6 +508,7 @@ export class EmbeddedBroker {
   }
 
   async close(): Promise<void> {
+    this.#wheel?.stop();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
     for (const s of this.#sockets) s.destroy();

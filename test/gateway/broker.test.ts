@@ -187,4 +187,58 @@ test('a connected meter the broker cuts off (an oversized packet) is closed: its
   }
 });
 
+/** An MQTT 3.1.1 CONNECT with credentials, a will (QoS 1, empty) and a keepalive, as bytes. */
+function connectPacket(o: { id: string; password: string; will: string; keepaliveS: number }): Buffer {
+  const str = (x: string) => {
+    const b = Buffer.from(x);
+    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+  };
+  const body = Buffer.concat([
+    str('MQTT'), Buffer.from([4, 0x80 | 0x40 | 0x08 | 0x04 | 0x02, o.keepaliveS >> 8, o.keepaliveS & 0xff]),
+    str(o.id), str(o.will), Buffer.from([0, 0]), str(o.id), str(o.password),
+  ]);
+  const len: number[] = [];
+  for (let n = body.length; ; n >>= 7) {
+    len.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+    if (n <= 0x7f) break;
+  }
+  return Buffer.concat([Buffer.from([0x10, ...len]), body]);
+}
+
+test('keepalive: a meter that goes silent is closed after 1.5 keepalives and its will published; one that pings stays', async () => {
+  const silent = await pairDevice(t);
+  await silent.close();
+  const chatty = await pairDevice(t);
+  await chatty.close();
+  const heard: string[] = [];
+  const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
+  t.gw.events.on('lwt', onLwt);
+  const socket = tcpConnect(Number(new URL(t.gw.mqttUrl).port), '127.0.0.1');
+  try {
+    // The silent meter: a CONNECT with a keepalive of 1 s, then nothing (as when its link goes dead).
+    const connack = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+    socket.write(connectPacket({ id: silent.id, password: mqttPassword(silent.ks!), will: topics.lwt(t.prefix, silent.id), keepaliveS: 1 }));
+    assert.equal([...(await connack)], [0x20, 2, 0, 0], 'connected');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const since = Date.now();
+    // The chatty meter: mqtt.js pings every second.
+    const c = mqtt.connect(t.gw.mqttUrl, {
+      clientId: chatty.id, username: chatty.id, password: mqttPassword(chatty.ks!), keepalive: 1, reconnectPeriod: 0, protocolVersion: 4,
+      will: { topic: topics.lwt(t.prefix, chatty.id), payload: Buffer.alloc(0), qos: 1, retain: false },
+    });
+    await new Promise<void>((resolve, reject) => { c.once('connect', () => resolve()); c.once('error', reject); });
+    await eventually(() => heard.includes(silent.id), 6000, 'the silent meter\'s lwt');
+    await closed;
+    const after = Date.now() - since;
+    assert.ok(after >= 1400, `not before 1.5 keepalives (${after} ms)`);
+    await sleep(2500);
+    assert.equal(heard, [silent.id], 'the meter that pings is still connected');
+    assert.ok(c.connected);
+    await c.endAsync(true);
+  } finally {
+    t.gw.events.off('lwt', onLwt);
+    socket.destroy();
+  }
+});
+
 test.run();
