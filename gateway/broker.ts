@@ -205,8 +205,10 @@ function unwatch(this: { conn: Socket }): void {
 
 function ignore(): void {}
 
-/** Seconds on the keepalive wheel's clock (a small integer: no heap number per packet). */
-let tick = 0;
+/** Whole seconds on the monotonic clock (a small integer: no heap number per packet). */
+function seconds(): number {
+  return Math.floor(performance.now() / 1000);
+}
 
 /**
  * A connected meter's keepalive: aedes gives each client a timer of its own (a Timeout, its closure and
@@ -215,12 +217,12 @@ let tick = 0;
  * second (KeepaliveWheel).
  */
 class Beat {
-  last = tick;
+  last = seconds();
   constructor(readonly limitS: number) {}
 
   /** What aedes calls on each packet of the client (handlers/index.js). */
   refresh(): void {
-    this.last = tick;
+    this.last = seconds();
   }
 }
 
@@ -230,10 +232,10 @@ class KeepaliveWheel {
 
   constructor(clients: Map<string, Client>, broker: Aedes) {
     this.#timer = setInterval(() => {
-      tick++;
+      const now = seconds();
       for (const c of clients.values()) {
         const beat = (c as unknown as { _keepaliveTimer?: unknown })._keepaliveTimer;
-        if (!(beat instanceof Beat) || tick - beat.last <= beat.limitS) continue;
+        if (!(beat instanceof Beat) || now - beat.last <= beat.limitS) continue;
         // As aedes's own timer does (handlers/connect.js): the error closes the client, and its will goes
         // out. The beat stays (aedes refreshes it on a packet still being handled) but fires once.
         beat.last = Number.MAX_SAFE_INTEGER;
@@ -250,8 +252,8 @@ class KeepaliveWheel {
     const ms = c._keepaliveInterval;
     if (!(typeof ms === 'number' && ms > 0) || !c._keepaliveTimer || c._keepaliveTimer instanceof Beat) return;
     clearTimeout(c._keepaliveTimer as NodeJS.Timeout);
-    // aedes's interval is 1.5 keepalives plus 1 ms; the wheel turns each second, so a silent meter is
-    // closed between that and one second later.
+    // aedes's interval is 1.5 keepalives plus 1 ms, here rounded up to whole seconds; counted in whole
+    // seconds and checked each second, a silent meter is closed after that and at most 2 s later.
     c._keepaliveTimer = new Beat(Math.ceil(ms / 1000));
   }
 
