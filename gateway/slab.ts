@@ -5,8 +5,8 @@
 // that is forgotten or paired again stay until the other keys of its slab go too: at most one slab's
 // worth per slab in use.
 
-/** Bytes per slab (a few hundred meters' keys). */
-const SLAB_BYTES = 16 * 1024;
+/** Bytes per slab (64 meters' keys): small, so that a few long-lived views pin little. */
+const SLAB_BYTES = 4096;
 /** Longer strings get an allocation of their own. */
 const MAX_PART = 256;
 

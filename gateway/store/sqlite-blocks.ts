@@ -79,7 +79,7 @@ export const PERSIST_MS = 60_000;
 const BLOCK_COLUMNS = 'cid, bytes, kind, device_id, received_at';
 
 function hexOf(x: Uint8Array): string {
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('hex');
+  return blob(x).toString('hex');
 }
 
 function sameSet(a: Uint8Array[], b: Uint8Array[]): boolean {

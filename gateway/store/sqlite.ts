@@ -53,6 +53,7 @@ const CHECKPOINT_SHORT_MS = 5;
  * the next commits wait for the checkpoint to finish.
  */
 const WAL_HOLD_FACTOR = 2;
+
 /** Answers each job of a group commit with its outcome, or all of them with `err`. */
 function settle(batch: Queued[], out: Outcome[], err: Error | null): void {
   for (let i = 0; i < batch.length; i++) {
@@ -167,6 +168,8 @@ export class SqliteStore implements Store {
   #closing = false;
   /** Runs once the second pass is over (commits and chain appends held back meanwhile). */
   #unheld: (() => void)[] = [];
+  /** When the commits were held (#hold), for `checkpoints.heldMs`. */
+  #heldAt = 0;
   /**
    * Checkpoints done off the event loop, the time commits waited for their second pass, and how many
    * held commits early because the WAL outgrew WAL_HOLD_FACTOR times the threshold meanwhile.
@@ -552,9 +555,6 @@ export class SqliteStore implements Store {
     this.#checkpointPhase = 2;
     this.#heldAt = performance.now();
   }
-
-  /** When the commits were held (#hold), for `checkpoints.heldMs`. */
-  #heldAt = 0;
 
   async #checkpoint(ck: WalCheckpointer, size: number): Promise<void> {
     const t0 = performance.now();

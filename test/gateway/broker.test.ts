@@ -6,6 +6,7 @@ import { Body } from '../../firmware/core/wire/bodies.js';
 import { mqttPassword } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { eventually, helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import { connectPacket } from './mqtt-raw.js';
 
 let t: TestGateway;
 
@@ -137,11 +138,17 @@ test('the connected-devices gauge follows the broker', async () => {
 });
 
 
-test('a device that drops off without DISCONNECT has its will published: the gateway hears its lwt', async () => {
-  const d = await pairDevice(t);
+/** The device ids of the lwt events the gateway hears from now on, until `stop`. */
+function hearLwts(): { heard: string[]; stop(): void } {
   const heard: string[] = [];
   const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
   t.gw.events.on('lwt', onLwt);
+  return { heard, stop: () => t.gw.events.off('lwt', onLwt) };
+}
+
+test('a device that drops off without DISCONNECT has its will published: the gateway hears its lwt', async () => {
+  const d = await pairDevice(t);
+  const { heard, stop } = hearLwts();
   try {
     const dropped = await t.metric('gridlet_messages_dropped_total', { topic: 'lwt', reason: 'not-empty' });
     // The socket goes away as when a meter loses power: no DISCONNECT, so the broker publishes the will.
@@ -150,7 +157,7 @@ test('a device that drops off without DISCONNECT has its will published: the gat
     assert.equal(heard, [d.id], 'one lwt, for that device');
     assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'lwt', reason: 'not-empty' }), dropped, 'its empty payload arrived as sent');
   } finally {
-    t.gw.events.off('lwt', onLwt);
+    stop();
     await d.close();
   }
 });
@@ -171,9 +178,7 @@ test('a meter that connects again before its old connection has gone gets its do
 
 test('a connected meter the broker cuts off (an oversized packet) is closed: its will is published', async () => {
   const d = await pairDevice(t);
-  const heard: string[] = [];
-  const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
-  t.gw.events.on('lwt', onLwt);
+  const { heard, stop } = hearLwts();
   try {
     const connected = await t.metric('gridlet_devices_connected');
     // A PUBLISH header declaring 65,535 bytes: the broker destroys the socket from its side.
@@ -182,37 +187,17 @@ test('a connected meter the broker cuts off (an oversized packet) is closed: its
     assert.equal(heard, [d.id]);
     await eventually(async () => (await t.metric('gridlet_devices_connected')) === connected - 1, 3000, 'one meter fewer connected');
   } finally {
-    t.gw.events.off('lwt', onLwt);
+    stop();
     await d.close();
   }
 });
-
-/** An MQTT 3.1.1 CONNECT with credentials, a will (QoS 1, empty) and a keepalive, as bytes. */
-function connectPacket(o: { id: string; password: string; will: string; keepaliveS: number }): Buffer {
-  const str = (x: string) => {
-    const b = Buffer.from(x);
-    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-  };
-  const body = Buffer.concat([
-    str('MQTT'), Buffer.from([4, 0x80 | 0x40 | 0x08 | 0x04 | 0x02, o.keepaliveS >> 8, o.keepaliveS & 0xff]),
-    str(o.id), str(o.will), Buffer.from([0, 0]), str(o.id), str(o.password),
-  ]);
-  const len: number[] = [];
-  for (let n = body.length; ; n >>= 7) {
-    len.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
-    if (n <= 0x7f) break;
-  }
-  return Buffer.concat([Buffer.from([0x10, ...len]), body]);
-}
 
 test('keepalive: a meter that goes silent is closed after 1.5 keepalives and its will published; one that pings stays', async () => {
   const silent = await pairDevice(t);
   await silent.close();
   const chatty = await pairDevice(t);
   await chatty.close();
-  const heard: string[] = [];
-  const onLwt = ({ deviceId }: { deviceId: string }) => heard.push(deviceId);
-  t.gw.events.on('lwt', onLwt);
+  const { heard, stop } = hearLwts();
   const socket = tcpConnect(Number(new URL(t.gw.mqttUrl).port), '127.0.0.1');
   try {
     // The silent meter: a CONNECT with a keepalive of 1 s, then nothing (as when its link goes dead).
@@ -236,7 +221,7 @@ test('keepalive: a meter that goes silent is closed after 1.5 keepalives and its
     assert.ok(c.connected);
     await c.endAsync(true);
   } finally {
-    t.gw.events.off('lwt', onLwt);
+    stop();
     socket.destroy();
   }
 });

@@ -5,33 +5,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { utf8Encode } from '../../firmware/core/bytes.js';
 import { boxKeyPair, randomBytes } from '../../firmware/core/crypto.js';
 import { encodeHello, idFromPublicKey } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
-import { leb } from '../core/support/guests.js';
-
-/** MQTT's remaining length is a LEB128 (as WebAssembly's), and its strings are length-prefixed. */
-const varint = leb;
-const str = (s: string) => {
-  const b = utf8Encode(s);
-  return [b.length >> 8, b.length & 0xff, ...b];
-};
-const connectPacket = (clientId: string) => {
-  const body = [...str('MQTT'), 4, 0x02, 0, 60, ...str(clientId)];
-  return Uint8Array.from([0x10, ...varint(body.length), ...body]);
-};
-const publishPacket = (topic: string, payload: Uint8Array) => {
-  const body = [...str(topic), ...payload];
-  return Uint8Array.from([0x30, ...varint(body.length), ...body]);
-};
+import { connectPacket, publishPacket } from './mqtt-raw.js';
 
 /** A raw MQTT client from `localAddress`: connects as `id`; resolves with the CONNACK return code and the socket. */
 function rawConnect(url: string, id: string, localAddress: string): Promise<{ code: number; socket: Socket }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host: u.hostname, port: Number(u.port), localAddress }, () => socket.write(connectPacket(id)));
+    const socket = tcpConnect({ host: u.hostname, port: Number(u.port), localAddress }, () => socket.write(connectPacket({ id })));
     socket.once('data', (b: Buffer) => resolve({ code: b[0] === 0x20 ? b[3] : -1, socket }));
     socket.once('error', reject);
   });
