@@ -296,6 +296,71 @@ function lighterParser(client: Client): void {
   parser._list = plain as PacketParser['_list'];
 }
 
+/** A message the gateway publishes (QoS 1, not retained). */
+type OwnPacket = { cmd: 'publish'; topic: string; payload: Buffer; qos: 1; retain: false; dup: false };
+
+/**
+ * Keeps the gateway's messages to a meter in the order they were published while the meter resumes its
+ * MQTT session (MQTT 3.1.1 4.6, and [MQTT-3.2.0-1]: CONNACK first). aedes restores a persistent
+ * session's subscriptions before it sends CONNACK and before it sends the messages stored for the
+ * session, so a message published in between went out live, ahead of CONNACK and of older stored
+ * messages, and then once more from the store (seen: a meter reconnecting after pairing got config
+ * with counter 2 before the time body with counter 1). While a meter with a persistent session
+ * connects, what the gateway publishes to it waits here and is published when the meter is ready, after
+ * what was stored, or when its connection fails (then it is stored for the session like any message to
+ * an absent meter). Nothing is kept per connected meter.
+ */
+export class ResumingSessions {
+  /** Device ids whose persistent session is being resumed, and the connection doing it. */
+  readonly #connecting = new Map<string, Client>();
+  readonly #ids = new WeakMap<Client, string>();
+  readonly #held = new Map<string, OwnPacket[]>();
+  readonly #publish: (p: OwnPacket) => void;
+
+  constructor(publish: (p: OwnPacket) => void) {
+    this.#publish = publish;
+  }
+
+  /** A CONNECT that resumes a session (clean session 0) arrived for `id` on `client`. */
+  begin(client: Client, id: string): void {
+    this.#connecting.set(id, client);
+    this.#ids.set(client, id);
+  }
+
+  /** True if the message was held for device `id`, which is resuming its session. */
+  hold(id: string, packet: OwnPacket): boolean {
+    if (!this.#connecting.has(id)) return false;
+    const held = this.#held.get(id);
+    if (held) held.push(packet);
+    else this.#held.set(id, [packet]);
+    return true;
+  }
+
+  /** `client` is ready (its stored messages sent) or its connection ended: publish what waited for it. */
+  end(client: Client): void {
+    const id = this.#ids.get(client);
+    if (id === undefined || this.#connecting.get(id) !== client) return;
+    this.#connecting.delete(id);
+    const held = this.#held.get(id);
+    if (!held) return;
+    this.#held.delete(id);
+    for (const p of held) this.#publish(p);
+  }
+
+  /** Connections resuming now, and messages waiting (tests). */
+  get size(): { connecting: number; held: number } {
+    let held = 0;
+    for (const h of this.#held.values()) held += h.length;
+    return { connecting: this.#connecting.size, held };
+  }
+}
+
+/** The device a topic the gateway publishes on is for: `<prefix>/v1/d/<id>/down` or `<prefix>/v1/pair/<id>`. */
+function addressee(topic: string): string {
+  const end = topic.endsWith('/down') ? topic.length - 5 : topic.length;
+  return topic.slice(topic.lastIndexOf('/', end - 1) + 1, end);
+}
+
 export class EmbeddedBroker {
   readonly url: string;
   readonly #aedes: Aedes;
@@ -306,9 +371,11 @@ export class EmbeddedBroker {
   /** Where each recent Hello came from, by device id (bounded, oldest forgotten first). */
   readonly #helloSources = new Map<string, string>();
   #wheel: KeepaliveWheel | undefined;
+  readonly #resuming: ResumingSessions;
 
-  private constructor(aedes: Aedes, server: Server, url: string) {
+  private constructor(aedes: Aedes, server: Server, url: string, resuming: ResumingSessions) {
     this.#aedes = aedes;
+    this.#resuming = resuming;
     this.#server = server;
     this.url = url;
   }
@@ -338,7 +405,8 @@ export class EmbeddedBroker {
       return true;
     };
 
-    const aedes = await Aedes.createBroker({
+    const resuming = new ResumingSessions((p) => aedes.publish(p, ignore));
+    const aedes: Aedes = await Aedes.createBroker({
       // Our own rules say who may connect; keep the broker's timeouts tight for devices.
       connectTimeout: 10_000,
       drainTimeout: 30_000,
@@ -349,6 +417,7 @@ export class EmbeddedBroker {
         // the client leaves: a copy of its own lets the rest of those bytes (the password) go.
         if (packet.will && Buffer.isBuffer(packet.will.payload)) packet.will.payload = willPayload(packet.will.payload);
         forgetConnect(client, packet);
+        if (packet.clean === false && isDeviceId(packet.clientId)) resuming.begin(client, packet.clientId);
         done(null, true);
       },
       authenticate(client, username, password, done) {
@@ -437,7 +506,7 @@ export class EmbeddedBroker {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       throw e;
     }
-    const broker = new EmbeddedBroker(aedes, server, url);
+    const broker = new EmbeddedBroker(aedes, server, url, resuming);
     const helloSources = broker.#helloSources;
     function noteSource(id: string, source: string): void {
       helloSources.delete(id);
@@ -445,8 +514,9 @@ export class EmbeddedBroker {
       if (helloSources.size > 2 * o.tuning.helloTableSize) helloSources.delete(helloSources.keys().next().value!);
     }
     const sockets = broker.#sockets;
-    function forget(this: Socket): void {
+    function forget(this: Socket & { client?: Client }): void {
       sockets.delete(this);
+      if (this.client) resuming.end(this.client);
     }
     server.on('connection', (socket) => {
       sockets.add(socket);
@@ -459,6 +529,7 @@ export class EmbeddedBroker {
     });
     const wheel = (broker.#wheel = new KeepaliveWheel(broker.#connected, aedes));
     aedes.on('clientReady', (c) => {
+      resuming.end(c);
       if (!isInternal(c) && isDeviceId(c.id)) {
         broker.#connected.set(c.id, c);
         wheel.take(c);
@@ -493,11 +564,12 @@ export class EmbeddedBroker {
 
   /** Publishes from the gateway itself at QoS 1 (downlinks, PairAccepts). */
   publish(topic: string, payload: Uint8Array): void {
-    const packet = {
-      cmd: 'publish' as const, topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-      qos: 1 as const, retain: false, dup: false,
+    const packet: OwnPacket = {
+      cmd: 'publish', topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      qos: 1, retain: false, dup: false,
     };
-    this.#aedes.publish(packet, () => {});
+    if (this.#resuming.hold(addressee(topic), packet)) return;
+    this.#aedes.publish(packet, ignore);
   }
 
   isConnected(id: string): boolean {

@@ -6,7 +6,8 @@ import { Body } from '../../firmware/core/wire/bodies.js';
 import { mqttPassword } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { eventually, helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
-import { connectPacket } from './mqtt-raw.js';
+import { parseFrame } from '../../firmware/core/wire/frame.js';
+import { connectPacket, DISCONNECT, PacketReader, pubackPacket, subscribePacket, type RawPacket } from './mqtt-raw.js';
 
 let t: TestGateway;
 
@@ -224,6 +225,68 @@ test('keepalive: a meter that goes silent is closed after 1.5 keepalives and its
     stop();
     socket.destroy();
   }
+});
+
+/** A meter on a raw socket: every packet the broker sends, in order; QoS 1 PUBLISHes acknowledged. */
+function rawMeter(url: string) {
+  const socket = tcpConnect(Number(new URL(url).port), '127.0.0.1');
+  const reader = new PacketReader();
+  const got: RawPacket[] = [];
+  const errors: string[] = [];
+  socket.on('error', (e) => errors.push(e.message));
+  socket.on('data', (chunk: Buffer) => {
+    for (const p of reader.push(chunk)) {
+      got.push(p);
+      if (p.type === 3 && p.messageId !== undefined) socket.write(pubackPacket(p.messageId));
+    }
+  });
+  const types = () => got.map((p) => p.type).join(',');
+  return {
+    socket, got, types,
+    until: (f: () => boolean, what: string) => eventually(f, 5000, what).catch((e: Error) => {
+      throw new Error(`${e.message}; the broker sent packet types ${types()}${errors.length ? `; socket: ${errors.join(', ')}` : ''}`);
+    }),
+  };
+}
+
+test('a meter resuming its MQTT session gets CONNACK first, then what waited for it, then the rest, in order and once', async () => {
+  // MQTT 3.1.1 4.6: a session's messages go out in the order they were published, stored ones first;
+  // [MQTT-3.2.0-1]: CONNACK is the first packet. The gateway's counters say the order it published in.
+  const d = await pairDevice(t);
+  await d.close();
+  const connect = connectPacket({ id: d.id, password: mqttPassword(d.ks!), clean: false });
+  const down = topics.down(t.prefix, d.id);
+  const first = rawMeter(t.gw.mqttUrl);
+  first.socket.write(connect);
+  first.socket.write(subscribePacket(1, down));
+  await first.until(() => first.got.some((p) => p.type === 9), 'SUBACK');
+  first.socket.end(DISCONNECT);
+  await new Promise((resolve) => first.socket.once('close', resolve));
+  const time = () => t.gw.sendDownlink(d.id, { type: Body.time, time: Math.floor(Date.now() / 1000) });
+  // Two bodies for the session while the meter is away, stored by the broker.
+  await time();
+  await time();
+  const again = rawMeter(t.gw.mqttUrl);
+  const sends: Promise<void>[] = [];
+  again.socket.write(connect);
+  // And a body on every turn of the event loop while the meter connects and gets what was stored.
+  for (let i = 0; i < 40; i++) {
+    sends.push(time());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await Promise.all(sends);
+  await again.until(() => again.got.filter((p) => p.type === 3).length >= 42, 'all 42 bodies');
+  await sleep(200);
+  again.socket.end(DISCONNECT);
+  assert.is(again.got[0]!.type, 2, `CONNACK first; the broker sent packet types ${again.types()}`);
+  assert.is(again.got[0]!.body[0], 1, 'the session was present');
+  const counters = again.got.filter((p) => p.type === 3).map((p) => {
+    const f = parseFrame(p.payload!);
+    return typeof f === 'object' ? f.counter : -1;
+  });
+  assert.equal(counters, [...counters].sort((a, b) => a - b), `in the order published: ${counters.join(',')}`);
+  assert.is(new Set(counters).size, counters.length, `each once: ${counters.join(',')}`);
+  assert.is(counters.length, 42);
 });
 
 test.run();

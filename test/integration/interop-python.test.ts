@@ -95,7 +95,9 @@ maybe('an independent Python device pairs, reports and is revoked by `gridlet ga
   try {
     gw = await startGateway(dataDir);
     const { status, out } = await runScenario(['--mqtt', gw.mqtt, '--http', gw.http, '--gateway-id', gw.id]);
-    assert.is(status, 0, `scenario failed:\n${out}\n--- gateway output ---\n${gw.output().slice(-8000)}`);
+    // The checks that failed come first: a long log may be cut in the middle where it is shown.
+    const failed = out.split('\n').filter((l) => l.startsWith('FAIL ')).join('\n');
+    assert.is(status, 0, `scenario failed:\n${failed}\n--- scenario output ---\n${out}\n--- gateway output ---\n${gw.output().slice(-8000)}`);
     assert.match(out, / 0 failed/);
   } finally {
     if (gw) await stopGateway(gw.child);

@@ -490,7 +490,7 @@ def run(C: Checks, http: Http, host: str, port: int, args: argparse.Namespace, n
     C.check("every downlink frame and body is deterministic CBOR", not bad, f"{len(dl)} downlinks; bad: {bad}")
     counters = [d.counter for d in dl]
     C.check("downlink counters start at 1 and increase", counters and counters[0] >= 1 and counters == sorted(set(counters)),
-            f"counters {counters}")
+            f"counters {counters}; in arrival order: {[(d.counter, d.type_name, round(d.at - dl[0].at, 3)) for d in dl[:6]]}")
     C.note(f"downlink body types seen: {sorted({d.type_name for d in dl})}")
     times = [d.body for d in dl if d.body.get(0) == 23]
     if times:
