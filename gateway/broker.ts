@@ -310,7 +310,7 @@ type OwnPacket = { cmd: 'publish'; topic: string; payload: Buffer; qos: 1; retai
  * what was stored, or when its connection fails (then it is stored for the session like any message to
  * an absent meter). Nothing is kept per connected meter.
  */
-export class ResumingSessions {
+class ResumingSessions {
   /** Device ids whose persistent session is being resumed, and the connection doing it. */
   readonly #connecting = new Map<string, Client>();
   readonly #ids = new WeakMap<Client, string>();
@@ -345,13 +345,6 @@ export class ResumingSessions {
     if (!held) return;
     this.#held.delete(id);
     for (const p of held) this.#publish(p);
-  }
-
-  /** Connections resuming now, and messages waiting (tests). */
-  get size(): { connecting: number; held: number } {
-    let held = 0;
-    for (const h of this.#held.values()) held += h.length;
-    return { connecting: this.#connecting.size, held };
   }
 }
 
