@@ -327,8 +327,11 @@ class ResumingSessions {
     this.#ids.set(client, id);
   }
 
-  /** True if the message was held for device `id`, which is resuming its session. */
-  hold(id: string, packet: OwnPacket): boolean {
+  /** True if the message was held: the device it is for is resuming its session. */
+  hold(packet: OwnPacket): boolean {
+    // Nothing to look up while no session is being resumed (gridlet's meters use clean sessions).
+    if (this.#connecting.size === 0) return false;
+    const id = addressee(packet.topic);
     if (!this.#connecting.has(id)) return false;
     const held = this.#held.get(id);
     if (held) held.push(packet);
@@ -561,7 +564,7 @@ export class EmbeddedBroker {
       cmd: 'publish', topic, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
       qos: 1, retain: false, dup: false,
     };
-    if (this.#resuming.hold(addressee(topic), packet)) return;
+    if (this.#resuming.hold(packet)) return;
     this.#aedes.publish(packet, ignore);
   }
 

@@ -1,6 +1,7 @@
-// MQTT 3.1.1 packets as bytes, for tests that speak to the broker below any client library (a flood of
-// connects, a meter that goes silent after its CONNECT).
-import { utf8Encode } from '../../firmware/core/bytes.js';
+// MQTT 3.1.1 packets as bytes, and a reader of the packets a broker sends, for tests that speak to the
+// broker below any client library (a flood of connects, a meter that goes silent after its CONNECT, the
+// exact order of what a resumed session gets).
+import { concat, utf8Decode, utf8Encode } from '../../firmware/core/bytes.js';
 import { leb } from '../core/support/guests.js';
 
 /** MQTT's remaining length is a LEB128 (as WebAssembly's), and its strings are length-prefixed. */
@@ -57,9 +58,7 @@ export class PacketReader {
   #buf = new Uint8Array(0);
 
   push(chunk: Uint8Array): RawPacket[] {
-    const all = new Uint8Array(this.#buf.length + chunk.length);
-    all.set(this.#buf);
-    all.set(chunk, this.#buf.length);
+    const all = concat(this.#buf, chunk);
     const out: RawPacket[] = [];
     let at = 0;
     for (;;) {
@@ -76,7 +75,7 @@ export class PacketReader {
       const p: RawPacket = { type: first >> 4, flags: first & 0x0f, body };
       if (p.type === 3) {
         const n = (body[0]! << 8) | body[1]!;
-        p.topic = new TextDecoder().decode(body.subarray(2, 2 + n));
+        p.topic = utf8Decode(body, 2, 2 + n);
         let k = 2 + n;
         if (p.flags & 0x06) {
           p.messageId = (body[k]! << 8) | body[k + 1]!;
