@@ -23,6 +23,11 @@ export interface FaultyFlashOptions {
   meanOpsBetweenCuts?: number;
   /** Extra chance that any one erase is cut (erases are rare, so a schedule alone seldom hits them). */
   eraseCutChance?: number;
+  /**
+   * Called when this flash cuts the power, before PowerCut is thrown: a device with more than one store
+   * loses power in all of them at once (the firmware may catch the error; the power stays off).
+   */
+  onCut?: () => void;
 }
 
 export class FaultyFlash implements Flash {
@@ -45,6 +50,7 @@ export class FaultyFlash implements Flash {
   #countdown = 0;
   readonly #mean: number;
   readonly #eraseChance: number;
+  readonly #onCut: (() => void) | undefined;
 
   constructor(readonly inner: Flash, readonly rng: Prng, options: FaultyFlashOptions = {}) {
     this.blockSize = inner.blockSize;
@@ -53,6 +59,7 @@ export class FaultyFlash implements Flash {
     this.erasedValue = inner.erasedValue;
     this.#mean = options.meanOpsBetweenCuts ?? 0;
     this.#eraseChance = options.eraseCutChance ?? 0;
+    this.#onCut = options.onCut;
     this.#schedule();
   }
 
@@ -68,6 +75,11 @@ export class FaultyFlash implements Flash {
   /** No more cuts until armIn() (or reboot() with a mean set). */
   disarm(): void {
     this.#countdown = 0;
+  }
+
+  /** The power went off elsewhere in the device: every call throws PowerCut until reboot(). */
+  powerOff(): void {
+    this.#down = true;
   }
 
   /** Power comes back: calls work again, and the next cut is scheduled. */
@@ -155,6 +167,7 @@ export class FaultyFlash implements Flash {
     this.#down = true;
     this.cuts++;
     this.cutsAt[point]++;
+    this.#onCut?.();
     throw new PowerCut(point);
   }
 }

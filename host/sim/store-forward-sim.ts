@@ -61,6 +61,11 @@ export interface StoreForwardOptions {
   updates?: boolean;
   /** Mean slot and boot-control writes+erases between two cuts (updates; default 25). */
   meanOtaOpsBetweenCuts?: number;
+  /**
+   * Updates: the faults go on until this many rollouts have ended under them, however soon the cuts are
+   * reached (default 0; 3 takes in the third release, one that must roll back).
+   */
+  releasesUnderFaults?: number;
   progress?: (line: string) => void;
 }
 
@@ -83,9 +88,14 @@ export interface StoreForwardResult {
   failures: string[];
   /** With `updates`: cuts that fell while an update was under way (download, verify, restart, trial). */
   updateCuts?: number;
-  /** With `updates`: releases rolled out, and per-device outcomes. */
+  /** With `updates`: releases rolled out, and per-device outcomes of all of them. */
   releases?: number;
   outcomes?: { [state: string]: number };
+  /**
+   * With `updates`: the per-device states of the last rollout once the faults stopped and the meters had
+   * the calm to finish (reporting as meters do): every one should be final.
+   */
+  lastOutcomes?: { [state: string]: number };
   /** With `updates`: boots checked to start an intact image. */
   bootsChecked?: number;
 }
@@ -98,13 +108,19 @@ export interface StoreForwardResult {
 class FaultyKeyValue implements KeyValue {
   #countdown = 0;
   armed = false;
+  /** The device's power is off (a cut here or in one of its flashes): every call throws until it is back. */
+  down = false;
   constructor(readonly inner: MemoryKeyValue, readonly prng: Prng, readonly mean: number, readonly onCut: () => void) {}
   arm(): void {
     this.armed = true;
     this.#countdown = this.prng.geometric(this.mean);
   }
-  get(k: string) { return this.inner.get(k); }
+  get(k: string) {
+    if (this.down) throw new PowerCut('write-before');
+    return this.inner.get(k);
+  }
   #step(k: string, apply: () => void): void {
+    if (this.down) throw new PowerCut('write-before');
     if (this.armed && k.startsWith('fw') && --this.#countdown <= 0) {
       this.armed = false;
       if (this.prng.chance(0.5)) apply(); // cut after the write, or before it
@@ -150,7 +166,7 @@ class DeviceTimers implements Timers {
 class DeviceLink implements Transport {
   readonly mqtt: MqttTransport;
   static lost = { up: 0, down: 0 };
-  constructor(url: string, readonly onCut: () => void, readonly prng: Prng, readonly lossRate: () => number) {
+  constructor(url: string, readonly onCut: () => void, readonly prng: Prng, readonly lossRate: () => number, readonly powered: () => boolean) {
     this.mqtt = new MqttTransport(url, 'primary', 0.01);
   }
   get name() { return this.mqtt.name; }
@@ -169,6 +185,7 @@ class DeviceLink implements Transport {
     return {
       onConnect: guard(h.onConnect), onDisconnect: guard(h.onDisconnect),
       onMessage: (topic, payload) => {
+        if (!this.powered()) return; // the device is dead until it boots again
         if (this.prng.chance(this.lossRate())) DeviceLink.lost.down++;
         else onMessage(topic, payload);
       },
@@ -177,6 +194,7 @@ class DeviceLink implements Transport {
   start(o: TransportOptions, h: TransportHandlers) { this.mqtt.start(o, this.#wrap(h)); }
   restart(o: TransportOptions) { this.mqtt.restart(o); }
   publish(topic: string, payload: Uint8Array) {
+    if (!this.powered()) return true; // code that caught the cut and went on: a dead device sends nothing
     if (this.mqtt.state === LinkState.up && this.prng.chance(this.lossRate())) {
       DeviceLink.lost.up++; // lost on the way
       return true;
@@ -222,14 +240,27 @@ class SimDevice {
   armed = false;
 
   constructor(readonly index: number, readonly prng: Prng, readonly gw: SimGateway, readonly meanOps: number, readonly lossRate: number) {
-    this.flash = new FaultyFlash(new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }), prng);
+    this.flash = new FaultyFlash(new MemoryFlash({ blocks: DEFAULT_PARTITION.blocks, blockSize: DEFAULT_PARTITION.blockSize }), prng, { onCut: () => this.#powerOff() });
   }
 
   withUpdates(u: UpdateWorld): void {
     this.updates = u;
-    this.ota = new FaultyFlash(new MemoryFlash({ blocks: 2 + 2 * 16, blockSize: 4096 }), this.prng);
-    this.faultyKv = new FaultyKeyValue(this.store, this.prng, u.meanOta, () => {});
+    this.ota = new FaultyFlash(new MemoryFlash({ blocks: 2 + 2 * 16, blockSize: 4096 }), this.prng, { onCut: () => this.#powerOff() });
+    this.faultyKv = new FaultyKeyValue(this.store, this.prng, u.meanOta, () => this.#powerOff());
     this.kv = this.faultyKv;
+  }
+
+  /** A cut in one store is a cut of the whole device: its flashes and its KeyValue store stay off. */
+  #powerOff(): void {
+    this.flash.powerOff();
+    this.ota?.powerOff();
+    if (this.faultyKv) this.faultyKv.down = true;
+  }
+
+  #powerOn(): void {
+    this.flash.reboot();
+    this.ota?.reboot();
+    if (this.faultyKv) this.faultyKv.down = false;
   }
 
   /** Is an update under way (a download kept, or a new image on trial)? Where a cut counts as on the update path. */
@@ -270,7 +301,7 @@ class SimDevice {
           fault = image.fault;
         }
         const broker = fault === 'no-reconnect' ? 'mqtt://127.0.0.1:9' : this.gw.mqttUrl;
-        this.link = new DeviceLink(broker, () => this.crash(), this.prng, () => (this.armed ? this.lossRate : 0));
+        this.link = new DeviceLink(broker, () => this.crash(), this.prng, () => (this.armed ? this.lossRate : 0), () => !this.flash.down);
         // Composed as a meter is (firmware/core/device.ts): the log and counters on the faulty flash.
         const device = createDevice({
           kv: this.kv, random: nodeRandom, clock: new NodeClock(), timers: this.timers, flash: this.flash,
@@ -289,8 +320,7 @@ class SimDevice {
         this.cuts++;
         this.cutsDuringBoot++;
         if (this.updating()) this.updateCuts++;
-        this.flash.reboot();
-        this.ota?.reboot();
+        this.#powerOn();
         this.arm();
       }
     }
@@ -328,8 +358,7 @@ class SimDevice {
     this.link.stop();
     this.timers.inner.clearAll();
     setImmediate(() => {
-      this.flash.reboot();
-      this.ota?.reboot();
+      this.#powerOn();
       this.arm();
       this.boot();
     });
@@ -414,7 +443,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
     const cutsOf = o.updates ? updateCutsOf : totalCutsOf;
     // Releases, one after another, to every device: each third one never reaches its gateway.
     const outcomes: { [state: string]: number } = {};
-    let releases = 0;
+    let releases = 0, releasesEnded = 0, lastRollout = 0;
     let releasing = o.updates === true;
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await fetch(`${gw.httpUrl}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
@@ -435,6 +464,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
         if (up.status !== 201) throw new Error(`release ${version} refused: ${JSON.stringify(up.json)}`);
         const r = await api('POST', '/api/firmware/rollouts', { release: version, devices: devices.map((d) => d.agent.deviceId), maxFailures: 0 });
         if (r.status !== 201) throw new Error(`rollout of ${version} refused: ${JSON.stringify(r.json)}`);
+        lastRollout = r.json.id;
         const end = Date.now() + 30_000;
         for (;;) {
           await new Promise((res) => setTimeout(res, 200));
@@ -442,6 +472,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
           // Once the faults stop, the devices still under way get 20 s more to finish.
           if (st.json.state === 'done' || (releasing && Date.now() > end) || Date.now() > end + 20_000) {
             for (const t of st.json.devices) outcomes[t.state] = (outcomes[t.state] ?? 0) + 1;
+            releasesEnded++;
             break;
           }
         }
@@ -452,7 +483,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
     // to its link's round trips; some while offline, so backlogs build up. Flaps are spread so that
     // both targets are reached together.
     let lastReport = Date.now();
-    while (cutsOf() < o.cuts || flapsOf() < o.flaps) {
+    while (cutsOf() < o.cuts || flapsOf() < o.flaps || releasesEnded < (o.releasesUnderFaults ?? 0)) {
       for (const d of devices) {
         if (prng.chance(!d.dead && d.agent.online ? 0.6 : 0.1)) d.take();
         // About one cut per four readings at the default mean: spread the flaps over the same span.
@@ -469,7 +500,34 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
     // Calm: no more faults; wait until every device has everything acked.
     for (const d of devices) { d.armed = false; d.arm(); }
     releasing = false;
+    // Meters go on reporting while the last rollout ends, as meters do: a kept downlink that a cut or
+    // the link lost (an offer among them) is resent when its device is next heard (WIRE.md "Records
+    // and acks"); a simulation of meters that fell silent left such offers unanswered.
+    let reporting = o.updates === true;
+    const reports = (async () => {
+      while (reporting) {
+        await new Promise((r) => setTimeout(r, 1000));
+        for (const d of devices) if (!d.dead && d.agent.online) d.take();
+      }
+    })();
     await rollouts;
+    // The last rollout, whether it ended under the faults or in the calm: 30 s more for every device
+    // to reach a final state (a trial, a rollback after it, a download resumed after the last cut).
+    let lastOutcomes: { [state: string]: number } | undefined;
+    if (lastRollout) {
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const st = await api('GET', `/api/firmware/rollouts/${lastRollout}`);
+        if (st.json.state === 'done' || Date.now() > until) {
+          lastOutcomes = {};
+          for (const t of st.json.devices) lastOutcomes[t.state] = (lastOutcomes[t.state] ?? 0) + 1;
+          break;
+        }
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    }
+    reporting = false;
+    await reports;
     const failures: string[] = [];
     for (const d of devices) failures.push(...d.badBoots);
     try {
@@ -508,7 +566,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
       }
     }
     return {
-      ...(o.updates ? { updateCuts: updateCutsOf(), releases, outcomes, bootsChecked: devices.reduce((s, d) => s + d.bootsChecked, 0) } : {}),
+      ...(o.updates ? { updateCuts: updateCutsOf(), releases, outcomes, lastOutcomes, bootsChecked: devices.reduce((s, d) => s + d.bootsChecked, 0) } : {}),
       seed: o.seed, devices: nDevices, cuts: totalCutsOf(), cutsDuringBoot: devices.reduce((s, d) => s + d.cutsDuringBoot, 0),
       flaps: flapsOf(), readingsTaken: devices.reduce((s, d) => s + d.taken.length, 0),
       readingsTorn: devices.reduce((s, d) => s + d.torn.size, 0), readingsStored: stored, messagesLost: { ...DeviceLink.lost },

@@ -103,6 +103,29 @@ test('deploy v2: the meter downloads it while readings flow, restarts into it, c
   assert.is(w.device.updates!.counters.offersRefused, 0);
 });
 
+test('the release offered again while the meter runs it on trial is answered `rebooting`, not refused; it confirms as usual', () => {
+  const w = new OtaWorld();
+  w.pair();
+  // No acks for now: the new image stays on trial (it confirms once a record of its boot is acked).
+  w.gw.sendAcks = false;
+  const image = testImage('0.2.0', 20_000);
+  const r = release(image, { version: '0.2.0' });
+  w.offer(image, r);
+  for (let i = 0; i < 60 && !w.boots.some((b) => b.trial); i++) { w.take(); w.run(500); }
+  assert.equal(w.boots.map((b) => `${b.version}${b.trial ? ' trial' : ''}`), ['0.1.0', '0.2.0 trial']);
+  // The gateway resends its offer (its down-ack was lost): the meter runs that release, on trial.
+  const seen = w.gw.fwStatus.length;
+  w.offer(image, r);
+  w.run(1000);
+  assert.equal(w.gw.fwStatus.slice(seen).map((s) => [s.state, s.reason]), [['rebooting', undefined]]);
+  assert.is(w.device.updates!.counters.offersRefused, 0);
+  w.gw.sendAcks = true;
+  for (let i = 0; i < 5; i++) { w.take(); w.run(1000); }
+  assert.is(w.states()[w.states().length - 1], 'confirmed');
+  assert.equal(w.firmwareEvents().map((e) => [e.state, e.version, e.from]), [['confirmed', '0.2.0', '0.1.0']], 'no `failed` outcome recorded');
+  assert.equal(w.storedValues(), w.taken, 'every reading, once, in order');
+});
+
 test('an image that never reaches its gateway gives itself up; the old one returns and reports `rolled-back` with the reason', () => {
   const w = new OtaWorld(30_000);
   w.pair();

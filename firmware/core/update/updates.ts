@@ -201,10 +201,13 @@ export class Updates {
     const check = checkRelease({ manifest: b.manifest, signature: b.signature }, {
       running: this.#o.firmware, model: this.#o.model, keys: this.#o.releaseKeys, slotSize: this.#o.updater.slotSize,
     });
-    if (!check.ok && !this.#kept && !this.#trial && this.#isRunning(b)) {
+    if (!check.ok && (this.#trial || !this.#kept) && this.#isRunning(b)) {
       // The release this meter already runs, offered again (a resent offer whose answer was lost, or a
-      // meter updated by another rollout): it is confirmed, not refused.
-      this.#report(FwState.confirmed, decodeManifest(b.manifest).cid, undefined);
+      // meter updated by another rollout): it is not refused. On trial it is still being installed (its
+      // outcome follows once it reaches the gateway); otherwise it is confirmed.
+      const cid = decodeManifest(b.manifest).cid;
+      if (this.#trial) this.#status(FwState.rebooting, cid);
+      else this.#report(FwState.confirmed, cid, undefined);
       return;
     }
     if (!check.ok) {
