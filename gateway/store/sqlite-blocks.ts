@@ -11,6 +11,12 @@
 // Opening (or noticing another connection's writes) loads them and replays the log rows past the mark,
 // so a crash loses nothing the log holds. The readings of one device are found through mesh_readings,
 // written for the log rows up to the mark when the derived state is written (past it: in memory).
+// The periodic write is spread over the group commits that follow (PERSIST_SHARE devices each, so that
+// no commit holds the event loop for the whole fleet), and the mark moves once every device changed
+// before the write began has been written. A crash in between replays, past the old mark, rows some
+// devices' written state already holds: applying a device's rows again, in order, to a state that holds
+// some of them gives the same heads and coverage, and a readings row both indexed and noted in memory
+// is listed once.
 //
 // "A message some kept message already names is no head" (an ancestor fetched late): the links whose
 // parent is not kept (when its child is appended, or when it is deleted while its child is kept) are
@@ -75,6 +81,8 @@ CREATE TABLE IF NOT EXISTS mesh_removed (
 /** The derived state is written at least this often (appends since the last time, or ms). */
 export const PERSIST_APPENDS = 100_000;
 export const PERSIST_MS = 60_000;
+/** How much of the derived state a group commit writes at most: devices, each readings index row an eighth of one more. */
+export const PERSIST_SHARE = 250;
 
 const BLOCK_COLUMNS = 'cid, bytes, kind, device_id, received_at';
 
@@ -173,6 +181,8 @@ export class SqliteBlockStore implements BlockStore {
 
   /** When the derived state is written (tests set smaller numbers). */
   persistEvery = { appends: PERSIST_APPENDS, ms: PERSIST_MS };
+  /** Devices a group commit writes of a periodic write of the derived state (tests set smaller numbers). */
+  persistShare = PERSIST_SHARE;
 
   /** `toRecord` turns a row of the records table into a StoredRecord (sqlite.ts owns that table). */
   constructor(db: Database.Database, readonly toRecord: (row: any) => StoredRecord) {
@@ -244,6 +254,12 @@ export class SqliteBlockStore implements BlockStore {
   #mark = 0;
   #appendsSince = 0;
   #persistedAt = Date.now();
+  /**
+   * A periodic write of the derived state under way, a share per group commit: the devices that had
+   * changed when it began (written in turn, each as it is when its turn comes), and the log position
+   * it began at (the mark once all are written).
+   */
+  #writing: { devices: string[]; next: number; top: number } | undefined;
 
   /**
    * Called before the derived state is used: lets sqlite.ts notice other connections' changes (`turn`:
@@ -277,6 +293,7 @@ export class SqliteBlockStore implements BlockStore {
     this.#chains.clear();
     this.#dirty.clear();
     this.#tail.clear();
+    this.#writing = undefined;
     const m = this.#q.mark.get();
     this.#mark = m?.n ?? 0;
     this.#epoch = m?.epoch ?? 0;
@@ -363,31 +380,62 @@ export class SqliteBlockStore implements BlockStore {
   #persist(): void {
     this.#load();
     const top = this.#q.top.get() ?? this.#mark;
-    for (const d of this.#dirty) {
-      const c = this.#chains.get(d);
-      if (!c || (c.heads.length === 0 && c.covered.length === 0)) this.#q.dropChain.run(d);
-      else this.#q.setChain.run(d, encodeCids(c.heads), JSON.stringify(c.covered));
-    }
+    for (const d of this.#dirty) this.#writeChain(d);
     for (const [d, ns] of this.#tail) for (const n of ns) this.#q.index.run(d, n);
     const m = this.#q.mark.get();
     if (!m || m.n !== top || m.epoch !== this.#epoch) this.#q.setMark.run(top, this.#epoch);
     this.#dirty.clear();
     this.#tail.clear();
+    this.#writing = undefined;
     this.#mark = top;
     this.#appendsSince = 0;
     this.#persistedAt = Date.now();
   }
 
-  /** Writes the derived state when it is due. */
+  #writeChain(d: string): void {
+    const c = this.#chains.get(d);
+    if (!c || (c.heads.length === 0 && c.covered.length === 0)) this.#q.dropChain.run(d);
+    else this.#q.setChain.run(d, encodeCids(c.heads), JSON.stringify(c.covered));
+  }
+
+  /**
+   * In each group commit: begins a periodic write of the derived state when it is due, and writes the
+   * next share of one under way (the devices' rows as they are now, at the log's end, with their readings
+   * index); the last share moves the mark to where the write began.
+   */
   #maybePersist(): void {
-    if (this.#appendsSince >= this.persistEvery.appends || (this.#appendsSince > 0 && Date.now() - this.#persistedAt >= this.persistEvery.ms)) {
-      this.#persist();
+    if (!this.#writing) {
+      if (!(this.#appendsSince >= this.persistEvery.appends || (this.#appendsSince > 0 && Date.now() - this.#persistedAt >= this.persistEvery.ms))) return;
+      this.#load();
+      const devices = [...this.#dirty];
+      for (const d of this.#tail.keys()) if (!this.#dirty.has(d)) devices.push(d);
+      this.#writing = { devices, next: 0, top: this.#q.top.get() ?? this.#mark };
+      this.#appendsSince = 0;
+      this.#persistedAt = Date.now();
     }
+    const w = this.#writing;
+    for (let budget = this.persistShare; w.next < w.devices.length && budget > 0; w.next++) {
+      const d = w.devices[w.next];
+      // Written already in this write (a full write in between, or twice in the list): nothing to do.
+      const ns = this.#tail.get(d);
+      if (!this.#dirty.has(d) && !ns) continue;
+      if (this.#dirty.has(d)) this.#writeChain(d);
+      if (ns) for (const n of ns) this.#q.index.run(d, n);
+      this.#dirty.delete(d);
+      this.#tail.delete(d);
+      budget -= 1 + (ns?.length ?? 0) / 8;
+    }
+    if (w.next < w.devices.length) return;
+    // Every device changed before the write began is written as of then or later: the mark moves there.
+    const m = this.#q.mark.get();
+    if (!m || m.n < w.top || m.epoch !== this.#epoch) this.#q.setMark.run(Math.max(w.top, m?.n ?? 0), this.#epoch);
+    this.#mark = Math.max(this.#mark, w.top);
+    this.#writing = undefined;
   }
 
   /** Writes the derived state now, in a transaction of its own (the store is closing, or a test). */
   persist(): void {
-    if (!this.#db.open || !this.#ready || (!this.#dirty.size && !this.#tail.size && (this.#q.top.get() ?? 0) === this.#mark)) return;
+    if (!this.#db.open || !this.#ready || (!this.#writing && !this.#dirty.size && !this.#tail.size && (this.#q.top.get() ?? 0) === this.#mark)) return;
     try {
       this.#db.transaction(() => {
         this.fresh();
@@ -458,10 +506,15 @@ export class SqliteBlockStore implements BlockStore {
   #deviceReadings(deviceId: string): BlockRow[] {
     this.fresh();
     this.#load();
-    const rows: BlockRow[] = this.#q.deviceReadings.all(deviceId);
-    for (const n of this.#tail.get(deviceId) ?? []) {
+    const rows: (BlockRow & { n: number })[] = this.#q.deviceReadings.all(deviceId);
+    const tail = this.#tail.get(deviceId);
+    if (!tail) return rows;
+    // Some may be indexed already (a write of the derived state cut short by a crash, or another connection's).
+    const indexed = rows.length ? new Set(rows.map((r) => r.n)) : undefined;
+    for (const n of tail) {
+      if (indexed?.has(n)) continue;
       const r = this.#q.byN.get(n);
-      if (r && r.kind === 'readings' && r.device_id === deviceId) rows.push(r);
+      if (r && r.kind === 'readings' && r.device_id === deviceId) rows.push({ ...r, n });
     }
     return rows;
   }
