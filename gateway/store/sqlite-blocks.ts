@@ -418,10 +418,10 @@ export class SqliteBlockStore implements BlockStore {
       const d = w.devices[w.next];
       // Written already in this write (a full write in between, or twice in the list): nothing to do.
       const ns = this.#tail.get(d);
-      if (!this.#dirty.has(d) && !ns) continue;
-      if (this.#dirty.has(d)) this.#writeChain(d);
+      const dirty = this.#dirty.delete(d);
+      if (!dirty && !ns) continue;
+      if (dirty) this.#writeChain(d);
       if (ns) for (const n of ns) this.#q.index.run(d, n);
-      this.#dirty.delete(d);
       this.#tail.delete(d);
       budget -= 1 + (ns?.length ?? 0) / 8;
     }
@@ -506,15 +506,16 @@ export class SqliteBlockStore implements BlockStore {
   #deviceReadings(deviceId: string): BlockRow[] {
     this.fresh();
     this.#load();
-    const rows: (BlockRow & { n: number })[] = this.#q.deviceReadings.all(deviceId);
+    const indexed = this.#q.deviceReadings.all(deviceId);
     const tail = this.#tail.get(deviceId);
-    if (!tail) return rows;
+    if (!tail) return indexed;
     // Some may be indexed already (a write of the derived state cut short by a crash, or another connection's).
-    const indexed = rows.length ? new Set(rows.map((r) => r.n)) : undefined;
+    const have = indexed.length ? new Set(indexed.map((r) => r.n)) : undefined;
+    const rows: BlockRow[] = indexed;
     for (const n of tail) {
-      if (indexed?.has(n)) continue;
+      if (have?.has(n)) continue;
       const r = this.#q.byN.get(n);
-      if (r && r.kind === 'readings' && r.device_id === deviceId) rows.push({ ...r, n });
+      if (r && r.kind === 'readings' && r.device_id === deviceId) rows.push(r);
     }
     return rows;
   }

@@ -445,6 +445,11 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
     const outcomes: { [state: string]: number } = {};
     let releases = 0, releasesEnded = 0, lastRollout = 0;
     let releasing = o.updates === true;
+    /** Counts a rollout's devices by state into `into`. */
+    const tally = (devices: { state: string }[], into: { [state: string]: number }) => {
+      for (const t of devices) into[t.state] = (into[t.state] ?? 0) + 1;
+      return into;
+    };
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await fetch(`${gw.httpUrl}${path}`, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
       return { status: r.status, json: await r.json() as any };
@@ -471,7 +476,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
           const st = await api('GET', `/api/firmware/rollouts/${r.json.id}`);
           // Once the faults stop, the devices still under way get 20 s more to finish.
           if (st.json.state === 'done' || (releasing && Date.now() > end) || Date.now() > end + 20_000) {
-            for (const t of st.json.devices) outcomes[t.state] = (outcomes[t.state] ?? 0) + 1;
+            tally(st.json.devices, outcomes);
             releasesEnded++;
             break;
           }
@@ -519,8 +524,7 @@ export async function runStoreForwardSim(o: StoreForwardOptions): Promise<StoreF
       for (;;) {
         const st = await api('GET', `/api/firmware/rollouts/${lastRollout}`);
         if (st.json.state === 'done' || Date.now() > until) {
-          lastOutcomes = {};
-          for (const t of st.json.devices) lastOutcomes[t.state] = (lastOutcomes[t.state] ?? 0) + 1;
+          lastOutcomes = tally(st.json.devices, {});
           break;
         }
         await new Promise((res) => setTimeout(res, 200));
