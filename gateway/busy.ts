@@ -16,6 +16,13 @@ export function busy(part: BusyPart, since: number): void {
   spent[part] += performance.now() - since;
 }
 
+/** Adds the time since `since` to `part`, and takes it off `outer` (which holds it: a part's work inside another's). */
+export function busyWithin(part: BusyPart, outer: BusyPart, since: number): void {
+  const ms = performance.now() - since;
+  spent[part] += ms;
+  spent[outer] -= ms;
+}
+
 /** Milliseconds spent in each part since the process started. */
 export function busyMs(): { readonly [part in BusyPart]: number } {
   return spent;

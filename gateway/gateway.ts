@@ -270,6 +270,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     pendingDownlinks: () => store.countPendingDownlinks(),
     backlog: async () => backlogOf(await store.listDevices()),
     checkpoints: () => (store instanceof SqliteStore ? store.checkpoints : undefined),
+    groupCommits: () => (store instanceof SqliteStore ? store.groupCommits : undefined),
   });
   // A newly paired device is told the sharing policy it is under (config key `privacy`).
   const privacy = new PrivacyService({ store, log, now, send: (deviceId, body) => sendDownlink(deviceId, body) });

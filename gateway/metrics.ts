@@ -26,6 +26,8 @@ export interface MetricSources {
   backlog?(): Promise<Backlog>;
   /** The SQLite store's WAL checkpoints on their own thread (sqlite.ts), when it has them. */
   checkpoints?(): { count: number; ms: number; heldMs: number; failed: number; forced: number } | undefined;
+  /** The SQLite store's group commits and the jobs they held (sqlite.ts), when it has them. */
+  groupCommits?(): { count: number; jobs: number } | undefined;
   /** Process metrics (CPU, memory, event loop lag, GC); default true. */
   processMetrics?: boolean;
 }
@@ -119,6 +121,24 @@ export class GatewayMetrics {
           this.inc({ result: 'behind' }, c.forced);
           this.inc({ result: 'failed' }, c.failed);
         }
+      },
+    });
+    new Counter({
+      name: 'gridlet_store_group_commits_total', registers,
+      help: 'Transactions of the SQLite store\'s group commit, each made durable by one fsync.',
+      collect() {
+        const c = sources.groupCommits?.();
+        this.reset();
+        if (c) this.inc(c.count);
+      },
+    });
+    new Counter({
+      name: 'gridlet_store_group_commit_jobs_total', registers,
+      help: 'Writes the SQLite store\'s group commits held: frames, pairings, downlinks, the mesh\'s chain appends and messages (over gridlet_store_group_commits_total: the mean group).',
+      collect() {
+        const c = sources.groupCommits?.();
+        this.reset();
+        if (c) this.inc(c.jobs);
       },
     });
     new Counter({

@@ -23,7 +23,7 @@
 // kept in mesh_dangling; own appends name kept heads, so they write none.
 
 import type Database from 'better-sqlite3';
-import { busy } from '../busy.js';
+import { busyWithin } from '../busy.js';
 import type { BlockKind, BlockStore, ChainAppend, StoredBlock, StoredRecord } from './store.js';
 import { blob, toBlock, type BlockRow } from './rows.js';
 
@@ -192,7 +192,6 @@ export class SqliteBlockStore implements BlockStore {
       db.exec(MESH_SCHEMA);
       if (old) migrate(db);
     }).immediate();
-    this.#transactions(db);
     this.#q = {
       insert: db.prepare(`INSERT INTO mesh_log (cid, bytes, kind, device_id, received_at, parents, covers, chain)
         VALUES (@cid, @bytes, @kind, @device, @at, @parents, @covers, @chain) ON CONFLICT (cid) DO NOTHING`),
@@ -230,8 +229,6 @@ export class SqliteBlockStore implements BlockStore {
       // The record at or before a seq, and the records from one seq up to (not including) another.
       before: db.prepare<[string, number, number]>('SELECT * FROM records WHERE device_id = ? AND seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
       between: db.prepare<[string, number, number, number]>('SELECT * FROM records WHERE device_id = ? AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?'),
-      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
-      syncFull: db.prepare('PRAGMA synchronous = FULL'),
     };
   }
 
@@ -404,6 +401,9 @@ export class SqliteBlockStore implements BlockStore {
    * index); the last share moves the mark to where the write began.
    */
   #maybePersist(): void {
+    // A write rolled back since the last share (reset()), or another connection wrote: the state is
+    // loaded again first (which abandons the write under way; the mark has not moved, so nothing is lost).
+    if (this.#writing && (!this.#ready || this.#stale)) this.#load();
     if (!this.#writing) {
       if (!(this.#appendsSince >= this.persistEvery.appends || (this.#appendsSince > 0 && Date.now() - this.#persistedAt >= this.persistEvery.ms))) return;
       this.#load();
@@ -458,11 +458,17 @@ export class SqliteBlockStore implements BlockStore {
 
   // ------------------------------------------------------------------ reads
 
-  /** True when writes are held back for now (a checkpoint's second pass, sqlite.ts); `then` runs after. */
-  held: (then: () => void) => boolean = () => false;
-
-  /** Runs a write in the store's next durable group commit (sqlite.ts sets it; alone: at once). */
-  durably: <T>(job: () => T) => Promise<T> = async (job) => job();
+  /**
+   * Runs a write in the store's next durable group commit (sqlite.ts sets it, and calls groupDone() at
+   * the end of each group's transaction). Alone: at once, in a transaction of its own.
+   */
+  durably: <T>(job: () => T) => Promise<T> = async <T>(job: () => T): Promise<T> =>
+    this.#db.transaction(() => {
+      this.fresh();
+      const out = job();
+      this.groupDone();
+      return out;
+    }).immediate();
 
   async put(b: StoredBlock): Promise<boolean> {
     return this.durably(() => this.#put(b, null, undefined, null));
@@ -536,85 +542,33 @@ export class SqliteBlockStore implements BlockStore {
 
   // ------------------------------------------------------------------ chain appends
 
-  // Chain appends that arrive together (the mesh appends for many devices at once) are kept in one
-  // transaction, each in a savepoint of its own, so the pages they share are written once.
-  #appends: { a: ChainAppend; resolve: (ok: boolean) => void; reject: (e: Error) => void }[] = [];
-  #appendFlush: NodeJS.Immediate | undefined;
-
+  // A chain append is a job of the store's group commit (durably): it shares the transaction and the
+  // fsync of the frames, pairings and downlinks committed with it, and resolves once that commit is
+  // durable. Appends for many devices at once thus write the log's last page once.
   async appendChain(a: ChainAppend): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      this.#appends.push({ a, resolve, reject });
-      this.#appendFlush ??= setImmediate(() => this.#flushAppends());
-    });
+    return this.durably(() => this.#groupedAppend(a));
   }
 
-  #flushAppends(): void {
-    this.#appendFlush = undefined;
-    if (this.#appends.length && this.held(() => this.#flushAppends())) return;
-    const batch = this.#appends.splice(0);
-    if (!batch.length) return;
-    // Without an fsync of its own (the next FULL commit makes it durable): a chain message lost in a
-    // crash is rebuilt from the records no message covers at startup, and peers' messages are fetched
-    // again. A lost message a peer already had comes back as a branch beside its rebuilt twin.
+  /** One append as a job of a group commit (its time counted as the mesh store's, not the commit's). */
+  #groupedAppend(a: ChainAppend): boolean {
+    // The group's transaction has checked for other connections' writes (fresh()) before this.
     const t0 = performance.now();
-    const out: ({ ok: boolean } | { error: Error })[] = [];
     try {
-      if (!this.#db.open) throw new Error('the store is closed');
-      this.#q.syncNormal.run();
-      try {
-        try {
-          // Without a savepoint per append; one that throws rolls the group back, which is then applied
-          // again with one savepoint per append, so that only it fails.
-          this.#group.immediate(batch, out, false);
-        } catch {
-          this.reset();
-          out.length = 0;
-          this.#group.immediate(batch, out, true);
-        }
-      } finally {
-        this.#q.syncFull.run();
-        busy('mesh-store', t0);
-      }
+      return this.#appendChain(a);
     } catch (e) {
+      // What it did in memory is derived again from what the transaction holds (after the savepoint's rollback).
       this.reset();
-      for (const b of batch) b.reject(e as Error);
-      return;
+      throw e;
+    } finally {
+      busyWithin('mesh-store', 'commit', t0);
     }
-    batch.forEach((b, i) => {
-      const r = out[i];
-      if ('ok' in r) b.resolve(r.ok);
-      else b.reject(r.error);
-    });
   }
 
-  /** Keeps what is queued now (the store is closing). */
-  flush(): void {
-    if (this.#appendFlush) clearImmediate(this.#appendFlush);
-    this.#flushAppends();
-  }
-
-  #savepoint!: Database.Transaction<(a: ChainAppend) => boolean>;
-  #group!: Database.Transaction<(batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => void>;
-
-  #transactions(db: Database.Database): void {
-    this.#savepoint = db.transaction((a: ChainAppend) => this.#appendChain(a));
-    this.#group = db.transaction((batch: { a: ChainAppend }[], out: ({ ok: boolean } | { error: Error })[], isolate: boolean) => {
-      // Inside the transaction: another connection's appends are seen before `expectHeads` is checked.
-      this.fresh();
-      for (const { a } of batch) {
-        if (!isolate) out.push({ ok: this.#appendChain(a) });
-        else {
-          try {
-            out.push({ ok: this.#savepoint(a) });
-          } catch (e) {
-            // What it did in memory is derived again from what the transaction holds.
-            this.reset();
-            out.push({ error: e as Error });
-          }
-        }
-      }
-      this.#maybePersist();
-    });
+  /** The end of a group commit's transaction (sqlite.ts): the next share of a periodic write of the derived state. */
+  groupDone(): void {
+    const t0 = performance.now();
+    this.#maybePersist();
+    busyWithin('mesh-store', 'commit', t0);
   }
 
   /** One append inside the group's transaction. */
@@ -690,8 +644,7 @@ export class SqliteBlockStore implements BlockStore {
 
   async delete(cids: Uint8Array[]): Promise<number> {
     if (cids.length === 0) return 0;
-    // After the appends and puts queued before it.
-    this.flush();
+    // After the appends and puts queued before it (one queue: the store's group commits).
     return this.durably(() => {
       try {
         return this.#delete(cids);
@@ -733,7 +686,6 @@ export class SqliteBlockStore implements BlockStore {
 
   async noteRemoved(deviceId: string, gateway: string, cids: Uint8Array[]): Promise<void> {
     const add = this.#db.prepare('INSERT INTO mesh_removed (cid, gateway, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING');
-    this.flush();
     return this.durably(() => {
       for (const c of cids) add.run(blob(c), gateway, deviceId);
     });

@@ -66,17 +66,38 @@ export class SqlitePrivacyStore implements PrivacyStore {
     };
   }
 
+  /**
+   * The devices that have a policy of their own (most have none: the mesh asks for every frame's
+   * message, and a device without one then costs no read). Undefined until read, and once another
+   * connection wrote (forget()).
+   */
+  #withPolicy: Set<string> | undefined;
+
+  /** Lets sqlite.ts notice other connections' writes before a read (once per turn of the event loop). */
+  fresh: () => void = () => {};
+
+  /** Another connection changed the database: which devices have a policy is read again when next needed. */
+  forget(): void {
+    this.#withPolicy = undefined;
+  }
+
   async devicePolicy(deviceId: string): Promise<{ policy: PrivacyPolicy; updatedAt: number } | undefined> {
+    this.fresh();
+    this.#withPolicy ??= new Set(this.#q.devices.all().map((r) => r.device_id));
+    if (!this.#withPolicy.has(deviceId)) return undefined;
     const r = this.#q.device.get(deviceId);
     return r && { policy: readPolicy(r.policy, `device ${deviceId}`), updatedAt: r.updated_at };
   }
 
   async setDevicePolicy(deviceId: string, policy: PrivacyPolicy, now: number): Promise<void> {
     this.#q.setDevice.run(deviceId, JSON.stringify(policy), now);
+    this.#withPolicy?.add(deviceId);
   }
 
   async deleteDevicePolicy(deviceId: string): Promise<boolean> {
-    return this.#q.deleteDevice.run(deviceId).changes > 0;
+    const gone = this.#q.deleteDevice.run(deviceId).changes > 0;
+    this.#withPolicy?.delete(deviceId);
+    return gone;
   }
 
   async devicesWithPolicy(): Promise<string[]> {

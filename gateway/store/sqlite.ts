@@ -166,8 +166,6 @@ export class SqliteStore implements Store {
   /** WAL size after the last checkpoint that could not start the WAL again (a reader held it). */
   #walFloor = 0;
   #closing = false;
-  /** Runs once the second pass is over (commits and chain appends held back meanwhile). */
-  #unheld: (() => void)[] = [];
   /** When the commits were held (#hold), for `checkpoints.heldMs`. */
   #heldAt = 0;
   /**
@@ -175,6 +173,8 @@ export class SqliteStore implements Store {
    * held commits early because the WAL outgrew WAL_HOLD_FACTOR times the threshold meanwhile.
    */
   readonly checkpoints = { count: 0, heldMs: 0, ms: 0, failed: 0, forced: 0 };
+  /** Group commits made durable, and the jobs (frames, pairings, downlinks, chain appends…) they held. */
+  readonly groupCommits = { count: 0, jobs: 0 };
   readonly blocks: SqliteBlockStore;
   readonly guests: SqliteGuestStore;
   readonly firmware: SqlFirmwareStore;
@@ -279,8 +279,8 @@ export class SqliteStore implements Store {
     this.#load();
     if (path !== ':memory:') this.#checkpointer = (o.checkpointer ?? ((p) => new Checkpointer(p)))(path);
     this.blocks.fresh = (turn) => this.#fresh(turn);
-    this.blocks.held = (then) => this.#held(then);
     this.blocks.durably = (job) => this.#enqueue(job);
+    this.privacy.fresh = () => this.#fresh(true);
     this.#savepoint = db.transaction((job: () => unknown) => job());
     this.#group = db.transaction((batch: Queued[], out: Outcome[], isolate: boolean) => {
       this.#fresh();
@@ -294,6 +294,8 @@ export class SqliteStore implements Store {
           }
         }
       }
+      // The mesh store's share of a periodic write of its derived state (sqlite-blocks.ts), in this commit.
+      this.blocks.groupDone();
     });
   }
 
@@ -324,6 +326,7 @@ export class SqliteStore implements Store {
     if (v === this.#version) return;
     this.#forgetAll();
     this.blocks.forget();
+    this.privacy.forget();
     this.#version = v;
   }
 
@@ -421,8 +424,9 @@ export class SqliteStore implements Store {
   // promise resolves only after that transaction is durable, with its own result. The transaction
   // runs with synchronous=NORMAL and the fsync of the WAL runs off the event loop (module comment);
   // while one fsync is under way the next group gathers, so a group is what arrives during an fsync.
-  // Other writes of the hot paths (pairing, kept downlinks, revocation, Hellos) join the same groups:
-  // each is a job run inside the group's transaction, answered once the group is durable.
+  // Other writes of the hot paths (pairing, kept downlinks, revocation, Hellos, the mesh's chain appends
+  // and kept messages, sqlite-blocks.ts) join the same groups: each is a job run inside the group's
+  // transaction, answered once the group is durable.
   #frames: Queued[] = [];
   #frameFlush: NodeJS.Immediate | undefined;
 
@@ -479,6 +483,8 @@ export class SqliteStore implements Store {
       for (const f of batch) f.reject(e as Error);
       return;
     }
+    this.groupCommits.count++;
+    this.groupCommits.jobs += batch.length;
     if (memory) settle(batch, out, null);
     else this.#durable((err) => settle(batch, out, err));
   }
@@ -508,16 +514,6 @@ export class SqliteStore implements Store {
       else if (this.#frames.length) this.#flushFrames();
       else for (const f of this.#synced.splice(0)) f();
     });
-  }
-
-  /**
-   * With `then`: runs it now, or once the second pass of a checkpoint is over when one is under way
-   * (returns true then). Chain appends (sqlite-blocks.ts) ask before they write.
-   */
-  #held(then: () => void): boolean {
-    if (this.#checkpointPhase !== 2) return false;
-    this.#unheld.push(then);
-    return true;
   }
 
   /**
@@ -585,7 +581,6 @@ export class SqliteStore implements Store {
       this.#checkpointPhase = 0;
       if (this.#heldAt) this.checkpoints.heldMs += performance.now() - this.#heldAt;
       this.#heldAt = 0;
-      for (const f of this.#unheld.splice(0)) f();
       if (this.#frames.length && !this.#syncing && !this.#frameFlush) this.#frameFlush = setImmediate(() => this.#flushFrames());
     }
   }
@@ -794,11 +789,7 @@ export class SqliteStore implements Store {
     this.#closing = true;
     await this.#checkpointer?.close();
     this.#checkpointer = undefined;
-    if (this.#unheld.length || this.#checkpointPhase) {
-      this.#checkpointPhase = 0;
-      for (const f of this.#unheld.splice(0)) f();
-    }
-    if (this.#db.open) this.blocks.flush();
+    this.#checkpointPhase = 0;
     if (this.#db.open) this.#flushFrames();
     if (this.#syncing) await new Promise<void>((r) => this.#synced.push(r));
     // The chains' derived state, so that the next start replays nothing (if it cannot be written, the

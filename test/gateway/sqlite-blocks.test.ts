@@ -381,4 +381,40 @@ test('a store of schema 3 is upgraded: the same blocks, heads, parents and uncov
     }
   }));
 
+
+test('chain appends share the group commit of the frames queued with them, and one that cannot be kept fails alone', () =>
+  withDir(async (dir) => {
+    const path = join(dir, 'db.sqlite');
+    const s = new SqliteStore(path);
+    try {
+      await pair(s, DEV);
+      await pair(s, 'dev2aaaaaaaaaaaa');
+      const before = { ...s.groupCommits };
+      // What the mesh does for a frame stored a moment before, queued in the same turn as the next frames.
+      const bad = { ...block(9), bytes: undefined } as unknown as StoredBlock;
+      const out = await Promise.allSettled([
+        s.commitFrame({ deviceId: DEV, ks: KS, counter: 2, now: 5, records: [reading(1), reading(2)] }),
+        s.blocks.appendChain({ deviceId: DEV, block: block(1), prev: [], expectHeads: [], covers: [[1, 2]] }),
+        s.blocks.appendChain({ deviceId: 'dev2aaaaaaaaaaaa', block: bad, prev: [] }),
+        s.blocks.appendChain({ deviceId: DEV, block: block(2), prev: [cid(1)], expectHeads: [cid(1)] }),
+        s.commitFrame({ deviceId: 'dev2aaaaaaaaaaaa', ks: KS, counter: 2, now: 5, records: [reading(1)] }),
+      ]);
+      assert.equal(out.map((o) => o.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      assert.equal([s.groupCommits.count - before.count, s.groupCommits.jobs - before.jobs], [1, 5], 'one transaction, one fsync');
+      assert.equal(ids(await s.blocks.heads(DEV)), [2]);
+      assert.equal(await s.blocks.heads('dev2aaaaaaaaaaaa'), [], 'nothing of the append that failed');
+      // What resolved is in the file: a copy taken now, as a crash would leave it, holds it all.
+      const crashed = new SqliteStore(crashCopy(path, dir));
+      try {
+        assert.equal(ids(await crashed.blocks.heads(DEV)), [2]);
+        assert.equal((await crashed.blocks.uncovered(DEV, 10)).map((r) => r.seq), []);
+        assert.equal((await crashed.readRecords('dev2aaaaaaaaaaaa', 1, 10)).map((r) => r.seq), [1]);
+      } finally {
+        await crashed.close();
+      }
+    } finally {
+      await s.close();
+    }
+  }));
+
 test.run();

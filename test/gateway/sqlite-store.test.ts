@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
 import { Checkpointer } from '../../gateway/store/checkpointer.js';
 import type { DeviceStatus, StoredRecord } from '../../gateway/store/store.js';
+import { DEFAULT_POLICY } from '../../gateway/privacy/policy.js';
 
 const KS = new Uint8Array(32).fill(7);
 const LIMIT = 1 << 20;
@@ -189,6 +190,29 @@ test('devices paired here or through another connection to the file are found; a
       const d = (await s.getDevice('dev1aaaaaaaaaaaa'))!;
       assert.equal([...d.ks], [...KS], 'the session key as paired');
       assert.is(d.publicKey.length, 32);
+    } finally {
+      await other.close();
+    }
+  }));
+
+test("a device's own privacy policy is read here, set here or through another connection, and gone when deleted", () =>
+  withStore(async (s, path) => {
+    const policy = (days: number) => ({ ...DEFAULT_POLICY, retentionDays: days });
+    const other = new SqliteStore(path);
+    try {
+      assert.is(await s.privacy.devicePolicy('dev1aaaaaaaaaaaa'), undefined, 'none yet');
+      await s.privacy.setDevicePolicy('dev1aaaaaaaaaaaa', policy(30), 1);
+      assert.is((await s.privacy.devicePolicy('dev1aaaaaaaaaaaa'))?.policy.retentionDays, 30, 'set here');
+      assert.is(await other.privacy.devicePolicy('dev2aaaaaaaaaaaa'), undefined);
+      await other.privacy.setDevicePolicy('dev2aaaaaaaaaaaa', policy(60), 2);
+      await new Promise((r) => setImmediate(r));
+      assert.is((await s.privacy.devicePolicy('dev2aaaaaaaaaaaa'))?.policy.retentionDays, 60, 'set through the other connection');
+      await new Promise((r) => setImmediate(r));
+      assert.ok(await other.privacy.deleteDevicePolicy('dev2aaaaaaaaaaaa'));
+      await new Promise((r) => setImmediate(r));
+      assert.is(await s.privacy.devicePolicy('dev2aaaaaaaaaaaa'), undefined, 'deleted through the other connection');
+      assert.ok(await s.privacy.deleteDevicePolicy('dev1aaaaaaaaaaaa'));
+      assert.is(await s.privacy.devicePolicy('dev1aaaaaaaaaaaa'), undefined, 'deleted here');
     } finally {
       await other.close();
     }
