@@ -88,6 +88,8 @@ export interface GatewayOptions {
   meshAntiEntropyMs?: number;
   /** Mesh summaries larger than this many bytes go out in parts (default 256 KiB). */
   meshSummaryBytes?: number;
+  /** Worker threads that sign readings messages under load (default: the cores but one, at most 2; 0: none). */
+  signThreads?: number;
   /** A pino logger, or the core's Logger port (`log(level, message)`), which gets info and above. */
   logger?: Logger | CoreLogger;
   /** Timings and bounds; tests shorten them. */
@@ -422,7 +424,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     mesh = await Mesh.start({
       ctx, trust, listen: opts.meshListen, peers: opts.peers, syncIntervalMs: opts.meshSyncMs, peerQuota: opts.meshPeerQuota,
       admissionTimeoutMs: opts.meshAdmissionTimeoutMs,
-      antiEntropyMs: opts.meshAntiEntropyMs, summaryMaxBytes: opts.meshSummaryBytes,
+      antiEntropyMs: opts.meshAntiEntropyMs, summaryMaxBytes: opts.meshSummaryBytes, signThreads: opts.signThreads,
       capabilities: () => offload.capabilities(),
       serveOffload: offload.backend ? (peer, req, signal, onText) => offload.serve(peer, req, signal, onText) : undefined,
       onRevoke: async (id) => void (await registry.revoke(id, { fromMesh: true })),

@@ -89,6 +89,8 @@ export interface MeshOptions {
   admissionTimeoutMs?: number;
   /** Revokes the device on this gateway (store, unpair) when the registry says it is revoked. */
   onRevoke?: (deviceId: string) => Promise<void>;
+  /** Worker threads that sign readings messages under load (default DEFAULT_SIGN_THREADS; 0: none). */
+  signThreads?: number;
 }
 
 export class Mesh {
@@ -123,7 +125,7 @@ export class Mesh {
     this.#o = o;
     this.#ctx = o.ctx;
     this.#core = new MeshCore({
-      ctx: o.ctx, operator: o.trust.operator, trusted: o.trust.trusted, syncIntervalMs: o.syncIntervalMs,
+      ctx: o.ctx, operator: o.trust.operator, trusted: o.trust.trusted, syncIntervalMs: o.syncIntervalMs, signThreads: o.signThreads,
       publishAggregate: (a) => this.#disclosure.publishAggregate(a),
     });
     this.#quota = { ...DEFAULT_PEER_QUOTA, ...o.peerQuota };
@@ -454,7 +456,7 @@ export class Mesh {
       const signed: GridMessage[] = [];
       for (const records of messages) {
         const prev = signed.length ? [signed[signed.length - 1].cid] : heads;
-        signed.push(this.#core.sign('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev })));
+        signed.push(await this.#core.signAsync('readings', readingsPayload({ device: deviceId, gateway: this.gatewayId, records, prev })));
       }
       const now = this.#ctx.now();
       const ok = await blocks.appendChain({
@@ -759,6 +761,7 @@ export class Mesh {
     for (const off of this.#unlisten) off();
     this.#disclosure.stop();
     await this.settled().catch(() => {});
+    await this.#core.signPool.close();
     await this.node?.close();
   }
 }

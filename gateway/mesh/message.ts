@@ -108,10 +108,24 @@ function bstrHead(n: number): Uint8Array {
  * `18([h'a10127', {4: kid}, null, signature])`, the bytes the generic encoder would make.
  */
 export function encodeMessage(pcid: Uint8Array, payload: Payload, signer: Signer): GridMessage {
-  const pcidItem = link(pcid);
-  const signable = encode([pcidItem, payload]);
-  const signature = signer.sign(sigStructure(signable));
-  const kid = signer.publicKey;
+  const signable = messageSignable(pcid, payload);
+  return assemble(pcid, payload, signable, signer.publicKey, signer.sign(sigStructure(signable)));
+}
+
+/** What encodeMessage signs a message over: the deterministic encoding of `[42(pCID), payload]` (signable). */
+export function messageSignable(pcid: Uint8Array, payload: Payload): Uint8Array {
+  return encode([link(pcid), payload]);
+}
+
+/**
+ * encodeMessage's result from a signature made elsewhere (sign-pool.ts: on a worker thread) over
+ * sigStructure(signable): the same bytes.
+ */
+export function assembleMessage(pcid: Uint8Array, payload: Payload, signable: Uint8Array, kid: Uint8Array, signature: Uint8Array): GridMessage {
+  return assemble(pcid, payload, signable, kid, signature);
+}
+
+function assemble(pcid: Uint8Array, payload: Payload, signable: Uint8Array, kid: Uint8Array, signature: Uint8Array): GridMessage {
   if (kid.length !== 32 || signature.length !== 64) throw new Error('an Ed25519 key is 32 bytes and a signature 64');
   // d2 84 43 a10127 a1 04 58 20 <kid> f6 58 40 <signature>
   const proofHead = [0xd2, 0x84, 0x43, ...PROTECTED, 0xa1, 0x04, 0x58, 0x20];

@@ -74,6 +74,9 @@ ${OPENADR_HELP}
                           full collection before it is collected again (default 30; V8's own heuristic,
                           up to 300 %, is what 0 restores): lower keeps less memory per meter, at more
                           CPU spent collecting
+  --sign-threads N        worker threads that sign the mesh's readings messages when many are made at
+                          once (one per frame; default: the cores but one, at most 2; 0: all on the
+                          event loop, which then has less time for frames)
   --retention-interval S  how often readings past their sharing policy's retention are removed
                           (default 3600 seconds)
   --log-level L           debug, info, warn or error (default info, or GRIDLET_LOG_LEVEL)
@@ -93,7 +96,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       'trust-operator': { type: 'string', multiple: true }, 'topic-prefix': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' },
       'mesh-listen': { type: 'string' }, peer: { type: 'string', multiple: true },
       'llm-url': { type: 'string' }, 'llm-model': { type: 'string' }, 'llm-gguf': { type: 'string' },
-      'retention-interval': { type: 'string' }, replica: { type: 'string' }, 'unpaired-limit': { type: 'string' }, 'heap-headroom': { type: 'string' }, ...OPENADR_CLI_OPTIONS,
+      'retention-interval': { type: 'string' }, replica: { type: 'string' }, 'unpaired-limit': { type: 'string' }, 'heap-headroom': { type: 'string' }, 'sign-threads': { type: 'string' }, ...OPENADR_CLI_OPTIONS,
     }, false);
     if (v.help) {
       io.out(GATEWAY_HELP);
@@ -115,6 +118,10 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     const headroom = (v['heap-headroom'] as string | undefined) ?? String(DEFAULT_HEAP_HEADROOM);
     if (!/^\d{1,3}$/.test(headroom) || Number(headroom) > 300) {
       throw new UsageError(`--heap-headroom must be a whole number of percent from 0 to 300, not "${headroom}"`);
+    }
+    const signThreads = v['sign-threads'] as string | undefined;
+    if (signThreads !== undefined && (!/^\d{1,2}$/.test(signThreads) || Number(signThreads) > 16)) {
+      throw new UsageError(`--sign-threads must be a whole number from 0 to 16, not "${signThreads}"`);
     }
     let openadr;
     try {
@@ -146,6 +153,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       llmUrl: v['llm-url'] as string | undefined,
       llmModel: v['llm-model'] as string | undefined,
       llmGguf: v['llm-gguf'] as string | undefined,
+      ...(signThreads === undefined ? {} : { signThreads: Number(signThreads) }),
       tuning: {
         ...(retention === undefined ? {} : { retentionIntervalMs: Number(retention) * 1000 }),
         ...(limits ? { unpairedConnections: Number(limits[1]), unpairedPerSource: Number(limits[2]) } : {}),

@@ -3,7 +3,7 @@
 // fails alone, the others of its group are kept; what was acknowledged is there after a reopen.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../gateway/store/sqlite.js';
@@ -187,6 +187,12 @@ test('devices paired here or through another connection to the file are found; a
       await s.revoke('dev3aaaaaaaaaaaa', 9);
       assert.is((await s.getDevice('dev3aaaaaaaaaaaa'))?.state, 'revoked');
       assert.equal((await s.deviceIds()).sort(), ['dev1aaaaaaaaaaaa', 'dev2aaaaaaaaaaaa', 'dev3aaaaaaaaaaaa']);
+      assert.equal((await s.listDevices()).map((x) => `${x.id} ${x.state}`), ['dev1aaaaaaaaaaaa paired', 'dev2aaaaaaaaaaaa paired', 'dev3aaaaaaaaaaaa revoked']);
+      await pair(other, 'dev0aaaaaaaaaaaa');
+      await other.revoke('dev2aaaaaaaaaaaa', 10);
+      await new Promise((r) => setImmediate(r));
+      assert.equal((await s.listDevices()).map((x) => `${x.id} ${x.state}`),
+        ['dev0aaaaaaaaaaaa paired', 'dev1aaaaaaaaaaaa paired', 'dev2aaaaaaaaaaaa revoked', 'dev3aaaaaaaaaaaa revoked'], 'the other connection\'s changes');
       const d = (await s.getDevice('dev1aaaaaaaaaaaa'))!;
       assert.equal([...d.ks], [...KS], 'the session key as paired');
       assert.is(d.publicKey.length, 32);
@@ -215,6 +221,33 @@ test("a device's own privacy policy is read here, set here or through another co
       assert.is(await s.privacy.devicePolicy('dev1aaaaaaaaaaaa'), undefined, 'deleted here');
     } finally {
       await other.close();
+    }
+  }));
+
+test('audit entries join the group commit of the frames queued with them; what resolved is in a crash copy', () =>
+  withStore(async (s, path) => {
+    await pair(s, 'dev1aaaaaaaaaaaa');
+    const before = { ...s.groupCommits };
+    const entry = (seq: number) => ({ audience: 'http', deviceId: 'dev1aaaaaaaaaaaa', kind: 'records' as const, seq: [seq, seq] as [number, number], level: 'full' as const, purposes: ['billing' as const], via: 'http' as const });
+    await Promise.all([
+      s.commitFrame({ deviceId: 'dev1aaaaaaaaaaaa', ks: KS, counter: 2, now: 5, records: [reading(1)] }),
+      s.privacy.addAudit(7, [entry(1)]),
+      s.privacy.addAudit(8, [entry(2), entry(3)]),
+    ]);
+    assert.equal([s.groupCommits.count - before.count, s.groupCommits.jobs - before.jobs], [1, 3], 'one transaction, one fsync');
+    const dir = mkdtempSync(join(tmpdir(), 'gridlet-sqlite-crash-'));
+    try {
+      const copy = join(dir, 'db.sqlite');
+      copyFileSync(path, copy);
+      copyFileSync(`${path}-wal`, `${copy}-wal`);
+      const crashed = new SqliteStore(copy);
+      try {
+        assert.equal((await crashed.privacy.audit({ limit: 10 })).map((e) => e.seq?.[0]).sort(), [1, 2, 3]);
+      } finally {
+        await crashed.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }));
 
