@@ -95,9 +95,9 @@ export async function startMosquitto(): Promise<Child> {
 }
 
 /** CPU seconds (user + system) process `pid` has used, from /proc; 0 once it has exited or without /proc. */
-export function procCpuSeconds(pid: number | undefined): number {
+export function procCpuSeconds(pid: number | undefined, thread?: number): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const f = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
   } catch {
     return 0;
@@ -111,6 +111,8 @@ export interface GatewayChild extends Child {
   rss(): number;
   /** CPU seconds the gateway process has used (user + system). */
   cpuSeconds(): number;
+  /** CPU seconds its main thread (the event loop) has used. */
+  mainThreadCpuSeconds(): number;
 }
 
 /** `node bin/gridlet.js gateway …` on ephemeral ports in a temporary data directory. */
@@ -170,6 +172,9 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
     },
     cpuSeconds() {
       return procCpuSeconds(pid);
+    },
+    mainThreadCpuSeconds() {
+      return procCpuSeconds(pid, pid);
     },
     async stop() {
       stopping = true;

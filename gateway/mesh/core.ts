@@ -5,7 +5,7 @@
 // (disclosure.ts) take it.
 
 import { busy } from '../busy.js';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { decode, encode as encodeCbor, type CborValue } from '../../firmware/core/cbor.js';
 import type { GatewayContext } from '../context.js';
 import { Aggregator } from '../privacy/aggregate.js';
@@ -119,6 +119,24 @@ export class MeshCore {
     this.#created = new Counter({
       name: 'gridlet_mesh_messages_created_total', registers, labelNames: ['protocol'],
       help: 'Grid messages this gateway signed, by protocol.',
+    });
+    const pool = this.signPool.stats;
+    new Counter({
+      name: 'gridlet_mesh_signatures_total', registers, labelNames: ['where'],
+      help: 'Signatures of readings messages: on a worker thread (thread), on the event loop in a quiet turn (loop), or on it because a thread failed (fallback).',
+      collect() {
+        this.reset();
+        this.inc({ where: 'thread' }, pool.signed);
+        this.inc({ where: 'loop' }, pool.inline);
+        this.inc({ where: 'fallback' }, pool.fallback);
+      },
+    });
+    new Gauge({
+      name: 'gridlet_mesh_sign_threads', registers,
+      help: 'Worker threads signing readings messages now (started under load, ended after 30 s without work).',
+      collect() {
+        this.set(pool.threads);
+      },
     });
     this.#refused = new Counter({
       name: 'gridlet_mesh_refused_total', registers, labelNames: ['reason'],

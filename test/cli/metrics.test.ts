@@ -31,6 +31,7 @@ test('every documented metric is there with HELP text, process metrics included'
     'gridlet_messages_dropped_total', 'gridlet_records_stored_total', 'gridlet_ack_latency_seconds', 'gridlet_pairings_total',
     'gridlet_downlinks_pending', 'gridlet_downlinks_sent_total', 'gridlet_offload_jobs_queued', 'gridlet_offload_jobs_running',
     'gridlet_broker_refusals_total', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds',
+    'gridlet_store_group_commits_total', 'gridlet_store_group_commit_jobs_total', 'gridlet_mesh_signatures_total', 'gridlet_mesh_sign_threads',
   ]) {
     assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), name);
   }
@@ -58,7 +59,10 @@ test('pairing, readings, a forged frame, a backlog and a disconnect move the met
   await eventually(async () => metricValue(await scrape(), 'gridlet_devices_connected') === 1, 3000, 'connected 1');
 
   // Five frames of readings, each acknowledged: the ack latency histogram counts five.
-  const acksBefore = metricValue(await scrape(), 'gridlet_ack_latency_seconds_count');
+  const before = await scrape();
+  const acksBefore = metricValue(before, 'gridlet_ack_latency_seconds_count');
+  const commitsBefore = metricValue(before, 'gridlet_store_group_commits_total');
+  const jobsBefore = metricValue(before, 'gridlet_store_group_commit_jobs_total');
   for (let i = 0; i < 5; i++) {
     await a.send({ type: Body.readings, first: 2 * i + 1, records: [[T0 + 2 * i, 1, 100 + i], [T0 + 2 * i + 1, 3, 500]] });
     await a.waitAck(2 * i + 2);
@@ -68,6 +72,14 @@ test('pairing, readings, a forged frame, a backlog and a disconnect move the met
   assert.is(metricValue(text, 'gridlet_ack_latency_seconds_bucket', { le: '+Inf' }) - acksBefore, 5);
   assert.is(metricValue(text, 'gridlet_records_stored_total', { kind: 'reading' }), 10);
   assert.is(metricValue(text, 'gridlet_frames_accepted_total', { body: 'readings' }), 5);
+  // One signature per frame's readings message, made on the event loop: one at a time is too few for a thread.
+  await eventually(async () => metricValue(await scrape(), 'gridlet_mesh_signatures_total', { where: 'loop' }) === 5, 3000, 'five signatures');
+  // Each frame's commit and its readings message's chain append are jobs of group commits (an append may
+  // share the next frame's).
+  const after = await scrape();
+  assert.ok(metricValue(after, 'gridlet_store_group_commits_total') - commitsBefore >= 5);
+  assert.ok(metricValue(after, 'gridlet_store_group_commit_jobs_total') - jobsBefore >= 10);
+  assert.is(metricValue(await scrape(), 'gridlet_mesh_sign_threads'), 0);
   const received = metricValue(text, 'gridlet_frames_received_total');
 
   // A frame sealed with a key that is not the session's: dropped as forged, nothing stored.
