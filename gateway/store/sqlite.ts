@@ -397,8 +397,12 @@ export class SqliteStore implements Store {
       });
       // Downlinks of an earlier session were sealed with its key: the new session cannot read them.
       this.#q.dropDownlinks.run(p.id);
-      this.#forget(p.id);
-      return toDevice(this.#q.device.get(p.id)!);
+      // Cached as written (the meter's next frames, its mesh pairing message and its recount read it at
+      // once); a group commit that fails empties the cache. Its records are looked up when first needed.
+      const e: Cached = { dev: keptDevice(this.#q.device.get(p.id)!), pending: [] };
+      this.#cache.set(p.id, e);
+      this.#stale.delete(p.id);
+      return e.dev;
     });
   }
 
