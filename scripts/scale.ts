@@ -200,28 +200,32 @@ export interface ScaleResult {
     cpuSeconds: number;
   };
   /** Signed readings messages (one per frame that added records) and how long after the fleet the mesh was done signing. */
-  mesh: { readingsMessages: number; settledAfterS: number };
+  mesh: { readingsMessages: number; settledAfterS: number; signedOn: { thread: number; loop: number } };
 }
 
-/** The gateway's count of readings messages it signed (its /metrics). */
-async function readingsMessages(httpUrl: string): Promise<number> {
+/** The gateway's count of readings messages it signed, and where it signed them (its /metrics). */
+async function readingsMessages(httpUrl: string): Promise<{ n: number; thread: number; loop: number }> {
   const text = await (await fetch(`${httpUrl}/metrics`)).text();
-  const m = /^gridlet_mesh_messages_created_total\{protocol="readings"\} (\d+)/m.exec(text);
-  return m ? Number(m[1]) : 0;
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  return {
+    n: value(/^gridlet_mesh_messages_created_total\{protocol="readings"\} (\d+)/m),
+    thread: value(/^gridlet_mesh_signatures_total\{where="thread"\} (\d+)/m),
+    loop: value(/^gridlet_mesh_signatures_total\{where="loop"\} (\d+)/m) + value(/^gridlet_mesh_signatures_total\{where="fallback"\} (\d+)/m),
+  };
 }
 
 /** Waits until the readings message count stops moving (3 s unchanged, at most 5 minutes). */
-async function meshSettled(httpUrl: string): Promise<{ readingsMessages: number; settledAfterS: number }> {
+async function meshSettled(httpUrl: string): Promise<ScaleResult['mesh']> {
   const t0 = Date.now();
   let last = -1;
   let since = Date.now();
   for (;;) {
-    const n = await readingsMessages(httpUrl);
+    const { n, thread, loop } = await readingsMessages(httpUrl);
     if (n !== last) {
       last = n;
       since = Date.now();
     } else if (Date.now() - since >= 3000 || Date.now() - t0 > 300_000) {
-      return { readingsMessages: n, settledAfterS: Math.round((since - t0) / 100) / 10 };
+      return { readingsMessages: n, settledAfterS: Math.round((since - t0) / 100) / 10, signedOn: { thread, loop } };
     }
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -7,8 +7,10 @@
 // Ed25519 signatures are deterministic).
 //
 // A thread costs ~14 MiB of memory, and a signature sent to one costs the event loop a few µs and the
-// signer a round trip: a turn with fewer than `minBatch` signatures to make signs them on the event
-// loop, and threads start with the first larger one (under load) and end after `idleMs` without work.
+// signer a round trip: signatures go to a thread only while the event loop is busy (at least `busyShare`
+// of the last second) and a turn asks for `minBatch` or more; otherwise they are made on the event loop.
+// Threads start with the first such turn and end after `idleMs` without work. (10,000 meters reporting
+// every 10 s keep the event loop about a third busy: no thread, no memory for one.)
 // Nothing is lost when a thread fails: what it was asked to sign, and everything after, is signed on
 // the event loop by the signer the pool was made from.
 
@@ -90,6 +92,8 @@ export interface SignPoolOptions {
   threads: number;
   /** The fewest signatures asked in one turn that go to a thread (default 8). */
   minBatch?: number;
+  /** The share of the last second the event loop must have been busy for threads to be used (default 0.75). */
+  busyShare?: number;
   /** A thread without work this long ends (default 30 s). */
   idleMs?: number;
   /** The threads' code (tests: a thread that fails); default the signer above. */
@@ -104,6 +108,11 @@ export class SignPool {
   readonly #max: number;
   readonly #minBatch: number;
   readonly #idleMs: number;
+  readonly #busyShare: number;
+  /** The event loop's utilization over the last whole second it was measured, and since when it is measured. */
+  #busy = 0;
+  #elu = performance.eventLoopUtilization();
+  #eluAt = performance.now();
   readonly #sodium: string | undefined;
   readonly #source: string;
   #threads: Thread[] = [];
@@ -124,6 +133,7 @@ export class SignPool {
     this.#max = o.threads;
     this.#minBatch = o.minBatch ?? 8;
     this.#idleMs = o.idleMs ?? 30_000;
+    this.#busyShare = o.busyShare ?? 0.75;
     this.#source = o.source ?? SOURCE;
     if (process.env.GRIDLET_NO_SODIUM !== '1') {
       try {
@@ -182,7 +192,7 @@ export class SignPool {
     const batch = this.#queue;
     this.#queue = [];
     if (!batch.length) return;
-    if (batch.length < this.#minBatch || this.#closed) return this.#signHere(batch, 'inline');
+    if (batch.length < this.#minBatch || this.#closed || !this.#loaded()) return this.#signHere(batch, 'inline');
     if (this.#threads.length < this.#max && this.#threads.every((x) => x.sent.size > 0)) this.#start();
     const t = this.#pick();
     if (!t) return this.#signHere(batch, 'inline');
@@ -201,6 +211,18 @@ export class SignPool {
     if (t.sent.size === 1) t.worker.ref();
     this.stats.batches++;
     t.worker.postMessage({ id, data: data.buffer, ends }, [data.buffer]);
+  }
+
+  /** Whether the event loop was busy enough over the last second to be spared the signatures. */
+  #loaded(): boolean {
+    if (this.#busyShare <= 0) return true;
+    const now = performance.now();
+    if (now - this.#eluAt >= 1000) {
+      this.#busy = performance.eventLoopUtilization(this.#elu).utilization;
+      this.#elu = performance.eventLoopUtilization();
+      this.#eluAt = now;
+    }
+    return this.#busy >= this.#busyShare;
   }
 
   #pick(): Thread | undefined {

@@ -18,7 +18,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 test('many signatures asked at once are made on a thread, each the one the event loop would make', async () => {
-  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 8 });
+  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 8, busyShare: 0 });
   try {
     const sigs = await Promise.all(Array.from({ length: 500 }, (_, i) => pool.sign(data(i))));
     sigs.forEach((s, i) => assert.ok(equal(s, signer.sign(data(i))), `signature ${i}`));
@@ -39,7 +39,7 @@ test('many signatures asked at once are made on a thread, each the one the event
 });
 
 test('a few signatures at a time are made on the event loop, and no thread is started for them', async () => {
-  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 8 });
+  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 8, busyShare: 0 });
   try {
     for (let i = 0; i < 50; i++) {
       const s = await Promise.all([pool.sign(data(i)), pool.sign(data(i + 1))]);
@@ -51,10 +51,31 @@ test('a few signatures at a time are made on the event loop, and no thread is st
   }
 });
 
+test('threads only while the event loop is busy: at rest even many signatures at once stay on it, under load they go to a thread', async () => {
+  const pool = new SignPool(seed, signer, { threads: 1, minBatch: 8 });
+  try {
+    await sleep(1100);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => pool.sign(data(i))));
+    assert.equal([pool.stats.inline, pool.stats.signed, pool.stats.started], [50, 0, 0], 'an idle event loop signs itself');
+    // A second of a busy event loop (busy work in short turns, as frames are).
+    const until = performance.now() + 1100;
+    while (performance.now() < until) {
+      const t = performance.now() + 20;
+      while (performance.now() < t);
+      await new Promise((r) => setImmediate(r));
+    }
+    const sigs = await Promise.all(Array.from({ length: 50 }, (_, i) => pool.sign(data(i))));
+    sigs.forEach((s, i) => assert.ok(equal(s, signer.sign(data(i)))));
+    assert.equal([pool.stats.signed, pool.stats.started], [50, 1], 'a loaded one hands them to a thread');
+  } finally {
+    await pool.close();
+  }
+});
+
 test('a thread that fails loses nothing: what it was asked is signed on the event loop, later work on a new thread', async () => {
   // A thread that ends as soon as it is asked anything.
   const failing = `require('node:worker_threads').parentPort.on('message', () => process.exit(1));`;
-  const pool = new SignPool(seed, signer, { threads: 1, minBatch: 4, source: failing });
+  const pool = new SignPool(seed, signer, { threads: 1, minBatch: 4, busyShare: 0, source: failing });
   try {
     const sigs = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.sign(data(i))));
     sigs.forEach((s, i) => assert.ok(equal(s, signer.sign(data(i))), `signature ${i}`));
@@ -69,7 +90,7 @@ test('a thread that fails loses nothing: what it was asked is signed on the even
 });
 
 test('threads without work end; the next load starts one again', async () => {
-  const pool = new SignPool(seed, signer, { threads: 1, minBatch: 4, idleMs: 300 });
+  const pool = new SignPool(seed, signer, { threads: 1, minBatch: 4, busyShare: 0, idleMs: 300 });
   try {
     await Promise.all(Array.from({ length: 40 }, (_, i) => pool.sign(data(i))));
     assert.is(pool.stats.threads, 1);
@@ -84,7 +105,7 @@ test('threads without work end; the next load starts one again', async () => {
 });
 
 test('close waits for the signatures under way; what is asked after is signed on the event loop', async () => {
-  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 4 });
+  const pool = new SignPool(seed, signer, { threads: 2, minBatch: 4, busyShare: 0 });
   const pending = Array.from({ length: 300 }, (_, i) => pool.sign(data(i)));
   await sleep(0);
   const closing = pool.close();
