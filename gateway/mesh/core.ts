@@ -154,8 +154,7 @@ export class MeshCore {
     const t0 = performance.now();
     const m = encodeMessage(protocols()[protocol].pcid, payload, this.signer);
     busy('sign', t0);
-    this.#created.inc({ protocol });
-    this.counts.created[protocol] = (this.counts.created[protocol] ?? 0) + 1;
+    this.#countCreated(protocol);
     return m;
   }
 
@@ -173,9 +172,13 @@ export class MeshCore {
     const t1 = performance.now();
     const m = assembleMessage(pcid, payload, signable, this.signer.publicKey, signature);
     busy('sign', t1);
+    this.#countCreated(protocol);
+    return m;
+  }
+
+  #countCreated(protocol: ProtocolName): void {
     this.#created.inc({ protocol });
     this.counts.created[protocol] = (this.counts.created[protocol] ?? 0) + 1;
-    return m;
   }
 
   count(r: Received): Received {
