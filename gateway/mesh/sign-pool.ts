@@ -145,7 +145,11 @@ export class SignPool {
   }
 
   #start(): void {
-    const worker = new Worker(this.#source, { eval: true, workerData: { seed: Uint8Array.from(this.#seed).buffer, sodium: this.#sodium } });
+    // A thread's allocations are a batch's buffers, all short-lived: a young generation of 2 MiB instead
+    // of V8's 16 (or more) keeps ~3.5 MiB less per thread at the same speed.
+    const worker = new Worker(this.#source, {
+      eval: true, workerData: { seed: Uint8Array.from(this.#seed).buffer, sodium: this.#sodium }, resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
     // Only a batch under way keeps the process alive.
     worker.unref();
     const t: Thread = { worker, sent: new Map(), dead: false, used: performance.now() };

@@ -62,6 +62,8 @@ export class PrivacyService {
   readonly #listeners = new Set<ChangeListener>();
   /** The summary this process last sent each device. */
   readonly #told = new Map<string, string>();
+  /** The distinct texts in #told. */
+  readonly #texts = new Map<string, string>();
   /** Group policies as last read, and when (performance.now()): re-read after GROUPS_TTL_MS, as replicas share the store. */
   #groups: { list: GroupPolicy[]; at: number } | undefined;
   /** Sends a body to a paired device (kept until acknowledged); none: policies are only stored. */
@@ -211,7 +213,9 @@ export class PrivacyService {
       if (text.length > MAX_CONFIG_VALUE) text = text.slice(0, MAX_CONFIG_VALUE - 1) + '…';
       if (!force && this.#told.get(deviceId) === text) return;
       await this.send(deviceId, { type: Body.config, values: { [PRIVACY_CONFIG_KEY]: text } });
-      this.#told.set(deviceId, text);
+      // Most devices are told the same text: one copy of each (a fleet kept 10,000 of ~100 bytes).
+      const same = this.#texts.get(text) ?? (this.#texts.size < 1000 ? (this.#texts.set(text, text), text) : text);
+      this.#told.set(deviceId, same);
     } catch (e) {
       this.#log.error({ device: deviceId, err: (e as Error).message }, 'privacy: policy not sent to the device');
     }

@@ -40,17 +40,48 @@ export function keptDevice(r: DeviceSqlRow): DeviceRow {
   return deviceRow(r, publicKey, ks);
 }
 
+/**
+ * One copy of a short text that many rows hold alike (a state, a model, a firmware version, a gateway
+ * id): a fleet's cached rows otherwise keep 10,000 equal strings of each.
+ */
+export function same(text: string): string {
+  const v = sameTexts.get(text);
+  if (v !== undefined) return v;
+  if (sameTexts.size >= 4096) sameTexts.clear();
+  sameTexts.set(text, text);
+  return text;
+}
+const sameTexts = new Map<string, string>();
+
+/**
+ * A device's capabilities or labels, read from their JSON text: one frozen value for each text many
+ * devices share (the rows are read, never changed in place). Texts over 512 characters are parsed
+ * for the row alone.
+ */
+function shared<T>(text: string): T {
+  if (text.length > 512) return JSON.parse(text);
+  let v = sharedValues.get(text);
+  if (v === undefined) {
+    if (sharedValues.size >= 1024) sharedValues.clear();
+    v = Object.freeze(JSON.parse(text)) as object;
+    sharedValues.set(text, v);
+  }
+  return v as T;
+}
+const sharedValues = new Map<string, object>();
+const NO_GUESTS: DeviceRow['guests'] = Object.freeze({});
+
 function deviceRow(r: DeviceSqlRow, publicKey: Uint8Array, ks: Uint8Array): DeviceRow {
   return {
     id: r.id,
-    state: r.state as DeviceState,
+    state: same(r.state) as DeviceState,
     publicKey,
     ks,
-    gatewayId: r.gateway_id,
-    model: r.model,
-    firmware: r.firmware,
-    capabilities: JSON.parse(r.capabilities),
-    labels: JSON.parse(r.labels),
+    gatewayId: same(r.gateway_id),
+    model: same(r.model),
+    firmware: same(r.firmware),
+    capabilities: shared(r.capabilities),
+    labels: shared(r.labels),
     firstSeen: r.first_seen,
     pairedAt: r.paired_at,
     revokedAt: r.revoked_at,
@@ -60,7 +91,7 @@ function deviceRow(r: DeviceSqlRow, publicKey: Uint8Array, ks: Uint8Array): Devi
     downCounter: r.down_counter,
     ackedSeq: r.acked_seq,
     status: r.status ? JSON.parse(r.status) : null,
-    guests: JSON.parse(r.guests),
+    guests: r.guests === '{}' ? NO_GUESTS : JSON.parse(r.guests),
   };
 }
 

@@ -25,7 +25,7 @@ import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
 import { SqlitePrivacyStore } from './sqlite-privacy.js';
 import { SqliteQuotaStore } from './sqlite-quota.js';
-import { blob, keptDevice, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
+import { blob, keptDevice, same, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
@@ -637,7 +637,7 @@ export class SqliteStore implements Store {
         this.#q.status.run(text, c.deviceId);
         dev.status = JSON.parse(text);
       }
-      if (c.info) this.#q.info.run((dev.firmware = c.info.firmware), (dev.model = c.info.model), c.deviceId);
+      if (c.info) this.#q.info.run((dev.firmware = same(c.info.firmware)), (dev.model = same(c.info.model)), c.deviceId);
       if (c.guest) {
         const guests = structuredClone(d.guests);
         applyGuestAck(guests, c.guest.cid, c.guest.state);

@@ -128,6 +128,38 @@ test('an MQTT packet declaring more than the bound is cut off at its header', as
   assert.is((await t.api('GET', '/api/health')).status, 200);
 });
 
+test('a paired meter whose packets arrive a byte at a time is served; a header over the bound split across chunks is still cut off', async () => {
+  const d = await pairDevice(t);
+  await d.close();
+  const m = rawMeter(t.gw.mqttUrl);
+  m.socket.setNoDelay(true);
+  const closed = new Promise<void>((resolve) => m.socket.once('close', () => resolve()));
+  try {
+    await new Promise<void>((resolve) => m.socket.once('connect', () => resolve()));
+    const pieces = async (bytes: Uint8Array) => {
+      for (const b of bytes) {
+        m.socket.write(Uint8Array.of(b));
+        await sleep(2);
+      }
+    };
+    await pieces(connectPacket({ id: d.id, password: mqttPassword(d.ks!), will: topics.lwt(t.prefix, d.id) }));
+    await m.until(() => m.got.some((p) => p.type === 2), 'CONNACK');
+    // Two PINGREQs, the first split from the second in the middle: two PINGRESPs.
+    await pieces(Uint8Array.of(0xc0));
+    await pieces(Uint8Array.of(0x00, 0xc0, 0x00));
+    await m.until(() => m.got.filter((p) => p.type === 13).length === 2, 'two PINGRESPs');
+    await pieces(subscribePacket(1, topics.down(t.prefix, d.id)));
+    await m.until(() => m.got.some((p) => p.type === 9), 'SUBACK');
+    const before = await t.metric('gridlet_messages_dropped_total', { topic: 'broker', reason: 'oversized-packet' });
+    // A PUBLISH declaring 65,535 bytes, its header in three chunks.
+    await pieces(Uint8Array.of(0x30, 0xff, 0xff, 0x03));
+    await Promise.race([closed, sleep(5000).then(() => assert.unreachable('the socket was not cut off at the header'))]);
+    assert.is(await t.metric('gridlet_messages_dropped_total', { topic: 'broker', reason: 'oversized-packet' }), before + 1);
+  } finally {
+    m.socket.destroy();
+  }
+});
+
 test('the connected-devices gauge follows the broker', async () => {
   const n = await t.metric('gridlet_devices_connected');
   const d = t.device();

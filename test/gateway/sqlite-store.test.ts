@@ -31,6 +31,24 @@ async function pair(s: SqliteStore, id: string): Promise<void> {
   await s.completePairing({ id, publicKey: new Uint8Array(32), ks: KS, gatewayId: 'gw', model: 'm', firmware: '1', capabilities: [], firstSeen: 1, counter: 1, now: 1 });
 }
 
+test("devices with equal labels and capabilities share them read-only: one device's label edit leaves the others' as they were", () =>
+  withStore(async (s) => {
+    for (const id of ['dev1aaaaaaaaaaaa', 'dev2aaaaaaaaaaaa', 'dev3aaaaaaaaaaaa']) {
+      await pair(s, id);
+      await s.setLabels(id, { site: 'north', feeder: '7' });
+    }
+    const [a, b] = [(await s.getDevice('dev1aaaaaaaaaaaa'))!, (await s.getDevice('dev2aaaaaaaaaaaa'))!];
+    assert.is(a.labels, b.labels, 'one copy');
+    assert.throws(() => {
+      (a.labels as { [k: string]: string }).site = 'south';
+    }, TypeError, 'read-only');
+    await s.setLabels('dev1aaaaaaaaaaaa', { site: 'south' });
+    assert.equal((await s.getDevice('dev1aaaaaaaaaaaa'))!.labels, { site: 'south' });
+    assert.equal((await s.getDevice('dev2aaaaaaaaaaaa'))!.labels, { site: 'north', feeder: '7' });
+    assert.equal((await s.getDevice('dev3aaaaaaaaaaaa'))!.labels, { site: 'north', feeder: '7' });
+    assert.equal((await s.listDevices()).map((d) => d.model), ['m', 'm', 'm']);
+  }));
+
 test('a frame that cannot be stored fails alone; the others of its group are kept and its counter stays free', () =>
   withStore(async (s) => {
     await pair(s, 'dev1aaaaaaaaaaaa');
