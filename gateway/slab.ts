@@ -3,7 +3,7 @@
 // ArrayBuffer and a backing store allocated apart, about 230 bytes beside its 32 bytes of content; in a
 // slab it costs only its view. A slab is freed once no view into it is left, so the bytes of a meter
 // that is forgotten or paired again stay until the other keys of its slab go too: at most one slab's
-// worth per slab in use.
+// worth per slab in use. Texts many meters hold alike are kept once (same()).
 
 /** Bytes per slab (64 meters' keys): small, so that a few long-lived views pin little. */
 const SLAB_BYTES = 4096;
@@ -42,3 +42,17 @@ export function keep(...parts: Uint8Array[]): Uint8Array[] {
   }
   return out;
 }
+
+/**
+ * One copy of a text that many of the gateway's long-lived records hold alike (a device's state, model,
+ * firmware version and gateway id, the privacy summary each device was told): a fleet otherwise keeps
+ * 10,000 equal strings of each. At most 4,096 distinct texts are remembered (then they start afresh).
+ */
+export function same(text: string): string {
+  const v = sameTexts.get(text);
+  if (v !== undefined) return v;
+  if (sameTexts.size >= 4096) sameTexts.clear();
+  sameTexts.set(text, text);
+  return text;
+}
+const sameTexts = new Map<string, string>();

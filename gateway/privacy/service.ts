@@ -14,6 +14,7 @@ import { MAX_CONFIG_VALUE } from '../../firmware/core/console/commands/config.js
 import { Body, type DownBody } from '../../firmware/core/wire/bodies.js';
 import type { Disclosure, GroupPolicy, Labels, Store } from '../store/store.js';
 import { DEFAULT_POLICY, matchesSelector, PolicyError, summary, type PrivacyPolicy } from './policy.js';
+import { same } from '../slab.js';
 
 /** The config key the device keeps its policy summary under (CONSOLE.md `config get privacy`). */
 export const PRIVACY_CONFIG_KEY = 'privacy';
@@ -62,8 +63,6 @@ export class PrivacyService {
   readonly #listeners = new Set<ChangeListener>();
   /** The summary this process last sent each device. */
   readonly #told = new Map<string, string>();
-  /** The distinct texts in #told. */
-  readonly #texts = new Map<string, string>();
   /** Group policies as last read, and when (performance.now()): re-read after GROUPS_TTL_MS, as replicas share the store. */
   #groups: { list: GroupPolicy[]; at: number } | undefined;
   /** Sends a body to a paired device (kept until acknowledged); none: policies are only stored. */
@@ -213,9 +212,8 @@ export class PrivacyService {
       if (text.length > MAX_CONFIG_VALUE) text = text.slice(0, MAX_CONFIG_VALUE - 1) + '…';
       if (!force && this.#told.get(deviceId) === text) return;
       await this.send(deviceId, { type: Body.config, values: { [PRIVACY_CONFIG_KEY]: text } });
-      // Most devices are told the same text: one copy of each (a fleet kept 10,000 of ~100 bytes).
-      const same = this.#texts.get(text) ?? (this.#texts.size < 1000 ? (this.#texts.set(text, text), text) : text);
-      this.#told.set(deviceId, same);
+      // Most devices are told the same text: one copy of it (a fleet kept 10,000 of ~100 bytes).
+      this.#told.set(deviceId, same(text));
     } catch (e) {
       this.#log.error({ device: deviceId, err: (e as Error).message }, 'privacy: policy not sent to the device');
     }

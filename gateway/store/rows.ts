@@ -8,7 +8,7 @@ import type {
   AuditEntry, BlockKind, DeviceRow, DeviceState, GuestModule, GuestState, PendingDownlink, StoredBlock, StoredRecord,
 } from './store.js';
 import { RecordKind } from '../../firmware/core/wire/constants.js';
-import { keep } from '../slab.js';
+import { keep, same } from '../slab.js';
 
 /** A byte string as the drivers take it, without copying. */
 export function blob(b: Uint8Array): Buffer {
@@ -39,19 +39,6 @@ export function keptDevice(r: DeviceSqlRow): DeviceRow {
   const [publicKey, ks] = keep(r.public_key, r.ks);
   return deviceRow(r, publicKey, ks);
 }
-
-/**
- * One copy of a short text that many rows hold alike (a state, a model, a firmware version, a gateway
- * id): a fleet's cached rows otherwise keep 10,000 equal strings of each.
- */
-export function same(text: string): string {
-  const v = sameTexts.get(text);
-  if (v !== undefined) return v;
-  if (sameTexts.size >= 4096) sameTexts.clear();
-  sameTexts.set(text, text);
-  return text;
-}
-const sameTexts = new Map<string, string>();
 
 /**
  * A device's capabilities or labels, read from their JSON text: one frozen value for each text many

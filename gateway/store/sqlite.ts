@@ -25,7 +25,8 @@ import { applyGuestAck, SqliteGuestStore } from './sqlite-guests.js';
 import { firmwareDdl, SqlFirmwareStore, sqliteExec } from './firmware.js';
 import { SqlitePrivacyStore } from './sqlite-privacy.js';
 import { SqliteQuotaStore } from './sqlite-quota.js';
-import { blob, keptDevice, same, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
+import { same } from '../slab.js';
+import { blob, keptDevice, toDevice, toDownlink, toRecord, type DeviceSqlRow, type DownlinkSqlRow, type RecordSqlRow } from './rows.js';
 import type {
   DeviceRow, FrameCommit, FrameCommitResult, Labels, PairingCommit, PendingDownlink, Store, StoredRecord,
 } from './store.js';
