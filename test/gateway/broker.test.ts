@@ -281,6 +281,95 @@ function rawMeter(url: string) {
   };
 }
 
+test('a connected meter that sends a malformed packet, or closes its side without DISCONNECT, is closed by the broker and its will published', async () => {
+  const bad = await pairDevice(t);
+  await bad.close();
+  const gone = await pairDevice(t);
+  await gone.close();
+  const { heard, stop } = hearLwts();
+  const meters = [rawMeter(t.gw.mqttUrl), rawMeter(t.gw.mqttUrl)];
+  try {
+    const closed = meters.map((m) => new Promise<void>((resolve) => m.socket.once('close', () => resolve())));
+    await Promise.all(meters.map((m) => new Promise<void>((resolve) => m.socket.once('connect', () => resolve()))));
+    for (const [i, d] of [bad, gone].entries()) {
+      const m = meters[i]!;
+      m.socket.write(connectPacket({ id: d.id, password: mqttPassword(d.ks!), will: topics.lwt(t.prefix, d.id) }));
+      await m.until(() => m.got.some((p) => p.type === 2), 'CONNACK');
+    }
+    await sleep(50);
+    // A PUBLISH with both QoS bits set: the parser's error closes the client.
+    meters[0]!.socket.write(Uint8Array.of(0x36, 0x00));
+    await Promise.race([closed[0], sleep(5000).then(() => assert.unreachable('the broker kept the meter that sent a malformed packet'))]);
+    await eventually(() => heard.includes(bad.id), 5000, 'the lwt of the meter that sent a malformed packet');
+    // A FIN and nothing else: the broker ends the client too.
+    meters[1]!.socket.end();
+    await eventually(() => heard.includes(gone.id), 5000, 'the lwt of the meter that closed its side');
+    await Promise.race([closed[1], sleep(5000).then(() => assert.unreachable('the broker kept the half-closed socket'))]);
+    assert.equal(heard.sort(), [bad.id, gone.id].sort(), 'one lwt each');
+  } finally {
+    stop();
+    for (const m of meters) m.socket.destroy();
+  }
+});
+
+/** A PUBLISH at QoS 2 (DUP set when `dup`). */
+function qos2Packet(topic: string, messageId: number, dup = false): Uint8Array {
+  const t8 = new TextEncoder().encode(topic);
+  const body = [t8.length >> 8, t8.length & 0xff, ...t8, messageId >> 8, messageId & 0xff];
+  return Uint8Array.from([0x34 | (dup ? 0x08 : 0), body.length, ...body]);
+}
+
+test('a meter publishing at QoS 2 gets each message through once: a resend before PUBREL is not delivered again; the id is free after PUBCOMP', async () => {
+  const d = await pairDevice(t);
+  await d.close();
+  const { heard, stop } = hearLwts();
+  const m = rawMeter(t.gw.mqttUrl);
+  const idOf = (type: number) => m.got.filter((p) => p.type === type).map((p) => (p.body[0]! << 8) | p.body[1]!);
+  try {
+    await new Promise<void>((resolve) => m.socket.once('connect', () => resolve()));
+    m.socket.write(connectPacket({ id: d.id, password: mqttPassword(d.ks!) }));
+    await m.until(() => m.got.some((p) => p.type === 2), 'CONNACK');
+    await sleep(50);
+    const lwt = topics.lwt(t.prefix, d.id);
+    m.socket.write(qos2Packet(lwt, 7));
+    await m.until(() => idOf(5).length === 1, 'PUBREC');
+    m.socket.write(qos2Packet(lwt, 7, true));
+    await m.until(() => idOf(5).length === 2, 'PUBREC of the resend');
+    await eventually(() => heard.length === 1, 5000, 'the message delivered');
+    m.socket.write(Uint8Array.of(0x62, 2, 0, 7));
+    await m.until(() => idOf(7).length === 1, 'PUBCOMP');
+    assert.equal(idOf(5), [7, 7]);
+    assert.equal(idOf(7), [7]);
+    assert.equal(heard, [d.id], 'the resend before PUBREL was not delivered again');
+    m.socket.write(qos2Packet(lwt, 7));
+    await m.until(() => idOf(5).length === 3, 'PUBREC of the next message with the same id');
+    await eventually(() => heard.length === 2, 5000, 'the next message delivered');
+  } finally {
+    stop();
+    m.socket.destroy();
+  }
+});
+
+test('a gateway stopping with meters connected closes their connections', async () => {
+  const t2 = await startTestGateway();
+  let stopped = false;
+  try {
+    const d = await pairDevice(t2);
+    await d.close();
+    const m = rawMeter(t2.gw.mqttUrl);
+    const closed = new Promise<void>((resolve) => m.socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => m.socket.once('connect', () => resolve()));
+    m.socket.write(connectPacket({ id: d.id, password: mqttPassword(d.ks!) }));
+    await m.until(() => m.got.some((p) => p.type === 2), 'CONNACK');
+    await eventually(async () => (await t2.metric('gridlet_devices_connected')) === 1, 3000, 'the meter connected');
+    await Promise.race([t2.close(), sleep(10_000).then(() => assert.unreachable('the gateway did not stop'))]);
+    stopped = true;
+    await Promise.race([closed, sleep(5000).then(() => assert.unreachable('the meter\'s connection stayed open'))]);
+  } finally {
+    if (!stopped) await t2.close();
+  }
+});
+
 test('a meter resuming its MQTT session gets CONNACK first, then what waited for it, then the rest, in order and once', async () => {
   // MQTT 3.1.1 4.6: a session's messages go out in the order they were published, stored ones first;
   // [MQTT-3.2.0-1]: CONNACK is the first packet. The gateway's counters say the order it published in.
