@@ -56,7 +56,8 @@ test('pair a meter from the form, see its readings live, deploy a guest, revoke 
   // The meter's Hello makes it appear as "seen", with a Pair button.
   const row = page.locator(`#fleet tr[data-device="${id}"]`);
   await row.locator('.badge', { hasText: 'seen' }).waitFor({ timeout: 15_000 });
-  assert.is(await page.locator('#live').textContent(), 'live');
+  // The page lists the fleet first and then opens its live stream: the row can show before the stream is up.
+  await page.locator('#live.on', { hasText: 'live' }).waitFor({ timeout: 10_000 });
   await row.locator('button[data-pair]').click();
   await page.waitForURL(`**/#/pair/${id}`);
   assert.is(await page.inputValue('#pair-id'), id);
