@@ -6,6 +6,7 @@ import { Body } from '../../firmware/core/wire/bodies.js';
 import { mqttPassword } from '../../firmware/core/wire/pairing.js';
 import { topics } from '../../firmware/core/wire/topics.js';
 import { eventually, helloSeen, pairDevice, sleep, startTestGateway, type TestGateway } from './support.js';
+import type { WireDevice } from './wire-device.js';
 import { parseFrame } from '../../firmware/core/wire/frame.js';
 import { connectPacket, DISCONNECT, PacketReader, pubackPacket, subscribePacket, type RawPacket } from './mqtt-raw.js';
 
@@ -18,6 +19,13 @@ test.before(async () => {
 test.after(async () => {
   await t.close();
 });
+
+/** A meter paired through the gateway whose MQTT client has gone again (the tests connect it their own way). */
+async function pairedAway(): Promise<WireDevice> {
+  const d = await pairDevice(t);
+  await d.close();
+  return d;
+}
 
 function refused(p: Promise<unknown>): Promise<string | undefined> {
   return p.then(() => undefined, (e: Error) => e.message);
@@ -129,8 +137,7 @@ test('an MQTT packet declaring more than the bound is cut off at its header', as
 });
 
 test('a paired meter whose packets arrive a byte at a time is served; a header over the bound split across chunks is still cut off', async () => {
-  const d = await pairDevice(t);
-  await d.close();
+  const d = await pairedAway();
   const m = rawMeter(t.gw.mqttUrl);
   m.socket.setNoDelay(true);
   const closed = new Promise<void>((resolve) => m.socket.once('close', () => resolve()));
@@ -226,10 +233,8 @@ test('a connected meter the broker cuts off (an oversized packet) is closed: its
 });
 
 test('keepalive: a meter that goes silent is closed after 1.5 keepalives and its will published; one that pings stays', async () => {
-  const silent = await pairDevice(t);
-  await silent.close();
-  const chatty = await pairDevice(t);
-  await chatty.close();
+  const silent = await pairedAway();
+  const chatty = await pairedAway();
   const { heard, stop } = hearLwts();
   const socket = tcpConnect(Number(new URL(t.gw.mqttUrl).port), '127.0.0.1');
   try {
@@ -282,10 +287,8 @@ function rawMeter(url: string) {
 }
 
 test('a connected meter that sends a malformed packet, or closes its side without DISCONNECT, is closed by the broker and its will published', async () => {
-  const bad = await pairDevice(t);
-  await bad.close();
-  const gone = await pairDevice(t);
-  await gone.close();
+  const bad = await pairedAway();
+  const gone = await pairedAway();
   const { heard, stop } = hearLwts();
   const meters = [rawMeter(t.gw.mqttUrl), rawMeter(t.gw.mqttUrl)];
   try {
@@ -320,8 +323,7 @@ function qos2Packet(topic: string, messageId: number, dup = false): Uint8Array {
 }
 
 test('a meter publishing at QoS 2 gets each message through once: a resend before PUBREL is not delivered again; the id is free after PUBCOMP', async () => {
-  const d = await pairDevice(t);
-  await d.close();
+  const d = await pairedAway();
   const { heard, stop } = hearLwts();
   const m = rawMeter(t.gw.mqttUrl);
   const idOf = (type: number) => m.got.filter((p) => p.type === type).map((p) => (p.body[0]! << 8) | p.body[1]!);
@@ -373,8 +375,7 @@ test('a gateway stopping with meters connected closes their connections', async 
 test('a meter resuming its MQTT session gets CONNACK first, then what waited for it, then the rest, in order and once', async () => {
   // MQTT 3.1.1 4.6: a session's messages go out in the order they were published, stored ones first;
   // [MQTT-3.2.0-1]: CONNACK is the first packet. The gateway's counters say the order it published in.
-  const d = await pairDevice(t);
-  await d.close();
+  const d = await pairedAway();
   const connect = connectPacket({ id: d.id, password: mqttPassword(d.ks!), clean: false });
   const down = topics.down(t.prefix, d.id);
   const first = rawMeter(t.gw.mqttUrl);
