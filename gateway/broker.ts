@@ -201,17 +201,21 @@ function lighterWatch(client: Client): void {
   compactListeners(conn, 'error');
 }
 
+/** An emitter's table of listeners by event (Node's `_events`: a function, or an array of them). */
+function listenerTable(e: EventEmitter): Record<string | symbol, unknown> | undefined {
+  return (e as unknown as { _events?: Record<string | symbol, unknown> })._events;
+}
+
 /**
  * An emitter's listeners of one event again, in order, in an array no longer than they need (two
- * listeners: an array of two). All but the first are taken off and put back: removing every one would
- * delete the event's key from the emitter's table of events, which turns that table into a dictionary
- * (~450 bytes, more than the array saves).
+ * listeners: an array of two). The list is replaced by a copy under the same key: taking the listeners
+ * off would delete the key once none is left, which turns the table into a dictionary (~450 bytes,
+ * more than the array saves). emit() calls a copy of the list, so replacing it is safe.
  */
 export function compactListeners(e: EventEmitter, event: string): void {
-  const listeners = e.rawListeners(event) as ((...a: unknown[]) => void)[];
-  if (listeners.length < 2) return;
-  for (let i = listeners.length - 1; i >= 1; i--) e.removeListener(event, listeners[i]);
-  for (let i = 1; i < listeners.length; i++) e.on(event, listeners[i]);
+  const table = listenerTable(e);
+  const l = table?.[event];
+  if (Array.isArray(l)) table![event] = l.slice();
 }
 
 function closeClient(this: { client?: { close(): void } }): void {
@@ -228,17 +232,17 @@ function clientError(this: { client?: { emit(event: 'error', e: unknown): unknow
  * emit"), at the same place in the list. False if there is not exactly one such listener.
  */
 export function swapListener(e: EventEmitter, event: string, name: string, replacement: (...a: never[]) => void): boolean {
-  const events = (e as unknown as { _events?: Record<string, unknown> })._events;
-  const l = events?.[event];
+  const table = listenerTable(e);
+  const l = table?.[event];
   if (typeof l === 'function') {
     if (l.name !== name) return false;
-    events![event] = replacement;
+    table![event] = replacement;
     return true;
   }
   if (!Array.isArray(l)) return false;
   const at = l.flatMap((f: { name?: string }, i) => (f.name === name ? [i] : []));
   if (at.length !== 1) return false;
-  // emit() calls a copy of the list, so changing it in place is safe.
+  // As in compactListeners: emit() calls a copy of the list, so changing it in place is safe.
   l[at[0]] = replacement;
   return true;
 }
@@ -311,7 +315,7 @@ function lighterClient(client: Client): void {
     if (parser._events) parser._events = fastTable(parser._events);
   }
   if (c._events) c._events = fastTable(c._events);
-  if (c.duplicates && Reflect.ownKeys(c.duplicates).length === 0) c.duplicates = fastTable(c.duplicates);
+  if (c.duplicates) c.duplicates = fastTable(c.duplicates);
   if (c._inboundInflight instanceof Set && c._inboundInflight.size === 0) c._inboundInflight = new LazyInflight();
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EventEmitter } from 'node:events';
-import { fastTable, LazyInflight, swapListener } from '../../gateway/broker.js';
+import { compactListeners, fastTable, LazyInflight, swapListener } from '../../gateway/broker.js';
 
 test('LazyInflight answers has, add, delete and size as a Set does, over a random run of ids', () => {
   const lazy = new LazyInflight();
@@ -77,6 +77,19 @@ test('swapListener puts a shared listener in place of the one named, at its plac
   two.on('x', target.emit.bind(target, 'x') as (x: unknown) => void);
   assert.not.ok(swapListener(two, 'x', 'bound emit', shared), 'two of that name: which one is not known');
   assert.not.ok(swapListener(two, 'none', 'bound emit', shared));
+});
+
+test('compactListeners keeps an emitter\'s listeners, their order and once', () => {
+  const e = new EventEmitter();
+  const calls: string[] = [];
+  for (let i = 0; i < 5; i++) e.on('end', () => calls.push(`gone${i}`));
+  for (const l of e.rawListeners('end').slice(0, 3)) e.removeListener('end', l as () => void);
+  e.once('end', () => calls.push('once'));
+  compactListeners(e, 'end');
+  assert.is(e.listenerCount('end'), 3);
+  e.emit('end');
+  e.emit('end');
+  assert.equal(calls, ['gone3', 'gone4', 'once', 'gone3', 'gone4']);
 });
 
 test.run();
