@@ -344,6 +344,18 @@ export class SqliteStore implements Store {
     return e;
   }
 
+  /**
+   * The device's downlink counter was taken on this connection (`nextDown`): its cached row follows, and
+   * `keep` edits its cached downlinks, if they were looked up. A device not in the cache is read again
+   * when next needed. (A frame's commit writes the cached counter back: a stale one would be reused.)
+   */
+  #counted(id: string, counter: number, keep?: (pending: PendingDownlink[]) => void): void {
+    const e = this.#cache.get(id);
+    if (!e) return this.#forget(id);
+    e.dev = { ...e.dev, downCounter: counter };
+    if (keep && e.pending) keep(e.pending);
+  }
+
   /** Drops a device's cached state, to be read again when next needed. */
   #forget(id: string): void {
     this.#cache.delete(id);
@@ -648,7 +660,7 @@ export class SqliteStore implements Store {
       // Everything written: the cache follows (a failed group commit empties it).
       e.dev = dev;
       e.top = top;
-      if (c.downAck !== undefined && e.pending) e.pending = e.pending.filter((p) => p.counter > c.downAck!);
+      if (c.downAck !== undefined && e.pending) e.pending = e.pending.filter((p) => p.counter !== c.downAck); // as ackDownlinks: that counter only
       return { ok: true, added, ackedSeq, downCounter };
     }
   }
@@ -728,18 +740,24 @@ export class SqliteStore implements Store {
   async nextDownCounter(deviceId: string): Promise<number> {
     // At once (synchronous=FULL): a body under this counter may be published while the gateway closes.
     const r = this.#q.nextDown.get(deviceId);
-    this.#forget(deviceId);
-    if (!r) throw new Error(`no device ${deviceId} in the store`);
+    if (!r) {
+      this.#forget(deviceId);
+      throw new Error(`no device ${deviceId} in the store`);
+    }
+    this.#counted(deviceId, r.down_counter);
     return r.down_counter;
   }
 
   async addDownlink(deviceId: string, type: number, body: Uint8Array, now: number): Promise<PendingDownlink> {
     return this.#enqueue(() => {
-      this.#forget(deviceId);
       const c = this.#q.nextDown.get(deviceId);
-      if (!c) throw new Error(`no device ${deviceId} in the store`);
-      const r = this.#q.addDownlink.get(deviceId, type, blob(body), c.down_counter, now, now)!;
-      return toDownlink(r);
+      if (!c) {
+        this.#forget(deviceId);
+        throw new Error(`no device ${deviceId} in the store`);
+      }
+      const kept = toDownlink(this.#q.addDownlink.get(deviceId, type, blob(body), c.down_counter, now, now)!);
+      this.#counted(deviceId, c.down_counter, (pending) => pending.push(kept));
+      return kept;
     });
   }
 
@@ -755,10 +773,14 @@ export class SqliteStore implements Store {
     return this.#enqueue(() => {
       const r = this.#q.downlink.get(id);
       if (!r || (sentBefore !== undefined && r.sent_at >= sentBefore)) return undefined;
-      this.#forget(r.device_id);
       const counter = this.#q.nextDown.get(r.device_id)!.down_counter;
       this.#q.resent.run(counter, now, id);
-      return toDownlink({ ...r, counter, sent_at: now });
+      const resent = toDownlink({ ...r, counter, sent_at: now });
+      this.#counted(r.device_id, counter, (pending) => {
+        const i = pending.findIndex((p) => p.id === id);
+        if (i >= 0) pending[i] = resent;
+      });
+      return resent;
     });
   }
 

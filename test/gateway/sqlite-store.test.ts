@@ -87,6 +87,48 @@ test('what a commit resolved is in the file after a reopen: records, counters, a
     }
   }));
 
+test('downlink counters taken between frames are never given out twice; the kept downlinks this store lists (sent, resent, one acknowledged) are what a reopen reads', () =>
+  withStore(async (s, path) => {
+    const id = 'dev1aaaaaaaaaaaa';
+    await pair(s, id);
+    const counters: number[] = [];
+    let up = 2;
+    const frame = async () => {
+      const r = await s.commitFrame({ deviceId: id, ks: KS, counter: up++, now: up, allocateDown: true });
+      assert.ok(r.ok);
+      counters.push(r.downCounter!);
+    };
+    await frame();
+    const a = await s.addDownlink(id, 17, new Uint8Array([1]), 10);
+    counters.push(a.counter);
+    assert.equal((await s.pendingDownlinks(id)).map((d) => [d.id, d.counter]), [[a.id, a.counter]], 'the kept downlink is listed at once');
+    await frame();
+    counters.push(await s.nextDownCounter(id));
+    await frame();
+    const b = await s.addDownlink(id, 20, new Uint8Array([2]), 11);
+    counters.push(b.counter);
+    const again = (await s.resendDownlink(a.id, 12))!;
+    counters.push(again.counter);
+    await frame();
+    // In one group: a frame, a kept downlink, a frame.
+    const [, c] = await Promise.all([frame(), s.addDownlink(id, 17, new Uint8Array([3]), 13), frame()]);
+    counters.push(c.counter);
+    assert.equal([...new Set(counters)].length, counters.length, `no counter twice: ${counters.join(',')}`);
+    assert.equal((await s.pendingDownlinks(id)).map((d) => [d.id, d.counter, d.sentAt]), [[a.id, again.counter, 12], [b.id, b.counter, 11], [c.id, c.counter, 13]]);
+    // A down-ack covers its own counter: the lower ones may have been lost on the way.
+    assert.ok((await s.commitFrame({ deviceId: id, ks: KS, counter: up++, now: up, downAck: c.counter })).ok);
+    const here = { dev: (await s.getDevice(id))!, pending: await s.pendingDownlinks(id) };
+    assert.is(here.dev.downCounter, Math.max(...counters));
+    assert.equal(here.pending.map((d) => [d.id, d.counter]), [[a.id, again.counter], [b.id, b.counter]]);
+    const other = new SqliteStore(path);
+    try {
+      assert.equal(await other.getDevice(id), here.dev);
+      assert.equal(await other.pendingDownlinks(id), here.pending);
+    } finally {
+      await other.close();
+    }
+  }));
+
 test('records out of order and gaps: only free seqs are stored, the prefix moves over what is contiguous', () =>
   withStore(async (s) => {
     await pair(s, 'dev1aaaaaaaaaaaa');
