@@ -10,9 +10,9 @@
 // it displaces nothing. A revocation counts when its signer signed the pairing it names or is a gateway
 // of the same operator.
 
-import { toHex } from '../../firmware/core/bytes.js';
+import { equal, toHex } from '../../firmware/core/bytes.js';
 import { compareCid } from './cid.js';
-import type { IdentityBook, Signed } from './identities.js';
+import { kidHex, type IdentityBook, type Signed } from './identities.js';
 import { compareHlc, type Hlc, type Pairing, type Revocation } from './protocols.js';
 import { keep } from '../slab.js';
 
@@ -61,7 +61,7 @@ function compact(s: Signed<Pairing>, shared: Map<string, string>, kids: Map<stri
   const one = (x: string) => shared.get(x) ?? (shared.set(x, x), x);
   const e = s.entry;
   const [cid, key] = keep(s.cid, e.key);
-  const k = toHex(s.kid);
+  const k = kidHex(s.kid);
   const kid = kids.get(k) ?? (kids.set(k, s.kid.slice()), kids.get(k)!);
   return {
     cid,
@@ -118,7 +118,7 @@ export class DeviceRegistryCrdt {
 
   /** Does a revocation signed by `kid` count against pairing `p`? Same signer, or the same operator (key). */
   mayRevoke(kid: Uint8Array, p: Signed<Pairing>): boolean {
-    if (toHex(kid) === toHex(p.kid)) return true;
+    if (equal(kid, p.kid)) return true;
     const a = this.ids.operatorOf(kid);
     return a !== undefined && a === this.ids.operatorOf(p.kid);
   }
@@ -129,7 +129,7 @@ export class DeviceRegistryCrdt {
     let at: Hlc | undefined;
     for (const k of d?.revocations ?? []) {
       const r = this.#revocations.get(k)!;
-      if (toHex(r.entry.pairing) !== toHex(p.cid)) continue;
+      if (!equal(r.entry.pairing, p.cid)) continue;
       if (compareHlc(r.entry.hlc, p.entry.hlc) <= 0 || !this.mayRevoke(r.kid, p) || !this.counts(r.kid, r.entry.gateway, r.entry.hlc)) continue;
       if (!at || compareHlc(r.entry.hlc, at) < 0) at = r.entry.hlc;
     }
@@ -186,7 +186,7 @@ export class DeviceRegistryCrdt {
   /** Is this pairing a conflict (made while another operator's pairing stood)? */
   isConflict(cid: Uint8Array): boolean {
     const p = this.pairing(cid);
-    return !!p && this.#resolve(p.entry.device).conflicts.some((c) => toHex(c.p.cid) === toHex(cid));
+    return !!p && this.#resolve(p.entry.device).conflicts.some((c) => equal(c.p.cid, cid));
   }
 
   devices(): string[] {
@@ -195,9 +195,8 @@ export class DeviceRegistryCrdt {
 
   /** Pairings of a device signed by `kid`, latest first. */
   pairingsBy(id: string, kid: Uint8Array): Signed<Pairing>[] {
-    const hex = toHex(kid);
     return (this.#byDevice.get(id)?.pairings ?? []).map((k) => this.#pairings.get(k)!)
-      .filter((p) => toHex(p.kid) === hex).sort((a, b) => compareHlc(b.entry.hlc, a.entry.hlc));
+      .filter((p) => equal(p.kid, kid)).sort((a, b) => compareHlc(b.entry.hlc, a.entry.hlc));
   }
 
   /** The registry message CIDs of one device (`gridlet verify` recomputes its state from them). */

@@ -5,7 +5,7 @@
 // Nothing here talks to the network or the store.
 
 import { compareCid } from './cid.js';
-import { toHex } from '../../firmware/core/bytes.js';
+import { equal, toHex } from '../../firmware/core/bytes.js';
 import { checkEnrollment, checkPossession, type TrustedOperator } from './operator.js';
 import type { IdentityV2 } from './protocols.js';
 
@@ -17,6 +17,18 @@ export interface Signed<T> {
 
 /** Why an identity message is refused (gridlet_mesh_refused_total's reasons). */
 export type IdentityRefusal = 'enrollment' | 'squat' | 'operator';
+
+/** Hex of a key id, kept per array (a device's state is resolved several times per pairing). */
+const hexes = new WeakMap<Uint8Array, { bytes: Uint8Array; hex: string }>();
+
+/** `toHex(kid)`, remembered for the same array while its bytes are the same. */
+export function kidHex(kid: Uint8Array): string {
+  const had = hexes.get(kid);
+  if (had && equal(had.bytes, kid)) return had.hex;
+  const hex = toHex(kid);
+  hexes.set(kid, { bytes: kid.slice(), hex });
+  return hex;
+}
 
 export class IdentityBook {
   /** This gateway's operator id. */
@@ -73,7 +85,7 @@ export class IdentityBook {
     if (checkEnrollment({ ...i, signature: i.enrollment })) return 'enrollment';
     if (!checkPossession(i, i.possession)) return 'squat';
     if (!this.trusts(i.operatorId)) return 'operator';
-    const kid = toHex(s.kid);
+    const kid = kidHex(s.kid);
     const had = this.identities.get(kid);
     if (!had || later(s, had)) this.identities.set(kid, s);
     const list = this.#byGateway.get(i.gateway) ?? [];
@@ -83,11 +95,11 @@ export class IdentityBook {
   }
 
   identity(kid: Uint8Array): IdentityV2 | undefined {
-    return this.identities.get(toHex(kid))?.entry;
+    return this.identities.get(kidHex(kid))?.entry;
   }
 
   signed(kid: Uint8Array): Signed<IdentityV2> | undefined {
-    return this.identities.get(toHex(kid));
+    return this.identities.get(kidHex(kid));
   }
 
   identityByPeer(peer: string): IdentityV2 | undefined {
@@ -113,7 +125,7 @@ export class IdentityBook {
       if (s.entry.gateway !== gateway) continue;
       if (!best || s.entry.enrolled > best.entry.enrolled || (s.entry.enrolled === best.entry.enrolled && compareCid(s.kid, best.kid) > 0)) best = s;
     }
-    return best && toHex(best.kid);
+    return best && kidHex(best.kid);
   }
 
   /**
@@ -124,7 +136,7 @@ export class IdentityBook {
     const i = this.identity(kid);
     if (!i) return undefined;
     const cur = this.currentKey(i.gateway);
-    if (cur === undefined || cur === toHex(kid)) return undefined;
+    if (cur === undefined || cur === kidHex(kid)) return undefined;
     return this.identities.get(cur)!.entry.enrolled;
   }
 

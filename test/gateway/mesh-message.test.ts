@@ -16,7 +16,7 @@ import {
   base58btc, HybridClock, identityPayload, parseIdentity, parseIdentityV2, parseReadings, parseRegistry, peerIdOf, readingsPayload, registryPayload,
 } from '../../gateway/mesh/protocols.js';
 import { DeviceRegistryCrdt } from '../../gateway/mesh/device-registry.js';
-import { IdentityBook } from '../../gateway/mesh/identities.js';
+import { IdentityBook, kidHex } from '../../gateway/mesh/identities.js';
 import { checkEnrollment, checkPossession, newOperatorKey, parseOperatorId } from '../../gateway/mesh/operator.js';
 import { edwardsOf, xeddsaSign, xeddsaVerify } from '../../gateway/mesh/xeddsa.js';
 import { deviceKey, KeyGateway } from './mesh-support.js';
@@ -305,6 +305,16 @@ test('registry CRDT v2: any order gives the same state; another operator\'s pair
   const clock = new HybridClock(() => 5);
   clock.observe([10, 3]);
   assert.equal(clock.now(), [10, 4], 'an HLC stamp is later than every stamp seen');
+});
+
+test('a key id\'s hex is remembered per array and follows its bytes when they change', () => {
+  const kid = new Uint8Array(nodeRandom(32));
+  assert.is(kidHex(kid), toHex(kid));
+  assert.is(kidHex(kid), toHex(kid), 'again, from what was remembered');
+  kid[0] ^= 0xff;
+  assert.is(kidHex(kid), toHex(kid), 'the same array with other bytes');
+  const view = kid.subarray(0, 16);
+  assert.is(kidHex(view), toHex(view));
 });
 
 test('`gridlet mesh pcids` prints each protocol\'s pCID and document', async () => {
