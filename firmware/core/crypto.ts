@@ -1,9 +1,10 @@
-// The crypto of WIRE.md: NaCl box/secretbox (tweetnacl), SHA-256, HMAC-SHA256 and PBKDF2 (sha256.ts).
+// The crypto of WIRE.md: NaCl box/secretbox (tweetnacl), SHA-256, HMAC-SHA256 and PBKDF2 (sha256.ts);
+// a platform may offer faster secretbox and hashes (useSecretbox, useHash), the same bytes.
 // Randomness comes only from the Random port (installed with useRandom), so the same code runs on XS;
 // tweetnacl never draws random bytes itself (key pairs are made from the port's bytes).
 
 import nacl from 'tweetnacl';
-import type { Random, SecretboxPort } from './ports.js';
+import type { HashPort, Random, SecretboxPort } from './ports.js';
 import { utf8Encode } from './bytes.js';
 import { HmacSha256, pbkdf2HmacSha256, Sha256 } from './sha256.js';
 
@@ -11,11 +12,18 @@ import { HmacSha256, pbkdf2HmacSha256, Sha256 } from './sha256.js';
  * The installed Random port. A property of an object, not a module variable: on a meter this module
  * is preloaded into flash, where a module variable cannot be assigned at run time.
  */
-const installed: { source: Random | undefined; box: SecretboxPort | undefined } = { source: undefined, box: undefined };
+const installed: { source: Random | undefined; box: SecretboxPort | undefined; hash: HashPort | undefined } = {
+  source: undefined, box: undefined, hash: undefined,
+};
 
 /** Seals and opens secretboxes with `port` instead of tweetnacl (undefined: tweetnacl again). */
 export function useSecretbox(port: SecretboxPort | undefined): void {
   installed.box = port;
+}
+
+/** Hashes with `port` instead of sha256.ts (undefined: sha256.ts again). */
+export function useHash(port: HashPort | undefined): void {
+  installed.hash = port;
 }
 
 /** Routes all of the core's randomness through the platform's Random port. */
@@ -46,12 +54,16 @@ export function randomBytes(n: number): Uint8Array {
 }
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const port = installed.hash;
+  if (port) return port.sha256(parts);
   const h = new Sha256();
   for (const p of parts) h.update(p);
   return h.digest();
 }
 
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const port = installed.hash;
+  if (port) return port.hmac(key, parts);
   return new HmacSha256(key).mac(parts);
 }
 

@@ -103,6 +103,15 @@ export interface Random {
 }
 
 /**
+ * SHA-256 and HMAC-SHA256 from the platform (node:crypto on a gateway) instead of the core's own
+ * (sha256.ts): the same bytes in and out. Absent: the core's.
+ */
+export interface HashPort {
+  sha256(parts: readonly Uint8Array[]): Uint8Array;
+  hmac(key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array;
+}
+
+/**
  * A faster implementation of NaCl's secretbox (XSalsa20-Poly1305) than the core's own (tweetnacl),
  * e.g. libsodium's on a gateway: the same bytes in and out. Absent: the core's.
  */

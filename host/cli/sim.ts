@@ -1,6 +1,6 @@
 // `gridlet sim`: a fleet of simulated meters in one process against a gateway (host/sim/fleet.ts).
 
-import { useSecretbox } from '../../firmware/core/crypto.js';
+import { useHash, useSecretbox } from '../../firmware/core/crypto.js';
 import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
 import { readReleasePublicKey } from './firmware.js';
 import { parse, processIo, run, UsageError } from './args.js';
@@ -99,10 +99,12 @@ export async function simMain(argv: string[]): Promise<number> {
     if (!broker || !/^(mqtts?|wss?|tcp):\/\//.test(broker)) throw new UsageError(`--broker URL is required, e.g. mqtt://127.0.0.1:1883`);
     const gateway = v.gateway as string | undefined;
     if (!gateway || !/^https?:\/\//.test(gateway)) throw new UsageError(`--gateway HTTP_URL is required, e.g. http://127.0.0.1:8080`);
-    // The meters of this process make their keys, pair, seal and open with libsodium where it loads (the
-    // same bytes as the core's tweetnacl): thousands of meters in one process must not be what is measured.
+    // The meters of this process make their keys, pair, seal and open with libsodium where it loads, and
+    // hash with node:crypto (the same bytes as the core's tweetnacl and sha256.ts): thousands of meters
+    // in one process must not be what is measured.
     const { sodiumSecretbox } = await import('../../gateway/sodium.js');
     if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
+    useHash((await import('../../gateway/hash.js')).nodeHash);
     const fleet = new Fleet({
       ...fleetOptions(v, HELP), broker, gateway,
       apiToken: v['api-token'] as string | undefined,

@@ -1,4 +1,4 @@
-// The gateway's fast crypto (gateway/sodium.ts, random.ts, mesh/cid.ts) gives exactly the bytes of the
+// The gateway's fast crypto (gateway/sodium.ts, hash.ts, random.ts, mesh/cid.ts) gives exactly the bytes of the
 // portable implementations it stands in for: a frame sealed by one opens with the other, a signature
 // is the same signature, a CID the same CID; and salts from the pool never repeat.
 import { test } from 'uvu';
@@ -9,7 +9,9 @@ import { sodium, sodiumSecretbox, sodiumSigner } from '../../gateway/sodium.js';
 import { randomBytes } from '../../gateway/random.js';
 import { cidOf } from '../../gateway/mesh/cid.js';
 import { guestCid } from '../../firmware/core/guests/cid.js';
-import { boxKeyPairFromSecret, secretbox, secretboxOpen, useSecretbox } from '../../firmware/core/crypto.js';
+import { boxKeyPairFromSecret, hmac, secretbox, secretboxOpen, sha256, useHash, useSecretbox } from '../../firmware/core/crypto.js';
+import { nodeHash } from '../../gateway/hash.js';
+import { mqttPassword } from '../../firmware/core/wire/pairing.js';
 import { concat } from '../../firmware/core/bytes.js';
 
 const rand = (n: number) => randomFillSync(new Uint8Array(n));
@@ -63,6 +65,36 @@ test('X25519 key pairs: libsodium\'s public key is tweetnacl\'s, and the core ma
     useSecretbox(undefined);
   }
   assert.equal(boxKeyPairFromSecret(sk).publicKey, nacl.box.keyPair.fromSecretKey(sk).publicKey, 'tweetnacl again without a port');
+});
+
+test('SHA-256 and HMAC: node:crypto gives the core\'s bytes for every length and split, and the core uses the port once installed', () => {
+  const lengths = [0, 1, 31, 32, 55, 56, 63, 64, 65, 119, 120, 128, 200, 1000];
+  const portable: [Uint8Array[], Uint8Array, Uint8Array, Uint8Array][] = [];
+  for (const len of lengths) {
+    const m = rand(len);
+    const cut = Math.floor(len / 3);
+    const parts = [m.subarray(0, cut), m.subarray(cut)];
+    // Keys shorter, as long as and longer than a block (hashed first), and empty.
+    const key = rand([0, 16, 32, 64, 65, 100][len % 6]);
+    portable.push([parts, key, sha256(...parts), hmac(key, ...parts)]);
+    assert.equal(sha256(...parts), sha256(m), 'split or whole, the same hash');
+  }
+  let asked = 0;
+  useHash({ sha256: (p) => (asked++, nodeHash.sha256(p)), hmac: (k, p) => (asked++, nodeHash.hmac(k, p)) });
+  try {
+    for (const [parts, key, h, mac] of portable) {
+      assert.equal(sha256(...parts), h);
+      assert.equal(hmac(key, ...parts), mac);
+      assert.is(sha256(...parts).constructor, Uint8Array, 'not a Buffer (whose slice() shares its bytes)');
+    }
+    assert.is(asked, 3 * portable.length);
+    const ks = rand(32);
+    const viaPort = mqttPassword(ks);
+    useHash(undefined);
+    assert.is(mqttPassword(ks), viaPort, 'the MQTT password a meter computes is the one the gateway expects');
+  } finally {
+    useHash(undefined);
+  }
 });
 
 test('secretbox: the core uses the installed port, and tweetnacl again without one', () => {
