@@ -1,10 +1,10 @@
 // `gridlet gateway` (ARCHITECTURE.md "Operator interface"): runs a gateway, prints its identity, rotates its key.
 
 import { writeFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import pino from 'pino';
 import { isoTime } from '../../firmware/core/console/text.js';
 import { startGateway } from '../../gateway/gateway.js';
+import { DEFAULT_HEADROOM, HeapHeadroom, setHeapGrowingPercent, watchHeapHeadroom } from '../../gateway/heap.js';
 import { parse, processIo, run, UsageError, type Io } from './args.js';
 import { apiToken } from './client.js';
 import { OPENADR_CLI_OPTIONS, OPENADR_HELP, openAdrGroups, OpenAdrUsageError } from './openadr-options.js';
@@ -71,9 +71,10 @@ ${OPENADR_HELP}
                           embedded broker keeps connected: T in all, A from one address (default
                           5000,500; raise A for many new meters behind one NAT)
   --heap-headroom P       how far (in percent) the JavaScript heap may grow past what was live at its last
-                          full collection before it is collected again (default 30; V8's own heuristic,
-                          up to 300 %, is what 0 restores): lower keeps less memory per meter, at more
-                          CPU spent collecting
+                          full collection before it is collected again (default 30, and 20 while more than
+                          64 MiB is live, as with thousands of meters connected; V8's own heuristic, up
+                          to 300 %, is what 0 restores): lower keeps less memory per meter, at more CPU
+                          spent collecting
   --sign-threads N        worker threads that sign the mesh's readings messages when many are made at
                           once (one per frame; default: the cores but one, at most 2; 0: all on the
                           event loop, which then has less time for frames)
@@ -83,8 +84,6 @@ ${OPENADR_HELP}
   --log-format F          json (one JSON object per line, for log collectors) or pretty (for people);
                           default pretty when stderr is a terminal, else json (or GRIDLET_LOG_FORMAT)`;
 
-/** `--heap-headroom`'s default, percent. */
-export const DEFAULT_HEAP_HEADROOM = 30;
 
 export async function gatewayMain(argv: string[], io: Io = processIo): Promise<number> {
   if (argv[0] === 'identity' || argv[0] === 'rotate-key') return gatewayKeysMain(argv[0], argv.slice(1), io);
@@ -115,8 +114,8 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     if (retention !== undefined && (!/^\d{1,7}$/.test(retention) || Number(retention) < 1)) {
       throw new UsageError(`--retention-interval must be a whole number of seconds (at least 1), not "${retention}"`);
     }
-    const headroom = (v['heap-headroom'] as string | undefined) ?? String(DEFAULT_HEAP_HEADROOM);
-    if (!/^\d{1,3}$/.test(headroom) || Number(headroom) > 300) {
+    const headroom = v['heap-headroom'] as string | undefined;
+    if (headroom !== undefined && (!/^\d{1,3}$/.test(headroom) || Number(headroom) > 300)) {
       throw new UsageError(`--heap-headroom must be a whole number of percent from 0 to 300, not "${headroom}"`);
     }
     const signThreads = v['sign-threads'] as string | undefined;
@@ -132,9 +131,16 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     const logger = gatewayLogger(level, format, process.stderr);
     // A gateway's heap is mostly what its connected meters keep; V8 lets it grow up to 4× what survived
     // the last full collection before collecting again, which at 4,000 meters on the embedded broker held
-    // 219 MiB of old generation for 100 MiB live (docs/benchmarks.md). Read by V8 whenever it sets the
-    // next limit, so setting it here (after start-up) takes effect from the next collection on.
-    if (Number(headroom) > 0) setFlagsFromString(`--heap-growing-percent=${Number(headroom)}`);
+    // 219 MiB of old generation for 100 MiB live (docs/benchmarks.md). Given, the headroom holds; by
+    // default it follows the live heap (gateway/heap.ts).
+    let stopHeadroom = () => {};
+    if (headroom === undefined) {
+      const h = new HeapHeadroom(DEFAULT_HEADROOM, (p) => {
+        setHeapGrowingPercent(p);
+        logger.debug({ percent: p }, 'heap headroom');
+      });
+      stopHeadroom = watchHeapHeadroom(h);
+    } else if (Number(headroom) > 0) setHeapGrowingPercent(Number(headroom));
     const gw = await startGateway({
       dataDir: (v.data as string | undefined) ?? './.gridlet/gateway',
       mqttListen: v['mqtt-listen'] as string | undefined,
@@ -173,6 +179,7 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
     process.once('SIGINT', force);
     process.once('SIGTERM', force);
     await stopAllocationProfile();
+    stopHeadroom();
     logger.info({ signal }, 'closing');
     await gw.close();
     logger.info('gateway stopped');
