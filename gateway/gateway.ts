@@ -8,9 +8,8 @@ import { GatewayEvents } from './events.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { base32, toHex } from '../firmware/core/bytes.js';
-import { useHash, useRandom, useSecretbox } from '../firmware/core/crypto.js';
-import { sodiumSecretbox } from './sodium.js';
-import { nodeHash } from './hash.js';
+import { useRandom } from '../firmware/core/crypto.js';
+import { useFastCrypto } from './hash.js';
 import { randomBytes } from './random.js';
 import { Body, type DownBody } from '../firmware/core/wire/bodies.js';
 import { DEFAULT_PREFIX, parseTopic, TopicKind } from '../firmware/core/wire/topics.js';
@@ -217,8 +216,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   useRandom({ fill: (b) => randomFillSync(b) });
   // libsodium's secretbox for every frame's box where sodium-native loads (the same bytes as tweetnacl's),
   // node:crypto's SHA-256 and HMAC for the pairing's and every connect's hashes.
-  if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
-  useHash(nodeHash);
+  useFastCrypto();
   const log = toPino(opts.logger);
   const tuning: Tuning = { ...DEFAULT_TUNING, ...opts.tuning };
   const now = opts.clock ?? Date.now;

@@ -4,6 +4,8 @@
 
 import { createHash, createHmac } from 'node:crypto';
 import type { HashPort } from '../firmware/core/ports.js';
+import { useHash, useSecretbox } from '../firmware/core/crypto.js';
+import { sodiumSecretbox } from './sodium.js';
 
 export const nodeHash: HashPort = {
   sha256(parts) {
@@ -18,3 +20,9 @@ export const nodeHash: HashPort = {
     return new Uint8Array(h.digest());
   },
 };
+
+/** Installs the platform's faster crypto in the core: libsodium's secretbox where it loads, these hashes. */
+export function useFastCrypto(): void {
+  if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
+  useHash(nodeHash);
+}

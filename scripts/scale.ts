@@ -16,15 +16,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Fleet, reportLine, type FleetOptions, type FleetReport } from '../host/sim/fleet.js';
-import { useHash, useSecretbox } from '../firmware/core/crypto.js';
-import { sodiumSecretbox } from '../gateway/sodium.js';
-import { nodeHash } from '../gateway/hash.js';
+import { useFastCrypto } from '../gateway/hash.js';
 
 // The simulated meters of this process make their keys, seal, open and pair with libsodium where it
 // loads, and hash with node:crypto (the same bytes as the core's): thousands of meters in one process must
 // not be what limits the gateway.
-if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
-useHash(nodeHash);
+useFastCrypto();
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 

@@ -1,6 +1,5 @@
 // `gridlet sim`: a fleet of simulated meters in one process against a gateway (host/sim/fleet.ts).
 
-import { useHash, useSecretbox } from '../../firmware/core/crypto.js';
 import { Fleet, reportLine, type FleetOptions, type FleetProgress } from '../sim/fleet.js';
 import { readReleasePublicKey } from './firmware.js';
 import { parse, processIo, run, UsageError } from './args.js';
@@ -102,9 +101,7 @@ export async function simMain(argv: string[]): Promise<number> {
     // The meters of this process make their keys, pair, seal and open with libsodium where it loads, and
     // hash with node:crypto (the same bytes as the core's tweetnacl and sha256.ts): thousands of meters
     // in one process must not be what is measured.
-    const { sodiumSecretbox } = await import('../../gateway/sodium.js');
-    if (sodiumSecretbox) useSecretbox(sodiumSecretbox);
-    useHash((await import('../../gateway/hash.js')).nodeHash);
+    (await import('../../gateway/hash.js')).useFastCrypto();
     const fleet = new Fleet({
       ...fleetOptions(v, HELP), broker, gateway,
       apiToken: v['api-token'] as string | undefined,
