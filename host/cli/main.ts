@@ -95,5 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`gridlet: unknown command "${cmd}"\n\n${usage()}`);
     return 2;
   }
+  // Before any command loads MQTT: switched-off `debug` loggers that allocate nothing (quiet-debug.ts).
+  (await import('./quiet-debug.js')).quietDebug();
   return (await c.load())(rest);
 }
