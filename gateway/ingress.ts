@@ -21,6 +21,7 @@
 
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
+import { encodePacket, type WritablePacket } from './mqtt-write.js';
 
 /** mqtt.js's logger when DEBUG is not set: no rest parameters, nothing allocated. */
 function noLog(): void {}
@@ -240,8 +241,21 @@ export class Ingress implements MessageIngress {
     const expiry = o.shareGroup ? SHARED_SESSION_EXPIRY_S : 24 * 3600;
     if (protocolVersion === 5) options.properties = { sessionExpiryInterval: expiry, receiveMaximum: 65535 };
     const client = mqtt.connect(o.url, options);
-    const internals = client as unknown as { _sendPacket: (packet: { cmd: string }, cb?: () => void, ...rest: unknown[]) => void };
+    const internals = client as unknown as {
+      _sendPacket: (packet: { cmd: string }, cb?: () => void, ...rest: unknown[]) => void;
+      _writePacket: (packet: WritablePacket, cb?: () => void) => void;
+      noop: () => void;
+    };
     const original = internals._sendPacket.bind(client);
+    // A frame's ack (PUBLISH) and its PUBACK leave as one buffer each, not in mqtt-packet's pieces (mqtt-write.ts).
+    const writePacket = internals._writePacket.bind(client);
+    internals._writePacket = (packet, cb) => {
+      const bytes = encodePacket(packet, protocolVersion);
+      if (!bytes) return writePacket(packet, cb);
+      const stream = client.stream;
+      if (!stream.write(bytes) && cb && cb !== internals.noop) stream.once('drain', cb);
+      else cb?.();
+    };
     const conn: Connection = { client, generation: 0, order: [], send: original };
     internals._sendPacket = (packet, cb, ...rest) => {
       const entry = conn.capturing;
