@@ -54,13 +54,42 @@ export function backlogOf(rows: { state: string; status: { buffered: number } | 
   return b;
 }
 
+/**
+ * Counts by one label kept as plain numbers on the hot path (a frame's body, its records' kinds, its
+ * ack) and added to their prom-client counter when it is read (`collect`): prom-client's own `inc`
+ * hashes the labels and checks them on every call, a dozen times per frame.
+ */
+export class Tally {
+  readonly #pending = new Map<string, number>();
+
+  constructor(readonly label: string) {}
+
+  add(value: string, n = 1): void {
+    this.#pending.set(value, (this.#pending.get(value) ?? 0) + n);
+  }
+
+  /** The counter's `collect`: what was added since the last read goes into it. */
+  flushInto(counter: Counter<string>): void {
+    for (const [value, n] of this.#pending) counter.inc({ [this.label]: value }, n);
+    this.#pending.clear();
+  }
+}
+
+/** A counter by `tally`'s label whose increments go through the tally. */
+function talliedCounter(tally: Tally, o: { name: string; help: string; registers: Registry[] }): Counter<string> {
+  return new Counter({ ...o, labelNames: [tally.label], collect() { tally.flushInto(this); } });
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
+  readonly #accepted = new Tally('body');
+  readonly #records = new Tally('kind');
+  readonly #downlinks = new Tally('body');
   readonly framesReceived = new Counter({
     name: 'gridlet_frames_received_total', help: 'Frames received on device up topics.', registers: [this.registry],
   });
-  readonly framesAccepted = new Counter({
-    name: 'gridlet_frames_accepted_total', help: 'Frames accepted, by body type name.', labelNames: ['body'], registers: [this.registry],
+  readonly framesAccepted = talliedCounter(this.#accepted, {
+    name: 'gridlet_frames_accepted_total', help: 'Frames accepted, by body type name.', registers: [this.registry],
   });
   readonly framesDropped = new Counter({
     name: 'gridlet_frames_dropped_total', help: 'Frames dropped without acting on them, by reason.',
@@ -74,18 +103,16 @@ export class GatewayMetrics {
   readonly hellos = new Counter({
     name: 'gridlet_hellos_received_total', help: 'Well-formed Hellos accepted into the Hello table.', registers: [this.registry],
   });
-  readonly recordsStored = new Counter({
-    name: 'gridlet_records_stored_total', help: 'Records newly stored (resends not counted), by kind.',
-    labelNames: ['kind'], registers: [this.registry],
+  readonly recordsStored = talliedCounter(this.#records, {
+    name: 'gridlet_records_stored_total', help: 'Records newly stored (resends not counted), by kind.', registers: [this.registry],
   });
   readonly pairings = new Counter({
     name: 'gridlet_pairings_total',
     help: 'Pairing requests by result (paired, refused, timeout, no-hello, conflict, invalid).',
     labelNames: ['result'], registers: [this.registry],
   });
-  readonly downlinksSent = new Counter({
-    name: 'gridlet_downlinks_sent_total', help: 'Downlink frames published, by body type name (resends included).',
-    labelNames: ['body'], registers: [this.registry],
+  readonly downlinksSent = talliedCounter(this.#downlinks, {
+    name: 'gridlet_downlinks_sent_total', help: 'Downlink frames published, by body type name (resends included).', registers: [this.registry],
   });
   readonly ackLatency = new Histogram({
     name: 'gridlet_ack_latency_seconds', help: 'Time from receiving a records frame to publishing its ack.',
@@ -221,7 +248,7 @@ export class GatewayMetrics {
   }
 
   frameAccepted(bodyType: number): void {
-    this.framesAccepted.inc({ body: BodyName[bodyType] ?? String(bodyType) });
+    this.#accepted.add(BodyName[bodyType] ?? String(bodyType));
     this.counts.framesAccepted++;
   }
 
@@ -242,7 +269,7 @@ export class GatewayMetrics {
 
   recordsAdded(kind: number, n = 1): void {
     const name = RECORD_KIND_NAMES[kind] ?? String(kind);
-    this.recordsStored.inc({ kind: name }, n);
+    this.#records.add(name, n);
     bump(this.counts.records, name, n);
   }
 
@@ -252,7 +279,7 @@ export class GatewayMetrics {
   }
 
   downlinkSent(bodyType: number): void {
-    this.downlinksSent.inc({ body: BodyName[bodyType] ?? String(bodyType) });
+    this.#downlinks.add(BodyName[bodyType] ?? String(bodyType));
     this.counts.downlinksSent++;
   }
 
