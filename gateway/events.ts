@@ -70,6 +70,11 @@ export class GatewayEvents {
     return this;
   }
 
+  /** Whether anything listens to `event`: an event nobody hears need not be made (one per frame). */
+  listens(event: GatewayEventName): boolean {
+    return this.#e.listenerCount(event) > 0;
+  }
+
   emit<K extends GatewayEventName>(event: K, e: GatewayEventMap[K]): boolean {
     return this.#e.emit(event, e);
   }

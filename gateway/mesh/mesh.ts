@@ -20,7 +20,7 @@ import type { BlockStore, StoredRecord } from '../store/store.js';
 import type { GatewayContext } from '../context.js';
 import type { OffloadBackend } from '../offload/backend.js';
 import type { PrivacyPolicy } from '../privacy/policy.js';
-import { selectionsFor } from '../privacy/consent.js';
+import { selectionsFor, type Selection } from '../privacy/consent.js';
 import { cidOf, cidText, compareCid } from './cid.js';
 import { MeshCore, type From, type Received } from './core.js';
 import type { MeshDeviceState } from './device-registry.js';
@@ -41,6 +41,14 @@ export type { SummaryEvent, SummarySent } from './sync.js';
 
 const MAX_PENDING = 1000;
 const RECOVERY_BATCH = 500;
+
+/** The aggregate resolutions a policy asks for, once per policy object (the default and group ones are shared). */
+const resolutionsByPolicy = new WeakMap<PrivacyPolicy, readonly Selection['resolution'][]>();
+function resolutionsOf(policy: PrivacyPolicy): readonly Selection['resolution'][] {
+  let r = resolutionsByPolicy.get(policy);
+  if (!r) resolutionsByPolicy.set(policy, (r = [...new Set(selectionsFor(policy).map((s) => s.resolution))]));
+  return r;
+}
 
 /** Jobs an admitted peer of this gateway's operator may run here (/gridlet/offload/1). */
 export interface PeerQuota {
@@ -465,9 +473,11 @@ export class Mesh {
         next: signed.slice(1).map((m, i) => ({ block: { cid: m.cid, bytes: m.bytes, kind: 'readings', deviceId, receivedAt: now }, covers: covers[i + 1] })),
       });
       if (!ok) continue;
-      for (const m of signed) this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
+      if (this.#ctx.events.listens('mesh-message')) {
+        for (const m of signed) this.#ctx.events.emit('mesh-message', { protocol: 'readings', deviceId, cid: cidText(m.cid) });
+      }
       const policy = await this.#ctx.privacy.effectivePolicy(deviceId);
-      const resolutions = [...new Set(selectionsFor(policy).map((s) => s.resolution))];
+      const resolutions = resolutionsOf(policy);
       if (resolutions.length) signed.forEach((m, i) => this.aggregator.noteReadings(deviceId, m.cid, messages[i], resolutions));
       const seqs = covers.map((c): [number, number] => [c[0][0], Math.max(...c.map((x) => x[1]))]);
       await this.#disclosure.disclose(deviceId, signed, { kind: 'readings' }, seqs, policy);
