@@ -36,13 +36,13 @@ Object.defineProperty(CborError.prototype, 'name', { value: 'CborError' });
 class Writer {
   buf: Uint8Array;
   pos = 0;
-  constructor(size: number, readonly max: number) {
-    this.buf = new Uint8Array(size);
+  constructor(size: number | Uint8Array, readonly max: number) {
+    this.buf = typeof size === 'number' ? new Uint8Array(size) : size;
   }
   ensure(n: number): void {
     const need = this.pos + n;
-    if (need <= this.buf.length) return;
     if (need > this.max) throw new CborError(`encoding exceeds ${this.max} bytes`, this.pos);
+    if (need <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < need) size *= 2;
     const next = new Uint8Array(Math.min(size, this.max));
@@ -256,9 +256,58 @@ function writeMap(w: Writer, entries: [CborKey, CborValue][], depth: number): vo
 
 /** Encodes a value as deterministic CBOR. `max` bounds the output (a frame is at most 2048 bytes). */
 export function encode(value: CborValue, max = 1 << 24): Uint8Array {
-  const w = new Writer(256, max);
-  writeValue(w, value, 0);
-  return w.buf.slice(0, w.pos);
+  const w = scratchWriter(max);
+  try {
+    writeValue(w, value, 0);
+    return w.buf.slice(0, w.pos);
+  } finally {
+    release(w);
+  }
+}
+
+/**
+ * Encodes a map whose keys are unsigned integers, given in increasing order as `keys[i]` → `values[i]`
+ * (a WIRE.md body): the bytes encode() makes of the same Map, without making the Map.
+ */
+export function encodeUintKeyed(keys: readonly number[], values: readonly CborValue[], max = 1 << 24): Uint8Array {
+  let inOrder = true;
+  for (let i = 0; i < keys.length && inOrder; i++) {
+    const k = keys[i];
+    inOrder = typeof k === 'number' && k >= 0 && Number.isSafeInteger(k) && (i === 0 || k > keys[i - 1]);
+  }
+  const w = scratchWriter(max);
+  try {
+    if (!inOrder) writeMap(w, keys.map((key, j): [CborKey, CborValue] => [key, values[j]]), 0);
+    else {
+      w.head(5, keys.length);
+      for (let i = 0; i < keys.length; i++) {
+        w.head(0, keys[i]);
+        writeValue(w, values[i], 1);
+      }
+    }
+    return w.buf.slice(0, w.pos);
+  } finally {
+    release(w);
+  }
+}
+
+// One buffer for encode() to write into, kept between calls while it is small (the result is a copy of
+// what was written): most encodes are a frame body or a mesh message of a few hundred bytes, and a
+// buffer of their own each was an allocation more per message. An encode that starts while another
+// one runs gets a buffer of its own.
+// (A property, not a module variable, and made at run time: on a meter this module is preloaded into
+// flash, where a module variable cannot be assigned and what the preload made is read-only.)
+const SCRATCH_KEEP = 1024;
+const scratch: { buf: Uint8Array | undefined } = { buf: undefined };
+
+function scratchWriter(max: number): Writer {
+  const buf = scratch.buf;
+  scratch.buf = undefined;
+  return new Writer(buf ?? 256, max);
+}
+
+function release(w: Writer): void {
+  if (w.buf.length <= SCRATCH_KEEP) scratch.buf = w.buf;
 }
 
 // ---------------------------------------------------------------- decoder

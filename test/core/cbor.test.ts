@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decode, encode, Tagged } from '../../firmware/core/cbor.js';
+import { decode, encode, encodeUintKeyed, Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { toHex } from '../../firmware/core/bytes.js';
 import { Prng } from '../../firmware/core/prng.js';
 
@@ -52,6 +52,47 @@ test('an object encodes as the map of its entries: keys in the order of their en
     assert.is(toHex(encode(o as never)), toHex(encode(asMap as never)), JSON.stringify(o));
     assert.equal(decode(encode(o as never)), o);
   }
+});
+
+test('a map with unsigned keys in order encodes as the same Map does, without one; out of order it is sorted', () => {
+  const rng = new Prng(7);
+  for (let n = 0; n < 300; n++) {
+    const keys: number[] = [];
+    const values: CborValue[] = [];
+    let k = rng.int(3);
+    for (let i = 0; i < rng.int(8); i++) {
+      keys.push(k);
+      values.push(i % 3 === 0 ? rng.int(1 << 20) : i % 3 === 1 ? 'v' + i : [rng.int(100), new Uint8Array(rng.int(40))]);
+      k += 1 + rng.int(300);
+    }
+    const viaMap = encode(new Map(keys.map((key, i) => [key, values[i]])));
+    assert.equal(encodeUintKeyed(keys, values), viaMap, `keys ${keys.join(',')}`);
+    if (keys.length > 1) {
+      const rev = [...keys].reverse();
+      assert.equal(encodeUintKeyed(rev, [...values].reverse()), viaMap, 'reversed keys: the same map');
+    }
+  }
+  assert.throws(() => encodeUintKeyed([1, 1], [1, 2]), /duplicate map key 1/);
+  assert.throws(() => encodeUintKeyed([0], ['x'.repeat(100)], 50), /exceeds 50 bytes/);
+});
+
+test('encodes share a buffer, never their results: each result stays as made, large or nested', () => {
+  const first = encode({ a: 1, b: 'x'.repeat(30) });
+  const copy = new Uint8Array(first);
+  const big = encode(new Uint8Array(5000).fill(7));
+  assert.is(big.length, 5003);
+  const second = encode({ a: 2, b: 'y'.repeat(30) });
+  assert.equal(first, copy, 'the first result is not overwritten by later encodes');
+  assert.equal(decode(second), { a: 2, b: 'y'.repeat(30) });
+  assert.equal(decode(big), new Uint8Array(5000).fill(7));
+  // An encode that starts inside another (a getter of the value being encoded) gets its own buffer.
+  let inner: Uint8Array | undefined;
+  const outer = encode({ get a() { inner = encode(['inner', 1, 2, 3]); return 'outer'; } } as never);
+  assert.equal(decode(outer), { a: 'outer' });
+  assert.equal(decode(inner!), ['inner', 1, 2, 3]);
+  // A failed encode leaves nothing behind for the next one.
+  assert.throws(() => encode([1, 1.5]), /non-integer/);
+  assert.equal(decode(encode([1, 2])), [1, 2]);
 });
 
 test.run();

@@ -1,7 +1,7 @@
 // WIRE.md "Bodies": every body is a CBOR map, key 0 is the type. One table describes each body's
 // fields; encodeBody and decodeBody both follow it, so the two directions cannot disagree.
 
-import { CborError, decode, encode, type CborValue } from '../cbor.js';
+import { CborError, decode, encodeUintKeyed, type CborValue } from '../cbor.js';
 
 export const Body = {
   readings: 1,
@@ -163,19 +163,22 @@ function check(kind: Kind, v: unknown, where: string): void {
 export function encodeBody(body: AnyBody, max = 2048): Uint8Array {
   const schema = SCHEMA[body.type];
   if (!schema) throw new BodyError(`unknown body type ${body.type}`);
-  const m = new Map<number, CborValue>();
-  m.set(0, body.type);
+  // Key 0 and the schema's keys, in increasing order.
+  const keys: number[] = [0];
+  const values: CborValue[] = [body.type];
   const b = body as unknown as { [k: string]: unknown };
-  for (const [key, name, kind, optional] of schema) {
+  for (let i = 0; i < schema.length; i++) {
+    const [key, name, kind, optional] = schema[i];
     const v = b[name];
     if (v === undefined) {
       if (optional) continue;
       throw new BodyError(`body type ${body.type} needs field ${name}`);
     }
     check(kind, v, name);
-    m.set(key, v as CborValue);
+    keys.push(key);
+    values.push(v as CborValue);
   }
-  return encode(m, max);
+  return encodeUintKeyed(keys, values, max);
 }
 
 /**
