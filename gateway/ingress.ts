@@ -59,8 +59,15 @@ export interface IngressOptions {
 
 /** The device id in `…/hello/<id>` and `…/d/<id>/<kind>`: messages of one device are handled in order. */
 export function orderKey(topic: string): string {
-  const m = /\/(?:hello\/([^/]+)|d\/([^/]+)\/[^/]+)$/.exec(topic);
-  return m?.[1] ?? m?.[2] ?? topic;
+  // What `/\/(?:hello\/([^/]+)|d\/([^/]+)\/[^/]+)$/` would capture, without a match array per message.
+  const a = topic.lastIndexOf('/');
+  if (a <= 0 || a === topic.length - 1) return topic;
+  const b = topic.lastIndexOf('/', a - 1);
+  if (b < 0) return topic;
+  // `/d/<id>/<kind>` starts further left than `/hello/<id>` would, so it is the match when both are.
+  const c = b > 0 && a - b >= 2 ? topic.lastIndexOf('/', b - 1) : -1;
+  if (c >= 0 && b - c === 2 && topic.charCodeAt(c + 1) === 0x64 /* d */) return topic.slice(b + 1, a);
+  return a - b === 6 && topic.startsWith('hello', b + 1) ? topic.slice(a + 1) : topic;
 }
 
 interface HeldAck {
@@ -115,20 +122,33 @@ class Dispatcher {
     const payload = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
     const key = orderKey(topic);
     this.inFlight++;
-    const prev = this.#chains.get(key) ?? Promise.resolve();
-    const run = prev.then(() => this.onMessage(topic, payload, receivedAt)).catch((e: Error) => {
+    const prev = this.#chains.get(key);
+    // A device with nothing in flight (the usual case) has its message handled at once; else after the last one.
+    const handled = prev ? prev.then(() => this.onMessage(topic, payload, receivedAt)) : this.#handle(topic, payload, receivedAt);
+    const run: Promise<void> = handled.then(() => this.#finish(key, run), (e: Error) => {
       // A bug or a store failure must not wedge the queue. The message is acknowledged anyway: a
       // device resends what no ack covered, and a poison message must not come back forever.
       this.log.error({ err: e.message, stack: e.stack, topic }, 'message handling failed');
-    }).then(() => {
-      if (this.#chains.get(key) === run) this.#chains.delete(key);
-      this.inFlight--;
-      const next = this.#waiting.shift();
-      if (next) next();
-      if (this.inFlight === 0) for (const f of this.#idle.splice(0)) f();
+      this.#finish(key, run);
     });
     this.#chains.set(key, run);
     return run;
+  }
+
+  #handle(topic: string, payload: Uint8Array, receivedAt: number): Promise<void> {
+    try {
+      return this.onMessage(topic, payload, receivedAt);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #finish(key: string, run: Promise<void>): void {
+    if (this.#chains.get(key) === run) this.#chains.delete(key);
+    this.inFlight--;
+    const next = this.#waiting.shift();
+    if (next) next();
+    if (this.inFlight === 0) for (const f of this.#idle.splice(0)) f();
   }
 
   /** Resolves when nothing is in flight, or after `ms`. */
