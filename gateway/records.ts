@@ -73,7 +73,7 @@ export async function storeRecords(frame: AcceptedFrame, records: StoredRecord[]
   gw.downlink.sendWithCounter(device, r.downCounter!, { type: Body.ack, seq: r.ackedSeq });
   gw.metrics.ackLatency.observe(Math.max(0, gw.now() - frame.receivedAt) / 1000);
   if (r.added.length > 0) emitRecords(gw.events, device.id, r.added.map(toMeshRecord));
-  gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
+  if (gw.events.listens('ack')) gw.events.emit('ack', { deviceId: device.id, seq: r.ackedSeq });
   if (records.some((x) => x.kind !== RecordKind.gap && x.gatewayTimed)) await gw.timeSync(device);
 }
 

@@ -671,10 +671,17 @@ export class SqliteStore implements Store {
     const stmt = (this.#readings[n] ??= this.#db.prepare(
       'INSERT INTO records (device_id, seq, last, kind, t, gateway_timed, channel, value, received_at) VALUES ' +
       Array(n).fill('(?, ?, ?, 1, ?, ?, ?, ?, ?)').join(', ')));
-    const params: (string | number)[] = [];
-    for (let k = from; k < to; k++) {
+    const params: (string | number)[] = new Array(n * 8);
+    for (let k = from, p = 0; k < to; k++, p += 8) {
       const r = recs[k] as Extract<StoredRecord, { kind: 1 }>;
-      params.push(device, r.seq, r.seq, r.t, r.gatewayTimed ? 1 : 0, r.channel, r.value, now);
+      params[p] = device;
+      params[p + 1] = r.seq;
+      params[p + 2] = r.seq;
+      params[p + 3] = r.t;
+      params[p + 4] = r.gatewayTimed ? 1 : 0;
+      params[p + 5] = r.channel;
+      params[p + 6] = r.value;
+      params[p + 7] = now;
     }
     stmt.run(params);
   }
