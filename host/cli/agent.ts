@@ -91,14 +91,16 @@ export async function agentMain(argv: string[]): Promise<number> {
       }, 200);
     };
     const a = host.agent;
-    console.log(`agent ready id=${a.deviceId} code=${a.identity.pairCode} console=${pty?.path ?? '-'} firmware=${host.firmware.version}`);
-    if (host.factoryPin) console.error(`console factory PIN ${host.factoryPin} (until the first pairing)`);
-    a.start();
-    await new Promise<void>((resolve) => {
+    // Listening for the signals before saying ready (gateway.ts: a stop right after the ready line).
+    const stopped = new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    console.log(`agent ready id=${a.deviceId} code=${a.identity.pairCode} console=${pty?.path ?? '-'} firmware=${host.firmware.version}`);
+    if (host.factoryPin) console.error(`console factory PIN ${host.factoryPin} (until the first pairing)`);
+    a.start();
+    await stopped;
     host.stop();
     pty?.close();
     return 0;

@@ -168,12 +168,15 @@ export async function gatewayMain(argv: string[], io: Io = processIo): Promise<n
       logger,
     });
     const stopAllocationProfile = await startAllocationProfile();
-    io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}${gw.meshAddr ? ` mesh=${gw.meshAddr}` : ''}`);
-    const signal = await new Promise<string>((resolve) => {
+    // Listening for the signals before saying ready: a service manager (or a test) may stop the gateway
+    // the moment it reads the ready line, and a signal nobody listens to kills the process unclosed.
+    const stopped = new Promise<string>((resolve) => {
       const on = (s: string) => () => resolve(s);
       process.once('SIGINT', on('SIGINT'));
       process.once('SIGTERM', on('SIGTERM'));
     });
+    io.out(`gateway ready mqtt=${gw.mqttUrl} http=${gw.httpUrl} id=${gw.id}${gw.meshAddr ? ` mesh=${gw.meshAddr}` : ''}`);
+    const signal = await stopped;
     // A second signal while closing means "now".
     const force = () => process.exit(130);
     process.once('SIGINT', force);
