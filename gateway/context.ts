@@ -57,5 +57,6 @@ export interface GatewayContext {
   /** Sharing policies in force per device, their changes, and the audit log (privacy/service.ts). */
   privacy: PrivacyService;
   /** QoS 1 publish through the gateway's own MQTT client. Never awaited: see ingress.ts. */
-  publish(topic: string, payload: Uint8Array): void;
+  /** `deviceId`: the device the topic is about, when the caller knows it (else read from the topic). */
+  publish(topic: string, payload: Uint8Array, deviceId?: string): void;
 }

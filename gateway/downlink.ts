@@ -61,7 +61,7 @@ export class Downlink {
     // The counter is persisted before we get here (store), so a crash never reuses it.
     const t0 = performance.now();
     const frame = sealFrame(body, counter, randomBytes(8), to.ks, Direction.down);
-    this.#ctx.publish(topics.down(this.#ctx.prefix, to.id), frame);
+    this.#ctx.publish(topics.down(this.#ctx.prefix, to.id), frame, to.id);
     this.#ctx.metrics.downlinkSent(type);
     busy('ack', t0);
   }

@@ -279,9 +279,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const privacy = new PrivacyService({ store, log, now, send: (deviceId, body) => sendDownlink(deviceId, body) });
   const ctx: GatewayContext = {
     identity, prefix, store, metrics, log, events, tuning, now, privacy,
-    publish(topic, payload) {
+    publish(topic, payload, deviceId) {
       if (!ingresses.length) throw new Error('the gateway is not connected to its broker');
-      const id = parseTopic(prefix, topic)?.id;
+      const id = deviceId ?? parseTopic(prefix, topic)?.id;
       const i = id === undefined ? undefined : via.get(id);
       if (i) i.publish(topic, payload);
       else for (const x of ingresses) x.publish(topic, payload);
@@ -386,8 +386,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     events.emit('hello', { deviceId: id, model: entry.hello.model, firmware: entry.hello.firmware, state: device?.state ?? 'seen' });
   }
 
-  async function onMessage(topic: string, payload: Uint8Array, receivedAt: number): Promise<void> {
-    const t = parseTopic(prefix, topic);
+  async function onMessage(t: ReturnType<typeof parseTopic>, payload: Uint8Array, receivedAt: number): Promise<void> {
     switch (t?.kind) {
       case TopicKind.hello:
         return onHello(t.id, payload);
@@ -407,7 +406,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const heardVia = (ing: () => MessageIngress) => (topic: string, payload: Uint8Array, receivedAt: number) => {
     const t = parseTopic(prefix, topic);
     if (t && t.kind !== TopicKind.lwt) via.set(t.id, ing());
-    return onMessage(topic, payload, receivedAt);
+    return onMessage(t, payload, receivedAt);
   };
   try {
     if (certificate && !certifies(certificate, identity)) {
