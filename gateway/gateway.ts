@@ -102,7 +102,11 @@ export interface GatewayOptions {
   llmGguf?: string;
   /** This process's name among replicas of the gateway on an external broker (its MQTT client ids); default: a random name kept in the data directory. */
   replica?: string;
-  /** Connections per external broker joining the shared subscription (default 4). */
+  /**
+   * Connections per external broker joining the shared subscription (default 1). The broker spreads
+   * messages over them one by one, so with more than one a device's frames arrive out of order: each
+   * then costs the store look-ups of a resend and its ack covers less (docs/benchmarks.md).
+   */
   ingressConnections?: number;
   /** Offload bounds, timeouts and context size (tests shorten them), or a backend object. */
   offload?: Omit<OffloadConfig, 'llmUrl' | 'llmModel' | 'llmGguf'>;
@@ -473,7 +477,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const replica = opts.replica ?? replicaName(opts.dataDir);
       const ext: Ingress = new Ingress({
         url, clientId: `gridlet-gateway-${identity.id}-${replica}${n ? `-${n}` : ''}`, protocolVersion: 5, subscriptions, log, now,
-        shareGroup: 'gridlet', connections: opts.ingressConnections ?? 4, onMessage: heardVia(() => ext),
+        shareGroup: 'gridlet', connections: opts.ingressConnections ?? 1, onMessage: heardVia(() => ext),
       });
       ingresses.push(ext);
     }

@@ -11,9 +11,10 @@
 // the order their PUBLISHes arrived (MQTT 4.6). When `maxInFlight` messages are being handled the
 // callback waits: mqtt.js stops reading the socket and the broker queues (backpressure, bounded memory).
 //
-// On an external broker the gateway may open several connections that join one MQTT 5 shared
-// subscription (`$share/<group>/<filter>`): the broker spreads devices' messages over them and over
-// other replicas of the gateway. Each connection has its own client id.
+// On an external broker the gateway joins one MQTT 5 shared subscription (`$share/<group>/<filter>`):
+// the broker spreads devices' messages over the replicas of the gateway. A replica may open several
+// connections, each with its own client id; the broker then spreads one device's messages over them
+// too, and they arrive out of order (gateway.ts opens one by default).
 //
 // With the embedded broker the device's PUBACK comes from aedes before delivery; there the device's
 // own resend-until-acked (the `ack` body) is what carries a record across a gateway crash.
