@@ -3,6 +3,7 @@
 // emitted; the bare form is accepted); as text, "b" ‖ base32 lower case (ARCHITECTURE.md).
 
 import { createHash } from 'node:crypto';
+import { sha256Once } from '../hash.js';
 import { Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { concat, equal } from '../../firmware/core/bytes.js';
 import { cidFromText, cidToText, isGuestCid } from '../../firmware/core/guests/cid.js';
@@ -16,7 +17,7 @@ export function cidOf(bytes: Uint8Array): Uint8Array {
   cid[1] = 0x55;
   cid[2] = 0x12;
   cid[3] = 0x20;
-  cid.set(createHash('sha256').update(bytes).digest(), 4);
+  cid.set(sha256Once ? sha256Once(bytes) : createHash('sha256').update(bytes).digest(), 4);
   return cid;
 }
 export const isCid: (b: Uint8Array) => boolean = isGuestCid;
