@@ -429,13 +429,14 @@ export class Mesh {
 
   /** Runs per-device work one at a time, in arrival order. */
   #serial(deviceId: string, f: () => Promise<void>): Promise<void> {
-    const prev = this.#queues.get(deviceId) ?? Promise.resolve();
-    const next = prev.then(f, f);
-    const tail = next.catch(() => {});
-    this.#queues.set(deviceId, tail);
-    void tail.then(() => {
+    // The tail never rejects (the caller has `next` for the outcome) and leaves the map when it is the last.
+    const prev = this.#queues.get(deviceId);
+    const next = prev ? prev.then(f) : Promise.resolve().then(f);
+    const done = () => {
       if (this.#queues.get(deviceId) === tail) this.#queues.delete(deviceId);
-    });
+    };
+    const tail: Promise<void> = next.then(done, done);
+    this.#queues.set(deviceId, tail);
     return next;
   }
 
