@@ -16,9 +16,14 @@ export const sha256Once: ((data: Uint8Array) => Buffer) | undefined = typeof (no
   ? (data) => (nodeCrypto as unknown as { hash(alg: string, data: Uint8Array, enc: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
   : undefined;
 
+/** SHA-256 of one input: the one-shot hash where Node has it, else a Hash object. */
+export function sha256Of(data: Uint8Array): Buffer {
+  return sha256Once ? sha256Once(data) : createHash('sha256').update(data).digest();
+}
+
 export const nodeHash: HashPort = {
   sha256(parts) {
-    if (parts.length === 1 && sha256Once) return new Uint8Array(sha256Once(parts[0]));
+    if (parts.length === 1) return new Uint8Array(sha256Of(parts[0]));
     const h = createHash('sha256');
     for (const p of parts) h.update(p);
     // A Uint8Array of its own, not a Buffer (whose slice() would share its bytes).

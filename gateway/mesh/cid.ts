@@ -2,8 +2,7 @@
 // ‖ digest (36 bytes); inside CBOR a link is tag 42 around 0x00 ‖ binary CID (the 0x00 form is always
 // emitted; the bare form is accepted); as text, "b" ‖ base32 lower case (ARCHITECTURE.md).
 
-import { createHash } from 'node:crypto';
-import { sha256Once } from '../hash.js';
+import { sha256Of } from '../hash.js';
 import { Tagged, type CborValue } from '../../firmware/core/cbor.js';
 import { concat, equal } from '../../firmware/core/bytes.js';
 import { cidFromText, cidToText, isGuestCid } from '../../firmware/core/guests/cid.js';
@@ -17,7 +16,7 @@ export function cidOf(bytes: Uint8Array): Uint8Array {
   cid[1] = 0x55;
   cid[2] = 0x12;
   cid[3] = 0x20;
-  cid.set(sha256Once ? sha256Once(bytes) : createHash('sha256').update(bytes).digest(), 4);
+  cid.set(sha256Of(bytes), 4);
   return cid;
 }
 export const isCid: (b: Uint8Array) => boolean = isGuestCid;
