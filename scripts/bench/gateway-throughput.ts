@@ -118,6 +118,9 @@ async function busySeconds(httpUrl: string): Promise<{ [part: string]: number }>
   const out: { [part: string]: number } = { gc: 0 };
   for (const m of text.matchAll(/^gridlet_busy_seconds_total\{part="([^"]+)"\} (\S+)$/gm)) out[m[1]] = Number(m[2]);
   for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) out.gc += Number(m[1]);
+  // Not times: the store's group commits and the writes they held, for the mean group.
+  out.groupCommits = Number(/^gridlet_store_group_commits_total (\S+)$/m.exec(text)?.[1] ?? 0);
+  out.groupJobs = Number(/^gridlet_store_group_commit_jobs_total (\S+)$/m.exec(text)?.[1] ?? 0);
   return out;
 }
 
@@ -233,7 +236,7 @@ export async function run() {
       const breakdown: { [part: string]: number } = {};
       let named = 0;
       for (const part of Object.keys(busy1)) {
-        if (part === 'loop' || loop <= 0) continue;
+        if (part === 'loop' || part === 'groupCommits' || part === 'groupJobs' || loop <= 0) continue;
         const cpu = (spent(part) / loop) * gwCpu;
         breakdown[part] = perFrameUs(cpu);
         named += cpu;
@@ -274,6 +277,9 @@ export async function run() {
           mainThreadCpuUsPerFrame: perFrameUs(mainCpu),
           cpuBreakdownUs: breakdown,
           loopBusyUsPerFrame: perFrameUs(loop),
+          // The store's group commits in (a): per frame, and the writes (frames, chain appends…) each held.
+          groupCommitsPerFrame: Math.round((spent('groupCommits') / frames) * 1000) / 1000,
+          jobsPerGroupCommit: Math.round((spent('groupJobs') / Math.max(1, spent('groupCommits'))) * 10) / 10,
         },
         // The machine's other CPU in the same measurements: this process (the devices, or the publishers
         // and the subscriber) and Mosquitto, per frame through the gateway and per message passed through.
