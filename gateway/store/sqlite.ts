@@ -8,10 +8,12 @@
 // the same file (a second store, a replica) is noticed by `PRAGMA data_version`, which then empties
 // the cache. A frame group commits with synchronous=NORMAL (the WAL is written, not synced) and its
 // promises resolve only after an fsync of the WAL file, which runs on libuv's thread pool: the fsync
-// is off the event loop and no ack leaves before the records are on disk (WIRE.md). WAL checkpoints
+// is off the event loop and no ack leaves before the records are on disk (WIRE.md). The fsync is an
+// fdatasync, as SQLite's own syncs of a WAL are: the file's data and its size, not its timestamps
+// (which would cost a write of the inode to the disk with every group). WAL checkpoints
 // run on a thread of their own too (checkpointer.ts, #maybeCheckpoint), not inside a commit.
 
-import { closeSync, fstatSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, mkdirSync, openSync } from 'node:fs';
 import { privateFile, tighten } from '../files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -513,7 +515,7 @@ export class SqliteStore implements Store {
     else this.#durable((err) => settle(batch, out, err));
   }
 
-  /** Calls `done` once everything committed so far is on disk (an fsync of the WAL on the thread pool). */
+  /** Calls `done` once everything committed so far is on disk (an fdatasync of the WAL on the thread pool). */
   #durable(done: (e: Error | null) => void): void {
     this.#syncWaiters.push(done);
     if (!this.#syncing) this.#sync();
@@ -530,7 +532,7 @@ export class SqliteStore implements Store {
       for (const w of waiters) w(e as Error);
       return;
     }
-    fsync(fd, (err) => {
+    fdatasync(fd, (err) => {
       this.#syncing = false;
       for (const w of waiters) w(err ? new Error(`store ${this.path}: fsync of the WAL failed: ${err.message}`) : null);
       if (!err) this.#maybeCheckpoint(fd);
