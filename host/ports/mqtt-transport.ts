@@ -27,12 +27,18 @@ export class MqttTransport implements Transport {
     this.#connect(options);
   }
 
+  /**
+   * Reconnects with new credentials. The old connection ends on the next turn of the event loop: the
+   * agent restarts its link from inside a message handler (a PairAccept), and MQTT.js acknowledges that
+   * QoS 1 message only after the handler returns; ended at once, the PUBACK went to a closed stream
+   * (an error per packet piece) and the broker never had it.
+   */
   restart(options: TransportOptions): void {
     const old = this.#client;
     this.#client = undefined;
     old?.removeAllListeners();
     old?.on('error', () => {});
-    old?.end(true);
+    if (old) setImmediate(() => old.end(true));
     this.state = LinkState.down;
     this.#connect(options);
   }
