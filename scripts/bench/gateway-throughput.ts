@@ -118,10 +118,16 @@ async function busySeconds(httpUrl: string): Promise<{ [part: string]: number }>
   const out: { [part: string]: number } = { gc: 0 };
   for (const m of text.matchAll(/^gridlet_busy_seconds_total\{part="([^"]+)"\} (\S+)$/gm)) out[m[1]] = Number(m[2]);
   for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) out.gc += Number(m[1]);
-  // Not times: the store's group commits and the writes they held, for the mean group.
-  out.groupCommits = Number(/^gridlet_store_group_commits_total (\S+)$/m.exec(text)?.[1] ?? 0);
-  out.groupJobs = Number(/^gridlet_store_group_commit_jobs_total (\S+)$/m.exec(text)?.[1] ?? 0);
   return out;
+}
+
+/** The store's group commits so far and the writes (frames, chain appends…) they held. */
+async function groupCommits(httpUrl: string): Promise<{ count: number; jobs: number }> {
+  const text = await (await fetch(httpUrl + '/metrics')).text();
+  return {
+    count: Number(/^gridlet_store_group_commits_total (\S+)$/m.exec(text)?.[1] ?? 0),
+    jobs: Number(/^gridlet_store_group_commit_jobs_total (\S+)$/m.exec(text)?.[1] ?? 0),
+  };
 }
 
 /** The store's WAL checkpoints so far (run on their own thread) and the time commits were held for them. */
@@ -211,6 +217,7 @@ export async function run() {
       const streams = paired.map((d) => new Streamer(d));
       // (a) closed loop: every device keeps `window` frames unacknowledged.
       const busy0 = await busySeconds(gw.httpUrl);
+      const groups0 = await groupCommits(gw.httpUrl);
       const cpu0 = gw.cpuSeconds();
       const main0 = gw.mainThreadCpuSeconds();
       const own0 = ownCpuSeconds();
@@ -225,6 +232,7 @@ export async function run() {
       const ownCpu = ownCpuSeconds() - own0;
       const brokerCpu = procCpuSeconds(mosq.proc.pid) - broker0;
       const busy1 = await busySeconds(gw.httpUrl);
+      const groups1 = await groupCommits(gw.httpUrl);
       const frames = readings / READINGS_PER_FRAME;
       const perFrameUs = (s: number) => Math.round((s / frames) * 1e6 * 10) / 10;
       // CPU per frame of the whole gateway process (all threads), and where it went: the main thread's
@@ -236,7 +244,7 @@ export async function run() {
       const breakdown: { [part: string]: number } = {};
       let named = 0;
       for (const part of Object.keys(busy1)) {
-        if (part === 'loop' || part === 'groupCommits' || part === 'groupJobs' || loop <= 0) continue;
+        if (part === 'loop' || loop <= 0) continue;
         const cpu = (spent(part) / loop) * gwCpu;
         breakdown[part] = perFrameUs(cpu);
         named += cpu;
@@ -278,8 +286,8 @@ export async function run() {
           cpuBreakdownUs: breakdown,
           loopBusyUsPerFrame: perFrameUs(loop),
           // The store's group commits in (a): per frame, and the writes (frames, chain appends…) each held.
-          groupCommitsPerFrame: Math.round((spent('groupCommits') / frames) * 1000) / 1000,
-          jobsPerGroupCommit: Math.round((spent('groupJobs') / Math.max(1, spent('groupCommits'))) * 10) / 10,
+          groupCommitsPerFrame: Math.round(((groups1.count - groups0.count) / frames) * 1000) / 1000,
+          jobsPerGroupCommit: Math.round(((groups1.jobs - groups0.jobs) / Math.max(1, groups1.count - groups0.count)) * 10) / 10,
         },
         // The machine's other CPU in the same measurements: this process (the devices, or the publishers
         // and the subscriber) and Mosquitto, per frame through the gateway and per message passed through.
