@@ -12,14 +12,13 @@ import { randomFillSync } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { useRandom } from '../../firmware/core/crypto.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { WireDevice } from '../gateway/wire-device.js';
+import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 
-const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const PREFIX = 'gl';
 
 function straceMissing(): string | null {
@@ -27,43 +26,6 @@ function straceMissing(): string | null {
   if (r.error) return `strace cannot run (apt-get install strace): ${r.error.message}`;
   if (r.status !== 0) return `strace cannot trace here: ${(r.stderr ?? '').trim().split('\n').pop()}`;
   return null;
-}
-
-interface Gateway { child: ChildProcess; mqtt: string; http: string; output: () => string }
-
-function startGateway(dataDir: string): Promise<Gateway> {
-  const child = spawn(process.execPath, [
-    'bin/gridlet.js', 'gateway', '--data', dataDir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'warn',
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let all = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway printed no ready line within 60 s:\n${all}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      all += chunk;
-      const m = /^gateway ready mqtt=(\S+) http=(\S+)/m.exec(all);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, mqtt: m[1]!, http: m[2]!, output: () => all });
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { all += chunk; });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code ?? signal}) before its ready line:\n${all}`));
-    });
-  });
-}
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** strace attached to every thread of `pid` (and those it starts), writing to `file`; resolves once attached. */
@@ -181,11 +143,11 @@ if (missing) console.log(`PENDING durable-ack: ${missing}`);
 maybe('each ack is written to the device only after a sync of the WAL that holds its frame returned', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'gridlet-durable-ack-'));
   const traceFile = join(dataDir, 'strace.log');
-  let gw: Gateway | undefined;
+  let gw: GatewayChild | undefined;
   let tracer: ChildProcess | undefined;
   const d = new WireDevice(PREFIX);
   try {
-    gw = await startGateway(join(dataDir, 'gw'));
+    gw = await startGatewayChild(['--data', join(dataDir, 'gw'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'warn']);
     // Pair as a technician would (POST /api/pairings with the code), then connect with credentials.
     await d.connect(gw.mqtt);
     await d.hello();
@@ -233,11 +195,11 @@ maybe('each ack is written to the device only after a sync of the WAL that holds
       const synced = events.some((e) => e.kind === 'wal-synced' && e.start >= written.end && e.end <= ack.start);
       assert.ok(synced, `frame ${k}: its ack was written to the device (strace line ${ack.line + 1}) before a sync of the WAL begun after its readings were written (line ${written.line + 1}) returned`);
     }
-    console.log(`MEASURED durable-ack: ${FRAMES} frames, each ack written after a sync of the WAL begun after its readings' WAL write had returned (${events.filter((e) => e.kind === 'wal-synced').length} syncs, ${events.filter((e) => e.kind === 'wal-write').length} WAL writes traced)`);
+    console.log(`MEASURED durable-ack: ${FRAMES} frames, each ack written only after a sync of the WAL, begun after its readings' WAL write, had returned (${events.filter((e) => e.kind === 'wal-synced').length} syncs, ${events.filter((e) => e.kind === 'wal-write').length} WAL writes traced)`);
   } finally {
     await d.close();
     if (tracer) await stopChild(tracer, 'SIGINT');
-    if (gw) await stopChild(gw.child, 'SIGTERM');
+    if (gw) await stopChild(gw.child);
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

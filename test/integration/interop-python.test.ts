@@ -4,11 +4,12 @@
 // python3-paho-mqtt under /usr/bin/python3 (.ci/run installs them); skipped with a message otherwise.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -23,45 +24,6 @@ function pythonMissing(): string | null {
       + (r.stderr ?? '').trim().split('\n').pop();
   }
   return null;
-}
-
-interface Gateway { child: ChildProcess; mqtt: string; http: string; id: string; output: () => string }
-
-function startGateway(dataDir: string): Promise<Gateway> {
-  const child = spawn(process.execPath, [
-    'bin/gridlet.js', 'gateway', '--data', dataDir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let all = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway printed no ready line within 60 s:\n${all}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      all += chunk;
-      const m = /^gateway ready mqtt=(\S+) http=(\S+) id=(\S+)/m.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, mqtt: m[1]!, http: m[2]!, id: m[3]!, output: () => all });
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { all += chunk; });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code ?? signal}) before its ready line:\n${all}`));
-    });
-  });
-}
-
-async function stopGateway(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 function runScenario(args: string[]): Promise<{ status: number | null; out: string }> {
@@ -91,16 +53,16 @@ maybe('the device self-test (CBOR determinism, nonce layout, key derivations) pa
 
 maybe('an independent Python device pairs, reports and is revoked by `gridlet gateway` as WIRE.md says', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'gridlet-interop-'));
-  let gw: Gateway | undefined;
+  let gw: GatewayChild | undefined;
   try {
-    gw = await startGateway(dataDir);
+    gw = await startGatewayChild(['--data', dataDir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0']);
     const { status, out } = await runScenario(['--mqtt', gw.mqtt, '--http', gw.http, '--gateway-id', gw.id]);
     // The checks that failed come first: a long log may be cut in the middle where it is shown.
     const failed = out.split('\n').filter((l) => l.startsWith('FAIL ')).join('\n');
     assert.is(status, 0, `scenario failed:\n${failed}\n--- scenario output ---\n${out}\n--- gateway output ---\n${gw.output().slice(-8000)}`);
     assert.match(out, / 0 failed/);
   } finally {
-    if (gw) await stopGateway(gw.child);
+    if (gw) await stopChild(gw.child);
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

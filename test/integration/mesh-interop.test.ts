@@ -9,7 +9,7 @@
 import '../../gateway/mesh/polyfill.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +20,7 @@ import { useRandom } from '../../firmware/core/crypto.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf, cidText, parseCidText } from '../../gateway/mesh/cid.js';
 import { WireDevice } from '../gateway/wire-device.js';
+import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -33,44 +34,20 @@ function pythonMissing(): string | null {
   return null;
 }
 
-interface Gw { child: ChildProcess; mqtt: string; http: string; id: string; mesh: string; dir: string; output: () => string }
+type Gw = GatewayChild & { mesh: string; dir: string };
 
-function startGateway(peers: string[], trust: string[]): Promise<Gw> {
+async function startGateway(peers: string[], trust: string[]): Promise<Gw> {
   const dir = mkdtempSync(join(tmpdir(), 'gridlet-mesh-'));
-  const child = spawn(process.execPath, [
-    'bin/gridlet.js', 'gateway', '--data', dir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
+  const g = await startGatewayChild([
+    '--data', dir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
     '--mesh-listen', '/ip4/127.0.0.1/tcp/0', ...peers.flatMap((p) => ['--peer', p]), ...trust, '--log-level', 'warn',
-  ], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let all = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway printed no ready line within 60 s:\n${all}`));
-    }, 60_000);
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      all += c;
-      const m = /^gateway ready mqtt=(\S+) http=(\S+) id=(\S+) mesh=(\S+)$/m.exec(all);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, mqtt: m[1], http: m[2], id: m[3], mesh: m[4], dir, output: () => all });
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => { all += c; });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code ?? signal}) before its ready line:\n${all}`));
-    });
-  });
+  ]);
+  if (!g.mesh) throw new Error(`gateway's ready line names no mesh address:\n${g.output()}`);
+  return { ...g, mesh: g.mesh, dir };
 }
 
 async function stop(g: Gw): Promise<void> {
-  if (g.child.exitCode === null && g.child.signalCode === null) {
-    const exited = new Promise<void>((r) => g.child.once('exit', () => r()));
-    g.child.kill('SIGTERM');
-    const t = setTimeout(() => g.child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-  }
+  await stopChild(g.child);
   rmSync(g.dir, { recursive: true, force: true });
 }
 
