@@ -64,7 +64,7 @@ function hexOf(line: string): string {
 const SYNC_DELAY_S = 0.1;
 
 /** A call seen in the trace: when it was entered and when it returned (seconds, strace -ttt -T). */
-export interface TraceEvent { kind: 'wal-write' | 'wal-synced' | 'publish'; start: number; end: number; line: number; hex: string }
+interface TraceEvent { kind: 'wal-write' | 'wal-synced' | 'publish'; start: number; end: number; line: number; hex: string }
 
 /**
  * The calls of an strace log (-f -ttt -T -yy -xx) that matter here: writes to the WAL file, syncs of
@@ -72,7 +72,7 @@ export interface TraceEvent { kind: 'wal-write' | 'wal-synced' | 'publish'; star
  * A call another thread interrupted in the log ("<unfinished ...>") is completed by its "<... resumed>"
  * line: it started at the first line's time and returned at the second's.
  */
-export function traceEvents(text: string, devicePort: number): TraceEvent[] {
+function traceEvents(text: string, devicePort: number): TraceEvent[] {
   const out: TraceEvent[] = [];
   const pending = new Map<string, { start: number; line: number; call: string }>();
   const socket = new RegExp(`^(write|writev|sendmsg)\\(\\d+<TCP:\\[[^\\]]*->[^\\]]*:${devicePort}\\]>`);
