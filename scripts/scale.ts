@@ -40,10 +40,11 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-async function stopProc(p: ChildProcess): Promise<void> {
+/** Stops a child process with `signal` (SIGKILL if it has not exited 10 s later); at once if it already has. */
+export async function stopProc(p: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
+  p.kill(signal);
   const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(t);
@@ -107,6 +108,11 @@ export function procCpuSeconds(pid: number | undefined, thread?: number): number
 export interface GatewayChild extends Child {
   mqttUrl: string;
   httpUrl: string;
+  /** The gateway's id, and its mesh listen address when it was given one (from its ready line). */
+  id: string;
+  mesh?: string;
+  /** The last of what it printed, stdout and stderr (for a failing test's message). */
+  output(): string;
   /** Resident set size of the gateway process, bytes. */
   rss(): number;
   /** CPU seconds the gateway process has used (user + system). */
@@ -131,11 +137,15 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   // The gateway's log is kept beside the run (removed with it, unless the gateway died).
   const logFile = join(tmpdir(), `gridlet-scale-gw-${process.pid}-${Date.now()}.log`);
   const log = createWriteStream(logFile);
-  let err = '';
+  // The last of what it printed, stdout and stderr.
+  let all = '';
+  const keep = (b: Buffer) => {
+    all += b;
+    if (all.length > 200_000) all = all.slice(-100_000);
+  };
   proc.stderr!.on('data', (b: Buffer) => {
     log.write(b);
-    err += b;
-    if (err.length > 200_000) err = err.slice(-100_000);
+    keep(b);
   });
   proc.once('exit', (code, signal) => {
     if (!stopping) process.stderr.write(`\nscale: the gateway exited (${code ?? signal}); its log: ${logFile}\n`);
@@ -143,8 +153,9 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
   let stopping = false;
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => reject(new Error(`gateway not ready within 30 s: ${err.slice(-2000)}`)), 30_000);
+    const t = setTimeout(() => reject(new Error(`gateway not ready within 60 s: ${all.slice(-2000)}`)), 60_000);
     proc.stdout!.on('data', (b: Buffer) => {
+      keep(b);
       out += b;
       const m = /gateway ready [^\n]*/.exec(out);
       if (m) {
@@ -154,14 +165,17 @@ export async function startGatewayChild(o: { broker?: string; extra?: string[] }
     });
     proc.once('exit', (code) => {
       clearTimeout(t);
-      reject(new Error(`gateway exited (${code}): ${err.slice(-2000)}`));
+      reject(new Error(`gateway exited (${code}): ${all.slice(-2000)}`));
     });
   });
   const mqttUrl = /mqtt=(\S+)/.exec(line)![1];
   const httpUrl = /http=(\S+)/.exec(line)![1];
+  const id = /id=(\S+)/.exec(line)![1];
+  const mesh = /mesh=(\S+)/.exec(line)?.[1];
   const pid = proc.pid!;
   return {
-    proc, dir, url: httpUrl, mqttUrl, httpUrl,
+    proc, dir, url: httpUrl, mqttUrl, httpUrl, id, mesh,
+    output: () => all,
     rss() {
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { useRandom } from '../../firmware/core/crypto.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { WireDevice } from '../gateway/wire-device.js';
-import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
+import { startGatewayChild, stopProc, type GatewayChild } from '../../scripts/scale.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 
@@ -141,18 +141,18 @@ const maybe = missing ? test.skip : test;
 if (missing) console.log(`PENDING durable-ack: ${missing}`);
 
 maybe('each ack is written to the device only after a sync of the WAL that holds its frame returned', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gridlet-durable-ack-'));
-  const traceFile = join(dataDir, 'strace.log');
+  const traceDir = mkdtempSync(join(tmpdir(), 'gridlet-durable-ack-'));
+  const traceFile = join(traceDir, 'strace.log');
   let gw: GatewayChild | undefined;
   let tracer: ChildProcess | undefined;
   const d = new WireDevice(PREFIX);
   try {
-    gw = await startGatewayChild(['--data', join(dataDir, 'gw'), '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--log-level', 'warn']);
+    gw = await startGatewayChild();
     // Pair as a technician would (POST /api/pairings with the code), then connect with credentials.
-    await d.connect(gw.mqtt);
+    await d.connect(gw.mqttUrl);
     await d.hello();
     for (let attempt = 0; ; attempt++) {
-      const r = await fetch(`${gw.http}/api/pairings`, {
+      const r = await fetch(`${gw.httpUrl}/api/pairings`, {
         method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ deviceId: d.id, code: d.code }),
       });
       if (r.status === 201) break;
@@ -161,7 +161,7 @@ maybe('each ack is written to the device only after a sync of the WAL that holds
     }
     await d.until(() => d.ks, 10_000, 'the PairAccept');
     await d.close();
-    await d.connect(gw.mqtt, { credentials: true });
+    await d.connect(gw.mqttUrl, { credentials: true });
     const devicePort = (d.client!.stream as unknown as { localPort: number }).localPort;
     // What pairing sends the device arrives first: the frames below are the only traffic after it.
     let seen = -1;
@@ -170,7 +170,7 @@ maybe('each ack is written to the device only after a sync of the WAL that holds
       await new Promise((r) => setTimeout(r, 1000));
     }
 
-    tracer = await attach(gw.child.pid!, traceFile);
+    tracer = await attach(gw.proc.pid!, traceFile);
     const FRAMES = 6;
     for (let k = 1; k <= FRAMES; k++) {
       // One frame in flight at a time: its ack is the first PUBLISH to the device after its readings hit the WAL.
@@ -178,7 +178,7 @@ maybe('each ack is written to the device only after a sync of the WAL that holds
       await d.send({ type: Body.readings, first, records: [[1_700_000_000 + k, 1, marker(k)], [1_700_000_000 + k, 2, marker(k) + 1]] });
       await d.waitAck(first + 1, 15_000);
     }
-    await stopChild(tracer, 'SIGINT');
+    await stopProc(tracer, 'SIGINT');
     tracer = undefined;
 
     if (process.env.KEEP_TRACE) copyFileSync(traceFile, process.env.KEEP_TRACE);
@@ -198,9 +198,9 @@ maybe('each ack is written to the device only after a sync of the WAL that holds
     console.log(`MEASURED durable-ack: ${FRAMES} frames, each ack written only after a sync of the WAL, begun after its readings' WAL write, had returned (${events.filter((e) => e.kind === 'wal-synced').length} syncs, ${events.filter((e) => e.kind === 'wal-write').length} WAL writes traced)`);
   } finally {
     await d.close();
-    if (tracer) await stopChild(tracer, 'SIGINT');
-    if (gw) await stopChild(gw.child);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (tracer) await stopProc(tracer, 'SIGINT');
+    if (gw) await gw.stop();
+    rmSync(traceDir, { recursive: true, force: true });
   }
 });
 

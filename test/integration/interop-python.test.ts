@@ -5,11 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
+import { startGatewayChild, type GatewayChild } from '../../scripts/scale.js';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -52,18 +50,16 @@ maybe('the device self-test (CBOR determinism, nonce layout, key derivations) pa
 });
 
 maybe('an independent Python device pairs, reports and is revoked by `gridlet gateway` as WIRE.md says', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gridlet-interop-'));
   let gw: GatewayChild | undefined;
   try {
-    gw = await startGatewayChild(['--data', dataDir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0']);
-    const { status, out } = await runScenario(['--mqtt', gw.mqtt, '--http', gw.http, '--gateway-id', gw.id]);
+    gw = await startGatewayChild();
+    const { status, out } = await runScenario(['--mqtt', gw.mqttUrl, '--http', gw.httpUrl, '--gateway-id', gw.id]);
     // The checks that failed come first: a long log may be cut in the middle where it is shown.
     const failed = out.split('\n').filter((l) => l.startsWith('FAIL ')).join('\n');
     assert.is(status, 0, `scenario failed:\n${failed}\n--- scenario output ---\n${out}\n--- gateway output ---\n${gw.output().slice(-8000)}`);
     assert.match(out, / 0 failed/);
   } finally {
-    if (gw) await stopChild(gw.child);
-    rmSync(dataDir, { recursive: true, force: true });
+    if (gw) await gw.stop();
   }
 });
 

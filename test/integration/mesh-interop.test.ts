@@ -20,7 +20,7 @@ import { useRandom } from '../../firmware/core/crypto.js';
 import { Body } from '../../firmware/core/wire/bodies.js';
 import { cidOf, cidText, parseCidText } from '../../gateway/mesh/cid.js';
 import { WireDevice } from '../gateway/wire-device.js';
-import { startGatewayChild, stopChild, type GatewayChild } from '../support/gateway-child.js';
+import { startGatewayChild, type GatewayChild } from '../../scripts/scale.js';
 
 useRandom({ fill: (b) => randomFillSync(b) });
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -34,25 +34,16 @@ function pythonMissing(): string | null {
   return null;
 }
 
-type Gw = GatewayChild & { mesh: string; dir: string };
+type Gw = GatewayChild & { mesh: string };
 
 async function startGateway(peers: string[], trust: string[]): Promise<Gw> {
-  const dir = mkdtempSync(join(tmpdir(), 'gridlet-mesh-'));
-  const g = await startGatewayChild([
-    '--data', dir, '--mqtt-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
-    '--mesh-listen', '/ip4/127.0.0.1/tcp/0', ...peers.flatMap((p) => ['--peer', p]), ...trust, '--log-level', 'warn',
-  ]);
+  const g = await startGatewayChild({ extra: ['--mesh-listen', '/ip4/127.0.0.1/tcp/0', ...peers.flatMap((p) => ['--peer', p]), ...trust] });
   if (!g.mesh) throw new Error(`gateway's ready line names no mesh address:\n${g.output()}`);
-  return { ...g, mesh: g.mesh, dir };
-}
-
-async function stop(g: Gw): Promise<void> {
-  await stopChild(g.child);
-  rmSync(g.dir, { recursive: true, force: true });
+  return Object.assign(g, { mesh: g.mesh });
 }
 
 async function api(g: Gw, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(g.http + path, {
+  const res = await fetch(g.httpUrl + path, {
     method, headers: body === undefined && method === 'GET' ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -70,13 +61,13 @@ async function eventually(f: () => Promise<boolean>, ms: number, what: string): 
 
 async function pair(g: Gw): Promise<WireDevice> {
   const d = new WireDevice('gl');
-  await d.connect(g.mqtt);
+  await d.connect(g.mqttUrl);
   await d.hello();
   await eventually(async () => (await api(g, 'GET', `/api/devices/${d.id}`)).status === 200, 5000, 'Hello seen');
   const r = await api(g, 'POST', '/api/pairings', { deviceId: d.id, code: d.code });
   assert.is(r.status, 201, JSON.stringify(r.json));
   await d.close();
-  await d.connect(g.mqtt, { credentials: true });
+  await d.connect(g.mqttUrl, { credentials: true });
   return d;
 }
 
@@ -132,7 +123,7 @@ maybe('every message four meshed gateways of two operators serve passes the inde
     const clone = new WireDevice('gl');
     Object.assign(clone, { keys: d.keys, id: d.id, secret: d.secret, code: d.code });
     devices.push(clone);
-    await clone.connect(d4.mqtt);
+    await clone.connect(d4.mqttUrl);
     await clone.hello();
     await eventually(async () => (await api(d4, 'GET', `/api/devices/${d.id}`)).status === 200, 5000, 'Hello seen at the partner');
     assert.is((await api(d4, 'POST', '/api/pairings', { deviceId: d.id, code: d.code })).status, 201);
@@ -151,22 +142,22 @@ maybe('every message four meshed gateways of two operators serve passes the inde
       return h.every((x) => x && x === h[0]) && s.every((x) => x === 'revoked') && (await headsAt(d4, d.id)) === undefined;
     }, 15_000, 'chains and registry everywhere');
 
-    const check = await run(PYTHON, ['test/interop/mesh_check.py', ...gws.map((g) => g.http)]);
+    const check = await run(PYTHON, ['test/interop/mesh_check.py', ...gws.map((g) => g.httpUrl)]);
     assert.is(check.status, 0, check.out);
     assert.match(check.out, /mesh check: \d+ messages verified from 4 gateway\(s\), \d+ device registries merged, 0 problem\(s\)/);
     console.log(check.out.trim());
 
-    const v = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', c.http]);
+    const v = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', c.httpUrl]);
     assert.is(v.status, 0, v.out);
     assert.match(v.out, /seqs covered: 1-10; declared lost by the meter: 5-9; holes: none/);
     assert.match(v.out, /^ok: /m);
     // The partner holds no readings of the utility's meter (its policy shares nothing with it).
-    const vp = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', d4.http]);
+    const vp = await run(process.execPath, ['bin/gridlet.js', 'verify', d.id, '--gateway', d4.httpUrl]);
     assert.match(vp.out, /no history/);
 
     // The checker is not vacuous: a block whose signature was changed (served under its new CID) fails it.
     const index = (await api(a, 'GET', '/api/mesh')).json;
-    const real = new Uint8Array(await (await fetch(`${a.http}/api/mesh/blocks/${index.identity}`)).arrayBuffer());
+    const real = new Uint8Array(await (await fetch(`${a.httpUrl}/api/mesh/blocks/${index.identity}`)).arrayBuffer());
     const forged = new Uint8Array(real);
     forged[forged.length - 1] ^= 1;
     const forgedCid = cidText(cidOf(forged));
@@ -190,7 +181,7 @@ maybe('every message four meshed gateways of two operators serve passes the inde
     assert.match(bad.out, /signature does not verify/);
   } finally {
     for (const d of devices) await d.close().catch(() => {});
-    for (const g of gws) await stop(g);
+    for (const g of gws) await g.stop();
     rmSync(keys, { recursive: true, force: true });
   }
 });
