@@ -534,7 +534,7 @@ export class SqliteStore implements Store {
     }
     fdatasync(fd, (err) => {
       this.#syncing = false;
-      for (const w of waiters) w(err ? new Error(`store ${this.path}: fsync of the WAL failed: ${err.message}`) : null);
+      for (const w of waiters) w(err ? new Error(`store ${this.path}: fdatasync of the WAL failed: ${err.message}`) : null);
       if (!err) this.#maybeCheckpoint(fd);
       if (this.#syncWaiters.length) this.#sync();
       else if (this.#frames.length) this.#flushFrames();

@@ -112,9 +112,13 @@ class Streamer {
   }
 }
 
+/** The gateway's /metrics text. */
+async function scrape(httpUrl: string): Promise<string> {
+  return (await fetch(httpUrl + '/metrics')).text();
+}
+
 /** The gateway's main-thread time by part (gridlet_busy_seconds_total) and its GC time, in seconds. */
-async function busySeconds(httpUrl: string): Promise<{ [part: string]: number }> {
-  const text = await (await fetch(httpUrl + '/metrics')).text();
+function busySeconds(text: string): { [part: string]: number } {
   const out: { [part: string]: number } = { gc: 0 };
   for (const m of text.matchAll(/^gridlet_busy_seconds_total\{part="([^"]+)"\} (\S+)$/gm)) out[m[1]] = Number(m[2]);
   for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)) out.gc += Number(m[1]);
@@ -122,8 +126,7 @@ async function busySeconds(httpUrl: string): Promise<{ [part: string]: number }>
 }
 
 /** The store's group commits so far and the writes (frames, chain appends…) they held. */
-async function groupCommits(httpUrl: string): Promise<{ count: number; jobs: number }> {
-  const text = await (await fetch(httpUrl + '/metrics')).text();
+function groupCommits(text: string): { count: number; jobs: number } {
   return {
     count: Number(/^gridlet_store_group_commits_total (\S+)$/m.exec(text)?.[1] ?? 0),
     jobs: Number(/^gridlet_store_group_commit_jobs_total (\S+)$/m.exec(text)?.[1] ?? 0),
@@ -131,8 +134,7 @@ async function groupCommits(httpUrl: string): Promise<{ count: number; jobs: num
 }
 
 /** The store's WAL checkpoints so far (run on their own thread) and the time commits were held for them. */
-async function checkpoints(httpUrl: string): Promise<{ count: number; heldS: number }> {
-  const text = await (await fetch(httpUrl + '/metrics')).text();
+function checkpoints(text: string): { count: number; heldS: number } {
   const done = /^gridlet_store_checkpoints_total\{result="done"\} (\S+)$/m.exec(text);
   const held = /^gridlet_store_checkpoint_held_seconds_total (\S+)$/m.exec(text);
   return { count: Number(done?.[1] ?? 0), heldS: Math.round(Number(held?.[1] ?? 0) * 1000) / 1000 };
@@ -216,8 +218,9 @@ export async function run() {
       const paired = await pairAll(devices, mosq.url, gw.httpUrl);
       const streams = paired.map((d) => new Streamer(d));
       // (a) closed loop: every device keeps `window` frames unacknowledged.
-      const busy0 = await busySeconds(gw.httpUrl);
-      const groups0 = await groupCommits(gw.httpUrl);
+      const before = await scrape(gw.httpUrl);
+      const busy0 = busySeconds(before);
+      const groups0 = groupCommits(before);
       const cpu0 = gw.cpuSeconds();
       const main0 = gw.mainThreadCpuSeconds();
       const own0 = ownCpuSeconds();
@@ -231,8 +234,9 @@ export async function run() {
       const mainCpu = gw.mainThreadCpuSeconds() - main0;
       const ownCpu = ownCpuSeconds() - own0;
       const brokerCpu = procCpuSeconds(mosq.proc.pid) - broker0;
-      const busy1 = await busySeconds(gw.httpUrl);
-      const groups1 = await groupCommits(gw.httpUrl);
+      const after = await scrape(gw.httpUrl);
+      const busy1 = busySeconds(after);
+      const groups1 = groupCommits(after);
       const frames = readings / READINGS_PER_FRAME;
       const perFrameUs = (s: number) => Math.round((s / frames) * 1e6 * 10) / 10;
       // CPU per frame of the whole gateway process (all threads), and where it went: the main thread's
@@ -271,7 +275,7 @@ export async function run() {
       const settleB = performance.now() + 10_000;
       while (streams.some((s) => s.acked < s.seq) && performance.now() < settleB) await sleep(100);
       const lat = streams.flatMap((s) => s.latencies);
-      const ck = await checkpoints(gw.httpUrl);
+      const ck = checkpoints(await scrape(gw.httpUrl));
       const sentB = k;
       for (const d of paired) await d.close();
       result = {
